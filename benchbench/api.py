@@ -1,0 +1,248 @@
+"""The public benchmark API, used by the built-in suites and by users' own suite files.
+
+A suite is a Python module (or file) holding functions decorated with `@benchmark`::
+
+    import torch
+    from benchbench import Case, Skip, benchmark
+
+    SUITE = "my_suite"          # optional; defaults to the file's name
+
+    @benchmark(params={"n": [256, 1024]}, dtypes=["float32", "bfloat16"])
+    def matmul(ctx, n):
+        a = torch.randn(n, n, device=ctx.device, dtype=ctx.dtype)
+        b = torch.randn(n, n, device=ctx.device, dtype=ctx.dtype)
+        return Case(lambda: a @ b, flops=2 * n**3, bytes=3 * n * n * a.element_size())
+
+The decorated function is the *setup*: it builds the state for one case and returns a `Case` with
+the callable to time and what one call does. The harness warms up, calibrates, times, synchronises
+the device and derives the rates. Raise `Skip("why")` when the case cannot run here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import itertools
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchbench.errors import Skip
+from benchbench.report import CaseKey
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from benchbench.backends import Backend
+
+__all__ = ["Case", "Context", "Benchmark", "Skip", "benchmark"]
+
+PROFILES = ("quick", "default", "full")
+
+
+@dataclass
+class Case:
+    """What a benchmark's setup returns for one case.
+
+    `items`, `flops` and `bytes` are *per call of fn*; the harness turns them into items/s, FLOP/s and
+    GB/s from the median time per call. `metrics` holds anything the setup measured itself (e.g. a
+    compile time), `finish` is called once after timing and may return more metrics.
+    """
+
+    fn: Callable[[], Any]
+    items: float | None = None
+    flops: float | None = None
+    bytes: float | None = None
+    items_unit: str = "items"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    check_output: bool = True  # check the first call's output for NaN/Inf
+    finish: Callable[[], dict[str, Any] | None] | None = None
+
+    def work(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in ("items", "flops", "bytes"):
+            value = getattr(self, name)
+            if value:
+                out[name] = float(value)
+        if self.items:
+            out["items_unit"] = self.items_unit
+        return out
+
+
+@dataclass
+class Context:
+    """What a setup receives: the backend it runs on and the case's coordinates."""
+
+    backend: Backend
+    key: CaseKey
+    profile: str = "default"
+    scratch_dir: Path | None = None  # an empty folder private to this case (e.g. for compile caches)
+
+    @property
+    def device(self) -> torch.device:
+        return self.backend.torch_device()
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.key.params_dict
+
+    @property
+    def dtype_name(self) -> str | None:
+        return self.key.dtype
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        from benchbench.dtypes import torch_dtype
+
+        return torch_dtype(self.key.dtype) if self.key.dtype else None
+
+    @property
+    def mode(self) -> str | None:
+        return self.key.mode
+
+    def synchronize(self) -> None:
+        self.backend.synchronize()
+
+    def time_once(self, fn: Callable[[], Any]) -> tuple[float, Any]:
+        """Wall time of one call, device work included (for one-off costs such as compilation)."""
+        self.backend.synchronize()
+        t0 = time.perf_counter()
+        out = fn()
+        self.backend.synchronize()
+        return time.perf_counter() - t0, out
+
+
+def _as_grid(params: Mapping[str, Sequence[Any]] | None, what: str) -> dict[str, tuple]:
+    grid: dict[str, tuple] = {}
+    for name, values in (params or {}).items():
+        if name in ("dtype", "mode", "backend"):
+            raise ValueError(f"{what}: '{name}' is an axis of its own; use the {name}s= argument")
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            values = [values]
+        values = tuple(values)
+        for v in values:
+            if not isinstance(v, (str, int, float, bool, type(None))):
+                raise ValueError(f"{what}: parameter {name}={v!r} must be a str, int, float, bool or None")
+        if not values:
+            raise ValueError(f"{what}: parameter {name} has no values")
+        grid[name] = values
+    return grid
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """A named, parametrised benchmark. Built by `@benchmark`; the registry finds it on its module."""
+
+    name: str
+    setup: Callable[..., Case]
+    params: dict[str, tuple] = field(default_factory=dict)
+    dtypes: tuple[str | None, ...] = (None,)
+    modes: tuple[str | None, ...] = (None,)
+    backends: tuple[str, ...] | None = None  # None: every backend
+    profiles: dict[str, dict[str, tuple]] = field(default_factory=dict)  # per-profile axis overrides
+    overview: dict[str, tuple] | None = None  # axis overrides for the default overview run; None: not in it
+    isolate: bool = False  # run in a fresh worker process of its own
+    timeout: float | None = None  # seconds; None: the profile's default
+    description: str = ""
+    suite: str = ""  # filled in by the registry
+
+    @property
+    def definition_hash(self) -> str:
+        try:
+            source = inspect.getsource(self.setup)
+        except (OSError, TypeError):
+            source = self.setup.__qualname__
+        return "sha256:" + hashlib.sha256(source.encode()).hexdigest()[:16]
+
+    def _axes(self, overrides: Mapping[str, tuple] | None) -> tuple[dict[str, tuple], tuple, tuple]:
+        grid = dict(self.params)
+        dtypes, modes = self.dtypes, self.modes
+        for name, values in (overrides or {}).items():
+            values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+            if name == "dtype":
+                dtypes = values
+            elif name == "mode":
+                modes = values
+            else:
+                grid[name] = values
+        return grid, dtypes, modes
+
+    def cases(self, backend: str, profile: str = "default", overview: bool = False) -> list[CaseKey]:
+        """Every case of this benchmark on `backend` for a profile (or the overview selection)."""
+        if overview:
+            if self.overview is None:
+                return []
+            grid, dtypes, modes = self._axes(self.overview)
+        else:
+            grid, dtypes, modes = self._axes(self.profiles.get(profile))
+        names = list(grid)
+        keys = []
+        for combo in itertools.product(*(grid[n] for n in names)):
+            for dtype in dtypes:
+                for mode in modes:
+                    keys.append(CaseKey.make(self.suite, self.name, dict(zip(names, combo, strict=True)), backend, dtype, mode))
+        return keys
+
+    def unsupported_reason(self, backend: str) -> str | None:
+        if self.backends is not None and backend not in self.backends:
+            return f"{self.name} runs on {', '.join(self.backends)} only"
+        return None
+
+
+def benchmark(
+    fn: Callable[..., Case] | None = None,
+    *,
+    name: str | None = None,
+    params: Mapping[str, Sequence[Any]] | None = None,
+    dtypes: Sequence[str | None] | None = None,
+    modes: Sequence[str | None] | None = None,
+    backends: Sequence[str] | None = None,
+    profiles: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
+    overview: Mapping[str, Sequence[Any]] | bool = False,
+    isolate: bool = False,
+    timeout: float | None = None,
+) -> Any:
+    """Declare a benchmark. The decorated setup is called as `setup(ctx, **params)` for each case.
+
+    params: the grid, name -> values. dtypes/modes: axes of their own, part of the result's key
+    (`ctx.dtype`, `ctx.mode`). backends: where it can run (others are skipped with a reason).
+    profiles: per-profile overrides of any axis, e.g. `{"quick": {"n": [256]}}`. overview: include in
+    the default `python -m benchbench` run, with axis overrides (True: the first value of each axis).
+    isolate: run in a worker process of its own (compile caches, allocator state). timeout: seconds.
+    """
+
+    def wrap(setup: Callable[..., Case]) -> Benchmark:
+        bname = name or setup.__name__
+        grid = _as_grid(params, bname)
+        prof = {}
+        for pname, overrides in (profiles or {}).items():
+            if pname not in PROFILES:
+                raise ValueError(f"{bname}: unknown profile {pname!r} (known: {', '.join(PROFILES)})")
+            prof[pname] = {k: tuple(v) if isinstance(v, (list, tuple)) else (v,) for k, v in overrides.items()}
+        if overview is True:
+            ov: dict[str, tuple] | None = {k: (v[0],) for k, v in grid.items()}
+            ov["dtype"] = (tuple(dtypes)[0],) if dtypes else (None,)
+            ov["mode"] = (tuple(modes)[0],) if modes else (None,)
+        elif overview:
+            ov = {k: tuple(v) if isinstance(v, (list, tuple)) else (v,) for k, v in overview.items()}
+        else:
+            ov = None
+        doc = inspect.getdoc(setup) or ""
+        return Benchmark(
+            name=bname,
+            setup=setup,
+            params=grid,
+            dtypes=tuple(dtypes) if dtypes else (None,),
+            modes=tuple(modes) if modes else (None,),
+            backends=tuple(backends) if backends else None,
+            profiles=prof,
+            overview=ov,
+            isolate=isolate,
+            timeout=timeout,
+            description=doc.splitlines()[0] if doc else "",
+        )
+
+    return wrap(fn) if fn is not None else wrap

@@ -1,0 +1,80 @@
+"""Command line: `python -m benchbench [COMMAND] ...`. The only place that turns errors into exit codes.
+
+Exit codes (documented in the README):
+  0  success (gate: pass)
+  1  gate: a regression
+  2  usage or input error (bad arguments, unreadable report, unknown suite, ...)
+  3  gate: inconclusive (too noisy, or nothing comparable)
+  4  run: finished, but some cases failed or timed out (the report holds why)
+  130 interrupted (a partial report was still written)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from benchbench._version import __version__
+from benchbench.errors import UserError
+
+EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_CASES_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+# name, module, one-line help. Each module has add_arguments(parser) and main(args) -> int, and keeps
+# heavy imports (torch, pandas) inside main so that building the parser stays fast.
+COMMANDS = [
+    ("run", "benchbench.commands.run", "measure suites and write a report"),
+    ("list", "benchbench.commands.list", "show suites, benchmarks and their parameters"),
+    ("env", "benchbench.commands.env", "diagnose the environment: facts, checks, advice"),
+    ("validate", "benchbench.commands.validate", "check the timing engine against torch.utils.benchmark"),
+    ("compare", "benchbench.commands.compare", "compare two or more reports"),
+    ("gate", "benchbench.commands.gate", "fail when a report is slower than its baseline beyond noise"),
+    ("export", "benchbench.commands.export", "convert a report (csv, markdown, pytest-benchmark)"),
+    ("html", "benchbench.commands.html", "write a self-contained HTML page with plots"),
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage first by default)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="benchbench", description="How fast is this machine for PyTorch, and did it just get "
+                     "slower? With no command, runs a short overview on every usable backend.")
+    parser.add_argument("--version", action="version", version=f"benchbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, modname, help_text in COMMANDS:
+        try:
+            mod = importlib.import_module(modname)
+        except ModuleNotFoundError as exc:
+            if exc.name == modname:  # that command is not part of this version
+                continue
+            raise
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod.add_arguments(p)
+        p.set_defaults(_main=mod.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["run", "--overview", *argv]
+    args = parser.parse_args(argv)
+    from benchbench.runner import Interrupted
+
+    try:
+        return int(args._main(args) or 0)
+    except UserError as exc:
+        print(f"benchbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Interrupted as exc:
+        print(f"\nbenchbench: interrupted; partial report written to {exc.report_path}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("\nbenchbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `benchbench list | head`
+        return EXIT_OK

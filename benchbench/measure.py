@@ -1,0 +1,145 @@
+"""The timing engine: warm up, calibrate an inner loop, sample adaptively.
+
+Device-agnostic: it only sees a `Timer` (which owns device synchronisation) and a `clock` for
+budgets. Both are injectable, so warm-up, calibration and stopping are unit-tested with a seeded
+fake timer and no hardware.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from benchbench.errors import UserError
+from benchbench.stats import NEAR_RESOLUTION, summarize
+
+
+class TimerLike(Protocol):
+    method: str
+
+    def block(self, fn: Callable[[], Any], loops: int) -> float: ...
+
+    @property
+    def resolution(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long to spend on one case. Profiles pick one; a case may not go below the minimums."""
+
+    warmup_calls: int  # at least this many warm-up calls ...
+    warmup_min_s: float  # ... and at least this long ...
+    warmup_max_s: float  # ... and at most this long, even if times are still falling
+    block_min_s: float  # a timed block (inner loop) lasts at least this long
+    min_samples: int
+    max_samples: int
+    max_time_s: float  # sampling stops once this is spent (after min_samples)
+    target_rel_ci: float  # ... or earlier, once the median's CI half-width / median is below this
+    timeout_s: float  # the runner kills a case that takes longer than this in total
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+PROFILES: dict[str, Budget] = {
+    "quick": Budget(warmup_calls=2, warmup_min_s=0.05, warmup_max_s=1.0, block_min_s=0.002, min_samples=7,
+                    max_samples=60, max_time_s=0.4, target_rel_ci=0.02, timeout_s=180),
+    "default": Budget(warmup_calls=3, warmup_min_s=0.2, warmup_max_s=4.0, block_min_s=0.005, min_samples=10,
+                      max_samples=200, max_time_s=2.0, target_rel_ci=0.01, timeout_s=600),
+    "full": Budget(warmup_calls=5, warmup_min_s=1.0, warmup_max_s=20.0, block_min_s=0.01, min_samples=20,
+                   max_samples=1000, max_time_s=10.0, target_rel_ci=0.005, timeout_s=1800),
+}
+
+
+def budget_for(profile: str) -> Budget:
+    try:
+        return PROFILES[profile]
+    except KeyError:
+        raise UserError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})") from None
+
+
+@dataclass
+class Measurement:
+    samples: list[float]  # seconds per call, one per timed block
+    loops: int  # calls per timed block
+    warmup_calls: int
+    warmup_s: float
+    overhead_s: float  # cost of an empty timed block (sync, events, clock reads)
+    stopped: str  # "ci", "budget" or "max-samples"
+
+    @property
+    def block_s(self) -> float:
+        return statistics.median(self.samples) * self.loops
+
+
+def _settled(times: list[float]) -> bool:
+    """The last window of warm-up calls is no longer clearly faster than the one before it."""
+    w = max(3, min(50, len(times) // 4))
+    if len(times) < 2 * w:
+        return False
+    last = statistics.median(times[-w:])
+    prev = statistics.median(times[-2 * w:-w])
+    return last >= 0.95 * prev
+
+
+def measure_overhead(timer: TimerLike, repeats: int = 11) -> float:
+    """Median cost of an empty timed block: the floor under every sample."""
+    return statistics.median(timer.block(_noop, 0) for _ in range(repeats))
+
+
+def _noop() -> None:
+    return None
+
+
+def measure(
+    fn: Callable[[], Any],
+    timer: TimerLike,
+    budget: Budget,
+    clock: Callable[[], float] = time.perf_counter,
+    on_phase: Callable[[str], None] | None = None,
+) -> Measurement:
+    """Time fn: warm up, calibrate the inner loop, then sample until precise enough or out of budget."""
+    phase = on_phase or (lambda _p: None)
+
+    phase("warmup")
+    times: list[float] = []
+    w0 = clock()
+    while True:
+        times.append(timer.block(fn, 1))
+        elapsed = clock() - w0
+        if elapsed >= budget.warmup_max_s:
+            break
+        if len(times) >= budget.warmup_calls and elapsed >= budget.warmup_min_s and _settled(times):
+            break
+    warmup_s = clock() - w0
+
+    # Calibrate: one block must be long against the timer's resolution and the sync/event overhead.
+    overhead = measure_overhead(timer)
+    per_call = statistics.median(times[-max(3, len(times) // 4):])
+    target = max(budget.block_min_s, NEAR_RESOLUTION * timer.resolution, 50 * overhead)
+    loops = max(1, math.ceil(target / per_call)) if per_call > 0 else 1000
+
+    phase("measure")
+    samples: list[float] = []
+    s0 = clock()
+    stopped = "budget"
+    while True:
+        samples.append(timer.block(fn, loops) / loops)
+        n = len(samples)
+        if n < budget.min_samples:
+            continue
+        if summarize(samples).rel_ci <= budget.target_rel_ci:
+            stopped = "ci"
+            break
+        if clock() - s0 >= budget.max_time_s:
+            stopped = "budget"
+            break
+        if n >= budget.max_samples:
+            stopped = "max-samples"
+            break
+    return Measurement(samples=samples, loops=loops, warmup_calls=len(times), warmup_s=warmup_s,
+                       overhead_s=overhead, stopped=stopped)

@@ -1,0 +1,346 @@
+"""The report data model and its JSON file format.
+
+A report is what one run measured. Every consumer (render, compare, gate, export, html) reads
+`Report` objects loaded from JSON, so a report from another machine or month behaves exactly like
+one just measured. Data classes here never print; renderers live in `render.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from benchbench.errors import ReportError
+from benchbench.stats import Stats, summarize
+
+SCHEMA = "benchbench.report"
+# Format history (bump on any change readers must know about, and add a migration below):
+#   1  benchbench 0.1: first format. Results carry raw samples (seconds per call), the declared
+#      work per call, measured extra metrics and flags; `stats` and `derived` are caches.
+SCHEMA_VERSION = 1
+
+STATUSES = ("ok", "skipped", "failed", "timeout")
+
+ParamValue = Any  # str | int | float | bool | None
+
+
+def _freeze_params(params: dict[str, ParamValue] | Iterable[tuple[str, ParamValue]]) -> tuple:
+    items = params.items() if isinstance(params, dict) else params
+    return tuple(sorted((str(k), v) for k, v in items))
+
+
+@dataclass(frozen=True)
+class CaseKey:
+    """Identity of a case apart from its data: matches results across reports."""
+
+    suite: str
+    benchmark: str
+    params: tuple[tuple[str, ParamValue], ...] = ()
+    backend: str = "cpu"
+    dtype: str | None = None
+    mode: str | None = None
+
+    @classmethod
+    def make(cls, suite: str, benchmark: str, params: dict | None = None, backend: str = "cpu",
+             dtype: str | None = None, mode: str | None = None) -> CaseKey:
+        return cls(suite, benchmark, _freeze_params(params or {}), backend, dtype, mode)
+
+    @property
+    def params_dict(self) -> dict[str, ParamValue]:
+        return dict(self.params)
+
+    @property
+    def params_label(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.params)
+
+    @property
+    def name(self) -> str:
+        """Benchmark with parameters, e.g. `matmul[n=1024]`."""
+        return f"{self.benchmark}[{self.params_label}]" if self.params else self.benchmark
+
+    @property
+    def label(self) -> str:
+        """Human-readable, unique within a report: `tensor_ops/matmul[n=1024] cpu float32`."""
+        parts = [f"{self.suite}/{self.name}", self.backend]
+        if self.dtype:
+            parts.append(self.dtype)
+        if self.mode:
+            parts.append(self.mode)
+        return " ".join(parts)
+
+    def sort_key(self) -> tuple:
+        return (self.suite, self.benchmark, self.backend, str(self.dtype), str(self.mode),
+                tuple((k, str(v)) for k, v in self.params))
+
+    def to_dict(self) -> dict:
+        return {"suite": self.suite, "benchmark": self.benchmark, "params": dict(self.params),
+                "backend": self.backend, "dtype": self.dtype, "mode": self.mode}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CaseKey:
+        return cls.make(d["suite"], d["benchmark"], d.get("params") or {}, d.get("backend", "cpu"),
+                        d.get("dtype"), d.get("mode"))
+
+
+@dataclass
+class Result:
+    """One case's outcome. `samples` (seconds per call) are the truth; `stats` derives from them."""
+
+    key: CaseKey
+    status: str
+    reason: str | None = None
+    definition_hash: str | None = None
+    timing_method: str | None = None
+    samples: list[float] = field(default_factory=list)
+    loops_per_sample: int = 1
+    warmup: dict[str, float] = field(default_factory=dict)  # {"calls": n, "seconds": s}
+    first_call_s: float | None = None
+    work: dict[str, float] = field(default_factory=dict)  # per call: items, flops, bytes
+    metrics: dict[str, Any] = field(default_factory=dict)  # measured extras, e.g. compile_s
+    flags: list[str] = field(default_factory=list)
+    peak_memory_bytes: int | None = None
+    duration_s: float | None = None  # wall time of the whole case, setup included
+    details: str | None = None  # traceback or worker log tail of a failed case
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown result status {self.status!r}")
+
+    @cached_property
+    def stats(self) -> Stats | None:
+        return summarize(self.samples) if self.samples else None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def derived(self) -> dict[str, float]:
+        """Rates per second from the declared work per call and the median time per call."""
+        st = self.stats
+        if st is None or st.median <= 0:
+            return {}
+        out = {}
+        for name, unit in (("items", "items_per_s"), ("flops", "flops_per_s"), ("bytes", "bytes_per_s")):
+            amount = self.work.get(name)
+            if amount:
+                out[unit] = amount / st.median
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "key": self.key.to_dict(),
+            "status": self.status,
+            "reason": self.reason,
+            "definition_hash": self.definition_hash,
+            "timing_method": self.timing_method,
+            "loops_per_sample": self.loops_per_sample,
+            "warmup": self.warmup,
+            "first_call_s": self.first_call_s,
+            "samples": self.samples,
+            "work": self.work,
+            "metrics": self.metrics,
+            "flags": self.flags,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "duration_s": self.duration_s,
+            "details": self.details,
+            # caches, recomputed on load:
+            "stats": self.stats.to_dict() if self.stats else None,
+            "derived": self.derived(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Result:
+        return cls(
+            key=CaseKey.from_dict(d["key"]),
+            status=d["status"],
+            reason=d.get("reason"),
+            definition_hash=d.get("definition_hash"),
+            timing_method=d.get("timing_method"),
+            samples=[float(x) for x in d.get("samples") or []],
+            loops_per_sample=int(d.get("loops_per_sample") or 1),
+            warmup=dict(d.get("warmup") or {}),
+            first_call_s=d.get("first_call_s"),
+            work=dict(d.get("work") or {}),
+            metrics=dict(d.get("metrics") or {}),
+            flags=list(d.get("flags") or []),
+            peak_memory_bytes=d.get("peak_memory_bytes"),
+            duration_s=d.get("duration_s"),
+            details=d.get("details"),
+        )
+
+
+@dataclass
+class Report:
+    run_id: str
+    created_at: str
+    label: str | None = None
+    command: list[str] = field(default_factory=list)
+    profile: str | None = None
+    partial: bool = False
+    finished_at: str | None = None
+    benchbench_version: str = ""
+    environment: dict[str, Any] = field(default_factory=dict)  # {"fingerprint", "facts", "checks"}
+    backends: list[dict[str, Any]] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        return self.environment.get("fingerprint", {})
+
+    def backend(self, name: str) -> dict[str, Any] | None:
+        return next((b for b in self.backends if b.get("name") == name), None)
+
+    def result(self, key: CaseKey) -> Result | None:
+        return next((r for r in self.results if r.key == key), None)
+
+    def to_frame(self) -> Any:
+        """One row per result as a pandas DataFrame (pandas is imported only when asked for)."""
+        from benchbench.frame import report_frame
+
+        return report_frame(self)
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": SCHEMA,
+            "schema_version": self.schema_version,
+            "benchbench_version": self.benchbench_version,
+            "run_id": self.run_id,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+            "label": self.label,
+            "command": self.command,
+            "profile": self.profile,
+            "partial": self.partial,
+            "environment": self.environment,
+            "backends": self.backends,
+            "results": [r.to_dict() for r in self.results],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Report:
+        return cls(
+            run_id=d["run_id"],
+            created_at=d["created_at"],
+            label=d.get("label"),
+            command=list(d.get("command") or []),
+            profile=d.get("profile"),
+            partial=bool(d.get("partial", False)),
+            finished_at=d.get("finished_at"),
+            benchbench_version=d.get("benchbench_version", ""),
+            environment=d.get("environment") or {},
+            backends=list(d.get("backends") or []),
+            results=[Result.from_dict(r) for r in d.get("results") or []],
+            schema_version=SCHEMA_VERSION,
+        )
+
+
+# --- migrations -------------------------------------------------------------------------------
+# MIGRATIONS[v] turns a version-v document into a version-(v+1) document. Chained on load, so
+# every older file keeps loading; tests/data/ holds a golden file of every version.
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+
+
+def migrate(doc: dict, source: str = "report") -> dict:
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ReportError(f"{source}: invalid schema_version {version!r}")
+    if version > SCHEMA_VERSION:
+        raise ReportError(
+            f"{source}: written by a newer benchbench (report schema {version}, this version reads up to "
+            f"{SCHEMA_VERSION}); upgrade benchbench to read it"
+        )
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise ReportError(f"{source}: no migration from report schema {version}")
+        doc = step(dict(doc))
+        version += 1
+        doc["schema_version"] = version
+    return doc
+
+
+# --- files ------------------------------------------------------------------------------------
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    return str(obj)
+
+
+def _clean_floats(obj: Any) -> Any:
+    """JSON has no NaN/Infinity: store them as null so every reader can parse the file."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean_floats(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean_floats(v) for v in obj]
+    return obj
+
+
+def dumps(report: Report) -> str:
+    return json.dumps(_clean_floats(report.to_dict()), indent=1, default=_json_default, allow_nan=False)
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write via a temporary file in the same folder and rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def save(report: Report, path: str | os.PathLike) -> Path:
+    return write_atomic(path, dumps(report) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file, turning every way it can be unreadable into a one-line ReportError."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReportError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise ReportError(f"{p}: is a directory, not a report file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{p}: cannot read: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{p}: not valid JSON (truncated or corrupt?): {exc.msg} at line {exc.lineno}") from None
+
+
+def parse(doc: Any, source: str = "report") -> Report:
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise ReportError(f"{source}: not a benchbench report (no \"schema\": \"{SCHEMA}\" field)")
+    doc = migrate(doc, source)
+    try:
+        return Report.from_dict(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ReportError(f"{source}: malformed report: {type(exc).__name__}: {exc}") from None
+
+
+def load(path: str | os.PathLike) -> Report:
+    return parse(read_json(path), str(path))

@@ -1,0 +1,93 @@
+"""Worker process: runs cases on request and answers in the report's own JSON.
+
+Started by the runner as `python -m benchbench.worker`. Requests arrive one JSON line at a time on
+stdin; events and results go back as JSON lines on a private copy of the original stdout, while
+fd 1 is pointed at stderr, so nothing a benchmark prints (from Python or C) can corrupt the channel.
+The runner sends the worker's stderr to a log file and shows its tail when a case fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any, TextIO
+
+MEMORY_LIMIT_ENV = "BENCHBENCH_WORKER_MEMORY_LIMIT"  # bytes of address space (RLIMIT_AS), CPU only
+
+
+def _channel() -> TextIO:
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(fd, "w", buffering=1, encoding="utf-8")
+
+
+def _apply_memory_limit() -> None:
+    limit = os.environ.get(MEMORY_LIMIT_ENV)
+    if not limit:
+        return
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
+
+
+def main() -> int:
+    # Ctrl-C on a terminal reaches the whole process group: the runner decides, the worker obeys it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    out = _channel()
+
+    def send(msg: dict[str, Any]) -> None:
+        out.write(json.dumps(msg, default=str) + "\n")
+        out.flush()
+
+    try:
+        from benchbench import backends, registry
+        from benchbench.execute import run_case
+        from benchbench.measure import Budget
+        from benchbench.report import CaseKey
+    except Exception as exc:  # noqa: BLE001
+        send({"event": "fatal", "error": f"{type(exc).__name__}: {exc}", "details": traceback.format_exc()})
+        return 1
+    _apply_memory_limit()
+    send({"event": "ready", "pid": os.getpid()})
+
+    suites: dict[str, Any] = {}
+    backend_cache: dict[str, Any] = {}
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        if req.get("op") == "exit":
+            break
+        try:
+            source = req["source"]
+            skey = json.dumps(source, sort_keys=True)
+            if skey not in suites:
+                suites[skey] = registry.load_source(source)
+            bench = suites[skey].benchmark(req["benchmark"])
+            key = CaseKey.from_dict(req["key"])
+            if key.backend not in backend_cache:
+                backend_cache[key.backend] = backends.get(key.backend)
+            scratch = Path(tempfile.mkdtemp(prefix="benchbench-case-"))
+            try:
+                result = run_case(
+                    bench, key, backend_cache[key.backend], Budget(**req["budget"]),
+                    profile=req.get("profile", "default"), scratch_dir=scratch,
+                    on_phase=lambda p: send({"event": "phase", "phase": p}),
+                )
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            send({"event": "result", "result": result.to_dict()})
+        except Exception as exc:  # noqa: BLE001 - e.g. the suite no longer imports
+            send({"event": "error", "error": f"{type(exc).__name__}: {exc}", "details": traceback.format_exc()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
