@@ -25,6 +25,7 @@ EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_CASES_FAILED, EXIT
 COMMANDS = [
     ("run", "benchbench.commands.run", "measure suites and write a report"),
     ("list", "benchbench.commands.list", "show suites, benchmarks and their parameters"),
+    ("show", "benchbench.commands.show", "print a saved report as a table, Markdown or CSV"),
     ("env", "benchbench.commands.env", "diagnose the environment: facts, checks, advice"),
     ("validate", "benchbench.commands.validate", "check the timing engine against torch.utils.benchmark"),
     ("compare", "benchbench.commands.compare", "compare two or more reports"),

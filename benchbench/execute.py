@@ -50,7 +50,9 @@ def error_reason(exc: BaseException) -> str:
     """One line that says what went wrong; out-of-memory named as such."""
     name = type(exc).__name__
     first = (str(exc).strip().splitlines() or [""])[0]
-    if isinstance(exc, MemoryError) or name == "OutOfMemoryError" or "out of memory" in first.lower():
+    low = first.lower()
+    if isinstance(exc, MemoryError) or name == "OutOfMemoryError" or any(
+            s in low for s in ("out of memory", "can't allocate memory", "cannot allocate memory")):
         return f"out of memory: {name}: {first}".rstrip(": ")
     return f"{name}: {first}" if first else name
 

@@ -110,18 +110,20 @@ def measure(
     w0 = clock()
     while True:
         times.append(timer.block(fn, 1))
+        if len(times) < budget.warmup_calls:
+            continue  # the minimum count holds even for slow calls
         elapsed = clock() - w0
-        if elapsed >= budget.warmup_max_s:
-            break
-        if len(times) >= budget.warmup_calls and elapsed >= budget.warmup_min_s and _settled(times):
+        if elapsed >= budget.warmup_max_s or (elapsed >= budget.warmup_min_s and _settled(times)):
             break
     warmup_s = clock() - w0
 
     # Calibrate: one block must be long against the timer's resolution and the sync/event overhead.
+    # The overhead is not subtracted from samples (an estimate would add noise); at >= 100x the
+    # overhead per block it biases a sample by 1% at most.
     overhead = measure_overhead(timer)
-    per_call = statistics.median(times[-max(3, len(times) // 4):])
-    target = max(budget.block_min_s, NEAR_RESOLUTION * timer.resolution, 50 * overhead)
-    loops = max(1, math.ceil(target / per_call)) if per_call > 0 else 1000
+    per_call = statistics.median(times[-max(3, len(times) // 4):]) - overhead
+    target = max(budget.block_min_s, NEAR_RESOLUTION * timer.resolution, 100 * overhead)
+    loops = max(1, math.ceil(target / per_call - 1e-9)) if per_call > 0 else 1000
 
     phase("measure")
     samples: list[float] = []

@@ -29,12 +29,23 @@ def _channel() -> TextIO:
 
 
 def _apply_memory_limit() -> None:
-    limit = os.environ.get(MEMORY_LIMIT_ENV)
-    if not limit:
+    """Cap the worker's address space: "BYTES", or "+BYTES" on top of what it maps after start-up.
+
+    A capped worker turns a runaway allocation into an out-of-memory failure of one case instead
+    of the kernel's OOM killer taking the machine's biggest process. Not for CUDA workers, whose
+    driver maps far more address space than it uses.
+    """
+    raw = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if not raw:
         return
     import resource
 
-    resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
+    limit = int(raw.lstrip("+"))
+    if raw.startswith("+"):
+        with open("/proc/self/status") as fh:
+            vm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+        limit += vm
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def main() -> int:
@@ -47,7 +58,10 @@ def main() -> int:
         out.flush()
 
     try:
+        import torch  # noqa: F401 - imported before any memory cap, and before the case clock starts
+
         from benchbench import backends, registry
+        from benchbench.errors import UserError
         from benchbench.execute import run_case
         from benchbench.measure import Budget
         from benchbench.report import CaseKey
@@ -84,7 +98,9 @@ def main() -> int:
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
             send({"event": "result", "result": result.to_dict()})
-        except Exception as exc:  # noqa: BLE001 - e.g. the suite no longer imports
+        except UserError as exc:  # e.g. the suite no longer imports
+            send({"event": "error", "error": str(exc), "details": traceback.format_exc()})
+        except Exception as exc:  # noqa: BLE001
             send({"event": "error", "error": f"{type(exc).__name__}: {exc}", "details": traceback.format_exc()})
     return 0
 

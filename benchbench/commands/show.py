@@ -1,0 +1,31 @@
+"""`benchbench show REPORT`: print a saved report's results (table, Markdown or CSV)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("report", help="a report JSON file")
+    p.add_argument("--format", default="table", choices=("table", "markdown", "csv", "json"))
+
+
+def main(args: argparse.Namespace) -> int:
+    from benchbench.render import backends_table, results_csv, results_table
+    from benchbench.report import dumps, load
+
+    report = load(args.report)
+    if args.format == "csv":
+        print(results_csv(report), end="")
+    elif args.format == "json":
+        print(dumps(report))
+    elif args.format == "markdown":
+        print(results_table(report, fmt="github"))
+    else:
+        head = f"run {report.run_id}" + (f" ({report.label})" if report.label else "")
+        head += f", {report.created_at}, profile {report.profile}" + (", PARTIAL" if report.partial else "")
+        print(head)
+        print(backends_table(report.backends))
+        print()
+        print(results_table(report))
+    return 0

@@ -1,0 +1,60 @@
+"""Fakes shared by tests: a deterministic clock + timer, and a backend that uses them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from benchbench.backends import Backend
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class FakeTimer:
+    """Each call 'takes' per_call(i) seconds (i counts calls); an empty block costs `overhead`."""
+
+    method = "fake"
+
+    def __init__(self, clock: FakeClock, per_call: Callable[[int], float], overhead: float = 0.0,
+                 resolution: float = 1e-9) -> None:
+        self.clock = clock
+        self.per_call = per_call
+        self.overhead = overhead
+        self._resolution = resolution
+        self.calls = 0
+        self.blocks: list[int] = []
+
+    @property
+    def resolution(self) -> float:
+        return self._resolution
+
+    def block(self, fn, loops: int) -> float:
+        dt = self.overhead + sum(self.per_call(self.calls + i) for i in range(loops))
+        self.calls += loops
+        self.blocks.append(loops)
+        self.clock.t += dt
+        return dt
+
+
+class FakeBackend(Backend):
+    """A CPU-like backend whose timer is a FakeTimer (set .fake_timer before use)."""
+
+    def __init__(self, name: str = "cpu", timer: FakeTimer | None = None, dtype_reasons: dict | None = None):
+        super().__init__(name=name, available=True, device="cpu", device_name="Fake Device")
+        self.fake_timer = timer
+        self.dtype_reasons = dtype_reasons or {}
+        self.syncs = 0
+
+    def synchronize(self) -> None:
+        self.syncs += 1
+
+    def timer(self):
+        return self.fake_timer
+
+    def dtype_reason(self, dtype):
+        return self.dtype_reasons.get(dtype)

@@ -1,0 +1,105 @@
+import pytest
+
+from benchbench import Case, benchmark, registry
+from benchbench.errors import UserError
+
+
+@benchmark(params={"n": [1, 2], "k": ["a"]}, dtypes=["float32", "bfloat16"], modes=["eager", "compile"],
+           profiles={"quick": {"n": [1], "mode": ["eager"]}}, overview={"n": [2], "dtype": ["float32"]})
+def grid(ctx, n, k):
+    """A grid benchmark.
+
+    More text.
+    """
+    return Case(lambda: None)
+
+
+def test_grid_expands_every_axis():
+    b = grid
+    keys = b.cases("cpu", "default")
+    assert len(keys) == 2 * 1 * 2 * 2
+    assert {(k.params_dict["n"], k.dtype, k.mode) for k in keys} == {
+        (n, d, m) for n in (1, 2) for d in ("float32", "bfloat16") for m in ("eager", "compile")}
+    assert all(k.backend == "cpu" for k in keys)
+    assert b.description == "A grid benchmark."
+
+
+def test_profile_overrides_and_overview():
+    quick = grid.cases("cuda", "quick")
+    assert {(k.params_dict["n"], k.mode) for k in quick} == {(1, "eager")}
+    assert len(quick) == 2  # both dtypes
+    ov = grid.cases("cpu", overview=True)
+    assert [(k.params_dict["n"], k.dtype) for k in ov] == [(2, "float32"), (2, "float32")]  # both modes
+
+
+def test_overview_true_takes_first_value_of_each_axis():
+    @benchmark(params={"n": [3, 4]}, dtypes=["float16", "float32"], overview=True)
+    def b(ctx, n):
+        return Case(lambda: None)
+
+    (key,) = b.cases("cpu", overview=True)
+    assert key.params_dict == {"n": 3} and key.dtype == "float16"
+    assert b.cases("cpu", overview=False) != []
+
+
+def test_not_in_overview_by_default():
+    @benchmark
+    def plain(ctx):
+        return Case(lambda: None)
+
+    assert plain.cases("cpu", overview=True) == []
+    assert len(plain.cases("cpu")) == 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"params": {"dtype": ["float32"]}}, "axis of its own"),
+    ({"params": {"n": []}}, "no values"),
+    ({"params": {"n": [[1, 2]]}}, "must be a str"),
+    ({"profiles": {"turbo": {"n": [1]}}}, "unknown profile"),
+])
+def test_bad_declarations_fail_at_import(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        benchmark(**kwargs)(lambda ctx: Case(lambda: None))
+
+
+def test_backends_declaration_gives_a_skip_reason():
+    @benchmark(backends=("cuda", "mps"))
+    def gpu_only(ctx):
+        return Case(lambda: None)
+
+    assert gpu_only.unsupported_reason("cpu") == "gpu_only runs on cuda, mps only"
+    assert gpu_only.unsupported_reason("cuda") is None
+
+
+def test_definition_hash_follows_the_source(write_suite):
+    a = write_suite("from benchbench import Case, benchmark\n@benchmark\ndef f(ctx):\n    return Case(lambda: 1)\n",
+                    "a.py")
+    b = write_suite("from benchbench import Case, benchmark\n@benchmark\ndef f(ctx):\n    return Case(lambda: 2)\n",
+                    "b.py")
+    ha = registry.load_paths([str(a)])[0].benchmarks[0].definition_hash
+    hb = registry.load_paths([str(b)])[0].benchmarks[0].definition_hash
+    assert ha.startswith("sha256:") and ha != hb
+
+
+def test_registry_finds_builtin_and_user_suites(write_suite):
+    path = write_suite("SUITE = 'mine'\nfrom benchbench import Case, benchmark\n"
+                       "@benchmark\ndef f(ctx):\n    return Case(lambda: 1)\n")
+    suites = registry.discover([str(path)])
+    names = [s.name for s in suites]
+    assert "tensor_ops" in names and "mine" in names
+    mine = registry.discover([str(path)], ["mine"])[0]
+    assert mine.benchmarks[0].suite == "mine"
+    assert mine.benchmark("f").name == "f"
+    with pytest.raises(UserError, match="unknown suite nope"):
+        registry.discover(None, ["nope"])
+
+
+def test_registry_errors_are_one_line(write_suite, tmp_path):
+    broken = write_suite("import does_not_exist\n", "broken.py")
+    with pytest.raises(UserError, match="failed to import: ModuleNotFoundError"):
+        registry.load_paths([str(broken)])
+    empty = write_suite("x = 1\n", "empty.py")
+    with pytest.raises(UserError, match="no @benchmark functions"):
+        registry.load_paths([str(empty)])
+    with pytest.raises(UserError, match="no such file or folder"):
+        registry.load_paths([str(tmp_path / "missing.py")])

@@ -1,0 +1,112 @@
+"""End-to-end CLI tests on the CPU, run as a user would: `python -m benchbench ...`."""
+
+import json
+
+import pytest
+from conftest import run_cli
+
+from benchbench import registry
+from benchbench.backends import get
+from benchbench.report import load, parse
+from benchbench.runner import plan
+
+TINY_SUITE = '''
+import torch
+from benchbench import Case, benchmark
+
+@benchmark(params={"n": [16, 32]})
+def add(ctx, n):
+    x = torch.ones(n)
+    return Case(lambda: x + x, items=n, bytes=3 * 4 * n)
+'''
+
+
+def one_line_error(proc):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_version_and_help():
+    assert run_cli("--version", check_rc=0).stdout.startswith("benchbench ")
+    out = run_cli("--help", check_rc=0).stdout
+    for cmd in ("run", "list", "show", "validate"):
+        assert cmd in out
+
+
+def test_list_shows_builtin_suites():
+    out = run_cli("list", check_rc=0).stdout
+    assert "tensor_ops" in out and "matmul" in out
+    data = json.loads(run_cli("list", "--json", check_rc=0).stdout)
+    assert any(s["suite"] == "tensor_ops" for s in data)
+
+
+@pytest.mark.slow
+def test_run_builtin_suite_writes_a_complete_report(tmp_path):
+    out = tmp_path / "r.json"
+    proc = run_cli("run", "--suite", "tensor_ops", "--profile", "quick", "--filter", r"add\[", "--label", "ci",
+                   "-o", str(out), check_rc=0)
+    assert "report:" in proc.stdout and str(out) in proc.stdout
+    report = load(out)
+    assert report.label == "ci" and report.profile == "quick" and not report.partial
+    assert report.environment["fingerprint"]["torch"]
+    assert report.results
+    for r in report.results:
+        assert r.status == "ok" and r.samples and r.stats.n == len(r.samples) and r.timing_method
+    assert parse(json.loads(out.read_text())) == report
+
+
+@pytest.mark.slow
+def test_user_suite_default_path_json_and_show(write_suite, tmp_path):
+    suite = write_suite(TINY_SUITE)
+    proc = run_cli("run", "--suite-path", str(suite), "--profile", "quick", "--json", "-q", cwd=tmp_path,
+                   check_rc=0)
+    doc = json.loads(proc.stdout)
+    assert {r["key"]["suite"] for r in doc["results"]} == {"user_suite"}
+    files = list((tmp_path / "reports").glob("*.json"))
+    assert len(files) == 1
+    report = load(files[0])
+    assert len(report.results) == 2
+    csv_out = run_cli("show", str(files[0]), "--format", "csv", check_rc=0).stdout
+    assert csv_out.splitlines()[0].startswith("suite,benchmark,params")
+    assert len(csv_out.splitlines()) == 3
+    md = run_cli("show", str(files[0]), "--format", "markdown", check_rc=0).stdout
+    assert "| case" in md and "user_suite/add[n=16]" in md
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--suite", "nope"], "unknown suite nope"),
+    (["run", "--filter", "("], "invalid regular expression"),
+    (["run", "--filter", "matches-nothing-at-all"], "no cases to run"),
+    (["run", "--backend", "cuda"], "backend cuda is not usable here"),
+    (["run", "--backend", "tpu"], "unknown backend"),
+    (["run", "--profile", "turbo"], "invalid choice"),
+    (["run", "--suite-path", "/no/such/file.py"], "no such file or folder"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_usage_errors_are_one_line_exit_2(args, message):
+    assert message in one_line_error(run_cli(*args))
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"schema": "benchbench.report", "schema_version": 1, "res', "not valid JSON"),
+    ('{"some": "other json"}', "not a benchbench report"),
+    ('{"schema": "benchbench.report", "schema_version": 7, "run_id": "x", "created_at": "y"}', "newer benchbench"),
+])
+def test_bad_report_files_are_one_line_exit_2(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    assert message in one_line_error(run_cli("show", str(path)))
+
+
+def test_missing_report_file(tmp_path):
+    assert "no such file" in one_line_error(run_cli("show", str(tmp_path / "missing.json")))
+
+
+def test_overview_covers_every_builtin_suite():
+    suites = registry.discover()
+    cases = plan(suites, [get("cpu")], "quick", overview=True)
+    assert {c.key.suite for c in cases} == {s.name for s in suites}
+    assert len(cases) <= 20  # a short overview, not a full run

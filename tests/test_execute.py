@@ -1,0 +1,145 @@
+"""Running one case in-process: statuses, first call apart from samples, output checks, memory."""
+
+import time
+
+import pytest
+import torch
+from fakes import FakeBackend, FakeClock, FakeTimer
+
+from benchbench import Case, Skip, benchmark
+from benchbench.backends import get
+from benchbench.execute import error_reason, run_case
+from benchbench.measure import PROFILES, Budget
+from benchbench.report import CaseKey
+
+TINY = Budget(warmup_calls=2, warmup_min_s=0.0, warmup_max_s=0.5, block_min_s=0.0005, min_samples=5,
+              max_samples=20, max_time_s=0.2, target_rel_ci=0.05, timeout_s=60)
+
+
+def key(name="b", **kw):
+    return CaseKey.make("t", name, kw.pop("params", {}), kw.pop("backend", "cpu"), kw.pop("dtype", None))
+
+
+def fake_backend(per_call=lambda i: 1e-3):
+    clock = FakeClock()
+    return FakeBackend(timer=FakeTimer(clock, per_call)), clock
+
+
+def test_ok_case_has_samples_stats_work_and_rates():
+    @benchmark(params={"n": [8]})
+    def b(ctx, n):
+        return Case(lambda: None, items=n, flops=100.0, bytes=50.0, items_unit="rows")
+
+    be, clock = fake_backend()
+    r = run_case(b, key(params={"n": 8}), be, TINY, clock=clock)
+    assert r.status == "ok" and r.timing_method == "fake"
+    assert r.stats.median == pytest.approx(1e-3)
+    assert r.work == {"items": 8.0, "flops": 100.0, "bytes": 50.0, "items_unit": "rows"}
+    assert r.derived() == pytest.approx({"items_per_s": 8000.0, "flops_per_s": 1e5, "bytes_per_s": 5e4})
+    assert r.definition_hash == b.definition_hash
+
+
+def test_first_call_is_timed_apart_and_never_in_the_samples():
+    calls = []
+
+    @benchmark
+    def slow_first(ctx):
+        def fn():
+            calls.append(1)
+            if len(calls) == 1:
+                time.sleep(0.3)  # e.g. compilation on the first call
+            return torch.ones(2)
+        return Case(fn)
+
+    r = run_case(slow_first, key(), get("cpu"), TINY)
+    assert r.status == "ok"
+    assert r.first_call_s >= 0.3
+    assert max(r.samples) < 0.1
+    assert r.warmup["calls"] >= TINY.warmup_calls
+
+
+def test_skip_and_declared_backends_and_dtypes():
+    @benchmark(backends=("cuda",))
+    def gpu(ctx):
+        return Case(lambda: None)
+
+    @benchmark
+    def skipper(ctx):
+        raise Skip("float16 is too slow here")
+
+    @benchmark(dtypes=["float16"])
+    def typed(ctx):
+        return Case(lambda: None)
+
+    be, _ = fake_backend()
+    assert run_case(gpu, key(), be, TINY).reason == "gpu runs on cuda only"
+    r = run_case(skipper, key(), be, TINY)
+    assert (r.status, r.reason) == ("skipped", "float16 is too slow here")
+    be.dtype_reasons = {"float16": "no float16 here"}
+    r = run_case(typed, key(dtype="float16"), be, TINY)
+    assert (r.status, r.reason) == ("skipped", "no float16 here")
+
+
+def test_exceptions_become_failed_results_with_one_line_reason():
+    @benchmark
+    def boom(ctx):
+        raise ValueError("bad shape\nmore detail")
+
+    @benchmark
+    def wrong_return(ctx):
+        return lambda: None
+
+    be, _ = fake_backend()
+    r = run_case(boom, key(), be, TINY)
+    assert r.status == "failed" and r.reason == "ValueError: bad shape"
+    assert "ValueError" in r.details
+    r = run_case(wrong_return, key(), be, TINY)
+    assert r.status == "failed" and "expected benchbench.Case" in r.reason
+
+
+def test_out_of_memory_is_named():
+    assert error_reason(MemoryError()).startswith("out of memory")
+    assert error_reason(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")).startswith("out of memory")
+    assert error_reason(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried")).startswith("out of")
+    assert error_reason(KeyError("x")) == "KeyError: 'x'"
+
+
+def test_nonfinite_output_is_flagged():
+    @benchmark
+    def nan(ctx):
+        x = torch.tensor([1.0, float("nan")])
+        return Case(lambda: x * 1)
+
+    r = run_case(nan, key(), fake_backend()[0], TINY)
+    assert r.status == "ok" and "nonfinite-output" in r.flags
+
+
+def test_finish_hook_and_case_metrics_are_kept():
+    @benchmark
+    def extra(ctx):
+        return Case(lambda: None, metrics={"compile_s": 2.0}, finish=lambda: {"recompiles": 0})
+
+    r = run_case(extra, key(), fake_backend()[0], TINY)
+    assert r.metrics["compile_s"] == 2.0 and r.metrics["recompiles"] == 0
+
+
+def test_unavailable_backend_skips():
+    from benchbench.backends import Backend
+
+    @benchmark
+    def b(ctx):
+        return Case(lambda: None)
+
+    r = run_case(b, key(backend="cuda"), Backend("cuda", False, "no NVIDIA driver found"), TINY)
+    assert r.status == "skipped" and "no NVIDIA driver found" in r.reason
+
+
+def test_real_cpu_case_records_peak_memory():
+    @benchmark
+    def alloc(ctx):
+        x = torch.ones(2**20)
+        return Case(lambda: x.clone(), bytes=2 * 4 * 2**20)
+
+    r = run_case(alloc, key(), get("cpu"), PROFILES["quick"])
+    assert r.status == "ok" and r.peak_memory_bytes > 4 * 2**20
+    assert r.metrics["memory_kind"] in ("rss-peak", "rss")

@@ -1,0 +1,120 @@
+"""End to end: a crashing, raising, hanging or memory-hungry case fails alone; the run goes on."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ROOT, run_cli
+
+from benchbench.report import load
+
+FAULTY = '''
+import os, time
+import torch
+from benchbench import Case, Skip, benchmark
+
+SUITE = "faulty"
+
+@benchmark(params={"n": [64]})
+def first_ok(ctx, n):
+    x = torch.ones(n)
+    return Case(lambda: x + 1, items=n)
+
+@benchmark
+def raises(ctx):
+    raise RuntimeError("the benchmark broke\\nsecond line")
+
+@benchmark
+def aborts(ctx):
+    os.abort()
+
+@benchmark(timeout=4)
+def hangs(ctx):
+    time.sleep(600)
+
+@benchmark
+def eats_memory(ctx):
+    big = torch.empty(8 * 2**30, dtype=torch.uint8)
+    return Case(lambda: big.sum())
+
+@benchmark
+def skips(ctx):
+    raise Skip("not on this machine")
+
+@benchmark(params={"n": [128]})
+def last_ok(ctx, n):
+    x = torch.ones(n)
+    return Case(lambda: x * 2, items=n)
+'''
+
+
+@pytest.mark.slow
+def test_faults_fail_their_case_and_the_run_goes_on(write_suite, tmp_path):
+    suite = write_suite(FAULTY)
+    out = tmp_path / "r.json"
+    proc = run_cli("run", "--suite-path", str(suite), "--profile", "quick", "-o", str(out),
+                   env={"BENCHBENCH_WORKER_MEMORY_LIMIT": f"+{2 * 2**30}"})
+    assert proc.returncode == 4, proc.stderr  # finished, with failed cases
+    assert "Traceback" not in proc.stderr
+    report = load(out)
+    assert not report.partial
+    by_name = {r.key.benchmark: r for r in report.results}
+    assert by_name["first_ok"].status == "ok" and by_name["first_ok"].samples
+    assert by_name["last_ok"].status == "ok" and by_name["last_ok"].samples
+    assert by_name["raises"].status == "failed"
+    assert by_name["raises"].reason == "RuntimeError: the benchmark broke"
+    assert "Traceback" in by_name["raises"].details
+    assert by_name["aborts"].status == "failed"
+    assert "SIGABRT" in by_name["aborts"].reason
+    assert by_name["hangs"].status == "timeout"
+    assert "4 s" in by_name["hangs"].reason
+    assert by_name["eats_memory"].status == "failed"
+    assert by_name["eats_memory"].reason.startswith("out of memory")
+    assert by_name["skips"].status == "skipped" and by_name["skips"].reason == "not on this machine"
+
+
+SLOW = '''
+import time
+import torch
+from benchbench import Case, benchmark
+
+@benchmark(params={"i": list(range(50))})
+def slow(ctx, i):
+    x = torch.ones(8)
+    def step():
+        time.sleep(0.02)
+        return x + 1
+    return Case(step)
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_leaves_a_valid_partial_report(write_suite, tmp_path, sig):
+    suite = write_suite(SLOW)
+    out = tmp_path / "partial.json"
+    env = {"PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "benchbench", "run", "--suite-path", str(suite), "--profile",
+                             "quick", "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**__import__("os").environ, **env})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if out.exists():
+            try:
+                if len(json.loads(out.read_text())["results"]) >= 2:
+                    break
+            except (json.JSONDecodeError, KeyError):
+                pass
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "partial report written" in stderr
+    assert "Traceback" not in stderr
+    report = load(out)
+    assert report.partial
+    assert 2 <= len(report.results) < 50
+    assert all(r.status == "ok" and r.samples for r in report.results)
