@@ -1,0 +1,32 @@
+"""The installed package must hold every subpackage and the built-in suites."""
+
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    tomllib = None
+
+
+def test_every_subpackage_is_declared():
+    if tomllib is None:
+        return
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    declared = set(config["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "benchbench").rglob("__init__.py")}
+    assert found - declared == set()
+    assert config["package-dir"]["benchbench.suites"] == "suites"
+    assert (ROOT / "suites" / "__init__.py").exists()
+
+
+def test_readme_commands_match_ci():
+    readme = (ROOT / "README.md").read_text().splitlines()
+    block = readme[readme.index("```bash") + 1:readme.index("```bash") + 3]
+    test_cmd = block[1].split("#")[0].strip()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert test_cmd in ci
+    assert "pytest" in test_cmd
+    assert Path(ROOT / ".ci" / "run").stat().st_mode & 0o111
