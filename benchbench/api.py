@@ -51,7 +51,7 @@ class Case:
     compile time), `finish` is called once after timing and may return more metrics.
     """
 
-    fn: Callable[[], Any]
+    fn: Callable[[], Any] | None
     items: float | None = None
     flops: float | None = None
     bytes: float | None = None
@@ -60,6 +60,14 @@ class Case:
     flags: list[str] = field(default_factory=list)
     check_output: bool = True  # check the first call's output for NaN/Inf
     finish: Callable[[], dict[str, Any] | None] | None = None
+    # Measured elsewhere: a benchmark that must time itself (e.g. inside torchrun ranks) passes
+    # fn=None with its raw samples (seconds per call) and how it timed them.
+    samples: list[float] | None = None
+    timing_method: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.fn is None and not self.samples:
+            raise ValueError("Case needs fn to time, or samples measured by the benchmark itself")
 
     def work(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -144,10 +152,14 @@ class Benchmark:
     backends: tuple[str, ...] | None = None  # None: every backend
     profiles: dict[str, dict[str, tuple]] = field(default_factory=dict)  # per-profile axis overrides
     overview: dict[str, tuple] | None = None  # axis overrides for the default overview run; None: not in it
-    isolate: bool = False  # run in a fresh worker process of its own
+    isolate: bool | Callable[[CaseKey], bool] = False  # run in a fresh worker process of its own
     timeout: float | None = None  # seconds; None: the profile's default
     description: str = ""
     suite: str = ""  # filled in by the registry
+
+    def isolates(self, key: CaseKey) -> bool:
+        """Whether this case gets a fresh worker process of its own (`isolate` may decide per case)."""
+        return bool(self.isolate(key)) if callable(self.isolate) else bool(self.isolate)
 
     @property
     def definition_hash(self) -> str:
@@ -202,7 +214,7 @@ def benchmark(
     backends: Sequence[str] | None = None,
     profiles: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
     overview: Mapping[str, Sequence[Any]] | bool = False,
-    isolate: bool = False,
+    isolate: bool | Callable[[CaseKey], bool] = False,
     timeout: float | None = None,
 ) -> Any:
     """Declare a benchmark. The decorated setup is called as `setup(ctx, **params)` for each case.
@@ -211,7 +223,8 @@ def benchmark(
     (`ctx.dtype`, `ctx.mode`). backends: where it can run (others are skipped with a reason).
     profiles: per-profile overrides of any axis, e.g. `{"quick": {"n": [256]}}`. overview: include in
     the default `python -m benchbench` run, with axis overrides (True: the first value of each axis).
-    isolate: run in a worker process of its own (compile caches, allocator state). timeout: seconds.
+    isolate: run in a worker process of its own (compile caches, allocator state); a callable
+    `(CaseKey) -> bool` decides per case (e.g. compiled modes only). timeout: seconds.
     """
 
     def wrap(setup: Callable[..., Case]) -> Benchmark:

@@ -15,7 +15,7 @@ from typing import Any
 from benchbench.api import Benchmark, Case, Context
 from benchbench.backends import Backend
 from benchbench.errors import Skip
-from benchbench.measure import Budget, measure
+from benchbench.measure import Budget, Measurement, measure
 from benchbench.report import CaseKey, Result
 from benchbench.stats import health_flags
 
@@ -81,13 +81,18 @@ def run_case(
         case = bench.setup(ctx, **key.params_dict)
         if not isinstance(case, Case):
             raise TypeError(f"setup of {bench.name} returned {type(case).__name__}, expected benchbench.Case")
-        phase("first-call")
-        first_s, out = ctx.time_once(case.fn)
         flags = list(case.flags)
-        if case.check_output and _nonfinite(out):
-            flags.append("nonfinite-output")
-        del out
-        m = measure(case.fn, timer, budget, clock=clock, on_phase=phase)
+        if case.fn is None:  # the benchmark timed itself
+            first_s = None
+            m = Measurement(samples=[float(x) for x in case.samples or []], loops=1, warmup_calls=0,
+                            warmup_s=0.0, overhead_s=0.0, stopped="external")
+        else:
+            phase("first-call")
+            first_s, out = ctx.time_once(case.fn)
+            if case.check_output and _nonfinite(out):
+                flags.append("nonfinite-output")
+            del out
+            m = measure(case.fn, timer, budget, clock=clock, on_phase=phase)
         metrics = dict(case.metrics)
         if case.finish is not None:
             metrics.update(case.finish() or {})
@@ -100,7 +105,7 @@ def run_case(
                       details=traceback.format_exc(limit=-8))
     result = Result(
         status="ok",
-        timing_method=timer.method,
+        timing_method=case.timing_method or timer.method if case.fn is None else timer.method,
         samples=m.samples,
         loops_per_sample=m.loops,
         warmup={"calls": m.warmup_calls, "seconds": m.warmup_s},

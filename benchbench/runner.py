@@ -1,7 +1,7 @@
 """Plan cases and run them in worker processes, so a crash, OOM or hang fails one case, not the run.
 
 Workers are reused between cases (importing torch costs seconds) and replaced after any case that
-did not end well, and around every benchmark declared `isolate=True`. The report is saved
+did not end well, and around every case its benchmark isolates (`isolate=`). The report is saved
 atomically after every case, so an interrupted or killed run leaves a valid, partial report.
 """
 
@@ -42,7 +42,7 @@ class PlannedCase:
 
     @property
     def isolate(self) -> bool:
-        return self.bench.isolate
+        return self.bench.isolates(self.key)
 
 
 def plan(suites: list[Suite], backends: list[Backend], profile: str, overview: bool = False,
@@ -84,10 +84,12 @@ class Worker:
     def __init__(self, log_dir: Path, env: dict[str, str] | None = None) -> None:
         self.log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=log_dir)[1])
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the worker
+        # Its own session (process group): a timeout or crash kills the worker *and* whatever it
+        # started (DataLoader workers, a torchrun launch), and Ctrl-C reaches only the runner.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchbench.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-            env={**os.environ, **(env or {})}, text=True, bufsize=1,
+            env={**os.environ, **(env or {})}, text=True, bufsize=1, start_new_session=os.name == "posix",
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -137,10 +139,19 @@ class Worker:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def _kill_group(self) -> None:
+        if os.name == "posix":
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        elif self.proc.poll() is None:
+            self.proc.kill()
+
     def close(self, kill: bool = False) -> None:
         if self.proc.poll() is None:
             if kill:
-                self.proc.kill()
+                self._kill_group()
             else:
                 try:
                     assert self.proc.stdin is not None
@@ -148,8 +159,10 @@ class Worker:
                     self.proc.stdin.close()
                     self.proc.wait(timeout=10)
                 except (OSError, subprocess.TimeoutExpired):
-                    self.proc.kill()
+                    self._kill_group()
             self.proc.wait()
+        elif kill:
+            self._kill_group()  # the worker is gone; its children may not be
         self._log.close()
         try:
             self.log_path.unlink()

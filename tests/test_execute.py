@@ -143,3 +143,15 @@ def test_real_cpu_case_records_peak_memory():
     r = run_case(alloc, key(), get("cpu"), PROFILES["quick"])
     assert r.status == "ok" and r.peak_memory_bytes > 4 * 2**20
     assert r.metrics["memory_kind"] in ("rss-peak", "rss")
+
+
+def test_a_benchmark_may_bring_its_own_samples():
+    @benchmark
+    def external(ctx):
+        return Case(None, samples=[0.002, 0.003, 0.001], timing_method="rank0-perf_counter", items=4)
+
+    r = run_case(external, key(), fake_backend()[0], TINY)
+    assert r.status == "ok" and r.samples == [0.002, 0.003, 0.001]
+    assert r.timing_method == "rank0-perf_counter" and r.stats.median == 0.002
+    with pytest.raises(ValueError, match="needs fn"):
+        Case(None)

@@ -33,6 +33,10 @@ def aborts(ctx):
 
 @benchmark(timeout=4)
 def hangs(ctx):
+    import subprocess
+    child = subprocess.Popen(["sleep", "600"])  # like a DataLoader worker or a torchrun launch
+    with open(os.environ["CHILD_PID_FILE"], "w") as fh:
+        fh.write(str(child.pid))
     time.sleep(600)
 
 @benchmark
@@ -56,7 +60,8 @@ def test_faults_fail_their_case_and_the_run_goes_on(write_suite, tmp_path):
     suite = write_suite(FAULTY)
     out = tmp_path / "r.json"
     proc = run_cli("run", "--suite-path", str(suite), "--profile", "quick", "-o", str(out),
-                   env={"BENCHBENCH_WORKER_MEMORY_LIMIT": f"+{2 * 2**30}"})
+                   env={"BENCHBENCH_WORKER_MEMORY_LIMIT": f"+{2 * 2**30}",
+                        "CHILD_PID_FILE": str(tmp_path / "child.pid")})
     assert proc.returncode == 4, proc.stderr  # finished, with failed cases
     assert "Traceback" not in proc.stderr
     report = load(out)
@@ -71,9 +76,19 @@ def test_faults_fail_their_case_and_the_run_goes_on(write_suite, tmp_path):
     assert "SIGABRT" in by_name["aborts"].reason
     assert by_name["hangs"].status == "timeout"
     assert "4 s" in by_name["hangs"].reason
+    assert not _alive(int((tmp_path / "child.pid").read_text())), "the hung case's child process survived"
     assert by_name["eats_memory"].status == "failed"
     assert by_name["eats_memory"].reason.startswith("out of memory")
     assert by_name["skips"].status == "skipped" and by_name["skips"].reason == "not on this machine"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            state = next(line for line in fh if line.startswith("State:"))
+    except (FileNotFoundError, StopIteration):
+        return False
+    return "Z" not in state.split()[1]  # a zombie is dead, only not yet reaped
 
 
 SLOW = '''
