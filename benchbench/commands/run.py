@@ -56,7 +56,7 @@ def select_backends(requested: list[str] | None):
 def main(args: argparse.Namespace) -> int:
     from benchbench import registry
     from benchbench._version import __version__
-    from benchbench.environment import collect
+    from benchbench.environment import Context, collect
     from benchbench.measure import budget_for
     from benchbench.progress import Progress
     from benchbench.render import backends_table, results_table, status_counts
@@ -81,7 +81,8 @@ def main(args: argparse.Namespace) -> int:
     if not cases:
         raise UserError("no cases to run: check --suite, --filter and --backend (`benchbench list` shows them)")
 
-    env = collect(all_backends)
+    env = collect(all_backends, Context(suites=tuple(s.name for s in suites),
+                                        backends=tuple(args.backend) if args.backend else None))
     report = Report(run_id=uuid.uuid4().hex[:12], created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     label=args.label, command=["benchbench", *sys.argv[1:]], profile=profile,
                     benchbench_version=__version__, environment=env, backends=[b.info() for b in all_backends])
