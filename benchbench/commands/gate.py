@@ -1,0 +1,142 @@
+"""`benchbench gate --baseline BASE.json CURRENT.json`: exit 0 pass, 1 regression, 3 inconclusive (2: bad input).
+
+`--rerun` re-measures the suspected regressions (slower, or noisy with the median up) of CURRENT on
+this machine with the next larger profile before deciding, and writes the re-measured report beside
+CURRENT (CURRENT.rerun.json). The baseline is never re-measured: it usually comes from another
+commit. Re-running refuses when this machine's fingerprint differs from CURRENT's in a way that
+matters, or when a benchmark's code no longer matches the definition CURRENT measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("current", metavar="CURRENT", help="the report to judge (benchbench or pytest-benchmark JSON)")
+    p.add_argument("--baseline", "-b", required=True, metavar="BASE", help="the report to compare against")
+    p.add_argument("--fail-on", metavar="median:PCT",
+                   help="slowdown that counts as a regression, e.g. median:5%% (default: the rules file's, else 5%%)")
+    p.add_argument("--alpha", help="significance level of the Mann-Whitney test (default: 0.05)")
+    p.add_argument("--rules", metavar="TOML", help="per-benchmark thresholds and ignores (see benchbench.gate)")
+    p.add_argument("--summary", metavar="PATH", help="write a Markdown summary here (it is also appended to "
+                   "$GITHUB_STEP_SUMMARY when that is set)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
+    p.add_argument("--rerun", action="store_true",
+                   help="re-measure suspected regressions with a larger budget before deciding")
+    p.add_argument("--suite-path", action="append", metavar="FILE_OR_DIR",
+                   help="where CURRENT's own suites live (needed by --rerun for suites that are not built in)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no re-run progress")
+
+
+def _suspects(result: Any) -> list[Any]:
+    """Rows worth re-measuring: timed on both sides with raw samples, and slower or possibly slower."""
+    out = []
+    for f in result.findings:
+        row = f.row
+        if f.outcome not in ("regression", "inconclusive") or row.change is None or not row.change.from_samples \
+                or row.reasons or row.env:
+            continue
+        if row.verdict == "slower" or (row.verdict == "noisy" and row.change.ratio > 1):
+            out.append(row)
+    return out
+
+
+def rerun(current: Any, rows: list[Any], suite_paths: list[str] | None, quiet: bool, out_path: Path,
+          command: list[str]) -> list[str]:
+    """Re-measure these rows' cases into `current` (replacing their results); returns notes for the user."""
+    from dataclasses import replace
+
+    from benchbench import backends as bk
+    from benchbench import registry
+    from benchbench._version import __version__
+    from benchbench.compare import fingerprint_diff
+    from benchbench.environment import collect
+    from benchbench.errors import UserError
+    from benchbench.execute import skip_reason
+    from benchbench.measure import budget_for
+    from benchbench.progress import Progress
+    from benchbench.report import Report, save
+    from benchbench.runner import PlannedCase, Runner
+
+    notes = []
+    available = {s.name: s for s in registry.discover(suite_paths)}
+    backends = {b.name: b for b in bk.discover(sorted({r.key.backend for r in rows}))}
+    env = collect(list(backends.values()))
+    clash = [f"{k}: {a} vs {b}" for k, a, b, m in fingerprint_diff(current.fingerprint, env["fingerprint"],
+                                                                      sorted(backends)) if m]
+    if clash:
+        raise UserError("--rerun must run on the machine (and setup) that measured CURRENT; differences: "
+                        + "; ".join(clash))
+    cases = []
+    for row in rows:
+        key, old = row.key, row.other
+        suite = available.get(key.suite)
+        bench = next((b for b in suite.benchmarks if b.name == key.benchmark), None) if suite else None
+        backend = backends.get(key.backend)
+        if bench is None:
+            notes.append(f"not re-run: {key.label}: suite or benchmark not found (use --suite-path)")
+        elif backend is None or not backend.available:
+            notes.append(f"not re-run: {key.label}: backend {key.backend} is not usable here")
+        elif old.definition_hash and bench.definition_hash != old.definition_hash:
+            notes.append(f"not re-run: {key.label}: the benchmark's code differs from what CURRENT measured")
+        else:
+            cases.append(PlannedCase(suite, bench, key, skip_reason(bench, key, backend)))
+    if not cases:
+        return notes
+    bigger = {"quick": "default", "default": "full"}.get(current.profile or "default", "full")
+    budget = budget_for(bigger)
+    if bigger == current.profile:  # already full: double the time it may spend sampling
+        budget = replace(budget, max_time_s=2 * budget.max_time_s, max_samples=2 * budget.max_samples)
+    report = Report(run_id=f"{current.run_id}-rerun", created_at=current.created_at, label=current.label,
+                    command=command, profile=bigger, benchbench_version=__version__,
+                    environment=env, backends=[b.info() for b in backends.values()])
+    # The runner saves the re-measured cases alone as it goes; the merged report replaces that file at the end.
+    Runner(report, out_path, budget, bigger, progress=Progress(quiet=quiet)).run(cases)
+    fresh = {r.key: r for r in report.results}
+    current.results = [fresh.get(r.key, r) for r in current.results]
+    current.command = [*current.command, "+", *report.command]
+    save(current, out_path)
+    notes.append(f"re-measured {len(fresh)} suspected regression{'s' if len(fresh) != 1 else ''} with profile "
+                 f"{bigger}; updated report: {out_path}")
+    return notes
+
+
+def main(args: argparse.Namespace) -> int:
+    from benchbench.export import load_any
+    from benchbench.gate import gate, load_policy, markdown_summary, terminal_text, write_summary
+
+    policy = load_policy(args.rules, args.fail_on, args.alpha)
+    baseline, current = load_any(args.baseline), load_any(args.current)
+    names = (Path(args.baseline).stem, Path(args.current).stem)
+    if names[0] == names[1]:
+        names = ("baseline", "current")
+    result = gate(baseline, current, policy, names)
+    notes: list[str] = []
+    if args.rerun and result.verdict != "pass":
+        suspects = _suspects(result)
+        if suspects:
+            out = Path(args.current).with_suffix(".rerun.json")
+            command = ["benchbench", "gate", "--baseline", args.baseline, args.current, "--rerun",
+                       *(f"--suite-path={p}" for p in args.suite_path or [])]
+            notes = rerun(current, suspects, args.suite_path, args.quiet, out, command)
+            result = gate(baseline, current, policy, names)
+        else:
+            notes = ["--rerun: nothing to re-measure (no slower or possibly slower case with raw samples)"]
+    if args.json:
+        from benchbench.gate import gate_json
+
+        print(gate_json(result))
+    else:
+        print(terminal_text(result))
+    for note in notes:
+        print(note, file=sys.stderr)
+    summary = markdown_summary(result)
+    if notes:
+        summary += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    for path in write_summary(summary, args.summary):
+        print(f"summary written to {path}", file=sys.stderr)
+    return result.exit_code

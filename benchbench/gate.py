@@ -1,0 +1,399 @@
+"""The CI gate: a comparison of CURRENT against a BASELINE plus a policy gives pass / regression / inconclusive.
+
+A case is a regression when it was ok in the baseline and failed now (`broke`), or when compare.py's
+rule calls it `slower` on raw samples: Mann-Whitney significant, the whole confidence interval of the
+ratio of medians above 1 + threshold, and the change larger than the noise in the samples.
+
+Everything the data cannot settle makes the gate inconclusive (exit 3) rather than pass, unless the
+policy says to ignore it:
+- `noisy`: the interval straddles the threshold, or the change is within the noise.
+- `incomparable`: the benchmark's definition or timing method changed, or the environment differs in
+  a way that matters (another GPU, torch version, thread count, ...).
+- `missing`: ok in the baseline, absent or skipped now (a partial run, a removed benchmark).
+- `slower` without raw samples (pytest-benchmark files saved without --benchmark-save-data): a
+  significance test is impossible, so it is a suspected regression, not a proven one.
+Regression wins over inconclusive, inconclusive over pass. New cases, `fixed`, and cases that were
+not ok in the baseline either never fail the gate; they are listed.
+
+Policy sources, later wins: built-in defaults < the rules file < the command line (`--fail-on`,
+`--alpha`); inside the rules file, per-case `[[rules]]` are applied in order and later ones win.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from benchbench.compare import Comparison, Criteria, Pair, Row, compare
+from benchbench.errors import UserError
+from benchbench.report import Report, write_atomic
+
+EXIT_PASS, EXIT_REGRESSION, EXIT_INCONCLUSIVE = 0, 1, 3  # 2 is usage/input error (cli.py)
+EXIT_CODES = {"pass": EXIT_PASS, "regression": EXIT_REGRESSION, "inconclusive": EXIT_INCONCLUSIVE}
+ACTIONS = ("ignore", "inconclusive", "regression")  # what a noisy / incomparable / missing case does
+
+_FAIL_ON = re.compile(r"^(?:(?P<field>[a-z_]+):)?(?P<value>[0-9]*\.?[0-9]+)%$")
+
+
+def parse_threshold(text: str, what: str = "--fail-on") -> float:
+    """`median:5%` or `5%` -> 0.05. Only the median is gated: it is what the statistics are about."""
+    m = _FAIL_ON.match(str(text).strip())
+    if not m:
+        raise UserError(f"{what} {text!r}: expected a percentage such as median:5%")
+    if m["field"] not in (None, "median"):
+        raise UserError(f"{what} {text!r}: only the median can be gated (benchbench tests the ratio of medians "
+                        "on the raw samples); use median:N%")
+    value = float(m["value"]) / 100
+    if not 0 < value < 10:
+        raise UserError(f"{what} {text!r}: the threshold must be above 0% and below 1000%")
+    return value
+
+
+def parse_alpha(value: Any, what: str = "--alpha") -> float:
+    try:
+        alpha = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{what} {value!r}: expected a number such as 0.05") from None
+    if not 0 < alpha < 0.5:
+        raise UserError(f"{what} {value!r}: must be between 0 and 0.5")
+    return alpha
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """Only `*` and `?` are wildcards, so `matmul[n=1024]` matches itself (fnmatch would read a class)."""
+    return re.compile("^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Per-case settings. `match` is a glob on `suite/benchmark[params]`; backend/dtype/mode globs narrow it."""
+
+    match: str = "*"
+    backend: str | None = None
+    dtype: str | None = None
+    mode: str | None = None
+    threshold: float | None = None
+    ignore: bool | None = None  # None: this rule leaves the decision of earlier rules alone
+    reason: str | None = None
+
+    def applies(self, key: Any) -> bool:
+        checks = [(self.match, f"{key.suite}/{key.name}"), (self.backend, key.backend), (self.dtype, key.dtype or ""),
+                  (self.mode, key.mode or "")]
+        return all(pat is None or _glob(pat).match(value) for pat, value in checks)
+
+
+@dataclass(frozen=True)
+class Policy:
+    threshold: float = 0.05
+    alpha: float = 0.05
+    noisy: str = "inconclusive"
+    incomparable: str = "inconclusive"
+    missing: str = "inconclusive"
+    rules: tuple[Rule, ...] = field(default_factory=tuple)
+    source: str | None = None  # the rules file, for messages
+
+    @property
+    def criteria(self) -> Criteria:
+        return Criteria(threshold=self.threshold, alpha=self.alpha)
+
+    def settings_for(self, key: Any) -> tuple[float, Rule | None]:
+        """(threshold, the rule that ignores this case or None) after applying every matching rule."""
+        threshold, ignored = self.threshold, None
+        for rule in self.rules:
+            if rule.applies(key):
+                if rule.threshold is not None:
+                    threshold = rule.threshold
+                if rule.ignore is not None:
+                    ignored = rule if rule.ignore else None
+        return threshold, ignored
+
+    def threshold_for(self, key: Any) -> float:
+        return self.settings_for(key)[0]
+
+
+_TOP_KEYS = {"fail_on", "alpha", "noisy", "incomparable", "missing", "rules"}
+_RULE_KEYS = {"match", "backend", "dtype", "mode", "threshold", "ignore", "reason"}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise UserError(f"{path}: reading a rules file on Python 3.10 needs `pip install tomli`") from None
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such rules file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+
+
+def parse_rules(doc: dict[str, Any], source: str = "rules") -> Policy:
+    """A rules document (parsed TOML) -> Policy. Unknown keys are errors: a typo must not silently do nothing.
+
+        fail_on = "median:5%"        # default threshold
+        alpha = 0.05
+        noisy = "inconclusive"       # or "ignore" / "regression"; same for incomparable and missing
+
+        [[rules]]
+        match = "training/*"         # glob on suite/benchmark[params]; also backend, dtype, mode
+        threshold = "10%"
+
+        [[rules]]
+        match = "dataloader/*"
+        ignore = true
+        reason = "I/O bound, too noisy on shared runners"
+    """
+    unknown = set(doc) - _TOP_KEYS
+    if unknown:
+        raise UserError(f"{source}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(_TOP_KEYS))})")
+    policy = Policy(source=source)
+    if "fail_on" in doc:
+        policy = replace(policy, threshold=parse_threshold(doc["fail_on"], f"{source}: fail_on"))
+    if "alpha" in doc:
+        policy = replace(policy, alpha=parse_alpha(doc["alpha"], f"{source}: alpha"))
+    for name in ("noisy", "incomparable", "missing"):
+        if name in doc:
+            if doc[name] not in ACTIONS:
+                raise UserError(f"{source}: {name} = {doc[name]!r}: expected one of {', '.join(ACTIONS)}")
+            policy = replace(policy, **{name: doc[name]})
+    raw_rules = doc.get("rules", [])
+    if not isinstance(raw_rules, list) or not all(isinstance(r, dict) for r in raw_rules):
+        raise UserError(f"{source}: rules must be a list of tables ([[rules]] sections)")
+    rules = []
+    for i, raw in enumerate(raw_rules, 1):
+        where = f"{source}: rule {i}"
+        unknown = set(raw) - _RULE_KEYS
+        if unknown:
+            raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(_RULE_KEYS))})")
+        for name in ("match", "backend", "dtype", "mode", "reason"):
+            if name in raw and not isinstance(raw[name], str):
+                raise UserError(f"{where}: {name} must be a string")
+        if "ignore" in raw and not isinstance(raw["ignore"], bool):
+            raise UserError(f"{where}: ignore must be true or false")
+        if "threshold" not in raw and "ignore" not in raw:
+            raise UserError(f"{where}: sets neither threshold nor ignore")
+        rules.append(Rule(match=raw.get("match", "*"), backend=raw.get("backend"), dtype=raw.get("dtype"),
+                          mode=raw.get("mode"), ignore=raw.get("ignore"), reason=raw.get("reason"),
+                          threshold=parse_threshold(raw["threshold"], f"{where}: threshold")
+                          if "threshold" in raw else None))
+    return replace(policy, rules=tuple(rules))
+
+
+def load_policy(rules_path: str | None = None, fail_on: str | None = None,
+                alpha: float | str | None = None) -> Policy:
+    """Defaults, then the rules file, then the command line's --fail-on and --alpha."""
+    policy = parse_rules(_read_toml(Path(rules_path)), rules_path) if rules_path else Policy()
+    if fail_on is not None:
+        policy = replace(policy, threshold=parse_threshold(fail_on))
+    if alpha is not None:
+        policy = replace(policy, alpha=parse_alpha(alpha))
+    return policy
+
+
+# --- the decision ---------------------------------------------------------------------------------
+@dataclass
+class Finding:
+    row: Row
+    outcome: str  # regression / inconclusive / ok / ignored
+    why: str
+
+
+@dataclass
+class GateResult:
+    verdict: str  # pass / regression / inconclusive
+    findings: list[Finding]
+    comparison: Comparison  # the baseline against exactly one current report
+    policy: Policy
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict]
+
+    @property
+    def pair(self) -> Pair:
+        return self.comparison.pairs[0]
+
+    def by_outcome(self, outcome: str) -> list[Finding]:
+        return [f for f in self.findings if f.outcome == outcome]
+
+
+def judge(row: Row, policy: Policy) -> Finding:
+    """One row's part in the gate: regression, inconclusive, ok or ignored, and why."""
+    threshold, ignored = policy.settings_for(row.key)
+    if ignored is not None:
+        return Finding(row, "ignored", ignored.reason or f"ignored by rule match={ignored.match!r}")
+    v = row.verdict
+    limit = f"+{100 * threshold:g}%"
+    if v == "broke":
+        return Finding(row, "regression", f"ok in the baseline, {row.other.status if row.other else 'failed'} now")
+    if v == "slower":
+        if row.change is not None and not row.change.from_samples:
+            return Finding(row, "inconclusive", f"slower than {limit} by the statistics, but without raw samples "
+                           "no significance test is possible (pytest-benchmark: --benchmark-save-data)")
+        return Finding(row, "regression", f"significantly slower, beyond {limit} and beyond the noise")
+    if v == "noisy" and row.change is not None and "few-samples" not in row.flags \
+            and row.change.ci_high < 1 + threshold:
+        return Finding(row, "ok", f"noisy, but confidently not slower than {limit}")
+    if v == "missing" and not (row.base is not None and row.base.ok):
+        return Finding(row, "ok", "missing, but not ok in the baseline either")
+    action = {"noisy": policy.noisy, "incomparable": policy.incomparable, "missing": policy.missing}.get(v)
+    if action is not None:
+        why = {"noisy": f"too few samples to tell (fewer than {policy.criteria.min_samples})"
+               if "few-samples" in row.flags else f"cannot tell whether it is slower than {limit}",
+               "incomparable": "; ".join(row.reasons + row.env) or "not comparable",
+               "missing": "ok in the baseline, " + ("skipped now" if row.other is not None else "absent now")}[v]
+        outcome = {"ignore": "ok", "inconclusive": "inconclusive", "regression": "regression"}[action]
+        return Finding(row, outcome, why + (f" ({v} = ignore)" if action == "ignore" else ""))
+    return Finding(row, "ok", v)
+
+
+def decide(comparison: Comparison, policy: Policy) -> GateResult:
+    """The gate's verdict on a comparison of one current report against the baseline."""
+    if len(comparison.pairs) != 1:
+        raise ValueError("the gate compares exactly one report against the baseline")
+    findings = [judge(row, policy) for row in comparison.pairs[0].rows]
+    outcomes = {f.outcome for f in findings}
+    verdict = "regression" if "regression" in outcomes else "inconclusive" if "inconclusive" in outcomes else "pass"
+    return GateResult(verdict, findings, comparison, policy)
+
+
+def gate(baseline: Report, current: Report, policy: Policy | None = None,
+         names: tuple[str | None, str | None] = (None, None)) -> GateResult:
+    """Compare `current` against `baseline` under `policy` (per-case thresholds included) and decide."""
+    policy = policy or Policy()
+    comp = compare([baseline, current], list(names), policy.criteria, threshold_for=policy.threshold_for)
+    return decide(comp, policy)
+
+
+# --- output ---------------------------------------------------------------------------------------
+_ICON = {"pass": "✅", "regression": "❌", "inconclusive": "⚠️"}
+_ROW_ICON = {"regression": "❌", "inconclusive": "⚠️", "ignored": "➖", "ok": ""}
+
+
+def headline(result: GateResult) -> str:
+    counts = {o: len(result.by_outcome(o)) for o in ("regression", "inconclusive", "ok", "ignored")}
+    parts = [f"{counts['regression']} regression{'s' if counts['regression'] != 1 else ''}",
+             f"{counts['inconclusive']} inconclusive", f"{counts['ok']} ok"]
+    if counts["ignored"]:
+        parts.append(f"{counts['ignored']} ignored")
+    return f"{result.verdict.upper()}: " + ", ".join(parts)
+
+
+def _policy_text(result: GateResult) -> str:
+    p = result.policy
+    text = (f"A case regresses when it broke, or when it is slower with Mann-Whitney p < {p.alpha:g}, the "
+            f"{100 * (1 - p.alpha):g}% interval of the median ratio entirely above +{100 * p.threshold:g}%, and the "
+            "change larger than the noise in its samples.")
+    if p.rules:
+        text += f" {len(p.rules)} per-case rule{'s' if len(p.rules) != 1 else ''} from {p.source}."
+    return text
+
+
+def _report_desc(name: str, report: Any) -> str:
+    from benchbench.export import report_fact
+
+    bits = [f"`{name}`"]
+    commit = report_fact(report, "git_commit")
+    if commit:
+        bits.append(f"commit `{str(commit)[:10]}`")
+    if report.created_at:
+        bits.append(report.created_at)
+    return " ".join(bits)
+
+
+MAX_MD_ROWS = 200  # a PR comment holds 65536 characters
+
+
+def _md_table(findings: list[Finding], base_name: str, name: str) -> str:
+    from tabulate import tabulate
+
+    from benchbench.export import case_name, fmt_median, fmt_pct
+
+    more = len(findings) - MAX_MD_ROWS
+    findings = findings[:MAX_MD_ROWS]
+    rows = [{"": _ROW_ICON[f.outcome], "case": case_name(f.row.key), base_name: fmt_median(f.row.base),
+             name: fmt_median(f.row.other), "change [CI]": fmt_pct(f.row.change),
+             "p": f"{f.row.change.p_value:.2g}" if f.row.change and f.row.change.p_value is not None else "-",
+             "verdict": f.row.verdict, "why": f.why if f.outcome != "ok" else ""} for f in findings]
+    table = tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True)
+    return table + (f"\n\n…and {more} more (the full table: `benchbench gate --json`)" if more > 0 else "")
+
+
+def markdown_summary(result: GateResult) -> str:
+    """A PR-comment-sized Markdown summary: verdict first, then the cases that need a look."""
+    from benchbench.export import env_lines, geomean_lines, markdown_list
+
+    comp, pair = result.comparison, result.pair
+    out = [f"### benchbench gate: {_ICON[result.verdict]} {headline(result)}", "",
+           f"Baseline {_report_desc(comp.base_name, comp.base)} · current {_report_desc(pair.name, pair.report)}",
+           ""]
+    attention = [f for f in result.findings if f.outcome in ("regression", "inconclusive")]
+    if attention:
+        out += [_md_table(attention, comp.base_name, pair.name), ""]
+    rest = [f for f in result.findings if f.outcome not in ("regression", "inconclusive")]
+    if rest:
+        out += [f"<details><summary>{len(rest)} other case{'s' if len(rest) != 1 else ''} (ok or ignored)</summary>",
+                "", _md_table(rest, comp.base_name, pair.name), "", "</details>", ""]
+    out += markdown_list(geomean_lines(pair, comp.base_name))
+    env = env_lines(comp)
+    if env:
+        out += ["", "**Environment differences**", *("- " + line for line in env)]
+    out += ["", f"<sub>{_policy_text(result)} Change = median time {pair.name} / {comp.base_name} - 1.</sub>", ""]
+    return "\n".join(out)
+
+
+def terminal_text(result: GateResult) -> str:
+    """The comparison table, the cases that decided, and the verdict line."""
+    from tabulate import tabulate
+
+    from benchbench.export import comparison_text
+
+    out = [comparison_text(result.comparison), ""]
+    decided = [f for f in result.findings if f.outcome in ("regression", "inconclusive")]
+    if decided:
+        out.append(tabulate([{"": f.outcome, "case": f.row.key.label, "why": f.why} for f in decided],
+                            headers="keys", tablefmt="simple", disable_numparse=True))
+        out.append("")
+    out.append(f"gate: {headline(result)} (exit {result.exit_code})")
+    return "\n".join(out)
+
+
+def gate_json(result: GateResult) -> str:
+    """The comparison document plus the gate's verdict and every case's part in it."""
+    import json
+
+    from benchbench.export import comparison_doc
+
+    doc = comparison_doc(result.comparison)
+    doc["gate"] = {"verdict": result.verdict, "exit_code": result.exit_code,
+                   "threshold": result.policy.threshold, "alpha": result.policy.alpha,
+                   "cases": [{"case": f.row.key.label, "key": f.row.key.to_dict(), "verdict": f.row.verdict,
+                              "outcome": f.outcome, "why": f.why} for f in result.findings]}
+    return json.dumps(doc, indent=1, default=str)
+
+
+def write_summary(text: str, path: str | os.PathLike | None) -> list[Path]:
+    """Write the summary to `path` (replacing it) and append it to $GITHUB_STEP_SUMMARY when that is set."""
+    written = []
+    if path:
+        written.append(write_atomic(path, text))
+    step = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step:
+        try:
+            with open(step, "a", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+        except OSError as exc:
+            raise UserError(f"GITHUB_STEP_SUMMARY={step}: cannot append: {exc}") from None
+        written.append(Path(step))
+    return written

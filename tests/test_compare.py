@@ -1,0 +1,248 @@
+"""compare.py: statistics on synthetic samples with known answers, matching, verdicts, geometric means."""
+
+import math
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from benchbench.compare import (
+    Change,
+    Criteria,
+    bootstrap_ratio_ci,
+    change_from_samples,
+    change_from_summaries,
+    classify,
+    compare,
+    compare_pair,
+    fingerprint_diff,
+    geomean,
+    geomeans,
+    key_seed,
+    mann_whitney_p,
+    summary_of,
+)
+from benchbench.errors import UserError
+from benchbench.report import CaseKey, Report, Result
+
+FP = {"torch": "2.14.1", "cpu": "AMD EPYC", "threads": 2, "hostname": "a"}
+
+
+def timings(rng, n=30, median=1e-3, noise=0.02, outliers=0.0):
+    """Log-normal timings around `median` with relative spread `noise`, plus a fraction of slow outliers
+    (a context switch, a cache flush): what real samples look like."""
+    x = median * np.exp(noise * rng.standard_normal(n))
+    hit = rng.random(n) < outliers
+    x[hit] *= 1 + rng.exponential(0.5, hit.sum())
+    return x.tolist()
+
+
+def result(key, samples=None, status="ok", **kw):
+    return Result(key=key, status=status, samples=list(samples or []), **kw)
+
+
+def make_report(results, fingerprint=None, label=None, run_id="r"):
+    return Report(run_id=run_id, created_at="2026-01-01T00:00:00Z", label=label,
+                  environment={"fingerprint": dict(FP if fingerprint is None else fingerprint), "facts": {},
+                               "checks": []}, results=list(results))
+
+
+KEY = CaseKey.make("ops", "matmul", {"n": 256}, "cpu", "float32")
+
+
+def verdicts(slowdown, noise, threshold, n=30, outliers=0.0, trials=100, alpha=0.05):
+    out = Counter()
+    for seed in range(trials):
+        rng = np.random.default_rng(seed)
+        base = timings(rng, n, 1e-3, noise, outliers)
+        other = timings(rng, n, 1e-3 * (1 + slowdown), noise, outliers)
+        out[classify(change_from_samples(base, other, 1 - alpha, 2000, seed), threshold, alpha)] += 1
+    return out
+
+
+# --- known answers (the gate-level ones from the issue are in test_gate.py) ------------------------------
+def test_slowdown_below_the_threshold_is_same_not_slower():
+    counts = verdicts(0.02, 0.01, 0.05)
+    assert counts["same"] >= 99, counts
+
+
+def test_speedup_is_faster():
+    counts = verdicts(-0.20, 0.02, 0.05)
+    assert counts["faster"] >= 99, counts
+
+
+def test_bootstrap_interval_covers_the_true_ratio():
+    covered = 0
+    for seed in range(100):
+        rng = np.random.default_rng(1000 + seed)
+        lo, hi = bootstrap_ratio_ci(timings(rng, 40, 1.0, 0.05), timings(rng, 40, 1.2, 0.05), 0.95, 2000, seed)
+        covered += lo <= 1.2 <= hi
+    assert covered >= 88  # nominal 95%; the percentile bootstrap of a median runs a little narrow
+
+
+def test_change_is_reproducible_and_seeded_by_key():
+    rng = np.random.default_rng(7)
+    a, b = timings(rng, 20), timings(rng, 20)
+    seed = key_seed(KEY)
+    assert change_from_samples(a, b, seed=seed) == change_from_samples(a, b, seed=seed)
+    assert key_seed(KEY) == key_seed(CaseKey.make("ops", "matmul", {"n": 256}, "cpu", "float32"))
+    assert key_seed(KEY) != key_seed(CaseKey.make("ops", "matmul", {"n": 512}, "cpu", "float32"))
+
+
+def test_change_from_samples_point_estimate_is_the_ratio_of_medians():
+    ch = change_from_samples([1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0, 6.0, 8.0, 10.0])
+    assert ch.ratio == pytest.approx(2.0)
+    assert ch.ci_low <= 2.0 <= ch.ci_high
+    assert ch.p_value is not None and ch.from_samples
+    assert (ch.n_base, ch.n_other) == (5, 5)
+
+
+def test_mann_whitney_on_constants_is_not_nan():
+    assert mann_whitney_p([1.0] * 5, [1.0] * 5) == 1.0
+    assert mann_whitney_p([1.0] * 8, [2.0] * 8) < 0.01
+
+
+def test_change_from_summaries_narrows_with_more_samples_and_has_no_p():
+    from benchbench.compare import Summary
+
+    few = change_from_summaries(Summary(1.0, 0.1, 10, False), Summary(1.1, 0.1, 10, False))
+    many = change_from_summaries(Summary(1.0, 0.1, 1000, False), Summary(1.1, 0.1, 1000, False))
+    assert few.ratio == many.ratio == pytest.approx(1.1)
+    assert many.ci_high - many.ci_low < few.ci_high - few.ci_low
+    assert few.ci_low < 1.1 < few.ci_high
+    assert few.p_value is None and not few.from_samples
+
+
+@pytest.mark.parametrize("change, expected", [
+    (Change(1.20, 1.15, 1.25, 0.95, 0.001, 0.02, 30, 30), "slower"),
+    (Change(1.20, 1.15, 1.25, 0.95, 0.20, 0.02, 30, 30), "noisy"),   # not significant
+    (Change(1.20, 1.15, 1.25, 0.95, 0.001, 0.25, 30, 30), "noisy"),  # within the samples' own noise
+    (Change(1.06, 1.02, 1.10, 0.95, 0.001, 0.01, 30, 30), "noisy"),  # interval straddles +5%
+    (Change(1.02, 1.01, 1.03, 0.95, 0.001, 0.01, 30, 30), "same"),   # significant, but small
+    (Change(0.80, 0.78, 0.82, 0.95, 0.001, 0.02, 30, 30), "faster"),
+    (Change(1.20, 1.15, 1.25, 0.95, None, 0.02, 30, 30), "slower"),  # from statistics alone
+])
+def test_classify_rule(change, expected):
+    assert classify(change, threshold=0.05, alpha=0.05) == expected
+
+
+# --- matching and verdicts ------------------------------------------------------------------------------
+@pytest.mark.parametrize("base_status, other_status, expected", [
+    (None, "ok", "new"), ("ok", None, "missing"), ("ok", "skipped", "missing"), ("ok", "failed", "broke"),
+    ("ok", "timeout", "broke"), ("failed", "ok", "fixed"), ("timeout", "ok", "fixed"), ("failed", "failed", "failed"),
+    ("skipped", "ok", "new"), ("skipped", "skipped", "skipped"), ("skipped", "failed", "failed"),
+])
+def test_status_pairs(base_status, other_status, expected):
+    samples = [1.0, 1.1, 0.9, 1.0, 1.05, 0.95]
+    base = result(KEY, samples if base_status == "ok" else None, base_status) if base_status else None
+    other = result(KEY, samples if other_status == "ok" else None, other_status) if other_status else None
+    assert compare_pair(KEY, base, other, Criteria()).verdict == expected
+
+
+def test_changed_definition_or_timing_method_is_incomparable_and_left_out_of_the_geomean():
+    s = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98]
+    row = compare_pair(KEY, result(KEY, s, definition_hash="sha256:a"), result(KEY, s, definition_hash="sha256:b"),
+                       Criteria())
+    assert row.verdict == "incomparable" and row.statistical == "same"
+    assert "definition" in row.reasons[0] and not row.in_geomean
+    row = compare_pair(KEY, result(KEY, s, timing_method="cuda-events"), result(KEY, s, timing_method="perf_counter"),
+                       Criteria())
+    assert row.verdict == "incomparable" and "cuda-events" in row.reasons[0]
+
+
+def test_environment_difference_that_matters_is_incomparable_but_still_a_hardware_ratio():
+    rng = np.random.default_rng(3)
+    a = make_report([result(KEY, timings(rng, 30, 1e-3))])
+    b = make_report([result(KEY, timings(rng, 30, 0.5e-3))], {**FP, "cpu": "Intel Xeon", "hostname": "b"})
+    pair = compare([a, b]).pairs[0]
+    row = pair.rows[0]
+    assert row.verdict == "incomparable" and row.statistical == "faster"
+    assert any(e.startswith("cpu:") for e in row.env)
+    assert row.in_geomean and geomeans(pair.rows)[None].ratio == pytest.approx(0.5, rel=0.05)
+    diff = {k: matters for k, _, _, matters in pair.env_diff}
+    assert diff == {"cpu": True, "hostname": False}
+
+
+def test_environment_difference_for_another_backend_leaves_results_comparable():
+    s = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98]
+    a = make_report([result(KEY, s)], {**FP, "cuda": "12.4"})
+    b = make_report([result(KEY, s)], {**FP, "cuda": "13.0"})
+    assert compare([a, b]).pairs[0].rows[0].verdict == "same"
+
+
+def test_fallback_fingerprint_diff_without_the_environment_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "benchbench.environment", None)  # import fails
+    diff = fingerprint_diff({"torch": "2.4", "os": "Linux 6", "cpu": None}, {"torch": "2.5", "os": "Linux 5", "cpu": "x"})
+    assert diff == [("cpu", None, "x", False), ("os", "Linux 6", "Linux 5", False), ("torch", "2.4", "2.5", True)]
+
+
+def test_few_samples_are_noisy_whatever_the_numbers():
+    row = compare_pair(KEY, result(KEY, [1.0, 1.0, 1.0]), result(KEY, [2.0, 2.0, 2.0]), Criteria())
+    assert row.verdict == "noisy" and "few-samples" in row.flags
+
+
+def test_imported_statistics_without_samples_are_flagged():
+    imported = {"imported_stats": {"n": 100, "median": 1.0, "iqr": 0.02}}
+    base = Result(KEY, "ok", metrics=imported)
+    other = Result(KEY, "ok", metrics={"imported_stats": {"n": 100, "median": 1.5, "iqr": 0.02}})
+    assert summary_of(base).median == 1.0 and not summary_of(base).from_samples
+    row = compare_pair(KEY, base, other, Criteria())
+    assert row.verdict == "slower" and "no-samples" in row.flags and row.change.p_value is None
+
+
+def test_per_key_threshold_overrides_the_criteria():
+    rng = np.random.default_rng(5)
+    base, other = result(KEY, timings(rng, 40, 1.0, 0.01)), result(KEY, timings(rng, 40, 1.10, 0.01))
+    assert compare_pair(KEY, base, other, Criteria(threshold=0.05)).verdict == "slower"
+    assert compare_pair(KEY, base, other, Criteria(threshold=0.05), threshold=0.25).verdict == "same"
+
+
+def test_compare_three_reports_against_the_first():
+    k2 = CaseKey.make("data", "load", {}, "cpu")
+    rng = np.random.default_rng(11)
+    a = make_report([result(KEY, timings(rng)), result(k2, timings(rng))], label="a")
+    b = make_report([result(KEY, timings(rng, median=2e-3))], label="b")
+    c = make_report([result(KEY, timings(rng)), result(k2, timings(rng, median=0.5e-3))], label="b")
+    comp = compare([a, b, c])
+    assert comp.base_name == "a" and [p.name for p in comp.pairs] == ["b", "b#2"]
+    assert {r.key: r.verdict for r in comp.pairs[0].rows} == {KEY: "slower", k2: "missing"}
+    assert {r.key: r.verdict for r in comp.pairs[1].rows} == {KEY: "same", k2: "faster"}
+    assert comp.keys == sorted([KEY, k2], key=CaseKey.sort_key)
+
+
+def test_compare_refuses_one_report_and_reports_without_common_results():
+    a = make_report([result(KEY, [1.0] * 6)])
+    b = make_report([result(CaseKey.make("x", "y"), [1.0] * 6)])
+    with pytest.raises(UserError, match="at least two"):
+        compare([a])
+    with pytest.raises(UserError, match="no results in common"):
+        compare([a, b], ["base", "other"])
+
+
+def test_geomean_known_values():
+    assert geomean([2.0, 8.0]) == pytest.approx(4.0)
+    assert geomean([0.5, 2.0]) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        geomean([])
+    with pytest.raises(ValueError):
+        geomean([1.0, 0.0])
+
+
+def test_geomeans_per_suite_and_overall():
+    ks = [CaseKey.make("train", f"m{i}") for i in range(2)] + [CaseKey.make("data", "d")]
+    const = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    a = make_report([result(k, const) for k in ks])
+    b = make_report([result(ks[0], [2.0] * 6), result(ks[1], [8.0] * 6), result(ks[2], [0.5] * 6)])
+    gm = geomeans(compare([a, b]).pairs[0].rows)
+    assert gm["train"].ratio == pytest.approx(4.0) and gm["train"].n == 2
+    assert gm["data"].ratio == pytest.approx(0.5) and gm["data"].speedup == pytest.approx(2.0)
+    assert gm[None].ratio == pytest.approx(math.exp((math.log(2) + math.log(8) + math.log(0.5)) / 3)) and gm[None].n == 3
+
+
+def test_criteria_validation():
+    with pytest.raises(UserError):
+        Criteria(threshold=0)
+    with pytest.raises(UserError):
+        Criteria(alpha=0.7)
+    assert Criteria(alpha=0.01).level == pytest.approx(0.99)

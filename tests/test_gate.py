@@ -1,0 +1,294 @@
+"""gate.py: policy parsing, rules files, the decision on synthetic samples with known answers, summaries."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+from test_compare import FP, make_report, result, timings
+
+from benchbench import cli
+from benchbench.errors import UserError
+from benchbench.gate import (
+    EXIT_CODES,
+    Policy,
+    Rule,
+    decide,
+    gate,
+    gate_json,
+    load_policy,
+    markdown_summary,
+    parse_rules,
+    parse_threshold,
+    terminal_text,
+    write_summary,
+)
+from benchbench.report import CaseKey
+
+KEY = CaseKey.make("ops", "matmul", {"n": 1024}, "cpu", "float32")
+OTHER = CaseKey.make("data", "load", {"workers": 2}, "cpu")
+
+
+def gate_trials(slowdown, noise, policy=None, n=30, outliers=0.0, trials=100):
+    """Gate verdicts over seeded trials of baseline/current samples from known distributions."""
+    out = Counter()
+    for seed in range(trials):
+        rng = np.random.default_rng(seed)
+        base = make_report([result(KEY, timings(rng, n, 1e-3, noise, outliers))])
+        cur = make_report([result(KEY, timings(rng, n, 1e-3 * (1 + slowdown), noise, outliers))])
+        out[gate(base, cur, policy).verdict] += 1
+    return out
+
+
+# --- the issue's known answers --------------------------------------------------------------------------
+def test_a_a_pair_from_the_same_noisy_distribution_passes_99_of_100():
+    counts = gate_trials(0.0, 0.02, outliers=0.05)
+    assert counts["pass"] >= 99, counts
+
+
+def test_ten_percent_slowdown_with_two_percent_noise_is_caught_99_of_100():
+    counts = gate_trials(0.10, 0.02)
+    assert counts["regression"] >= 99, counts
+
+
+def test_three_percent_slowdown_is_caught_when_the_noise_allows_it():
+    counts = gate_trials(0.03, 0.005, load_policy(fail_on="median:1%"))
+    assert counts["regression"] >= 99, counts
+
+
+def test_high_noise_is_inconclusive_not_regression():
+    counts = gate_trials(0.03, 0.30)
+    assert counts["regression"] == 0, counts
+    assert counts["inconclusive"] >= 95, counts
+
+
+def test_per_benchmark_threshold_from_rules():
+    rng = np.random.default_rng(1)
+    base = make_report([result(KEY, timings(rng, 40, 1e-3, 0.01))])
+    cur = make_report([result(KEY, timings(rng, 40, 1.1e-3, 0.01))])
+    assert gate(base, cur).verdict == "regression"
+    lenient = parse_rules({"rules": [{"match": "ops/matmul*", "threshold": "25%"}]})
+    assert gate(base, cur, lenient).verdict == "pass"
+
+
+# --- decisions -------------------------------------------------------------------------------------------
+STEADY = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0, 1.01]
+
+
+def decide_on(base_results, cur_results, policy=None, cur_fp=None):
+    return gate(make_report(base_results), make_report(cur_results, cur_fp), policy or Policy())
+
+
+def test_ok_before_failed_now_is_a_regression():
+    res = decide_on([result(KEY, STEADY)], [result(KEY, status="failed", reason="CUDA error")])
+    assert res.verdict == "regression" and res.exit_code == 1
+    assert "failed now" in res.by_outcome("regression")[0].why
+
+
+def test_regression_wins_over_inconclusive():
+    res = decide_on([result(KEY, STEADY), result(OTHER, STEADY)],
+                    [result(KEY, status="timeout"), result(OTHER, [x * 1.06 for x in STEADY])])
+    assert res.verdict == "regression"
+    assert {f.row.key: f.outcome for f in res.findings} == {KEY: "regression", OTHER: "inconclusive"}
+
+
+@pytest.mark.parametrize("field, value, verdict", [
+    ("missing", "inconclusive", "inconclusive"), ("missing", "ignore", "pass"), ("missing", "regression", "regression"),
+])
+def test_missing_case_follows_the_policy(field, value, verdict):
+    policy = parse_rules({field: value})
+    res = decide_on([result(KEY, STEADY), result(OTHER, STEADY)], [result(OTHER, STEADY)], policy)
+    assert res.verdict == verdict
+
+
+def test_incomparable_does_not_pass_silently_unless_ignored():
+    base = [result(KEY, STEADY, definition_hash="sha256:old")]
+    cur = [result(KEY, STEADY, definition_hash="sha256:new")]
+    res = decide_on(base, cur)
+    assert res.verdict == "inconclusive" and "definition" in res.findings[0].why
+    assert decide_on(base, cur, parse_rules({"incomparable": "ignore"})).verdict == "pass"
+
+
+def test_environment_difference_that_matters_is_inconclusive():
+    res = decide_on([result(KEY, STEADY)], [result(KEY, STEADY)], cur_fp={**FP, "threads": 8})
+    assert res.verdict == "inconclusive" and "threads" in res.findings[0].why
+
+
+def test_noisy_is_inconclusive_unless_ignored_and_pass_when_confidently_not_slower():
+    rng = np.random.default_rng(2)
+    base = [result(KEY, timings(rng, 30, 1.0, 0.3))]
+    cur = [result(KEY, timings(rng, 30, 1.0, 0.3))]
+    assert decide_on(base, cur).findings[0].row.verdict == "noisy"
+    assert decide_on(base, cur).verdict == "inconclusive"
+    assert decide_on(base, cur, parse_rules({"noisy": "ignore"})).verdict == "pass"
+    faster_noisy = [result(KEY, [x * 0.95 for x in STEADY])]  # interval straddles -5%, all of it below +5%
+    res = decide_on([result(KEY, STEADY)], faster_noisy)
+    assert res.findings[0].row.verdict in ("noisy", "faster") and res.verdict == "pass"
+
+
+def test_too_few_samples_are_inconclusive_even_when_they_agree():
+    res = decide_on([result(KEY, [1.0, 1.0, 1.0])], [result(KEY, [1.0, 1.0, 1.0])])
+    assert res.verdict == "inconclusive" and "too few samples" in res.findings[0].why
+
+
+def test_slower_without_raw_samples_is_only_suspected():
+    base = [result(KEY, metrics={"imported_stats": {"n": 200, "median": 1.0, "iqr": 0.01}})]
+    cur = [result(KEY, metrics={"imported_stats": {"n": 200, "median": 1.5, "iqr": 0.01}})]
+    res = decide_on(base, cur)
+    assert res.findings[0].row.verdict == "slower"
+    assert res.verdict == "inconclusive" and "--benchmark-save-data" in res.findings[0].why
+
+
+def test_ignored_cases_never_fail():
+    policy = parse_rules({"rules": [{"match": "ops/*", "ignore": True, "reason": "flaky"}]})
+    res = decide_on([result(KEY, STEADY), result(OTHER, STEADY)], [result(KEY, status="failed"),
+                                                                    result(OTHER, STEADY)], policy)
+    assert res.verdict == "pass"
+    assert res.by_outcome("ignored")[0].why == "flaky"
+
+
+def test_new_fixed_and_faster_cases_pass():
+    third = CaseKey.make("ops", "add")
+    res = decide_on([result(KEY, status="failed"), result(OTHER, STEADY)],
+                    [result(KEY, STEADY), result(OTHER, [x / 2 for x in STEADY]), result(third, STEADY)])
+    assert {f.row.verdict for f in res.findings} == {"fixed", "faster", "new"}
+    assert res.verdict == "pass" and res.exit_code == 0
+
+
+def test_exit_codes_are_the_clis():
+    assert EXIT_CODES == {"pass": cli.EXIT_OK, "regression": cli.EXIT_REGRESSION,
+                          "inconclusive": cli.EXIT_INCONCLUSIVE}
+    assert len(set(EXIT_CODES.values()) | {cli.EXIT_USAGE}) == 4
+
+
+def test_decide_needs_exactly_one_current_report():
+    from benchbench.compare import compare
+
+    reps = [make_report([result(KEY, STEADY)]) for _ in range(3)]
+    with pytest.raises(ValueError):
+        decide(compare(reps), Policy())
+
+
+# --- policy parsing --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, value", [("median:5%", 0.05), ("5%", 0.05), ("median:2.5%", 0.025),
+                                         (" median:10% ", 0.10)])
+def test_parse_threshold(text, value):
+    assert parse_threshold(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("mean:5%", "only the median"), ("5", "expected a percentage"), ("median:0%", "above 0%"),
+    ("median:five%", "expected a percentage"), ("median:5000%", "below 1000%"),
+])
+def test_parse_threshold_errors(text, message):
+    with pytest.raises(UserError, match=message):
+        parse_threshold(text)
+
+
+def test_rule_globs_treat_brackets_literally():
+    rule = Rule(match="ops/matmul[n=1024]", threshold=0.1)
+    assert rule.applies(KEY)
+    assert not rule.applies(CaseKey.make("ops", "matmul", {"n": 1}, "cpu", "float32"))
+    assert Rule(match="ops/*", backend="cu*", threshold=0.1).applies(CaseKey.make("ops", "x", {}, "cuda"))
+    assert not Rule(match="ops/*", backend="cu*", threshold=0.1).applies(KEY)
+    assert Rule(dtype="float32", threshold=0.1).applies(KEY) and not Rule(dtype="bf*", threshold=0.1).applies(KEY)
+
+
+def test_later_rules_win_for_the_settings_they_make():
+    policy = parse_rules({"fail_on": "median:3%", "rules": [
+        {"match": "*", "threshold": "10%"}, {"match": "ops/*", "threshold": "20%"},
+        {"match": "data/*", "ignore": True}, {"match": "data/*", "threshold": "15%"},
+        {"match": "ops/*", "ignore": True}, {"match": "ops/matmul*", "ignore": False}]})
+    assert policy.threshold == pytest.approx(0.03)
+    assert policy.settings_for(KEY) == (pytest.approx(0.20), None)
+    threshold, ignored = policy.settings_for(OTHER)
+    assert threshold == pytest.approx(0.15) and ignored is not None and ignored.match == "data/*"
+    assert policy.settings_for(CaseKey.make("ops", "add"))[1] is not None
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"treshold": "5%"}, "unknown key 'treshold'"),
+    ({"noisy": "pass"}, "expected one of ignore, inconclusive, regression"),
+    ({"rules": [{"match": "x"}]}, "rule 1: sets neither threshold nor ignore"),
+    ({"rules": [{"match": "x", "threshold": 5}]}, "rule 1: threshold"),
+    ({"rules": [{"match": "x", "ignore": "yes"}]}, "ignore must be true or false"),
+    ({"rules": [{"match": "x", "thresold": "5%"}]}, "unknown key 'thresold'"),
+    ({"rules": {"match": "x"}}, "list of tables"),
+    ({"alpha": 0.9}, "between 0 and 0.5"),
+])
+def test_bad_rules_are_one_line_user_errors(doc, message):
+    with pytest.raises(UserError, match=message) as exc:
+        parse_rules(doc, "rules.toml")
+    assert "\n" not in str(exc.value) and str(exc.value).startswith("rules.toml")
+
+
+def test_rules_file_and_command_line(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text('fail_on = "median:8%"\nalpha = 0.01\nmissing = "ignore"\n\n'
+                    '[[rules]]\nmatch = "data/*"\nthreshold = "30%"\n')
+    policy = load_policy(str(path))
+    assert (policy.threshold, policy.alpha, policy.missing) == (pytest.approx(0.08), 0.01, "ignore")
+    assert policy.threshold_for(OTHER) == pytest.approx(0.30)
+    overridden = load_policy(str(path), fail_on="median:2%", alpha=0.05)
+    assert (overridden.threshold, overridden.alpha) == (pytest.approx(0.02), 0.05)
+    assert overridden.threshold_for(OTHER) == pytest.approx(0.30)  # per-case rules still win
+
+
+def test_unreadable_rules_files(tmp_path):
+    with pytest.raises(UserError, match="no such rules file"):
+        load_policy(str(tmp_path / "nope.toml"))
+    bad = tmp_path / "bad.toml"
+    bad.write_text("fail_on = \n")
+    with pytest.raises(UserError, match="not valid TOML"):
+        load_policy(str(bad))
+
+
+# --- output ----------------------------------------------------------------------------------------------
+def regression_result():
+    rng = np.random.default_rng(4)
+    base = make_report([result(KEY, timings(rng, 30, 1e-3, 0.01)), result(OTHER, timings(rng, 30, 2e-3, 0.01))],
+                       label="main")
+    cur = make_report([result(KEY, timings(rng, 30, 1.3e-3, 0.01)), result(OTHER, timings(rng, 30, 2e-3, 0.01))],
+                      label="pr-42")
+    return gate(base, cur, Policy())
+
+
+def test_markdown_summary_puts_the_verdict_and_the_regressions_first():
+    md = markdown_summary(regression_result())
+    lines = md.splitlines()
+    assert lines[0].startswith("### benchbench gate: ❌ REGRESSION: 1 regression, 0 inconclusive, 1 ok")
+    assert "`main`" in md and "`pr-42`" in md
+    table = [line for line in lines if line.startswith("| ❌")]
+    assert len(table) == 1 and "ops/matmul[n=1024] cpu float32" in table[0] and "slower" in table[0]
+    assert "+30" in table[0] or "+29" in table[0] or "+31" in table[0]  # the change, in percent
+    assert "<details>" in md and "data/load[workers=2]" in md.split("<details>")[1]
+    assert "geometric mean" in md and "Mann-Whitney" in md
+
+
+def test_markdown_summary_stays_comment_sized():
+    keys = [CaseKey.make("ops", "k", {"i": i}) for i in range(250)]
+    res = decide_on([result(k, STEADY) for k in keys], [result(k, STEADY) for k in keys])
+    md = markdown_summary(res)
+    assert res.verdict == "pass" and "…and 50 more" in md and len(md) < 65536
+
+
+def test_terminal_text_ends_with_the_verdict_and_json_carries_it():
+    res = regression_result()
+    assert terminal_text(res).splitlines()[-1] == "gate: REGRESSION: 1 regression, 0 inconclusive, 1 ok (exit 1)"
+    import json
+
+    doc = json.loads(gate_json(res))
+    assert doc["gate"]["verdict"] == "regression" and doc["gate"]["exit_code"] == 1
+    assert {c["outcome"] for c in doc["gate"]["cases"]} == {"regression", "ok"}
+
+
+def test_summary_is_written_and_appended_to_github_step_summary(tmp_path, monkeypatch):
+    step = tmp_path / "step.md"
+    step.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    written = write_summary("## one", tmp_path / "out" / "summary.md")
+    write_summary("## two", None)
+    assert (tmp_path / "out" / "summary.md").read_text() == "## one"
+    assert step.read_text() == "earlier step\n## one\n## two\n"
+    assert written == [tmp_path / "out" / "summary.md", step]
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY")
+    assert write_summary("x", None) == []
