@@ -143,3 +143,12 @@ def test_case_key_label_and_identity():
 def test_unknown_status_rejected():
     with pytest.raises(ValueError):
         Result(key=CaseKey.make("s", "b"), status="great")
+
+
+def test_saved_report_has_ordinary_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = rp.save(make_report(), tmp_path / "r.json")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
