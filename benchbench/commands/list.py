@@ -23,7 +23,7 @@ def main(args: argparse.Namespace) -> int:
             benches.append({
                 "name": b.name, "description": b.description, "params": {k: list(v) for k, v in b.params.items()},
                 "dtypes": [d for d in b.dtypes if d], "modes": [m for m in b.modes if m],
-                "backends": list(b.backends) if b.backends else "all", "isolate": b.isolate,
+                "backends": list(b.backends) if b.backends else "all", "isolate": b.isolate if isinstance(b.isolate, bool) else "per case",
                 "cases": {p: len(b.cases("cpu", p)) for p in ("quick", "default", "full")},
                 "overview_cases": len(b.cases("cpu", overview=True)),
             })
