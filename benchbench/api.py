@@ -26,6 +26,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +124,50 @@ class Context:
         return time.perf_counter() - t0, out
 
 
+def _plain(value: Any) -> bool:
+    """A constant whose repr is stable across processes (no object addresses inside)."""
+    if isinstance(value, (int, float, str, bytes, bool, type(None))):
+        return True
+    if isinstance(value, (tuple, list)):  # not sets: their order follows the hash seed
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(_plain(k) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _code_names(code: Any) -> set[str]:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):  # nested functions, lambdas, comprehensions
+            names |= _code_names(const)
+    return names
+
+
+def _definition_sources(fn: Callable[..., Any]) -> list[str]:
+    module = getattr(fn, "__module__", None)
+    seen: dict[str, str] = {}
+    stack: list[Any] = [fn]
+    while stack:
+        obj = stack.pop()
+        name = getattr(obj, "__qualname__", repr(obj))
+        if name in seen:
+            continue
+        try:
+            seen[name] = inspect.getsource(obj)
+        except (OSError, TypeError):
+            seen[name] = name
+        functions = [obj] if inspect.isfunction(obj) else [
+            v for v in vars(obj).values() if inspect.isfunction(v)] if inspect.isclass(obj) else []
+        for func in functions:
+            for ref in _code_names(func.__code__):
+                value = func.__globals__.get(ref)
+                if (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == module:
+                    stack.append(value)
+                elif not ref.startswith("__") and _plain(value):
+                    seen.setdefault(f"{module}.{ref}", f"{ref} = {value!r}")
+    return [seen[k] for k in sorted(seen)]
+
+
 def _as_grid(params: Mapping[str, Sequence[Any]] | None, what: str) -> dict[str, tuple]:
     grid: dict[str, tuple] = {}
     for name, values in (params or {}).items():
@@ -161,13 +206,16 @@ class Benchmark:
         """Whether this case gets a fresh worker process of its own (`isolate` may decide per case)."""
         return bool(self.isolate(key)) if callable(self.isolate) else bool(self.isolate)
 
-    @property
+    @cached_property
     def definition_hash(self) -> str:
-        try:
-            source = inspect.getsource(self.setup)
-        except (OSError, TypeError):
-            source = self.setup.__qualname__
-        return "sha256:" + hashlib.sha256(source.encode()).hexdigest()[:16]
+        """Hash of what the benchmark runs: its setup's source and, transitively, the source of the
+        functions and classes and the values of plain constants it uses from its own module. A
+        changed model or size table changes the hash (results compare as incomparable); an edit
+        to another benchmark in the same file does not."""
+        digest = hashlib.sha256()
+        for part in _definition_sources(self.setup):
+            digest.update(part.encode())
+        return "sha256:" + digest.hexdigest()[:16]
 
     def _axes(self, overrides: Mapping[str, tuple] | None) -> tuple[dict[str, tuple], tuple, tuple]:
         grid = dict(self.params)

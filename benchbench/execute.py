@@ -92,6 +92,8 @@ def run_case(
             if case.check_output and _nonfinite(out):
                 flags.append("nonfinite-output")
             del out
+            # peak memory of the steady state, not of setup or a compiling first call
+            backend.reset_peak_memory()
             m = measure(case.fn, timer, budget, clock=clock, on_phase=phase)
         metrics = dict(case.metrics)
         if case.finish is not None:

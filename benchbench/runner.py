@@ -60,7 +60,10 @@ def plan(suites: list[Suite], backends: list[Backend], profile: str, overview: b
                     if rx and not rx.search(key.label):
                         continue
                     out.append(PlannedCase(suite, bench, key, skip_reason(bench, key, backend)))
-    return out
+    # Within a suite, shared-worker cases first: interleaving isolated ones would restart the
+    # shared worker (seconds of imports) around each of them.
+    order = {s.name: i for i, s in enumerate(suites)}
+    return sorted(out, key=lambda c: (order[c.suite.name], c.isolate and not c.skip))
 
 
 class WorkerDied(Exception):

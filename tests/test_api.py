@@ -103,3 +103,63 @@ def test_registry_errors_are_one_line(write_suite, tmp_path):
         registry.load_paths([str(empty)])
     with pytest.raises(UserError, match="no such file or folder"):
         registry.load_paths([str(tmp_path / "missing.py")])
+
+
+HELPERS = '''
+from benchbench import Case, benchmark
+
+SIZES = {"small": {small}, "large": 64}
+TAGS = {"a", "b", "c"}
+
+
+def build(n):
+    return [0] * n * {factor}
+
+
+class Model:
+    def forward(self):
+        return build(1)
+
+
+@benchmark
+def uses_helpers(ctx):
+    Model().forward()
+    return Case(lambda: build(SIZES["small"]), items=len(TAGS))
+
+
+@benchmark
+def other(ctx):
+    return Case(lambda: {other})
+'''
+
+
+def _hash(write_suite, name, **fmt):
+    fmt = {"factor": 1, "other": 1, "small": 8, **fmt}
+    source = HELPERS
+    for name_, value in fmt.items():
+        source = source.replace("{" + name_ + "}", str(value))
+    path = write_suite(source, f"{name}.py")
+    suite = registry.load_paths([str(path)])[0]
+    return suite.benchmark("uses_helpers").definition_hash
+
+
+def test_definition_hash_covers_helpers_and_constants_it_uses(write_suite):
+    base = _hash(write_suite, "h0")
+    assert _hash(write_suite, "h1") == base  # same source, another file: same definition
+    assert _hash(write_suite, "h2", factor=2) != base  # a helper it calls changed
+    assert _hash(write_suite, "h3", other=2) == base  # another benchmark in the file changed
+    assert _hash(write_suite, "h4", small=9) != base  # a constant it reads changed
+
+
+def test_definition_hash_is_stable_across_processes(write_suite):
+    import subprocess
+    import sys
+
+    source = HELPERS.replace("{factor}", "1").replace("{other}", "1").replace("{small}", "8")
+    path = write_suite(source, "stable.py")
+    code = ("import sys; from benchbench import registry; "
+            f"print(registry.load_paths([{str(path)!r}])[0].benchmark('uses_helpers').definition_hash)")
+    hashes = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout
+              for seed in ("1", "2", "3")}
+    assert len(hashes) == 1
