@@ -6,6 +6,7 @@ import csv
 import io
 from typing import Any
 
+from benchbench.ceilings import ceiling_fraction
 from benchbench.report import Report, Result
 
 
@@ -79,7 +80,13 @@ def _note(result: Result) -> str:
     return ", ".join(notes + list(result.flags))
 
 
+def _percent(fraction: float | None) -> str:
+    return f"{100 * fraction:.0f}%" if fraction is not None else ""
+
+
 def result_rows(report: Report) -> list[dict[str, Any]]:
+    """One row per result. "% peak" is against the datasheet peak, "% ceiling" against the device's
+    own measured ceiling (benchbench.ceilings), when the report holds one."""
     rows = []
     for r in sorted(report.results, key=lambda r: r.key.sort_key()):
         frac = peak_fraction(r, report)
@@ -92,6 +99,7 @@ def result_rows(report: Report) -> list[dict[str, Any]]:
             "median": _median_text(r),
             "rate": rate_text(r) if r.ok else "",
             "% peak": f"{100 * next(iter(frac.values())):.0f}%" if frac else "",
+            "% ceiling": _percent(ceiling_fraction(report.results, r)),
             "note": _note(r),
         })
     return rows

@@ -1,0 +1,121 @@
+"""% of the device's measured ceiling: which ceiling a result is held against, and the fraction."""
+
+import pytest
+
+from benchbench.ceilings import bound, ceiling_fraction, find_ceiling, is_ceiling
+from benchbench.render import result_rows, results_table
+from benchbench.report import CaseKey, Report, Result
+
+
+def res(benchmark, median=0.01, suite="tensor_ops", backend="cpu", dtype="float32", status="ok", params=None,
+        metrics=None, **work):
+    """A result whose samples all equal `median` seconds per call, with the given work per call."""
+    return Result(key=CaseKey.make(suite, benchmark, params or {}, backend, dtype), status=status,
+                  samples=[median] * 5 if status == "ok" else [], work=work, metrics=dict(metrics or {}))
+
+
+def mm_ceiling(flops_per_s, dtype="float32", backend="cpu", **kw):
+    return res("ceiling_matmul", median=1.0, dtype=dtype, backend=backend, flops=flops_per_s, **kw)
+
+
+def copy_ceiling(bytes_per_s, backend="cpu", **kw):
+    return res("ceiling_copy", median=1.0, backend=backend, bytes=bytes_per_s, **kw)
+
+
+def test_bound_prefers_the_declared_kind_then_infers_from_the_work():
+    assert bound(res("m", flops=1.0, bytes=1.0)) == "compute"
+    assert bound(res("m", bytes=1.0)) == "memory"
+    assert bound(res("m", items=1.0)) is None
+    assert bound(res("m", flops=1.0, bytes=1.0, metrics={"bound": "memory"})) == "memory"
+    assert bound(res("m", bytes=1.0, metrics={"bound": "link"})) is None
+    assert bound(res("m", items=1.0, metrics={"bound": "overhead"})) is None
+
+
+def test_compute_bound_result_against_the_matmul_ceiling_of_its_dtype():
+    ceilings = [mm_ceiling(200e9), mm_ceiling(800e9, dtype="bfloat16"), copy_ceiling(10e9)]
+    r = res("matmul", median=0.01, flops=1e9)  # 100 GFLOP/s
+    assert find_ceiling(ceilings + [r], r) is ceilings[0]
+    assert ceiling_fraction(ceilings + [r], r) == pytest.approx(0.5)
+    r16 = res("matmul", median=0.01, dtype="bfloat16", flops=2e9)  # 200 GFLOP/s of 800
+    assert ceiling_fraction(ceilings + [r16], r16) == pytest.approx(0.25)
+
+
+def test_no_ceiling_of_the_dtype_means_no_fraction():
+    r = res("matmul", dtype="float16", flops=1e9)
+    assert find_ceiling([mm_ceiling(1e12)], r) is None
+    assert ceiling_fraction([mm_ceiling(1e12)], r) is None
+
+
+def test_a_result_without_dtype_is_held_against_the_float32_ceiling():
+    r = res("user_op", suite="mine", dtype=None, median=1.0, flops=50e9)
+    assert ceiling_fraction([mm_ceiling(100e9), mm_ceiling(1e15, dtype="bfloat16")], r) == pytest.approx(0.5)
+
+
+def test_memory_bound_result_against_the_copy_ceiling_in_bytes():
+    r = res("add", median=0.1, bytes=3e9, items=1e9)  # 30 GB/s
+    assert ceiling_fraction([mm_ceiling(1e12), copy_ceiling(60e9)], r) == pytest.approx(0.5)
+    # declared memory-bound: compared by bytes even though FLOPs are declared too
+    r2 = res("k", median=1.0, flops=1e12, bytes=15e9, metrics={"bound": "memory"})
+    assert ceiling_fraction([mm_ceiling(2e12), copy_ceiling(60e9)], r2) == pytest.approx(0.25)
+
+
+def test_links_and_overheads_have_no_ceiling():
+    everything = [mm_ceiling(1e12), copy_ceiling(60e9)]
+    assert ceiling_fraction(everything, res("transfer", bytes=1e9, metrics={"bound": "link"})) is None
+    assert ceiling_fraction(everything, res("dispatch", items=1.0)) is None
+
+
+def test_only_the_same_backend_counts():
+    r = res("matmul", backend="cuda", median=1.0, flops=1e12)
+    assert ceiling_fraction([mm_ceiling(2e12, backend="cpu")], r) is None
+    assert ceiling_fraction([mm_ceiling(2e12, backend="cpu"), mm_ceiling(4e12, backend="cuda")], r) == 0.25
+
+
+def test_failed_ceilings_and_failed_results_do_not_count():
+    failed = mm_ceiling(1e12, status="failed")
+    r = res("matmul", median=1.0, flops=1e11)
+    assert ceiling_fraction([failed], r) is None
+    assert ceiling_fraction([failed, mm_ceiling(4e11)], r) == 0.25
+    skipped = res("matmul", status="skipped", flops=1e9)
+    assert ceiling_fraction([mm_ceiling(4e11)], skipped) is None
+
+
+def test_the_fastest_matching_ceiling_is_the_ceiling_and_a_ceiling_is_at_100_percent():
+    slow, fast = mm_ceiling(1e11), mm_ceiling(2e11)
+    r = res("matmul", median=1.0, flops=1e11)
+    assert find_ceiling([slow, fast, r], r) is fast
+    assert ceiling_fraction([slow, fast], fast) == 1.0
+    assert ceiling_fraction([slow, fast], slow) == 0.5
+
+
+def test_ceilings_come_from_the_tensor_ops_suite_only():
+    impostor = res("ceiling_matmul", suite="mine", median=1.0, flops=1e9)
+    r = res("matmul", median=1.0, flops=1e9)
+    assert not is_ceiling(impostor) and is_ceiling(mm_ceiling(1.0)) and is_ceiling(copy_ceiling(1.0))
+    assert ceiling_fraction([impostor], r) is None
+
+
+def test_above_the_ceiling_is_shown_as_it_is():
+    r = res("copy", median=1.0, bytes=90e9)  # e.g. a copy that fits in cache
+    assert ceiling_fraction([copy_ceiling(60e9)], r) == pytest.approx(1.5)
+
+
+def _report(results):
+    return Report(run_id="r", created_at="2026-01-01T00:00:00Z", results=results,
+                  backends=[{"name": "cpu", "available": True, "peaks": None}])
+
+
+def test_result_rows_show_percent_of_ceiling_beside_percent_of_peak():
+    rows = result_rows(_report([mm_ceiling(200e9), res("matmul", params={"n": 8}, median=0.01, flops=1e9),
+                                res("dispatch_overhead", items=1.0)]))
+    by_case = {row["case"]: row for row in rows}
+    assert by_case["tensor_ops/matmul[n=8]"]["% ceiling"] == "50%"
+    assert by_case["tensor_ops/ceiling_matmul"]["% ceiling"] == "100%"
+    assert by_case["tensor_ops/dispatch_overhead"]["% ceiling"] == ""
+    assert all("% peak" in row for row in rows)
+
+
+def test_table_has_no_ceiling_column_when_the_report_has_no_ceilings():
+    table = results_table(_report([res("matmul", params={"n": 8}, flops=1e9)]))
+    assert "% ceiling" not in table
+    assert "% ceiling" in results_table(_report([mm_ceiling(1e9), res("matmul", params={"n": 8}, flops=1e9)]))
