@@ -11,10 +11,11 @@ from benchbench.report import CaseKey, Report, Result
 
 
 def load(path: str) -> Report:
-    """Read a report file (raises ReportError, a UserError, with a one-line message)."""
-    from benchbench.report import load as _load
+    """Read a benchbench report, or a pytest-benchmark JSON file as a report (raises ReportError,
+    a UserError, with a one-line message)."""
+    from benchbench.export import load_any
 
-    return _load(path)
+    return load_any(path)
 
 
 __all__ = ["__version__", "Benchmark", "Case", "CaseKey", "Context", "Report", "Result", "Skip", "UserError",

@@ -112,7 +112,7 @@ def _drop_empty_columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{c: row[c] for c in keep} for row in rows]
 
 
-def results_table(report: Report, fmt: str = "simple", max_note: int = 60) -> str:
+def results_table(report: Report, fmt: str = "simple", max_note: int = 100) -> str:
     from tabulate import tabulate
 
     rows = _drop_empty_columns(result_rows(report))
@@ -128,8 +128,8 @@ def results_csv(report: Report) -> str:
     """One row per result with raw numbers (seconds, per-second rates), for spreadsheets."""
     buf = io.StringIO()
     fields = ["suite", "benchmark", "params", "backend", "dtype", "mode", "status", "reason", "n", "median_s",
-              "iqr_s", "ci_low_s", "ci_high_s", "items_per_s", "flops_per_s", "bytes_per_s", "peak_memory_bytes",
-              "flags"]
+              "iqr_s", "ci_low_s", "ci_high_s", "items_per_s", "flops_per_s", "bytes_per_s", "ceiling_fraction",
+              "peak_memory_bytes", "flags"]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for r in sorted(report.results, key=lambda r: r.key.sort_key()):
@@ -141,9 +141,14 @@ def results_csv(report: Report) -> str:
             "iqr_s": st.iqr if st else "", "ci_low_s": st.ci_low if st else "", "ci_high_s": st.ci_high if st else "",
             "items_per_s": d.get("items_per_s", ""), "flops_per_s": d.get("flops_per_s", ""),
             "bytes_per_s": d.get("bytes_per_s", ""), "peak_memory_bytes": r.peak_memory_bytes or "",
+            "ceiling_fraction": _or_blank(ceiling_fraction(report.results, r)),
             "flags": ";".join(r.flags),
         })
     return buf.getvalue()
+
+
+def _or_blank(value: float | None) -> float | str:
+    return "" if value is None else value
 
 
 def status_counts(report: Report) -> dict[str, int]:

@@ -119,3 +119,16 @@ def test_table_has_no_ceiling_column_when_the_report_has_no_ceilings():
     table = results_table(_report([res("matmul", params={"n": 8}, flops=1e9)]))
     assert "% ceiling" not in table
     assert "% ceiling" in results_table(_report([mm_ceiling(1e9), res("matmul", params={"n": 8}, flops=1e9)]))
+
+
+def test_csv_carries_the_ceiling_fraction():
+    import csv
+    import io
+
+    from benchbench.render import results_csv
+
+    text = results_csv(_report([mm_ceiling(200e9), res("matmul", params={"n": 8}, median=0.01, flops=1e9),
+                                res("dispatch_overhead", items=1.0)]))
+    rows = {r["benchmark"]: r for r in csv.DictReader(io.StringIO(text))}
+    assert float(rows["matmul"]["ceiling_fraction"]) == pytest.approx(0.5)
+    assert rows["dispatch_overhead"]["ceiling_fraction"] == ""

@@ -208,3 +208,10 @@ def test_comparison_frame_matches_the_comparison(tmp_path):
     df2 = compare_frame(tmp_path / "g.json", GOLDEN)
     assert (df2["ratio"] == 1.0).all() and (df2["p_value"] == 1.0).all()
     assert comparison_frame(comp).equals(df)
+
+
+def test_package_load_reads_pytest_benchmark_files_too():
+    import benchbench
+
+    report = benchbench.load(str(Path(__file__).parent / "data" / "pytest_benchmark_base.json"))
+    assert report.results and all(r.key.suite for r in report.results)
