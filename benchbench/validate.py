@@ -30,7 +30,10 @@ class OpCheck:
 
     @property
     def ratio(self) -> float:
-        return self.benchbench_median_s / self.torch_median_s
+        """Median of the per-round ratios: each round times both engines back to back, so a drift
+        in machine load between rounds cancels out instead of landing on one side."""
+        pairs = [a / b for a, b in zip(self.benchbench_rounds, self.torch_rounds, strict=True) if b > 0]
+        return statistics.median(pairs) if pairs else self.benchbench_median_s / self.torch_median_s
 
     @property
     def agrees(self) -> bool:
@@ -89,7 +92,7 @@ def _torch_timer_median(fn: Callable[[], Any], backend: Backend, min_run_time: f
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
-def compare_op(backend: Backend, op: str, fn: Callable[[], Any], budget: Budget, rounds: int = 5) -> OpCheck:
+def compare_op(backend: Backend, op: str, fn: Callable[[], Any], budget: Budget, rounds: int = 7) -> OpCheck:
     ours, theirs = [], []
     timer = backend.timer()
     for _ in range(rounds):
@@ -99,7 +102,7 @@ def compare_op(backend: Backend, op: str, fn: Callable[[], Any], budget: Budget,
                    torch_median_s=statistics.median(theirs), benchbench_rounds=ours, torch_rounds=theirs)
 
 
-def validate(backends: list[Backend], profile: str = "quick", rounds: int = 5,
+def validate(backends: list[Backend], profile: str = "quick", rounds: int = 7,
              on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     budget = budget_for(profile)
     out: dict[str, Any] = {"clock": clock_resolution(), "backends": [], "ops": [], "tolerance": TOLERANCE}
