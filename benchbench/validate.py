@@ -94,7 +94,7 @@ def _torch_timer_median(fn: Callable[[], Any], backend: Backend, min_run_time: f
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
-def compare_op(backend: Backend, op: str, fn: Callable[[], Any], budget: Budget, rounds: int = 7) -> OpCheck:
+def compare_op(backend: Backend, op: str, fn: Callable[[], Any], budget: Budget, rounds: int = 11) -> OpCheck:
     ours, theirs = [], []
     timer = backend.timer()
     for _ in range(rounds):
@@ -104,7 +104,7 @@ def compare_op(backend: Backend, op: str, fn: Callable[[], Any], budget: Budget,
                    torch_median_s=statistics.median(theirs), benchbench_rounds=ours, torch_rounds=theirs)
 
 
-def validate(backends: list[Backend], profile: str = "quick", rounds: int = 7,
+def validate(backends: list[Backend], profile: str = "quick", rounds: int = 11,
              on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     budget = budget_for(profile)
     out: dict[str, Any] = {"clock": clock_resolution(), "backends": [], "ops": [], "tolerance": TOLERANCE}

@@ -11,8 +11,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", action="append", metavar="NAME", help="backend(s) to check (default: every usable)")
     p.add_argument("--profile", default="quick", choices=("quick", "default", "full"),
                    help="benchbench's budget for each reference op")
-    p.add_argument("--rounds", type=int, default=7,
-                   help="interleaved rounds per op; the ratio is the median of the rounds' ratios (default 7)")
+    p.add_argument("--rounds", type=int, default=11,
+                   help="interleaved rounds per op; the ratio is the median of the rounds' ratios (default 11)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
