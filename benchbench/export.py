@@ -22,6 +22,7 @@ import os
 from collections import Counter
 from typing import Any
 
+from benchbench.canary import drift_lines
 from benchbench.compare import (
     VERDICT_HELP,
     Change,
@@ -319,6 +320,7 @@ def env_lines(comp: Comparison) -> list[str]:
         for k, va, vb, matters in sorted(pair.env_diff, key=lambda d: (not d[3], d[0])):
             mark = "differs (results affected are incomparable)" if matters else "differs"
             lines.append(f"{k}: {_short(va)} ({comp.base_name}) vs {_short(vb)} ({pair.name}) - {mark}")
+    lines += drift_lines(comp.base_name, comp.base.environment, [(p.name, p.report.environment) for p in comp.pairs])
     for name, rep in [(comp.base_name, comp.base)] + [(p.name, p.report) for p in comp.pairs]:
         if rep.partial:
             lines.append(f"{name} is a partial report (the run was interrupted)")

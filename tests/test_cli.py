@@ -52,6 +52,7 @@ def test_run_builtin_suite_writes_a_complete_report(tmp_path):
     report = load(out)
     assert report.label == "ci" and report.profile == "quick" and not report.partial
     assert report.environment["fingerprint"]["torch"]
+    assert set(report.environment["canary"]) == {"start", "end"}
     assert report.results
     for r in report.results:
         assert r.status == "ok" and r.samples and r.stats.n == len(r.samples) and r.timing_method

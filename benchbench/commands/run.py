@@ -56,11 +56,12 @@ def select_backends(requested: list[str] | None):
 def main(args: argparse.Namespace) -> int:
     from benchbench import registry
     from benchbench._version import __version__
+    from benchbench.canary import measure_canary
     from benchbench.environment import Context, collect
     from benchbench.measure import budget_for
     from benchbench.progress import Progress
     from benchbench.render import backends_table, results_table, status_counts
-    from benchbench.report import Report, dumps
+    from benchbench.report import Report, dumps, save
     from benchbench.runner import Runner, plan
 
     if args.timeout is not None and args.timeout <= 0:
@@ -109,8 +110,12 @@ def main(args: argparse.Namespace) -> int:
             if hook:
                 hook(rs)
 
+    # the canary tells a slower machine apart from slower code (benchbench/canary.py)
+    env["canary"] = {"start": measure_canary()}
     runner = Runner(report, path, budget, profile, progress=Progress(quiet=args.quiet))
     runner.run(cases, derive=derive)
+    env["canary"]["end"] = measure_canary()
+    save(report, path)
 
     counts = status_counts(report)
     if args.json:
