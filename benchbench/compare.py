@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchbench.environment.fingerprint import fingerprint_diff
 from benchbench.errors import UserError
 from benchbench.report import CaseKey, Report, Result
 from benchbench.stats import FEW_SAMPLES
@@ -54,9 +55,6 @@ VERDICT_HELP = {
     "failed": "not ok in the baseline and failed now",
     "skipped": "skipped now and not measured in the baseline",
 }
-
-# Fingerprint keys that matter where benchbench.environment (and its own table) is absent.
-MATTERS = ("torch", "cuda", "cudnn", "devices", "cpu", "threads", "float32_matmul_precision")
 
 
 @dataclass(frozen=True)
@@ -203,17 +201,6 @@ def classify(change: Change, threshold: float, alpha: float) -> str:
 
 # --- environment --------------------------------------------------------------------------------
 EnvDiff = tuple[str, Any, Any, bool]  # (key, base value, other value, matters)
-
-
-def fingerprint_diff(a: dict[str, Any], b: dict[str, Any], backends: Sequence[str] | None = None) -> list[EnvDiff]:
-    """environment.fingerprint_diff (which knows which key matters for which backend), or, where that
-    module is absent, a plain key-by-key diff in which the MATTERS keys matter when both sides know them."""
-    try:
-        from benchbench.environment import fingerprint_diff as real
-    except ImportError:
-        return [(k, a.get(k), b.get(k), k in MATTERS and a.get(k) is not None and b.get(k) is not None)
-                for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-    return [tuple(d) for d in real(a, b, backends)]  # type: ignore[misc]
 
 
 # --- matching -----------------------------------------------------------------------------------

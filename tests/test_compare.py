@@ -1,7 +1,6 @@
 """compare.py: statistics on synthetic samples with known answers, matching, verdicts, geometric means."""
 
 import math
-import sys
 from collections import Counter
 
 import numpy as np
@@ -16,7 +15,6 @@ from benchbench.compare import (
     classify,
     compare,
     compare_pair,
-    fingerprint_diff,
     geomean,
     geomeans,
     key_seed,
@@ -169,12 +167,6 @@ def test_environment_difference_for_another_backend_leaves_results_comparable():
     a = make_report([result(KEY, s)], {**FP, "cuda": "12.4"})
     b = make_report([result(KEY, s)], {**FP, "cuda": "13.0"})
     assert compare([a, b]).pairs[0].rows[0].verdict == "same"
-
-
-def test_fallback_fingerprint_diff_without_the_environment_package(monkeypatch):
-    monkeypatch.setitem(sys.modules, "benchbench.environment", None)  # import fails
-    diff = fingerprint_diff({"torch": "2.4", "os": "Linux 6", "cpu": None}, {"torch": "2.5", "os": "Linux 5", "cpu": "x"})
-    assert diff == [("cpu", None, "x", False), ("os", "Linux 6", "Linux 5", False), ("torch", "2.4", "2.5", True)]
 
 
 def test_few_samples_are_noisy_whatever_the_numbers():

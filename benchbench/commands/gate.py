@@ -53,8 +53,7 @@ def rerun(current: Any, rows: list[Any], suite_paths: list[str] | None, quiet: b
     from benchbench import backends as bk
     from benchbench import registry
     from benchbench._version import __version__
-    from benchbench.compare import fingerprint_diff
-    from benchbench.environment import collect
+    from benchbench.environment import collect, fingerprint_diff
     from benchbench.errors import UserError
     from benchbench.execute import skip_reason
     from benchbench.measure import budget_for
