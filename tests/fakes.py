@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from benchbench.backends import Backend
+from benchbench.measure import Budget
 
 
 class FakeClock:
@@ -58,3 +59,13 @@ class FakeBackend(Backend):
 
     def dtype_reason(self, dtype):
         return self.dtype_reasons.get(dtype)
+
+
+# A budget that times almost nothing: for tests that run a suite's setups, not measure them.
+TINY_BUDGET = Budget(warmup_calls=1, warmup_min_s=0.0, warmup_max_s=0.1, block_min_s=0.0, min_samples=3,
+                     max_samples=3, max_time_s=0.1, target_rel_ci=1.0, timeout_s=60)
+
+
+def steady_backend(name: str = "cpu", dtype_reasons: dict | None = None) -> FakeBackend:
+    """A fake backend on which every call 'takes' 1 ms."""
+    return FakeBackend(name=name, timer=FakeTimer(FakeClock(), lambda i: 1e-3), dtype_reasons=dtype_reasons)

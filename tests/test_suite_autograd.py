@@ -4,17 +4,15 @@ one end-to-end run through the CLI (worker processes) for derive and the % ceili
 import pytest
 import torch
 from conftest import run_cli
-from fakes import FakeBackend, FakeClock, FakeTimer
+from fakes import TINY_BUDGET, steady_backend
 
 from benchbench import load, registry
 from benchbench.api import Context
 from benchbench.ceilings import ceiling_fraction
 from benchbench.execute import run_case
-from benchbench.measure import Budget
 from benchbench.report import CaseKey, Result
 
-TINY = Budget(warmup_calls=1, warmup_min_s=0.0, warmup_max_s=0.1, block_min_s=0.0, min_samples=3,
-              max_samples=3, max_time_s=0.1, target_rel_ci=1.0, timeout_s=60)
+TINY = TINY_BUDGET
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +25,7 @@ def ag(suite):
     return suite.module
 
 
-def fake(name="cpu"):
-    return FakeBackend(name=name, timer=FakeTimer(FakeClock(), lambda i: 1e-3))
+fake = steady_backend
 
 
 def key(bench, params=None, backend="cpu", dtype="float32"):

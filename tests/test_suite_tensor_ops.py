@@ -5,17 +5,15 @@ import math
 
 import pytest
 import torch
-from fakes import FakeBackend, FakeClock, FakeTimer
+from fakes import TINY_BUDGET, steady_backend
 
 from benchbench import registry
 from benchbench.api import Context
 from benchbench.errors import Skip
 from benchbench.execute import run_case
-from benchbench.measure import Budget
 from benchbench.report import CaseKey
 
-TINY = Budget(warmup_calls=1, warmup_min_s=0.0, warmup_max_s=0.1, block_min_s=0.0, min_samples=3,
-              max_samples=3, max_time_s=0.1, target_rel_ci=1.0, timeout_s=60)
+TINY = TINY_BUDGET
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +32,7 @@ def emulated_half(ops, monkeypatch):
     monkeypatch.setattr(ops, "native_half", lambda dtype_name: False)
 
 
-def fake(name="cpu", dtype_reasons=None):
-    return FakeBackend(name=name, timer=FakeTimer(FakeClock(), lambda i: 1e-3), dtype_reasons=dtype_reasons)
+fake = steady_backend
 
 
 def key(bench, params=None, backend="cpu", dtype="float32"):
