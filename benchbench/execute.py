@@ -83,10 +83,11 @@ def run_case(
             raise TypeError(f"setup of {bench.name} returned {type(case).__name__}, expected benchbench.Case")
         flags = list(case.flags)
         if case.fn is None:  # the benchmark timed itself
-            first_s = None
+            first_s, method = None, case.timing_method or timer.method
             m = Measurement(samples=[float(x) for x in case.samples or []], loops=1, warmup_calls=0,
                             warmup_s=0.0, overhead_s=0.0, stopped="external")
         else:
+            method = timer.method
             phase("first-call")
             first_s, out = ctx.time_once(case.fn)
             if case.check_output and _nonfinite(out):
@@ -107,7 +108,7 @@ def run_case(
                       details=traceback.format_exc(limit=-8))
     result = Result(
         status="ok",
-        timing_method=case.timing_method or timer.method if case.fn is None else timer.method,
+        timing_method=method,
         samples=m.samples,
         loops_per_sample=m.loops,
         warmup={"calls": m.warmup_calls, "seconds": m.warmup_s},
