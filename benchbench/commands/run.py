@@ -67,10 +67,9 @@ def main(args: argparse.Namespace) -> int:
     if args.timeout is not None and args.timeout <= 0:
         raise UserError("--timeout must be positive")
     names = args.suite
-    suites = registry.discover(args.suite_path, names)
     if args.suite_path and not names:  # `run --suite-path mine.py` means: run mine
-        user = {s.name for s in registry.load_paths(args.suite_path)}
-        suites = [s for s in suites if s.name in user]
+        names = list(dict.fromkeys(s.name for s in registry.load_paths(args.suite_path)))
+    suites = registry.discover(args.suite_path, names)
     all_backends, backends = select_backends(args.backend)
     profile = "quick" if args.overview and args.profile == "default" else args.profile
     budget = budget_for(profile)
