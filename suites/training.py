@@ -305,12 +305,6 @@ def warm_compile(spec: dict[str, Any], cache_dir: Path, timeout: float) -> dict[
     return {"compile_warm_s": out["compile_s"], "compile_warm_cache_hits": out["cache_hits"]}
 
 
-def _sync(device: torch.device) -> None:
-    mod = getattr(torch, device.type, None)
-    if device.type != "cpu" and mod is not None and hasattr(mod, "synchronize"):
-        mod.synchronize()
-
-
 def _warm_compile_main(spec: dict[str, Any]) -> dict[str, Any]:
     device = torch.device(spec["device"])
     torch.manual_seed(0)
@@ -320,10 +314,14 @@ def _warm_compile_main(spec: dict[str, Any]) -> dict[str, Any]:
                               spec["dtype"], spec["mode"], device)
     x, y = (t.to(device) for t in batches(0))
     before = dynamo_counts()
-    _sync(device)
+    # device sync goes through benchbench's backend, as everywhere else
+    from benchbench.backends import get
+
+    backend = get(device.type)
+    backend.synchronize()
     t0 = time.perf_counter()
     trainer.step(x, y)
-    _sync(device)
+    backend.synchronize()
     seconds = time.perf_counter() - t0
     return {"compile_s": seconds, "cache_hits": dynamo_counts().get("cache_hits", 0) - before.get("cache_hits", 0)}
 
