@@ -31,7 +31,7 @@ COMMANDS = [
     ("compare", "benchbench.commands.compare", "compare two or more reports"),
     ("gate", "benchbench.commands.gate", "fail when a report is slower than its baseline beyond noise"),
     ("export", "benchbench.commands.export", "convert a report (csv, markdown, pytest-benchmark)"),
-    ("html", "benchbench.commands.html", "write a self-contained HTML page with plots"),
+    ("report", "benchbench.commands.report", "one self-contained HTML page of reports, with plots"),
 ]
 
 

@@ -59,8 +59,8 @@ def main(args: argparse.Namespace) -> int:
     from benchbench.canary import measure_canary
     from benchbench.environment import Context, collect
     from benchbench.measure import budget_for
+    from benchbench.output.tables import backends_table, results_table, status_counts
     from benchbench.progress import Progress
-    from benchbench.render import backends_table, results_table, status_counts
     from benchbench.report import Report, dumps, save
     from benchbench.runner import Runner, plan
 
