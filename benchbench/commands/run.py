@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-case timeout (default: the profile's)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout (progress stays on stderr)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    p.add_argument("--history", metavar="DIR", help="also append the report to DIR/history.jsonl (see `history`)")
 
 
 def default_path(label: str | None, now: float | None = None) -> Path:
@@ -115,6 +116,10 @@ def main(args: argparse.Namespace) -> int:
     runner.run(cases, derive=derive)
     env["canary"]["end"] = measure_canary()
     save(report, path)
+    if args.history:  # one line per run in the folder `benchbench history DIR` reads
+        from benchbench.history import append
+
+        append(report, args.history)
 
     counts = status_counts(report)
     if args.json:
