@@ -262,41 +262,37 @@ def analyse(reports: list[tuple[Report, str]] | list[Report], *, patterns: Itera
     runs = [Run(r.run_id, r.created_at, r.label, get(r.environment.get("facts") or {}, "git_commit"), src)
             for r, src in pairs]
 
-    groups: dict[tuple, list[int]] = {}  # series id -> indexes of the runs that have the case
-    for i, (report, _) in enumerate(pairs):
+    # series: (case key, machine) -> the timing methods its successful results used
+    methods: dict[tuple[CaseKey, str], set[str | None]] = {}
+    for report, _ in pairs:
         for res in report.results:
             if _matches(res.key, patterns):
-                sid = (res.key, res.timing_method, machine_of(report, res.key.backend))
-                groups.setdefault(sid, []).append(i)
-
+                found = methods.setdefault((res.key, machine_of(report, res.key.backend)), set())
+                if res.ok and res.stats is not None:
+                    found.add(res.timing_method)
     series = []
-    for (key, method, machine), idxs in sorted(groups.items(), key=lambda g: (g[0][0].sort_key(), g[0][2],
-                                                                                str(g[0][1]))):
-        # runs on the same machine that ran this backend but not this case show as missing
-        members = set(idxs)
-        for i, (report, _) in enumerate(pairs):
-            if i not in members and report.backend(key.backend) is not None and \
-                    machine_of(report, key.backend) == machine and \
-                    any(r.key.backend == key.backend for r in report.results):
-                members.add(i)
-        order = sorted(members)
-        points, reps, defs = [], [], []
-        for i in order:
-            report = pairs[i][0]
-            res = report.result(key)
-            if res is not None and res.timing_method != method:
-                continue  # the same case timed another way belongs to another series
-            reps.append(report)
-            defs.append(res.definition_hash if res is not None else None)
-            if res is None:
-                points.append(Point(runs[i], "missing"))
-            elif res.ok and res.stats is not None:
-                st = res.stats
-                points.append(Point(runs[i], "ok", st.median, st.ci_low, st.ci_high))
-            else:
-                points.append(Point(runs[i], "failed" if res.status == "ok" else res.status,
-                                    reason=res.reason or ("no samples" if res.ok else None)))
-        series.append(_with_changes(key, machine, method, points, reps, defs, max_pvalue, min_size, seed))
+    for (key, machine), used in sorted(methods.items(), key=lambda g: (g[0][0].sort_key(), g[0][1])):
+        # every run on this machine that ran this backend is a point: ok, failed, skipped or missing
+        members = [(i, report) for i, (report, _) in enumerate(pairs)
+                   if machine_of(report, key.backend) == machine and any(r.key.backend == key.backend
+                                                                         for r in report.results)]
+        for method in sorted(used, key=str) or [None]:
+            points, reps, defs = [], [], []
+            for i, report in members:
+                res = report.result(key)
+                if res is not None and res.ok and res.stats is not None and res.timing_method != method:
+                    continue  # the same case timed another way belongs to another series
+                reps.append(report)
+                defs.append(res.definition_hash if res is not None else None)
+                if res is None:
+                    points.append(Point(runs[i], "missing"))
+                elif res.ok and res.stats is not None:
+                    st = res.stats
+                    points.append(Point(runs[i], "ok", st.median, st.ci_low, st.ci_high))
+                else:
+                    points.append(Point(runs[i], "failed" if res.ok else res.status,
+                                        reason=res.reason or ("no samples" if res.ok else None)))
+            series.append(_with_changes(key, machine, method, points, reps, defs, max_pvalue, min_size, seed))
     settings = {"method": "e-divisive means + Student t-test", "max_pvalue": max_pvalue, "min_size": min_size,
                 "nearby_runs": NEARBY}
     return History(folder, runs, series, list(skipped or []), settings)

@@ -128,7 +128,7 @@ def trend_svg(history: History, s: Series) -> str:
             if marks:
                 ax.plot(marks, [y0] * len(marks), "x", ms=5, color=html.STATUS_COLOURS[status], label=status,
                         clip_on=False)
-        ax.legend(loc="upper left", frameon=False)
+        ax.legend(loc="upper left", frameon=False, fontsize=7.5)
     for c in s.changes:
         x = index[c.run.run_id] - 0.5
         colour = html.STATUS_COLOURS["warn" if c.cause == ENVIRONMENT_CHANGE else "regression"]
