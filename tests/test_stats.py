@@ -4,7 +4,14 @@ import statistics
 
 import pytest
 
-from benchbench.stats import health_flags, median_ci_ranks, quantile, rounds_disagree, summarize, summarize_rounds
+from benchbench.stats import (
+    health_flags,
+    median_ci_ranks,
+    quantile,
+    rounds_disagree,
+    summarize,
+    summarize_rounds,
+)
 
 
 def test_summarize_known_values():

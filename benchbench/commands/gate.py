@@ -49,6 +49,8 @@ def _suspects(result: Any) -> list[Any]:
 def rerun(current: Any, rows: list[Any], suite_paths: list[str] | None, quiet: bool, out_path: Path,
           command: list[str]) -> list[str]:
     """Measure these rows' cases in more rounds and add them to `current`; returns notes for the user."""
+    import random
+
     from benchbench import registry, session
     from benchbench.environment import collect, fingerprint_diff
     from benchbench.errors import UserError
@@ -56,8 +58,6 @@ def rerun(current: Any, rows: list[Any], suite_paths: list[str] | None, quiet: b
     from benchbench.measure import get_profile
     from benchbench.progress import Progress
     from benchbench.runner import PlannedCase, Side
-
-    import random
 
     notes = []
     available = {s.name: s for s in registry.discover(suite_paths)}
