@@ -79,6 +79,9 @@ class Side:
     pythonpath: tuple[str, ...] = ()
     sources: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     ref: str | None = None  # the git ref the source tree was made from, for the report
+    # The worker's working directory. `python -m` puts it first on sys.path, ahead of PYTHONPATH, so a
+    # side with a source tree of its own must start there, or the current tree's modules would win.
+    cwd: str | None = None
 
     def worker_env(self) -> dict[str, str]:
         env = dict(self.env)
@@ -93,7 +96,7 @@ class Side:
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "python": self.python, "env": dict(self.env),
-                "pythonpath": list(self.pythonpath), "ref": self.ref}
+                "pythonpath": list(self.pythonpath), "ref": self.ref, "cwd": self.cwd}
 
 
 class WorkerDied(Exception):
@@ -114,7 +117,8 @@ def _signal_name(code: int) -> str:
 class Worker:
     """One `python -m benchbench.worker` process and its JSON-lines channel."""
 
-    def __init__(self, log_dir: Path, env: dict[str, str] | None = None, python: str | None = None) -> None:
+    def __init__(self, log_dir: Path, env: dict[str, str] | None = None, python: str | None = None,
+                 cwd: str | None = None) -> None:
         self.log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=log_dir)[1])
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the worker
         # Its own session (process group): a timeout or crash kills the worker *and* whatever it
@@ -122,7 +126,7 @@ class Worker:
         self.proc = subprocess.Popen(
             [python or sys.executable, "-m", "benchbench.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-            env={**os.environ, **(env or {})}, text=True, bufsize=1, start_new_session=os.name == "posix",
+            env={**os.environ, **(env or {})}, text=True, bufsize=1, start_new_session=os.name == "posix", cwd=cwd,
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -231,7 +235,7 @@ class Runner:
     # --- workers -------------------------------------------------------------------------------
     def _start(self, side: Side) -> Worker:
         self.workers_started += 1
-        return Worker(self._tmp, {**self.worker_env, **side.worker_env()}, side.python)
+        return Worker(self._tmp, {**self.worker_env, **side.worker_env()}, side.python, side.cwd)
 
     def _drop_shared(self, kill: bool) -> None:
         if self._shared is not None:
