@@ -66,7 +66,7 @@ class _Browser:
 
         self.proc = subprocess.Popen([exe, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     preexec_fn=wire, pass_fds=(3, 4))
+                                     preexec_fn=wire, close_fds=False)  # Python's own fds are close-on-exec
         os.close(high_r)
         os.close(high_w)
         self.out, self.inp = to_child_w, from_child_r

@@ -48,15 +48,22 @@ def main(args: argparse.Namespace) -> int:
     reports = [r for group in loaded for r in group]
     names = report_names(reports, _names(paths, [len(g) for g in loaded]))
     comparison, gate_result, notes = None, None, []
-    if len(reports) > 1:
-        try:
-            comparison = compare(reports, names, policy.criteria, threshold_for=policy.threshold_for)
-        except UserError as exc:
-            if args.baseline:
-                raise
-            notes.append(f"No comparison: {exc}.")
-    if args.baseline and comparison is not None and len(reports) == 2:
+    base_keys = {r.key for r in reports[0].results}
+    shared = [i for i in range(1, len(reports)) if base_keys & {r.key for r in reports[i].results}]
+    for i in range(1, len(reports)):
+        if i not in shared:
+            notes.append(f"{names[i]} has no case in common with {names[0]}: not compared.")
+    if args.baseline and not shared:
+        raise UserError(f"no report has a case in common with the baseline {names[0]} (cases match on suite, "
+                        "benchmark, params, backend, dtype and mode)")
+    if shared:
+        comparison = compare([reports[0]] + [reports[i] for i in shared], [names[0]] + [names[i] for i in shared],
+                             policy.criteria, threshold_for=policy.threshold_for)
+    if args.baseline and len(shared) == 1:
         gate_result = decide(comparison, policy)
+    elif args.baseline:
+        notes.append(f"The gate judges one report at a time: {len(shared)} reports are compared with the baseline, "
+                     "none is gated.")
     if args.html:
         from benchbench.output.report_html import report_page
 

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
 from benchbench._version import __version__
 from benchbench.ceilings import ceiling_fraction
 from benchbench.compare import Comparison, Row, geomeans, summary_of, verdict_counts
@@ -35,6 +37,7 @@ COMPILED_MODES = ("compile", "reduce-overhead", "max-autotune")  # as in the tra
 MACHINE_KEYS = ("cpu", "cuda_device", "mps_device", "xpu_device", "gpu_count", "driver_version", "power_limit_w",
                 "torch", "cuda", "hip", "python", "os", "threads", "usable_cpus", "float32_matmul_precision",
                 "hostname")
+RATIO_TICKS = (0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 10.0)
 _WORK_UNITS = {"flops": "FLOP/s", "bytes": "B/s"}
 
 
@@ -125,8 +128,6 @@ def bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[Entry]]], x
                         xerr=[[w[2] for w in whiskers], [w[3] for w in whiskers]], fmt="none", ecolor="#222",
                         elinewidth=0.7, capsize=1.6)
     if log:
-        from matplotlib.ticker import FuncFormatter
-
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
     if ref is not None:
@@ -190,25 +191,19 @@ def forest(rows: Sequence[tuple[str, float, float, float, str]], threshold: floa
         for x in (1 + threshold, 1 / (1 + threshold)):
             ax.axvline(x, color="#999", linewidth=0.7, linestyle="--")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(_ratio_formatter())
-    ax.xaxis.set_minor_formatter(_ratio_formatter(minor=True))
+    lo = min([r[2] for r in rows] + [1 / (1 + (threshold or 0.05))])
+    hi = max([r[3] for r in rows] + [1 + (threshold or 0.05)])
+    ax.set_xlim(lo / 1.08, hi * 1.08)
+    ticks = [t for t in RATIO_TICKS if lo / 1.08 <= t <= hi * 1.08]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_yticks(range(n), [r[0] for r in rows])
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlabel(xlabel)
     ax.grid(axis="x", color="#e3e7ec", linewidth=0.6)
     ax.tick_params(axis="y", length=0)
     return html.svg(fig)
-
-
-def _ratio_formatter(minor: bool = False) -> Any:
-    from matplotlib.ticker import FuncFormatter
-
-    def fmt(x: float, _pos: Any) -> str:
-        if minor and not any(abs(x - v) < 1e-9 for v in (0.5, 0.8, 0.9, 1.1, 1.25, 1.5, 2, 3)):
-            return ""
-        return f"{x:g}"
-
-    return FuncFormatter(fmt)
 
 
 # --- sections ----------------------------------------------------------------------------------------
@@ -375,9 +370,11 @@ def _throughput(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Resul
         r = next((rate(m.get(key)) for m in by_report if rate(m.get(key)) is not None), None)
         units.setdefault(r.unit if r else "", []).append(key)
     out = []
+    never = units.pop("", [])
+    if never:  # no report measured them, so they have no unit to be drawn in: the table below says why
+        out.append(f'<p class="note">Not measured in any report, so not drawn: '
+                   f'{esc(", ".join(case_label(k, backend) for k in never))}.</p>')
     for unit, ks in units.items():
-        if not unit:
-            continue  # cases never measured anywhere: the table below says why
         series = [(name, [_entry(m.get(k), unit=unit) for k in ks]) for name, m in zip(names, by_report, strict=True)]
         values = [e.value for _, es in series for e in es if isinstance(e, Bar)]
         if not values:
@@ -602,8 +599,8 @@ def _page_doc(report: Report) -> dict[str, Any]:
 
 def report_page(reports: Sequence[Report], names: Sequence[str], comparison: Comparison | None = None,
                 gate: GateResult | None = None, notes: Sequence[str] = (), title: str | None = None) -> str:
-    """The page for these reports. With a comparison, `reports[0]` is its base; with a gate result the
-    gate's baseline and current report are `reports[0]` and `reports[1]`."""
+    """The page for these reports. With a comparison (of some or all of them), `reports[0]` is its base;
+    a gate result is that comparison's decision. `notes` are shown under the list of runs."""
     if len(reports) != len(names) or not reports:
         raise ValueError("one name per report, and at least one report")
     base = names[0] if comparison is not None or gate is not None else None
@@ -630,8 +627,9 @@ def report_page(reports: Sequence[Report], names: Sequence[str], comparison: Com
                                                                 [by_report[i] for i in ran], [names[i] for i in ran],
                                                                 backend), "s-suite-" + suite))
     sections.append(Section("Not measured", _not_measured(keys, by_report, names)))
-    first = reports[-1] if gate is not None else reports[0]
-    machine = first.fingerprint.get("cpu") or report_fact(first, "hostname") or ""
+    machines = list(dict.fromkeys(str(rep.fingerprint.get("cpu") or report_fact(rep, "hostname") or "")
+                                  for rep in reports))
+    machine = machines[0] if len(machines) == 1 else f"{len(machines)} machines"
     title = title or ("benchbench: " + (", ".join(names) if len(names) <= 3 else f"{len(names)} reports"))
     subtitle = f"{len(reports)} report{'s' if len(reports) != 1 else ''}, {len(keys)} cases" + (
         f" · {machine}" if machine else "") + f" · written by benchbench {__version__}"
