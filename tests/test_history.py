@@ -18,10 +18,12 @@ def samples(rng, level: float, n: int = 30, cv: float = 0.01) -> list[float]:
 
 
 def make_report(i: int, *, matmul: float = 1e-3, add: float = 2e-4, torch: str = "2.14.1", cpu: str = "AMD EPYC",
-                host: str = "ci", conv: str = "ok", with_add: bool = True, governor: str = "performance") -> Report:
+                host: str = "ci", conv: str = "ok", with_add: bool = True, governor: str = "performance",
+                definition: str = "sha256:a", method: str = "perf_counter") -> Report:
     """Run number i (1-based) of a synthetic history, its samples seeded by i."""
     rng = np.random.default_rng(i)
-    results = [Result(key=MATMUL, status="ok", samples=samples(rng, matmul), timing_method="perf_counter")]
+    results = [Result(key=MATMUL, status="ok", samples=samples(rng, matmul), timing_method=method,
+                      definition_hash=definition)]
     if with_add:
         results.append(Result(key=ADD, status="ok", samples=samples(rng, add), timing_method="perf_counter"))
     if conv == "ok":
@@ -97,6 +99,20 @@ def test_a_governor_change_is_an_environment_change():
                            governor="powersave" if i >= 6 else "performance") for i in range(1, 13)]
     c = series_of(hs.analyse(reports), MATMUL).changes[0]
     assert c.cause == hs.ENVIRONMENT_CHANGE and c.keys == ["cpu_governor"]
+
+
+def test_a_step_where_the_benchmark_itself_changed_says_so():
+    reports = [make_report(i, matmul=1e-3 * (1.1 if i >= 6 else 1.0), definition="sha256:b" if i >= 6 else "sha256:a")
+               for i in range(1, 13)]
+    assert series_of(hs.analyse(reports), MATMUL).changes[0].cause == hs.BENCHMARK_CHANGE
+
+
+def test_results_timed_another_way_are_another_series():
+    reports = [make_report(i, method="perf_counter" if i <= 6 else "callgrind-instructions") for i in range(1, 13)]
+    h = hs.analyse(reports)
+    matmul = [s for s in h.series if s.key == MATMUL]
+    assert sorted(s.timing_method for s in matmul) == ["callgrind-instructions", "perf_counter"]
+    assert all(len(s.ok_points) == 6 and not s.changes for s in matmul)
 
 
 def test_failed_skipped_and_missing_results_are_points_not_values(folder):
