@@ -8,8 +8,8 @@ machines are separate series. Software and settings (torch, CUDA, driver, thread
 flags, CPU governor) may change along a series; a change point that coincides with such a change is
 labelled `environment change` and names the keys, so it is not mistaken for a code regression.
 
-Change points come from `benchbench.changepoint.detect` on the per-run medians, weighted by each
-median's confidence interval. Everything here returns data; `benchbench.output.history` renders it.
+Change points come from `benchbench.changepoint.detect` on the per-run medians, with the calibrated
+defaults. Everything here returns data; `benchbench.output.history` renders it.
 """
 
 from __future__ import annotations
@@ -307,9 +307,9 @@ def _with_changes(key: CaseKey, machine: str, method: str | None, points: list[P
         note = f"{len(ok)} successful runs; change points need at least {2 * min_size}"
         return Series(key, machine, method, tuple(points), (), note)
     values = [points[i].median for i in ok]
-    weights = cp.weights_from_intervals([points[i].ci_low for i in ok], [points[i].ci_high for i in ok])
     changes = []
-    for c in cp.detect(values, weights, max_pvalue=max_pvalue, min_size=min_size, seed=seed):
+    # unweighted: the calibrated test (trimmed, so one disturbed run cannot make a step on its own)
+    for c in cp.detect(values, max_pvalue=max_pvalue, min_size=min_size, seed=seed):
         at, prev = ok[c.index], ok[c.index - 1]
         # environment changes between consecutive successful runs near the change point
         lo, hi = max(1, c.index - NEARBY), min(len(ok) - 1, c.index + NEARBY)

@@ -79,7 +79,7 @@ def evaluate(cv: float, noise: str, series: int, seed: int = 0, **detector) -> C
 
 
 def table(cells: list[Cell]) -> str:
-    rows = ["| CV | noise | series | false change point | step found (±5) | extra change point |",
+    rows = ["| CV | noise | series (each kind) | false change point | step found (±5) | extra change point |",
             "| ---: | --- | ---: | ---: | ---: | ---: |"]
     for c in cells:
         rows.append(f"| {c.cv:.0%} | {c.noise} | {c.series} | {c.false_rate:.1%} | {c.detect_rate:.1%} "
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     cells = [evaluate(cv, noise, args.series, args.seed, max_pvalue=args.max_pvalue, min_size=args.min_size,
                       resamples=200)
              for cv in args.cv or CVS for noise in args.noise or NOISES]
-    print(f"E-Divisive means + Welch t-test, max_pvalue={args.max_pvalue:g}, min_size={args.min_size}; "
+    print(f"E-Divisive means + Student t-test (pooled, 20% trimmed), max_pvalue={args.max_pvalue:g}, min_size={args.min_size}; "
           f"{LENGTH} points, {STEP:.0%} step at {POSITIONS[0]}..{POSITIONS[1]}, seed {args.seed}\n")
     print(table(cells))
     print(f"\n({time.perf_counter() - start:.0f} s)", file=sys.stderr)
