@@ -198,6 +198,7 @@ class Benchmark:
     overview: dict[str, tuple] | None = None  # axis overrides for the default overview run; None: not in it
     isolate: bool | Callable[[CaseKey], bool] = False  # run in a fresh worker process of its own
     timeout: float | None = None  # seconds; None: the profile's default
+    rounds: int | None = None  # at most this many rounds (a costly case); None: the profile's
     description: str = ""
     suite: str = ""  # filled in by the registry
 
@@ -263,6 +264,7 @@ def benchmark(
     overview: Mapping[str, Sequence[Any]] | bool = False,
     isolate: bool | Callable[[CaseKey], bool] = False,
     timeout: float | None = None,
+    rounds: int | None = None,
 ) -> Any:
     """Declare a benchmark. The decorated setup is called as `setup(ctx, **params)` for each case.
 
@@ -271,8 +273,13 @@ def benchmark(
     profiles: per-profile overrides of any axis, e.g. `{"quick": {"n": [256]}}`. overview: include in
     the default `python -m benchbench` run, with axis overrides (True: the first value of each axis).
     isolate: run in a worker process of its own (compile caches, allocator state); a callable
-    `(CaseKey) -> bool` decides per case (e.g. compiled modes only). timeout: seconds.
+    `(CaseKey) -> bool` decides per case (e.g. compiled modes only). timeout: seconds. rounds: at most
+    this many rounds, for a case too costly to repeat as often as the profile asks (fewer rounds give a
+    wider interval, and the gate says what it can still detect).
     """
+
+    if rounds is not None and (not isinstance(rounds, int) or rounds < 1):
+        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
 
     def wrap(setup: Callable[..., Case]) -> Benchmark:
         bname = name or setup.__name__
@@ -302,6 +309,7 @@ def benchmark(
             overview=ov,
             isolate=isolate,
             timeout=timeout,
+            rounds=rounds,
             description=doc.splitlines()[0] if doc else "",
         )
 
