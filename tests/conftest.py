@@ -31,3 +31,17 @@ def write_suite(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def tf32_the_new_way():
+    """TF32 for cuBLAS set the way PyTorch now recommends (torch >= 2.9), on the real torch; undone after."""
+    import torch
+
+    matmul = torch.backends.cuda.matmul
+    if not hasattr(matmul, "fp32_precision"):
+        pytest.skip(f"torch {torch.__version__} has no fp32_precision API")
+    before = matmul.fp32_precision
+    matmul.fp32_precision = "tf32"
+    yield
+    matmul.fp32_precision = before
