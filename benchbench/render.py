@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from benchbench.ceilings import ceiling_fraction
+from benchbench.peaks import pcie_bandwidth
 from benchbench.report import Report, Result
 
 
@@ -37,12 +38,38 @@ def fmt_bytes(n: float | None) -> str:
     return f"{int(n)} B"
 
 
+def link_bandwidth(report: Report, backend: str) -> float | None:
+    """One direction of the measured GPU's PCIe link, from the report's NVML facts; None when unknown."""
+    if backend != "cuda":
+        return None
+    gpu = (report.environment.get("facts") or {}).get("gpu")
+    nvml = gpu.get("nvml") if isinstance(gpu, dict) else None
+    devices = nvml.get("devices") if isinstance(nvml, dict) else None
+    if not isinstance(devices, list):
+        return None
+    measured = [d for d in devices if isinstance(d, dict) and d.get("measured")]
+    if not measured:
+        measured = [d for d in devices if isinstance(d, dict) and d.get("visible", True)]
+    if len(measured) != 1:
+        return None
+    return pcie_bandwidth(measured[0].get("pcie_gen_max"), measured[0].get("pcie_width_max"))
+
+
 def peak_fraction(result: Result, report: Report) -> dict[str, float]:
-    """Measured rate / datasheet peak for this backend, where the peak is known."""
+    """Measured rate / datasheet peak for this backend, where the peak is known.
+
+    A host<->device transfer (bound "link") is limited by the link, not the device's memory: it is
+    compared with the PCIe link's speed where NVML told it, never with the memory bandwidth.
+    """
     backend = report.backend(result.key.backend) or {}
     peaks = backend.get("peaks") or {}
     derived = result.derived()
     out = {}
+    if result.metrics.get("bound") == "link":
+        link = link_bandwidth(report, result.key.backend)
+        if derived.get("bytes_per_s") and link:
+            out["link"] = derived["bytes_per_s"] / link
+        return out
     flops = derived.get("flops_per_s")
     if flops and peaks.get("flops"):
         peak = peaks["flops"].get(result.key.dtype or "float32")
