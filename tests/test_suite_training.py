@@ -395,7 +395,8 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_cli_runs_an_eager_case_of_the_suite(tmp_path):
     out = tmp_path / "r.json"
-    proc = _cli("run", "--suite", "training", "--profile", "quick", "--filter", r"mlp.*eager", "-o", str(out),
+    proc = _cli("run", "--suite", "training", "--profile", "quick", "--backend", "cpu", "--filter", r"mlp.*eager",
+                "-o", str(out),
                 "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (r,) = json.loads(out.read_text())["results"]
@@ -414,7 +415,8 @@ def test_runner_gives_isolated_cases_a_fresh_worker_and_lets_others_share(tmp_pa
             return Case(lambda: None, metrics={"pid": os.getpid()})
     """))
     out = tmp_path / "r.json"
-    proc = _cli("run", "--suite-path", str(suite_file), "--profile", "quick", "-o", str(out), "--quiet", cwd=tmp_path)
+    proc = _cli("run", "--suite-path", str(suite_file), "--profile", "quick", "--backend", "cpu", "-o", str(out),
+                "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     pids = {r["key"]["mode"]: r["metrics"]["pid"] for r in json.loads(out.read_text())["results"]}
     assert pids["a"] == pids["b"] != pids["compiled"]
