@@ -11,7 +11,7 @@ own and its setup:
 1. runs a few eager steps on copies of the model (same initial weights, same batches), once in the
    case's precision and once in float64;
 2. times the guard steps one by one under a fresh inductor cache dir, then a few steady-state
-   steps: `compile_s` (cold) is the guard steps' time minus as many steady steps. The first call
+   steps: `compile_s` (cold) is what these steps took beyond as many steady steps. The first call
    compiles; with CUDA graphs (`reduce-overhead`, `max-autotune`: cudagraph trees) it also runs
    eagerly as a warm-up and the graphs are recorded on the second call, so timing the first call
    alone would leave the recording out. The correctness guard then checks that the compiled losses
@@ -63,7 +63,7 @@ MODES = ("eager", *COMPILED_MODES)
 CUDA_ONLY_MODES = ("reduce-overhead", "max-autotune")
 DTYPES = ("float32", "bfloat16", "float16")
 GUARD_STEPS = 3  # steps compared between compiled and eager, the compiling call included
-STEADY_STEPS = 3  # compiled steps after the guard, timed to take steady-state work out of compile_s
+STEADY_STEPS = 5  # compiled steps after the guard, timed to take steady-state work out of compile_s
 # Correctness guard: compiled losses may be LOSS_MULTIPLIER x farther from a float64 reference than
 # eager's, plus a relative floor per precision (see loss_mismatch).
 LOSS_MULTIPLIER = 3.0
@@ -316,15 +316,18 @@ def warm_compile(spec: dict[str, Any], cache_dir: Path, timeout: float) -> dict[
 
 
 def one_off_seconds(guard_s: Sequence[float], steady_s: Sequence[float]) -> float:
-    """Compile (and CUDA-graph recording) time: the guard steps minus as many steady-state steps.
+    """Compile (and CUDA-graph recording) time: every timed step's excess over a steady-state step.
 
     With cudagraph trees the first compiled call compiles and runs eagerly, the second records the
-    graphs and only later calls replay them, so the one-off cost is spread over the first steps.
-    The median steady step says what the guard steps would have cost with nothing one-off in them.
+    graphs and only later calls replay them (later still where an autotuner asks for another warm-up
+    run), so the one-off cost is spread over the first steps. The median of the steady steps says
+    what a step costs with nothing one-off in it; summing the steady steps' excess too keeps a
+    recording that came late inside compile_s.
     """
     if not guard_s or not steady_s:
         raise ValueError("need guard and steady step times")
-    return max(0.0, sum(guard_s) - len(guard_s) * statistics.median(steady_s))
+    steps = [*guard_s, *steady_s]
+    return max(0.0, sum(steps) - len(steps) * statistics.median(steady_s))
 
 
 def _warm_compile_main(spec: dict[str, Any]) -> dict[str, Any]:
