@@ -751,6 +751,13 @@ def test_only_the_measured_gpu_is_judged_the_others_are_listed(quiet_machine):
     assert got["gpu-throttled"]["title"].startswith("measured GPU 1:")
 
 
+def test_fingerprint_power_limit_is_the_measured_gpus(quiet_machine):
+    quiet_machine.setattr(nvml, "import_pynvml", lambda: FakeNvml([A100_BUSY, H100_IDLE]))
+    cpu = bk.Backend(name="cpu", available=True, device="cpu", device_name="Fake CPU")
+    cuda = _cuda_backend(gpu_props("NVIDIA H100 80GB HBM3", "bbbb"), gpu_props("NVIDIA A100-SXM4-80GB", "aaaa"))
+    assert collect([cpu, cuda])["fingerprint"]["power_limit_w"] == 700.0  # the H100's, not the A100's 300 W
+
+
 def test_integer_visible_devices_are_not_guessed_across_models_without_uuids():
     devs = [{"index": 0, "name": "NVIDIA A100-SXM4-80GB"}, {"index": 1, "name": "NVIDIA H100 80GB HBM3"}]
     assert nvml.visible_indices("0", devs) == {0, 1}  # CUDA's 0 is the fastest: cannot tell which from NVML
