@@ -64,10 +64,15 @@ class Case:
     # fn=None with its raw samples (seconds per call) and how it timed them.
     samples: list[float] | None = None
     timing_method: str | None = None
+    # Which device memory counter the peak is read from: "allocated" (live tensors) or "reserved"
+    # (all the allocator holds; CUDA-graph replays use a private pool only this one sees).
+    memory_counter: str = "allocated"
 
     def __post_init__(self) -> None:
         if self.fn is None and not self.samples:
             raise ValueError("Case needs fn to time, or samples measured by the benchmark itself")
+        if self.memory_counter not in ("allocated", "reserved"):
+            raise ValueError(f"memory_counter must be 'allocated' or 'reserved', not {self.memory_counter!r}")
 
     def work(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -10,6 +10,8 @@ from benchbench.backends import get
 from benchbench.report import load, parse
 from benchbench.runner import plan
 
+CUDA_USABLE = get("cuda").available
+
 TINY_SUITE = '''
 import torch
 from benchbench import Case, benchmark
@@ -47,7 +49,7 @@ def test_list_shows_builtin_suites():
 def test_run_builtin_suite_writes_a_complete_report(tmp_path):
     out = tmp_path / "r.json"
     proc = run_cli("run", "--suite", "tensor_ops", "--profile", "quick", "--filter", r"add\[", "--label", "ci",
-                   "-o", str(out), check_rc=0)
+                   "--backend", "cpu", "-o", str(out), check_rc=0)
     assert "report:" in proc.stdout and str(out) in proc.stdout
     report = load(out)
     assert report.label == "ci" and report.profile == "quick" and not report.partial
@@ -62,8 +64,8 @@ def test_run_builtin_suite_writes_a_complete_report(tmp_path):
 @pytest.mark.slow
 def test_user_suite_default_path_json_and_show(write_suite, tmp_path):
     suite = write_suite(TINY_SUITE)
-    proc = run_cli("run", "--suite-path", str(suite), "--profile", "quick", "--json", "-q", cwd=tmp_path,
-                   check_rc=0)
+    proc = run_cli("run", "--suite-path", str(suite), "--profile", "quick", "--backend", "cpu", "--json", "-q",
+                   cwd=tmp_path, check_rc=0)
     doc = json.loads(proc.stdout)
     assert {r["key"]["suite"] for r in doc["results"]} == {"user_suite"}
     files = list((tmp_path / "reports").glob("*.json"))
@@ -81,7 +83,8 @@ def test_user_suite_default_path_json_and_show(write_suite, tmp_path):
     (["run", "--suite", "nope"], "unknown suite nope"),
     (["run", "--filter", "("], "invalid regular expression"),
     (["run", "--filter", "matches-nothing-at-all"], "no cases to run"),
-    (["run", "--backend", "cuda"], "backend cuda is not usable here"),
+    pytest.param(["run", "--backend", "cuda"], "backend cuda is not usable here",
+                 marks=pytest.mark.skipif(CUDA_USABLE, reason="this machine has a usable CUDA GPU")),
     (["run", "--backend", "tpu"], "unknown backend"),
     (["run", "--profile", "turbo"], "invalid choice"),
     (["run", "--suite-path", "/no/such/file.py"], "no such file or folder"),
