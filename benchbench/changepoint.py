@@ -18,18 +18,19 @@ performance data, written here in numpy so benchbench has no extra dependency:
    (`max_pvalue`). This is Hunter's replacement for E-Divisive's permutation test: deterministic and
    fast, and on performance data (noise around a level) as powerful. The pooled (equal-variance)
    form keeps its power when a step is near either end of the series, where Welch's would have few
-   degrees of freedom. It is Yuen's trimmed form (20% of each side's extremes set aside, winsorised
-   variances): a few slow outliers, common in timings, neither hide a step nor fake one. Because tau
-   is the best of many splits, the p-value of that one split is optimistic; the strict threshold
-   pays for the search. It was calibrated on synthetic series so that at most 1% of series with no
-   step get a false change point (benchmarks/changepoint_calibration.py; the table is in the README).
+   degrees of freedom. Values are first winsorised at 3 robust standard deviations (from the median
+   absolute deviation) around their side's median: a few slow outliers, common in timings, neither
+   hide a step nor fake one. Because tau is the best of many splits, the p-value of that one split
+   is optimistic; the strict threshold pays for the search. It was calibrated on synthetic series
+   so that at most 1% of series with no step get a false change point
+   (benchmarks/changepoint_calibration.py; the table is in the README).
 4. **Pruning** (Hunter's merge): every change point is re-tested between its neighbours, and the
    weakest one that no longer passes is removed, until all pass. A split that was significant
    against a long, mixed segment must also be significant against its actual neighbours.
 
 Optional weights (e.g. 1 / half-width² of each point's confidence interval, see
 `weights_from_intervals`) make the t-test trust precise points more: weighted means and variances
-with Kish's effective sample sizes, untrimmed. The calibration covers the unweighted test, which is
+with Kish's effective sample sizes. The calibration covers the unweighted test, which is
 what `benchbench history` uses; weights are for series whose points differ a lot in precision.
 
 Each change point carries the size of the step as a ratio of medians (after / before, over the
@@ -45,11 +46,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 # Calibrated defaults (see the module docstring and the README's calibration table).
-MAX_PVALUE = 5e-5
+MAX_PVALUE = 3e-5
 MIN_SIZE = 4
 LEVEL = 0.95
 BOOTSTRAP = 2000
-TRIM = 0.2
+CLIP = 3.0  # robust standard deviations
 
 
 @dataclass(frozen=True)
@@ -99,18 +100,20 @@ def energy_statistic(values: Sequence[float], min_size: int = MIN_SIZE) -> np.nd
 
 
 def ttest_pvalue(left: np.ndarray, right: np.ndarray, w_left: np.ndarray | None = None,
-                 w_right: np.ndarray | None = None, trim: float = TRIM) -> float:
-    """Two-sided p-value of Student's t-test for equal levels of `left` and `right`.
+                 w_right: np.ndarray | None = None, clip: float | None = CLIP) -> float:
+    """Two-sided p-value of Student's (pooled) t-test for equal levels of `left` and `right`.
 
-    Without weights: Yuen's trimmed form (the `trim` fraction of each side's lowest and highest
-    values set aside, winsorised variances, pooled), so that a few slow outliers neither hide a step
-    nor make one. With weights: weighted means and a pooled weighted variance over Kish's effective
-    sample sizes, untrimmed (the weights already discount the imprecise points).
+    With `clip`, each value is first winsorised at `clip` robust standard deviations from its own
+    side's median (the scale: 1.4826 x the median absolute deviation of both sides' residuals), so a
+    few slow outliers neither hide a step nor fake one, while clean data keep every degree of freedom.
+    With weights: weighted means and a pooled weighted variance over Kish's effective sample sizes.
     """
     from scipy.special import stdtr  # Student's t distribution function, without scipy.stats' overhead
 
+    if clip:
+        left, right = _winsorised(np.asarray(left, float), np.asarray(right, float), clip)
     if w_left is None or w_right is None:
-        (m1, v1, n1), (m2, v2, n2) = _trimmed(left, trim), _trimmed(right, trim)
+        (m1, v1, n1), (m2, v2, n2) = _moments(left), _moments(right)
     else:
         (m1, v1, n1), (m2, v2, n2) = _weighted(left, w_left), _weighted(right, w_right)
     df = n1 + n2 - 2
@@ -123,18 +126,17 @@ def ttest_pvalue(left: np.ndarray, right: np.ndarray, w_left: np.ndarray | None 
     return float(2 * stdtr(df, -abs(m2 - m1) / np.sqrt(se2)))
 
 
-def _trimmed(x: np.ndarray, trim: float) -> tuple[float, float, float]:
-    """Yuen's trimmed mean, winsorised variance and trimmed count (scipy's `ttest_ind(trim=...)`, except
-    that the number trimmed is rounded rather than floored)."""
-    x = np.sort(x)
-    n = len(x)
-    g = int(n * trim + 0.5)  # rounded, so that a short side (4 or 5 points) sheds its most extreme value too
-    h = n - 2 * g
-    win = x.copy()
-    if g:
-        win[:g], win[-g:] = x[g], x[-g - 1]
-    var = float(np.sum((win - win.mean()) ** 2) / (h - 1)) if h > 1 else 0.0
-    return float(x[g:n - g].mean()), var, float(h)
+def _winsorised(left: np.ndarray, right: np.ndarray, clip: float) -> tuple[np.ndarray, np.ndarray]:
+    ml, mr = np.median(left), np.median(right)
+    scale = 1.4826 * float(np.median(np.abs(np.r_[left - ml, right - mr])))
+    if scale <= 0:
+        return left, right
+    bound = clip * scale
+    return ml + np.clip(left - ml, -bound, bound), mr + np.clip(right - mr, -bound, bound)
+
+
+def _moments(x: np.ndarray) -> tuple[float, float, float]:
+    return float(np.mean(x)), float(np.var(x, ddof=1)) if len(x) > 1 else 0.0, float(len(x))
 
 
 def _weighted(x: np.ndarray, w: np.ndarray) -> tuple[float, float, float]:

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchbench.changepoint import MAX_PVALUE, MIN_SIZE, detect  # noqa: E402
+from benchbench.changepoint import CLIP, MAX_PVALUE, MIN_SIZE, detect  # noqa: E402
 
 LENGTH = 100
 STEP = 0.05
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     cells = [evaluate(cv, noise, args.series, args.seed, max_pvalue=args.max_pvalue, min_size=args.min_size,
                       resamples=200)
              for cv in args.cv or CVS for noise in args.noise or NOISES]
-    print(f"E-Divisive means + Student t-test (pooled, 20% trimmed), max_pvalue={args.max_pvalue:g}, min_size={args.min_size}; "
+    print(f"E-Divisive means + Student t-test (pooled, winsorised at {CLIP:g} robust SDs), max_pvalue={args.max_pvalue:g}, min_size={args.min_size}; "
           f"{LENGTH} points, {STEP:.0%} step at {POSITIONS[0]}..{POSITIONS[1]}, seed {args.seed}\n")
     print(table(cells))
     print(f"\n({time.perf_counter() - start:.0f} s)", file=sys.stderr)
