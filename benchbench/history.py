@@ -308,7 +308,7 @@ def _with_changes(key: CaseKey, machine: str, method: str | None, points: list[P
         return Series(key, machine, method, tuple(points), (), note)
     values = [points[i].median for i in ok]
     changes = []
-    # unweighted: the calibrated test (trimmed, so one disturbed run cannot make a step on its own)
+    # unweighted: the calibrated test (winsorised, so one disturbed run cannot make a step on its own)
     for c in cp.detect(values, max_pvalue=max_pvalue, min_size=min_size, seed=seed):
         at, prev = ok[c.index], ok[c.index - 1]
         # environment changes between consecutive successful runs near the change point
