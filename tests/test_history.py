@@ -32,7 +32,7 @@ def make_report(i: int, *, matmul: float = 1e-3, add: float = 2e-4, torch: str =
         results.append(Result(key=CONV, status=conv, reason=f"{conv} on purpose"))
     fingerprint = {"fingerprint_version": 1, "torch": torch, "cpu": cpu, "threads": 8, "hostname": f"{host}-{i}",
                    "python": "3.11.7"}
-    facts = {"git_commit": f"{i:040x}", "cpu": {"governors": [governor]}}
+    facts = {"git_commit": f"{i:02d}" * 20, "cpu": {"governors": [governor]}}
     return Report(run_id=f"run{i:02d}", created_at=f"2026-03-{i:02d}T12:00:00Z", label=f"main-{i}",
                   environment={"fingerprint": fingerprint, "facts": facts, "checks": []},
                   backends=[{"name": "cpu", "available": True, "device_name": cpu}], results=results)
@@ -64,7 +64,7 @@ def test_planted_slowdown_names_the_benchmark_and_run_5(folder):
     assert len(matmul.changes) == 1
     c = matmul.changes[0]
     assert c.run.run_id == "run05" and c.previous.run_id == "run04"
-    assert c.run.label == "main-5" and c.run.git_commit == f"{5:040x}"
+    assert c.run.label == "main-5" and c.run.git_commit == "05" * 20
     assert c.cause == hs.CODE_OR_UNKNOWN
     assert c.ratio == pytest.approx(1.10, abs=0.01)
     assert c.ratio_low < 1.10 < c.ratio_high and c.ratio_low > 1.05

@@ -18,6 +18,7 @@ def test_text_names_each_change_point_its_run_and_cause(history):
     assert text.startswith(f"{RUNS} runs, 3 series, 2 change points")
     line = next(ln for ln in text.splitlines() if ln.startswith("tensor_ops/matmul") and "run 5 " in ln)
     assert "main-5" in line and "x1.10" in line and "10.0% slower" in line and "code or unknown" in line
+    assert f"commits {'04' * 5}..{'05' * 5}" in line  # the range to bisect
     line = next(ln for ln in text.splitlines() if ln.startswith("tensor_ops/add") and "run 10 " in ln)
     assert "environment change (torch)" in line and "torch: 2.14.1 -> 2.15.0" in line
     assert "12/14 (1 failed, 1 skipped)" in text and "13/14 (1 missing)" in text

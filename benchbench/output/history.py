@@ -13,9 +13,12 @@ from benchbench.output.units import fmt_time
 STATUSES = ("failed", "timeout", "skipped", "missing")
 
 
-def _run_text(run: Any, index: int | None = None) -> str:
+def _run_text(run: Any, index: int | None = None, previous: Any = None) -> str:
+    """A run as `run 5 <time> <label> <id> commit <sha>`; with the run before, the commit range to bisect."""
     parts = [f"run {index}" if index is not None else "", run.created_at, run.label or "", run.run_id]
-    if run.git_commit:
+    if run.git_commit and previous is not None and previous.git_commit and previous.git_commit != run.git_commit:
+        parts.append(f"commits {previous.git_commit[:10]}..{run.git_commit[:10]}")
+    elif run.git_commit:
         parts.append(f"commit {run.git_commit[:10]}")
     return " ".join(p for p in parts if p)
 
@@ -70,7 +73,7 @@ def change_rows(history: History) -> list[dict[str, Any]]:
         rows.append({
             "benchmark": s.key.label,
             "machine": s.machine,
-            "from": _run_text(c.run, run_number(history, c.run.run_id)),
+            "from": _run_text(c.run, run_number(history, c.run.run_id), c.previous),
             "step (after/before)": _step_text(c),
             "p": f"{c.pvalue:.1e}",
             "cause": c.cause + (f" ({', '.join(c.keys)})" if c.cause == ENVIRONMENT_CHANGE else ""),
