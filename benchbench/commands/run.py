@@ -61,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
     from benchbench.measure import budget_for
     from benchbench.progress import Progress
     from benchbench.render import backends_table, results_table, status_counts
-    from benchbench.report import Report, dumps, save
+    from benchbench.report import Report, check_writable, dumps, save
     from benchbench.runner import Runner, plan
 
     if args.timeout is not None and args.timeout <= 0:
@@ -87,6 +87,7 @@ def main(args: argparse.Namespace) -> int:
                     label=args.label, command=["benchbench", *sys.argv[1:]], profile=profile,
                     benchbench_version=__version__, environment=env, backends=[b.info() for b in all_backends])
     path = Path(args.output) if args.output else default_path(args.label)
+    check_writable(path)  # fail before measuring, not after
     err = sys.stderr
     if not args.quiet:
         print(backends_table(report.backends), file=err)
