@@ -1,8 +1,9 @@
 """`benchbench gate --baseline BASE.json CURRENT.json`: exit 0 pass, 1 regression, 3 inconclusive (2: bad input).
 
-`--rerun` re-measures the suspected regressions (slower, or noisy with the median up) of CURRENT on
-this machine with the next larger profile before deciding, and writes the re-measured report beside
-CURRENT (CURRENT.rerun.json). The baseline is never re-measured: it usually comes from another
+`--rerun` measures the suspected regressions (slower, or noisy with the median up) of CURRENT on
+this machine in as many more rounds as CURRENT's profile has, adds those rounds to their results
+(evidence accumulates; nothing is replaced) and writes the grown report beside CURRENT
+(CURRENT.rerun.json) before deciding. The baseline is never re-measured: it usually comes from another
 commit. Re-running refuses when this machine's fingerprint differs from CURRENT's in a way that
 matters, or when a benchmark's code no longer matches the definition CURRENT measured.
 """
@@ -47,23 +48,21 @@ def _suspects(result: Any) -> list[Any]:
 
 def rerun(current: Any, rows: list[Any], suite_paths: list[str] | None, quiet: bool, out_path: Path,
           command: list[str]) -> list[str]:
-    """Re-measure these rows' cases into `current` (replacing their results); returns notes for the user."""
-    from dataclasses import replace
+    """Measure these rows' cases in more rounds and add them to `current`; returns notes for the user."""
+    import random
 
-    from benchbench import backends as bk
-    from benchbench import registry
-    from benchbench._version import __version__
+    from benchbench import registry, session
     from benchbench.environment import collect, fingerprint_diff
     from benchbench.errors import UserError
     from benchbench.execute import skip_reason
-    from benchbench.measure import budget_for
+    from benchbench.measure import get_profile
     from benchbench.progress import Progress
-    from benchbench.report import Report, save
-    from benchbench.runner import PlannedCase, Runner
+    from benchbench.runner import PlannedCase, Side
 
     notes = []
     available = {s.name: s for s in registry.discover(suite_paths)}
-    backends = {b.name: b for b in bk.discover(sorted({r.key.backend for r in rows}))}
+    all_backends, _ = session.select_backends(None)
+    backends = {b.name: b for b in all_backends if b.name in {r.key.backend for r in rows}}
     env = collect(list(backends.values()))
     clash = [f"{k}: {a} vs {b}" for k, a, b, m in fingerprint_diff(current.fingerprint, env["fingerprint"],
                                                                       sorted(backends)) if m]
@@ -86,21 +85,19 @@ def rerun(current: Any, rows: list[Any], suite_paths: list[str] | None, quiet: b
             cases.append(PlannedCase(suite, bench, key, skip_reason(bench, key, backend)))
     if not cases:
         return notes
-    bigger = {"quick": "default", "default": "full"}.get(current.profile or "default", "full")
-    budget = budget_for(bigger)
-    if bigger == current.profile:  # already full: double the time it may spend sampling
-        budget = replace(budget, max_time_s=2 * budget.max_time_s, max_samples=2 * budget.max_samples)
-    report = Report(run_id=f"{current.run_id}-rerun", created_at=current.created_at, label=current.label,
-                    command=command, profile=bigger, benchbench_version=__version__,
-                    environment=env, backends=[b.info() for b in backends.values()])
-    # The runner saves the re-measured cases alone as it goes; the merged report replaces that file at the end.
-    Runner(report, out_path, budget, bigger, progress=Progress(quiet=quiet)).run(cases)
-    fresh = {r.key: r for r in report.results}
-    current.results = [fresh.get(r.key, r) for r in current.results]
-    current.command = [*current.command, "+", *report.command]
+    profile = get_profile(current.profile or "default")
+    sess = session.Session(suites=list(available.values()), all_backends=list(backends.values()),
+                           backends=list(backends.values()), profile=profile, budget=profile.budget,
+                           rounds=profile.rounds, seed=random.randrange(2**31), cases=cases,
+                           environment=env)
+    # More rounds of the same budget, added to the suspects' results: evidence accumulates, nothing is replaced.
+    session.measure(sess, [session.Target(Side(), current, out_path)], Progress(quiet=quiet))
+    current.command = [*current.command, "+", *command]
+    from benchbench.report import save
+
     save(current, out_path)
-    notes.append(f"re-measured {len(fresh)} suspected regression{'s' if len(fresh) != 1 else ''} with profile "
-                 f"{bigger}; updated report: {out_path}")
+    notes.append(f"measured {len(cases)} suspected regression{'s' if len(cases) != 1 else ''} in "
+                 f"{profile.rounds} more rounds; updated report: {out_path}")
     return notes
 
 

@@ -23,9 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import re
 
-    from benchbench.commands.run import select_backends
     from benchbench.errors import UserError
     from benchbench.render import validate_text
+    from benchbench.session import select_backends
     from benchbench.validate import reference_ops, validate
 
     if args.rounds < 1 or args.processes < 1:
