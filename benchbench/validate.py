@@ -112,11 +112,13 @@ def judge(engine: str, interval: RatioInterval, mean_interval: RatioInterval | N
     ci = f"[{interval.low:.3f}, {interval.high:.3f}]"
     if lo <= interval.low and interval.high <= hi:
         return Verdict("agrees", f"{name} reads {where} the plain loop, interval {ci} within ±{tolerance:.0%}")
-    off = (interval.high < 1 or interval.low > 1) and not lo <= interval.ratio <= hi
-    if not off:
-        return Verdict("unclear", f"{name}: interval {ci} reaches beyond ±{tolerance:.0%}: the processes disagree "
-                                  f"by {interval.spread:.1%} (a busy or drifting machine); run more processes "
-                                  "or on a quieter machine")
+    significant = interval.high < 1 or interval.low > 1
+    if not significant or lo <= interval.ratio <= hi:
+        why = (f"it reads {where} the plain loop, but the interval {ci} reaches beyond ±{tolerance:.0%}"
+               if significant else f"the interval {ci} holds 1 but reaches beyond ±{tolerance:.0%}")
+        spread = "" if math.isnan(interval.spread) else f" (its {'processes' if interval.unit == 'process' else 'rounds'} disagree by {interval.spread:.1%})"
+        return Verdict("unclear", f"{name}: cannot tell: {why}{spread}; a busy or drifting machine; "
+                                  "run more processes, or on a quieter machine")
     reasons = []
     if mean_interval is not None and abs(mean_interval.ratio - 1) <= tolerance < abs(interval.ratio - 1):
         reasons.append(f"it reports a median and the plain loop is a mean: the mean of its own samples reads "
@@ -129,8 +131,9 @@ def judge(engine: str, interval: RatioInterval, mean_interval: RatioInterval | N
         reasons.append(f"one call lasts {per_call_s * 1e6:.2f} us, so the cost of the Python loop around it "
                        "(a local or global lookup, timeit's loop or a for loop) is a visible part of the time")
     if not reasons:
-        reasons.append("not explained by its mean, its timer overhead or the op's size; "
-                       "a cache or allocator state the loop and the engine leave differently")
+        reasons.append("of something its mean, its timer overhead and the op's size do not explain (cache or "
+                       "allocator state, thread wake-ups between blocks); check with more processes on a quiet "
+                       "machine")
     return Verdict("off", f"{name} reads {where} the plain loop, beyond ±{tolerance:.0%} (interval {ci}): "
                           f"likely because {'; and '.join(reasons)}")
 

@@ -68,9 +68,10 @@ def test_judge_agrees_only_when_the_whole_interval_is_within_tolerance():
     assert TOLERANCE == 0.03
     assert judge("benchbench", _iv(1.01, 0.01), None, 1e-3, 0.001).status == "agrees"
     unclear = judge("torch", _iv(1.0, 0.05, spread=0.04), None, 1e-3, None)
-    assert unclear.status == "unclear" and "4.0%" in unclear.text
+    assert unclear.status == "unclear" and "holds 1" in unclear.text and "processes disagree by 4.0%" in unclear.text
     # significant but within tolerance in its estimate: not "off" either
-    assert judge("torch", _iv(1.02, 0.015), None, 1e-3, None).status == "unclear"
+    near = judge("torch", _iv(1.02, 0.015), None, 1e-3, None)
+    assert near.status == "unclear" and "reads 2.0% above" in near.text
 
 
 def test_judge_names_the_likely_reason_when_an_engine_is_off():
@@ -83,7 +84,7 @@ def test_judge_names_the_likely_reason_when_an_engine_is_off():
     tiny = judge("torch", _iv(1.2, 0.02), _iv(1.2, 0.02), 2e-6, None)
     assert tiny.status == "off" and "2.00 us" in tiny.text and "torch.utils.benchmark" in tiny.text
     other = judge("torch", _iv(1.1, 0.02), _iv(1.1, 0.02), 1e-3, None)
-    assert "not explained" in other.text
+    assert "do not explain" in other.text
 
 
 class FakeDevice:
