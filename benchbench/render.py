@@ -195,6 +195,13 @@ def validate_text(result: dict[str, Any]) -> str:
              "",
              f"{result['processes']} processes x {result['rounds']} rounds, profile {result['profile']}; ratio = engine / "
              f"plain loop (paired within a round), {int(100 * 0.95)}% interval across processes:"]
+    machine = result.get("machine") or {}
+    loads = [machine.get("load_start"), machine.get("load_end")]
+    if None not in loads and machine.get("cpus"):
+        busy = max(loads) > machine["cpus"]
+        lines.insert(2, f"machine: {machine['cpus']} CPUs, torch uses {machine['torch_threads']} threads; load average "
+                     f"{loads[0]:.1f} at the start, {loads[1]:.1f} at the end"
+                     + (" (busy: more runnable processes than CPUs, expect wide intervals)" if busy else ""))
     rows, notes = [], []
     tol = result["tolerance"]
     for op in result["ops"]:

@@ -335,6 +335,7 @@ def validate(backends: list[Any], profile: str = "quick", processes: int = 5, ro
         out["backends"].append({"backend": backend.name, "timing_method": timer.method,
                                 "timer_resolution_s": timer.resolution,
                                 "sync_cost_s": measure_overhead(timer, repeats=101)})
+    out["machine"] = {"cpus": os.cpu_count(), "torch_threads": _torch_threads(), "load_start": _load()}
     rows: list[dict[str, Any]] = []
     for p in range(processes):
         config = {"backends": [b.name for b in backends], "profile": profile, "rounds": rounds, "ops": ops,
@@ -349,9 +350,24 @@ def validate(backends: list[Any], profile: str = "quick", processes: int = 5, ro
         error = _run_worker(config, on_row)
         if error:
             out["errors"].append(f"process {p + 1}: {error}")
+    out["machine"]["load_end"] = _load()
     keys = list(dict.fromkeys((r["backend"], r["op"]) for r in rows))
     out["ops"] = [summarize_op(b, op, [r for r in rows if (r["backend"], r["op"]) == (b, op)]) for b, op in keys]
     out["samples"] = rows
     out["all_agree"] = bool(out["ops"]) and not out["errors"] and all(
         op["agrees"] for op in out["ops"] if op["held"])
     return out
+
+
+def _load() -> float | None:
+    """The 1-minute load average (runnable processes), where the OS reports one."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()

@@ -139,6 +139,23 @@ def test_summarize_op_pairs_each_engine_with_the_plain_loop_of_its_own_round():
     assert not out["agrees"]
 
 
+def test_validate_text_shows_both_intervals_the_verdicts_and_a_busy_machine():
+    from benchbench.render import validate_text
+
+    rows = [_row(p, 0, 1e-3, 0.93e-3 * (1 + p / 1000), 1e-3 * (1 + p / 1000), ours_mean=1e-3) for p in range(5)]
+    result = {"clock": {"declared_s": 1e-9, "observed_step_s": 2e-7},
+              "backends": [{"backend": "cpu", "timing_method": "perf_counter", "timer_resolution_s": 1e-9,
+                            "sync_cost_s": 2e-7}],
+              "machine": {"cpus": 2, "torch_threads": 2, "load_start": 6.5, "load_end": 1.0},
+              "processes": 5, "rounds": 1, "profile": "quick", "tolerance": TOLERANCE, "held_above_s": 10e-6,
+              "ops": [summarize_op("cpu", "op A", rows)], "errors": [], "all_agree": False}
+    text = validate_text(result)
+    assert "load average 6.5 at the start, 1.0 at the end (busy" in text
+    assert "0.932 [0.930, 0.934]" in text and "benchbench off, torch agrees" in text
+    assert "- cpu op A: benchbench's engine reads 6.8% below the plain loop" in text
+    assert "not every engine agrees" in text
+
+
 def test_clock_resolution_is_observed():
     res = clock_resolution(samples=2000)
     assert res["declared_s"] > 0 and res["observed_step_s"] > 0
@@ -158,6 +175,7 @@ def test_validate_pairs_both_engines_with_the_loop_in_every_process():
     assert [b["backend"] for b in data["backends"]] == ["cpu"]
     assert data["backends"][0]["sync_cost_s"] > 0
     assert data["seed"] == 5 and data["errors"] == []
+    assert data["machine"]["cpus"] >= 1 and data["machine"]["torch_threads"] >= 1
     assert sorted(r["process"] for r in data["samples"]) == [0, 1]
     (op,) = data["ops"]
     assert op["op"] == "tiny op (1-element add)" and op["processes"] == 2
