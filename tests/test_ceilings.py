@@ -3,8 +3,7 @@
 import pytest
 
 from benchbench.ceilings import bound, ceiling_fraction, find_ceiling, is_ceiling
-from benchbench.render import result_rows, results_table
-from benchbench.report import CaseKey, Report, Result
+from benchbench.report import CaseKey, Result
 
 
 def res(benchmark, median=0.01, suite="tensor_ops", backend="cpu", dtype="float32", status="ok", params=None,
@@ -140,45 +139,3 @@ def test_no_result_shows_more_than_100_percent_of_its_ceiling():
     fractions = [ceiling_fraction(results, r) for r in results]
     assert all(f is not None and 0 < f <= 1.0 for f in fractions)
     assert fractions.count(1.0) == 2  # one case sets each ceiling
-
-
-def _report(results):
-    return Report(run_id="r", created_at="2026-01-01T00:00:00Z", results=results,
-                  backends=[{"name": "cpu", "available": True, "peaks": None}])
-
-
-def test_result_rows_show_percent_of_ceiling_beside_percent_of_peak():
-    rows = result_rows(_report([mm_ceiling(200e9), res("matmul", params={"n": 8}, median=0.01, flops=1e9),
-                                res("dispatch_overhead", items=1.0)]))
-    by_case = {row["case"]: row for row in rows}
-    assert by_case["tensor_ops/matmul[n=8]"]["% ceiling"] == "50%"
-    assert by_case["tensor_ops/ceiling_matmul"]["% ceiling"] == "100%"
-    assert by_case["tensor_ops/dispatch_overhead"]["% ceiling"] == ""
-    assert all("% peak" in row for row in rows)
-
-
-def test_table_has_no_ceiling_column_when_the_report_has_no_ceilings():
-    table = results_table(_report([res("matmul", params={"n": 8}, flops=1e9)]))
-    assert "% ceiling" not in table
-    assert "% ceiling" in results_table(_report([mm_ceiling(1e9), res("matmul", params={"n": 8}, flops=1e9)]))
-
-
-def test_csv_carries_the_ceiling_fraction():
-    import csv
-    import io
-
-    from benchbench.render import results_csv
-
-    text = results_csv(_report([mm_ceiling(200e9), res("matmul", params={"n": 8}, median=0.01, flops=1e9),
-                                res("dispatch_overhead", items=1.0)]))
-    rows = {r["benchmark"]: r for r in csv.DictReader(io.StringIO(text))}
-    assert float(rows["matmul"]["ceiling_fraction"]) == pytest.approx(0.5)
-    assert rows["dispatch_overhead"]["ceiling_fraction"] == ""
-
-
-def test_the_case_that_raised_a_ceiling_says_so_in_the_table():
-    rows = result_rows(_report([mm_ceiling(100e9), res("matmul", params={"n": 1024}, median=1.0, flops=123e9),
-                                res("matmul", params={"n": 8}, median=1.0, flops=61.5e9)]))
-    by_case = {row["case"]: row["% ceiling"] for row in rows}
-    assert by_case == {"tensor_ops/ceiling_matmul": "81%", "tensor_ops/matmul[n=1024]": "100% (sets ceiling)",
-                       "tensor_ops/matmul[n=8]": "50%"}

@@ -140,7 +140,7 @@ def test_summarize_op_pairs_each_engine_with_the_plain_loop_of_its_own_round():
 
 
 def test_validate_text_shows_both_intervals_the_verdicts_and_a_busy_machine():
-    from benchbench.render import validate_text
+    from benchbench.output.validate import validate_text
 
     rows = [_row(p, 0, 1e-3, 0.93e-3 * (1 + p / 1000), 1e-3 * (1 + p / 1000), ours_mean=1e-3) for p in range(5)]
     result = {"clock": {"declared_s": 1e-9, "observed_step_s": 2e-7},

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchbench.errors import ExitCode
 from benchbench.measure import PROFILE_NAMES, PROFILES
 from benchbench.session import default_path, select_backends  # noqa: F401 - used by other commands
 
@@ -39,8 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from benchbench import session as sess
+    from benchbench.output.tables import backends_table, results_table, status_counts
     from benchbench.progress import Progress
-    from benchbench.render import backends_table, results_table, status_counts
     from benchbench.report import check_writable, dumps
     from benchbench.runner import Side
 
@@ -72,4 +73,4 @@ def main(args: argparse.Namespace) -> int:
         if args.overview:
             print("more: `benchbench list` shows every suite; `benchbench run --suite NAME` runs one in full; "
                   "`benchbench env` checks the setup; `benchbench compare A.json B.json` compares runs")
-    return 4 if counts.get("failed") or counts.get("timeout") else 0
+    return int(ExitCode.CASES_FAILED if counts.get("failed") or counts.get("timeout") else ExitCode.OK)

@@ -24,7 +24,7 @@ def main(args: argparse.Namespace) -> int:
     import re
 
     from benchbench.errors import UserError
-    from benchbench.render import validate_text
+    from benchbench.output.validate import validate_text
     from benchbench.session import select_backends
     from benchbench.validate import reference_ops, validate
 
