@@ -26,6 +26,7 @@ COMMANDS = [
     ("gate", "benchbench.commands.gate", "fail when a report is slower than its baseline beyond noise"),
     ("export", "benchbench.commands.export", "convert a report (csv, markdown, pytest-benchmark)"),
     ("report", "benchbench.commands.report", "one self-contained HTML page of reports, with plots"),
+    ("history", "benchbench.commands.history", "trends and change points over the reports in a folder"),
 ]
 
 
