@@ -43,12 +43,13 @@ def main(args: argparse.Namespace) -> int:
     from benchbench import session as sess
     from benchbench.output.tables import backends_table, results_table, status_counts
     from benchbench.progress import Progress
-    from benchbench.report import dumps
+    from benchbench.report import check_writable, dumps
     from benchbench.runner import Side
 
     path = Path(args.output) if args.output else default_path(args.label)
     session = sess.prepare(args.suite, args.suite_path, args.backend, args.profile, args.rounds, args.filter,
                            args.overview, args.timeout, args.seed)
+    check_writable(path)  # fail before measuring, not after
     report = sess.new_report(session, args.label, ["benchbench", *sys.argv[1:]])
     err = sys.stderr
     if not args.quiet:

@@ -11,5 +11,6 @@ history, changepoint) never import this package.
     environment.py  `benchbench env`: facts, checks and the fingerprint as text
     html.py         building blocks of self-contained HTML pages (charts as inline SVG, tables, page)
     report_html.py  the `report --html` page
+    validate.py     `benchbench validate`: both engines against the plain loop, as text
     history.py      `benchbench history`: series and change points as tables, JSON and a page
 """
