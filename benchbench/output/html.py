@@ -83,6 +83,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.regression td { background: #fdecea; }
 tr.inconclusive td { background: #fff6e0; }
 tr.differs td { background: #fff6e0; }
+a.badge { text-decoration: none; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 9px; font-size: 11.5px; font-weight: 600;
          color: #fff; white-space: nowrap; }
 .verdict { font-size: 17px; font-weight: 700; padding: 8px 12px; border-radius: 6px; color: #fff; margin: 8px 0; }

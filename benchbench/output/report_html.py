@@ -171,8 +171,8 @@ def _gate(result: GateResult) -> str:
     with_mde = any(getattr(f.row, "mde", None) is not None for f in findings)
     rows, classes = [], []
     for f in findings:
-        row = {"outcome": badge(f.outcome), "case": f.row.key.label, comp.base_name: fmt_median(f.row.base),
-               pair.name: fmt_median(f.row.other), "change [interval]": fmt_pct(f.row.change),
+        row = {"outcome": badge(f.outcome), "case": f.row.key.label, "baseline": fmt_median(f.row.base),
+               "current": fmt_median(f.row.other), "change [interval]": fmt_pct(f.row.change),
                "verdict": f.row.verdict}
         if with_mde:
             row["detectable effect"] = _mde_text(f.row)
@@ -326,6 +326,8 @@ def _compiled(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Result]
                          "break-even (warm)": _steps(mt.get("break_even_steps_warm"), mt.get("speedup")),
                          "graph breaks": mt.get("graph_breaks", ""),
                          "note": "" if r.ok else r.reason or ""})
+        if rows and not any(row["note"] for row in rows):
+            rows = [{c: v for c, v in row.items() if c != "note"} for row in rows]
         if rows:
             out.append((f"<h3>{esc(name)}</h3>" if len(names) > 1 else "")
                        + html.table(rows, numeric=("speed-up", "compile (cold)", "compile (warm cache)",
@@ -481,12 +483,16 @@ def report_page(reports: Sequence[Report], names: Sequence[str], comparison: Com
     keys = sorted({r.key for rep in reports for r in rep.results}, key=CaseKey.sort_key)
     by_report = [{r.key: r for r in rep.results} for rep in reports]
     backend = len({k.backend for k in keys}) > 1
-    sections = [Section("Runs", _runs(reports, names, base)
-                        + "".join(f'<p class="note">{esc(n)}</p>' for n in notes))]
+    verdict = ""
+    if gate is not None:  # the verdict up front; its cases follow the machine, backends and checks
+        verdict = (f'<p><a href="#s-gate" class="badge" style="background:'
+                   f'{html.STATUS_COLOURS.get(gate.verdict, "#2e7d32")}">gate: {esc(headline(gate))}</a></p>')
+    sections = [Section("Runs", verdict + _runs(reports, names, base)
+                        + "".join(f'<p class="note">{esc(n)}</p>' for n in notes)),
+                Section("Machine", _machine(reports, names)), Section("Backends", _backends(reports, names)),
+                Section("Environment checks", _checks(reports, names))]
     if gate is not None:
         sections.append(Section(f"Gate: {gate.verdict}", _gate(gate), "s-gate"))
-    sections += [Section("Machine", _machine(reports, names)), Section("Backends", _backends(reports, names)),
-                 Section("Environment checks", _checks(reports, names))]
     if comparison is not None and gate is None:
         sections.append(Section("Comparison", _comparison(comparison)))
     elif comparison is not None:
