@@ -93,6 +93,11 @@ def _runs(reports: Sequence[Report], names: Sequence[str], base: str | None) -> 
                      "created": rep.created_at, "label": rep.label or "", "profile": rep.profile or "",
                      "commit": str(commit)[:10] if commit else "", "cases": status,
                      "complete": "PARTIAL (interrupted)" if rep.partial else "yes"})
+        side = getattr(rep, "side", None)  # what measured it (ab: baseline or current side)
+        if isinstance(side, dict) and side:
+            rows[-1]["side"] = ", ".join(f"{k}={v}" for k, v in side.items() if v not in (None, "", [], {}))
+    if any("side" in row for row in rows):
+        rows = [{**row, "side": row.get("side", "")} for row in rows]
     return html.table(rows)
 
 
