@@ -313,7 +313,7 @@ class Rank:
         work = {"collective": self.run_collective, "startup": self.run_startup, "ddp": self.run_ddp}[kind]()
         self.progress("gather")
         mine = {"rank": self.rank, "local_rank": self.local_rank, "host": socket.gethostname(), "pid": os.getpid(),
-                "started_at": started, "init_s": init_s, "initialized_at": started + init_s, **work}
+                "spawned_at": _created_at(), "started_at": started, "init_s": init_s, "initialized_at": started + init_s, **work}
         everyone: list[Any] = [None] * self.world
         dist.all_gather_object(everyone, mine)
         if self.local_rank == 0:
@@ -326,6 +326,16 @@ class Rank:
             os.replace(tmp, self.out)
         self.progress("done")
         dist.destroy_process_group()
+
+
+def _created_at() -> float | None:
+    """When torchrun's agent started this process (wall clock): the end of its own start and rendezvous."""
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except Exception:  # noqa: BLE001 - a figure we can do without
+        return None
 
 
 def _watch_parent() -> None:

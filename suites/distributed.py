@@ -309,11 +309,19 @@ def median(values: list[float]) -> float:
 
 
 def startup_metrics(doc: dict[str, Any]) -> dict[str, Any]:
-    """Start-up figures of a job: torchrun to the last rank's init, and process-group init itself."""
+    """Start-up figures of a job, from the ranks' clocks (one machine: one clock): torchrun's own start
+    and rendezvous (until it spawned the first rank), the ranks' interpreter and imports, torchrun to the
+    last rank's init, and process-group init itself."""
     ranks = doc["ranks"]
     init_begin = max(r["started_at"] for r in ranks)  # the last rank to arrive
     init_end = max(r["initialized_at"] for r in ranks)
+    spawned = [r["spawned_at"] for r in ranks if r.get("spawned_at")]
+    out = {}
+    if len(spawned) == len(ranks):  # process creation times (psutil; 10 ms resolution)
+        out["torchrun_start_and_rendezvous_s"] = min(spawned) - doc["launched_at"]
+        out["rank_start_s"] = max(r["started_at"] - r["spawned_at"] for r in ranks)
     return {
+        **out,
         "launch_to_init_s": max(r["started_at"] for r in ranks) - doc["launched_at"],
         "init_process_group_s": init_end - init_begin,
         "init_process_group_s_per_rank": [r["init_s"] for r in ranks],
@@ -357,7 +365,8 @@ def run_job(ctx: Context, kind: str, params: dict[str, Any], timeout: float, one
     spec = {"kind": kind, "device": device, "params": params, "budget": budget, "program": RANK_PROGRAM_SHA256,
             "threads": threads,
             "pg_timeout_s": max(10.0, deadline / 2)}  # a hung peer makes the others raise, before the deadline
-    memo = json.dumps([spec, where.torchrun_args("")], sort_keys=True)
+    # the same on every node of a job (--node-rank left out): c10d rendezvous matches nodes by this id
+    memo = json.dumps([spec, replace(where, node_rank=None).torchrun_args("")], sort_keys=True)
     job_id = "benchbench-" + hashlib.sha1(memo.encode()).hexdigest()[:12]
     if job_id in _JOBS:
         return _JOBS[job_id], where

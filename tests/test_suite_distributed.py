@@ -259,12 +259,42 @@ def test_mfu_only_against_a_known_peak(dist_suite):
 
 def test_startup_metrics_from_rank_clocks(dist_suite):
     doc = {"launched_at": 100.0, "ranks": [
-        {"started_at": 103.0, "initialized_at": 104.5, "init_s": 1.5},
-        {"started_at": 104.0, "initialized_at": 104.6, "init_s": 0.6}]}
+        {"spawned_at": 101.0, "started_at": 103.0, "initialized_at": 104.5, "init_s": 1.5},
+        {"spawned_at": 101.2, "started_at": 104.0, "initialized_at": 104.6, "init_s": 0.6}]}
     m = dist_suite.startup_metrics(doc)
+    assert m["torchrun_start_and_rendezvous_s"] == pytest.approx(1.0)  # until the first rank was spawned
+    assert m["rank_start_s"] == pytest.approx(2.8)  # the slowest rank's interpreter and imports
     assert m["launch_to_init_s"] == pytest.approx(4.0)  # until the last rank reached init
     assert m["init_process_group_s"] == pytest.approx(0.6)  # from the last arrival to everyone ready
     assert m["launch_to_ready_s"] == pytest.approx(4.6)
+
+
+def test_cases_of_one_job_share_its_launch(dist_suite, monkeypatch, tmp_path):
+    from benchbench.backends import get as get_backend
+
+    launched = []
+
+    def fake_launch(spec, where, folder, deadline_s, job_id, threads=None):
+        launched.append(spec)
+        return {"world_size": where.world_size}
+
+    monkeypatch.setattr(dist_suite, "launch", fake_launch)
+    monkeypatch.setattr(dist_suite, "_JOBS", {})
+    monkeypatch.delenv(dist_suite.NPROC_ENV, raising=False)
+
+    def ctx(size: int, profile: str = "quick"):
+        key = CaseKey.make("distributed", "collective", {"op": "all_reduce", "size": size}, "cpu")
+        return SimpleNamespace(backend=get_backend("cpu"), key=key, profile=profile, scratch_dir=tmp_path)
+
+    sizes = {"op": "all_reduce", "sizes": [4096, 65536]}
+    first, _ = dist_suite.run_job(ctx(4096), "collective", sizes, 100)
+    again, _ = dist_suite.run_job(ctx(65536), "collective", sizes, 100)
+    assert len(launched) == 1 and again is first and first["launched_by"].endswith("size=4096] cpu")
+    assert launched[0]["pg_timeout_s"] < 0.8 * 100  # a hung peer raises before the launch's deadline
+    dist_suite.run_job(ctx(4096, "default"), "collective", sizes, 100)  # another budget: another job
+    dist_suite.run_job(ctx(4096), "collective", sizes, 100, one_rank=True)  # another world: another job
+    assert len(launched) == 3
+    assert launched[2]["threads"] == launched[0]["threads"]  # the baseline gets what each rank got
 
 
 # --- real launches (gloo, two ranks) --------------------------------------------------------------
