@@ -329,7 +329,9 @@ def startup_metrics(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def job_metrics(doc: dict[str, Any], where: Launch) -> dict[str, Any]:
+def job_metrics(doc: dict[str, Any], where: Launch, baseline: bool = False) -> dict[str, Any]:
+    """What every case of a job reports: placement, threads, start-up. `baseline`: a deliberate
+    one-rank job (the DDP scaling baseline), which needs no note that one rank cannot scale."""
     local = doc["local_world_size"]
     shared = doc["backend"] == "gloo" and local > 1
     out = {"world_size": doc["world_size"], "nproc_per_node": local, "nnodes": where.nnodes,
@@ -339,8 +341,9 @@ def job_metrics(doc: dict[str, Any], where: Launch) -> dict[str, Any]:
     if doc["threads_per_rank"] is not None:
         out["threads_note"] = (f"{local} rank(s) on this node with {doc['threads_per_rank']} torch thread(s) each, "
                                f"of {doc['usable_cpus']} usable CPUs")
-    if doc["world_size"] == 1:
-        out["scaling_note"] = "one rank: scaling needs more ranks (more GPUs, or --nnodes)"
+    if doc["world_size"] == 1 and not baseline:
+        more = "more GPUs (one rank per GPU) or --nnodes" if doc["backend"] == "nccl" else "--nproc-per-node 2 or more"
+        out["scaling_note"] = f"one rank: collectives move nothing between ranks and scaling needs {more}"
     return out
 
 
@@ -460,7 +463,7 @@ def ddp_case(ctx: Context, model: str, bucket_cap_mb: float, one_rank: bool) -> 
     samples, plain = slowest(ddp_ranks), slowest(plain_ranks)
     t_ddp, t_plain = median(samples), median(plain)
     metrics: dict[str, Any] = {
-        **job_metrics(doc, where), **shared(doc, ctx), "model": model, "batch_per_rank": batch,
+        **job_metrics(doc, where, baseline=one_rank), **shared(doc, ctx), "model": model, "batch_per_rank": batch,
         "bucket_cap_mb": bucket_cap_mb, "parameters": doc["ranks"][0]["parameters"],
         "samples_per_s_total": n * batch / t_ddp, "samples_per_s_per_rank": batch / t_ddp,
         "step_s_without_ddp": t_plain, "ddp_overhead": t_ddp / t_plain - 1,

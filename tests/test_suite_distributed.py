@@ -257,6 +257,15 @@ def test_mfu_only_against_a_known_peak(dist_suite):
     assert "mfu" not in over and "not reported" in over["mfu_note"]
 
 
+def test_one_gpu_says_scaling_needs_more(dist_suite):
+    rank = {"started_at": 1.0, "initialized_at": 1.5, "init_s": 0.5}
+    doc = {"launched_at": 0.0, "world_size": 1, "local_world_size": 1, "backend": "nccl", "usable_cpus": 16,
+           "threads_per_rank": None, "ranks": [rank]}
+    one_gpu = dist_suite.job_metrics(doc, dist_suite.Launch(1))
+    assert "scaling needs more GPUs" in one_gpu["scaling_note"] and not one_gpu["ranks_share_cpu_cores"]
+    assert "scaling_note" not in dist_suite.job_metrics(doc, dist_suite.Launch(1), baseline=True)
+
+
 def test_startup_metrics_from_rank_clocks(dist_suite):
     doc = {"launched_at": 100.0, "ranks": [
         {"spawned_at": 101.0, "started_at": 103.0, "initialized_at": 104.5, "init_s": 1.5},
