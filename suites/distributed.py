@@ -419,7 +419,7 @@ def _fmt_bw(bps: float) -> str:
 
 @benchmark(params={"op": OPS, "size": SIZES}, backends=["cpu", "cuda"],
            profiles={"quick": {"size": COLLECTIVE_SIZES["quick"]}, "default": {"size": COLLECTIVE_SIZES["default"]}},
-           timeout=COLLECTIVE_TIMEOUT)
+           overview={"op": ["all_reduce"], "size": [1 * MiB]}, timeout=COLLECTIVE_TIMEOUT)
 def collective(ctx: Context, op: str, size: int) -> Case:
     """One collective over every rank on a float32 message of `size` bytes (nccl-tests' S)."""
     sizes = sorted(set(COLLECTIVE_SIZES.get(ctx.profile, SIZES)) | {size})

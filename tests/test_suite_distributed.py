@@ -93,6 +93,18 @@ def test_slowest_rank_per_iteration(dist_suite):
         dist_suite.slowest([[1.0, 2.0], [1.0]])
 
 
+def test_profiles_and_overview(dist_suite):
+    collective = dist_suite.collective
+    assert [k.label for k in collective.cases("cpu", overview=True)] == [
+        "distributed/collective[op=all_reduce,size=1048576] cpu"]
+    quick = {k.params_dict["size"] for k in collective.cases("cpu", "quick")}
+    assert quick == set(dist_suite.COLLECTIVE_SIZES["quick"]) and max(quick) <= 1 << 20
+    full = {k.params_dict["size"] for k in collective.cases("cpu", "full")}
+    assert min(full) == 4096 and max(full) == 256 << 20  # 4 KB .. 256 MB
+    assert [k.params_dict for k in dist_suite.ddp_buckets.cases("cpu", "quick")] == [
+        {"bucket_cap_mb": 1, "model": "mlp-wide"}]
+
+
 # --- where the job runs ---------------------------------------------------------------------------
 def test_launch_defaults(dist_suite):
     cfg = dist_suite.launch_config
