@@ -28,6 +28,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -177,8 +179,9 @@ class LaunchFailed(RuntimeError):
     """torchrun itself failed (bad flags, rendezvous), before or without a failed rank."""
 
 
+# how gloo and nccl say that the other side of a collective went away
 _PEER_ERRORS = ("connection closed by peer", "connection reset", "connection refused", "broken pipe", "timed out",
-                "timeout", "communicator was aborted", "remote process", "socket", "recv", "send")
+                "read error", "recv operation", "send operation", "communicator was aborted", "remote process exited")
 _TEARDOWN = ("SIGTERM", "SIGKILL", "SIGINT")
 
 
@@ -302,17 +305,11 @@ def slowest(per_rank: list[list[float]]) -> list[float]:
     return [max(col) for col in zip(*per_rank, strict=True)]
 
 
-def median(values: list[float]) -> float:
-    s = sorted(values)
-    mid = len(s) // 2
-    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
-
-
 def startup_metrics(doc: dict[str, Any]) -> dict[str, Any]:
     """Start-up figures of a job, from the ranks' clocks (one machine: one clock): torchrun's own start
     and rendezvous (until it spawned the first rank), the ranks' interpreter and imports, torchrun to the
-    last rank's init, and process-group init itself."""
-    ranks = doc["ranks"]
+    last rank's init, and process-group init itself. Several machines: this machine's ranks only."""
+    ranks = [r for r in doc["ranks"] if r.get("host") == socket.gethostname()] or doc["ranks"]
     init_begin = max(r["started_at"] for r in ranks)  # the last rank to arrive
     init_end = max(r["initialized_at"] for r in ranks)
     spawned = [r["spawned_at"] for r in ranks if r.get("spawned_at")]
@@ -427,7 +424,7 @@ def collective(ctx: Context, op: str, size: int) -> Case:
     ranks = per_rank(doc, str(size))
     samples = slowest(ranks)
     n, nbytes = doc["world_size"], doc["ranks"][0]["bytes"][str(size)]
-    t = median(samples)
+    t = statistics.median(samples)
     metrics = {**job_metrics(doc, where), **shared(doc, ctx), "op": op, "bytes": nbytes, "samples_per_rank": ranks,
                "algbw_GBps": algbw(nbytes, t) / GB, "busbw_GBps": busbw(op, nbytes, t, n) / GB,
                "bus_factor": bus_factor(op, n)}
@@ -461,7 +458,7 @@ def ddp_case(ctx: Context, model: str, bucket_cap_mb: float, one_rank: bool) -> 
     n = doc["world_size"]
     ddp_ranks, plain_ranks = per_rank(doc, f"ddp@{float(bucket_cap_mb):g}"), per_rank(doc, "plain")
     samples, plain = slowest(ddp_ranks), slowest(plain_ranks)
-    t_ddp, t_plain = median(samples), median(plain)
+    t_ddp, t_plain = statistics.median(samples), statistics.median(plain)
     metrics: dict[str, Any] = {
         **job_metrics(doc, where, baseline=one_rank), **shared(doc, ctx), "model": model, "batch_per_rank": batch,
         "bucket_cap_mb": bucket_cap_mb, "parameters": doc["ranks"][0]["parameters"],
