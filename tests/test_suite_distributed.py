@@ -388,3 +388,37 @@ def test_a_hung_rank_ends_at_the_deadline_with_nothing_left(dist_suite, tmp_path
         dist_suite.launch(spec, dist_suite.Launch(2), tmp_path / "job", deadline_s=40, job_id="t", threads=1)
     assert time.monotonic() - t0 < 60
     assert not _no_survivors(token)
+
+
+@pytest.mark.slow
+def test_killing_the_worker_group_leaves_no_rank(tmp_path):
+    """What the runner does on a case timeout: SIGKILL to the worker's process group. torchrun starts
+    each rank in a session of its own, out of that group's reach; the ranks follow their agent."""
+    import signal
+    import subprocess
+    import sys
+
+    token = uuid.uuid4().hex
+    script = tmp_path / "worker.py"
+    script.write_text(f"""
+from pathlib import Path
+from benchbench import registry
+m = registry.load_source({{"path": {str(ROOT / "suites" / "distributed.py")!r}}}).module
+spec = {{"kind": "collective", "device": "cpu", "params": {{"op": "all_reduce", "sizes": [4096]}},
+         "budget": m.BUDGETS["quick"], "pg_timeout_s": 600}}
+m.launch(spec, m.Launch(2), Path({str(tmp_path / "job")!r}), deadline_s=600, job_id="k", threads=1)
+""")
+    env = {**os.environ, "BENCHBENCH_TEST_TOKEN": token, "BENCHBENCH_DISTRIBUTED_FAULT": "hang:1",
+           "PYTHONPATH": str(ROOT)}
+    worker = subprocess.Popen([sys.executable, str(script)], env=env, start_new_session=True)
+    try:
+        hung = tmp_path / "job" / "rank-1.progress"
+        end = time.monotonic() + 240
+        while not (hung.is_file() and "injected-hang" in hung.read_text()):
+            assert worker.poll() is None and time.monotonic() < end, "the job never reached the injected hang"
+            time.sleep(0.5)
+        assert len(_survivors(token)) >= 4  # worker, torchrun, two ranks
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    assert not _no_survivors(token, grace_s=5.0)
