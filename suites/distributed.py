@@ -276,7 +276,10 @@ def launch(spec: dict[str, Any], where: Launch, folder: Path, deadline_s: float,
     if code != 0:
         if failures_path.is_file():
             failures = json.loads(failures_path.read_text())
-            raise RankFailed(describe_failures(failures) + "\n" + _log_tail(folder))
+            # where every rank was tells a hung rank apart from the ranks that timed out waiting for it
+            states = ", ".join(f"rank {r} at {s}" for r, s in sorted(_progress(folder).items()))
+            raise RankFailed(describe_failures(failures) + (f"; last progress: {states}" if states else "")
+                             + "\n" + _log_tail(folder))
         raise LaunchFailed(f"torchrun exited with status {code}: {_last_line(folder)}\n" + _log_tail(folder))
     if not out.is_file():
         raise LaunchFailed("torchrun finished but no rank wrote results (local rank 0 writes them)")

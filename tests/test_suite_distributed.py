@@ -373,6 +373,7 @@ def test_a_dead_rank_fails_the_case_by_name_and_the_run_finishes(tmp_path):
     (result,) = report["results"]
     assert result["status"] == "failed"
     assert result["reason"].startswith("RankFailed: rank 1 exited with status 17"), result["reason"]
+    assert "rank 1 at injected-exit 2" in result["reason"]
     assert not _no_survivors(token)
 
 
