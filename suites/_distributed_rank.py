@@ -240,13 +240,15 @@ class Rank:
 
     # --- kinds of work -------------------------------------------------------------------------
     def run_collective(self) -> dict[str, Any]:
-        """One collective at every size asked for, smallest first (as nccl-tests sweeps sizes)."""
-        op, phases, nbytes = self.spec["params"]["op"], {}, {}
-        for size in sorted(int(s) for s in self.spec["params"]["sizes"]):
-            fn, nbytes[str(size)] = collective_buffers(self.torch, op, size, self.world, self.device)
-            phases[str(size)] = self.timed(f"{op}@{size}", fn)
-            del fn  # free this size's buffers before the next
-        return {"bytes": nbytes, "phases": phases}
+        """Start-up groups, then each collective at every size, smallest first (as nccl-tests sweeps)."""
+        p = self.spec["params"]
+        out = self.run_startup()
+        for op in p["ops"]:
+            for size in sorted(int(s) for s in p["sizes"]):
+                fn, out["bytes"][f"{op}@{size}"] = collective_buffers(self.torch, op, size, self.world, self.device)
+                out["phases"][f"{op}@{size}"] = self.timed(f"{op}@{size}", fn)
+                del fn  # free this size's buffers before the next
+        return out
 
     def run_startup(self) -> dict[str, Any]:
         """Process groups made after the first: new_group over every rank plus a barrier on it.
@@ -269,7 +271,7 @@ class Rank:
                 dist.barrier(group=group)
             made.append(time.perf_counter() - t0)
             dist.destroy_process_group(group)
-        return {"phases": {"new_group": made}}
+        return {"bytes": {}, "phases": {"new_group": made}}
 
     def run_ddp(self) -> dict[str, Any]:
         import copy
@@ -310,7 +312,7 @@ class Rank:
         self.progress("init")
         init_s = self.init()
         kind = self.spec["kind"]
-        work = {"collective": self.run_collective, "startup": self.run_startup, "ddp": self.run_ddp}[kind]()
+        work = {"collective": self.run_collective, "ddp": self.run_ddp}[kind]()
         self.progress("gather")
         mine = {"rank": self.rank, "local_rank": self.local_rank, "host": socket.gethostname(), "pid": os.getpid(),
                 "spawned_at": _created_at(), "started_at": started, "init_s": init_s, "initialized_at": started + init_s, **work}

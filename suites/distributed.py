@@ -61,13 +61,13 @@ DDP_BATCH = {"mlp-wide": 128, "cnn": 64}
 DEFAULT_BUCKET_MB = 25  # DistributedDataParallel's default bucket_cap_mb
 
 # Iteration budgets inside the ranks, per profile (the harness's own budget does not reach them).
-BUDGETS: dict[str, dict[str, float]] = {
-    "quick": {"warmup_calls": 2, "warmup_min_s": 0.05, "warmup_max_s": 1.0, "min_samples": 7, "max_samples": 40,
-              "max_time_s": 0.4},
-    "default": {"warmup_calls": 3, "warmup_min_s": 0.2, "warmup_max_s": 4.0, "min_samples": 10,
-                "max_samples": 200, "max_time_s": 2.0},
-    "full": {"warmup_calls": 5, "warmup_min_s": 1.0, "warmup_max_s": 20.0, "min_samples": 20,
-             "max_samples": 1000, "max_time_s": 10.0},
+BUDGETS: dict[str, dict[str, float]] = {  # per job, i.e. per round: the profiles' per-round budgets
+    "quick": {"warmup_calls": 2, "warmup_min_s": 0.03, "warmup_max_s": 0.5, "min_samples": 5, "max_samples": 30,
+              "max_time_s": 0.15},
+    "default": {"warmup_calls": 3, "warmup_min_s": 0.1, "warmup_max_s": 2.0, "min_samples": 7,
+                "max_samples": 100, "max_time_s": 0.5},
+    "full": {"warmup_calls": 5, "warmup_min_s": 0.3, "warmup_max_s": 5.0, "min_samples": 10,
+             "max_samples": 300, "max_time_s": 1.5},
 }
 STARTUP_REPEATS = {"quick": 3, "default": 5, "full": 10}
 LAUNCH_SHARE = 0.8  # the launch's own deadline, as a share of the case timeout
@@ -417,16 +417,25 @@ def _fmt_bw(bps: float) -> str:
     return f"{bps / GB:.3g} GB/s"
 
 
+def collective_job(ctx: Context, op: str, size: int | None = None) -> tuple[dict[str, Any], Launch]:
+    """The job that measures `op` at `size` in this profile: every op at every size in the quick
+    profile (one launch), one op at every size in the others (a job per op keeps its first case within
+    the timeout). Each job also measures start-up first, so the startup case launches nothing."""
+    sizes = set(COLLECTIVE_SIZES.get(ctx.profile, SIZES)) | ({size} if size else set())
+    ops = list(OPS) if ctx.profile == "quick" else [op]
+    repeats = STARTUP_REPEATS.get(ctx.profile, STARTUP_REPEATS["default"])
+    return run_job(ctx, "collective", {"ops": ops, "sizes": sorted(sizes), "repeats": repeats}, COLLECTIVE_TIMEOUT)
+
+
 @benchmark(params={"op": OPS, "size": SIZES}, backends=["cpu", "cuda"],
            profiles={"quick": {"size": COLLECTIVE_SIZES["quick"]}, "default": {"size": COLLECTIVE_SIZES["default"]}},
            overview={"op": ["all_reduce"], "size": [1 * MiB]}, timeout=COLLECTIVE_TIMEOUT)
 def collective(ctx: Context, op: str, size: int) -> Case:
     """One collective over every rank on a float32 message of `size` bytes (nccl-tests' S)."""
-    sizes = sorted(set(COLLECTIVE_SIZES.get(ctx.profile, SIZES)) | {size})
-    doc, where = run_job(ctx, "collective", {"op": op, "sizes": sizes}, COLLECTIVE_TIMEOUT)
-    ranks = per_rank(doc, str(size))
+    doc, where = collective_job(ctx, op, size)
+    ranks = per_rank(doc, f"{op}@{size}")
     samples = slowest(ranks)
-    n, nbytes = doc["world_size"], doc["ranks"][0]["bytes"][str(size)]
+    n, nbytes = doc["world_size"], doc["ranks"][0]["bytes"][f"{op}@{size}"]
     t = statistics.median(samples)
     metrics = {**job_metrics(doc, where), **shared(doc, ctx), "op": op, "bytes": nbytes, "samples_per_rank": ranks,
                "algbw_GBps": algbw(nbytes, t) / GB, "busbw_GBps": busbw(op, nbytes, t, n) / GB,
@@ -440,11 +449,11 @@ def collective(ctx: Context, op: str, size: int) -> Case:
 @benchmark(backends=["cpu", "cuda"], timeout=COLLECTIVE_TIMEOUT)
 def startup(ctx: Context) -> Case:
     """Process-group start-up: init_process_group + a barrier after torchrun's rendezvous (cold, in the
-    metrics), and creating another group over every rank + a barrier on it (the samples)."""
-    repeats = STARTUP_REPEATS.get(ctx.profile, STARTUP_REPEATS["default"])
-    doc, where = run_job(ctx, "startup", {"repeats": repeats}, COLLECTIVE_TIMEOUT)
+    metrics), and creating another group over every rank + a barrier on it (the samples). Measured at
+    the start of the all_reduce job, which the collective cases share."""
+    doc, where = collective_job(ctx, "all_reduce")
     ranks = per_rank(doc, "new_group")
-    metrics = {**job_metrics(doc, where), "samples_per_rank": ranks}
+    metrics = {**job_metrics(doc, where), **shared(doc, ctx), "samples_per_rank": ranks}
     metrics["summary"] = (f"cold init {metrics['init_process_group_s'] * 1e3:.0f} ms after the last rank arrived; "
                           f"launch to ready {metrics['launch_to_ready_s']:.1f} s")
     metrics["note"] = metrics["summary"]

@@ -382,7 +382,7 @@ def test_a_hung_rank_ends_at_the_deadline_with_nothing_left(dist_suite, tmp_path
     token = uuid.uuid4().hex
     monkeypatch.setenv("BENCHBENCH_TEST_TOKEN", token)
     monkeypatch.setenv("BENCHBENCH_DISTRIBUTED_FAULT", "hang:1")
-    spec = {"kind": "collective", "device": "cpu", "params": {"op": "all_reduce", "sizes": [4096]},
+    spec = {"kind": "collective", "device": "cpu", "params": {"ops": ["all_reduce"], "sizes": [4096], "repeats": 1},
             "budget": dist_suite.BUDGETS["quick"], "pg_timeout_s": 600}
     t0 = time.monotonic()
     with pytest.raises(dist_suite.LaunchTimedOut, match=r"no result within 40 s: .*rank 1 at injected-hang"):
@@ -405,7 +405,7 @@ def test_killing_the_worker_group_leaves_no_rank(tmp_path):
 from pathlib import Path
 from benchbench import registry
 m = registry.load_source({{"path": {str(ROOT / "suites" / "distributed.py")!r}}}).module
-spec = {{"kind": "collective", "device": "cpu", "params": {{"op": "all_reduce", "sizes": [4096]}},
+spec = {{"kind": "collective", "device": "cpu", "params": {{"ops": ["all_reduce"], "sizes": [4096], "repeats": 1}},
          "budget": m.BUDGETS["quick"], "pg_timeout_s": 600}}
 m.launch(spec, m.Launch(2), Path({str(tmp_path / "job")!r}), deadline_s=600, job_id="k", threads=1)
 """)
