@@ -70,6 +70,10 @@ BUDGETS: dict[str, dict[str, float]] = {  # per job, i.e. per round: the profile
              "max_samples": 300, "max_time_s": 1.5},
 }
 STARTUP_REPEATS = {"quick": 3, "default": 5, "full": 10}
+# Rounds (fresh workers) per case at most: every round relaunches each job, and a launch costs 10-20 s
+# of interpreter and torch start-up per process on a busy 2-core machine; every launch starts fresh
+# rank processes anyway.
+ROUNDS = 2
 LAUNCH_SHARE = 0.8  # the launch's own deadline, as a share of the case timeout
 GB = 1e9  # nccl-tests report GB/s in units of 1e9 bytes
 
@@ -427,7 +431,7 @@ def collective_job(ctx: Context, op: str, size: int | None = None) -> tuple[dict
     return run_job(ctx, "collective", {"ops": ops, "sizes": sorted(sizes), "repeats": repeats}, COLLECTIVE_TIMEOUT)
 
 
-@benchmark(params={"op": OPS, "size": SIZES}, backends=["cpu", "cuda"],
+@benchmark(params={"op": OPS, "size": SIZES}, backends=["cpu", "cuda"], rounds=ROUNDS,
            profiles={"quick": {"size": COLLECTIVE_SIZES["quick"]}, "default": {"size": COLLECTIVE_SIZES["default"]}},
            overview={"op": ["all_reduce"], "size": [1 * MiB]}, timeout=COLLECTIVE_TIMEOUT)
 def collective(ctx: Context, op: str, size: int) -> Case:
@@ -446,7 +450,7 @@ def collective(ctx: Context, op: str, size: int) -> Case:
                 items=1, items_unit="ops")
 
 
-@benchmark(backends=["cpu", "cuda"], timeout=COLLECTIVE_TIMEOUT)
+@benchmark(backends=["cpu", "cuda"], rounds=ROUNDS, timeout=COLLECTIVE_TIMEOUT)
 def startup(ctx: Context) -> Case:
     """Process-group start-up: init_process_group + a barrier after torchrun's rendezvous (cold, in the
     metrics), and creating another group over every rank + a barrier on it (the samples). Measured at
@@ -501,6 +505,7 @@ def mfu(flops_per_s: float, peaks: dict[str, Any] | None, dtype: str) -> dict[st
 
 
 @benchmark(params={"model": ["mlp-wide", "cnn"], "ranks": ["one", "all"]}, backends=["cpu", "cuda"],
+           rounds=ROUNDS,
            profiles={"quick": {"model": ["mlp-wide"]}}, timeout=DDP_TIMEOUT)
 def ddp(ctx: Context, model: str, ranks: str) -> Case:
     """Training step of the training suite's wide MLP or MNIST CNN under DistributedDataParallel,
@@ -509,6 +514,7 @@ def ddp(ctx: Context, model: str, ranks: str) -> Case:
 
 
 @benchmark(params={"model": ["mlp-wide", "cnn"], "bucket_cap_mb": BUCKETS["full"]}, backends=["cpu", "cuda"],
+           rounds=ROUNDS,
            profiles={"quick": {"model": ["mlp-wide"], "bucket_cap_mb": BUCKETS["quick"]},
                      "default": {"bucket_cap_mb": BUCKETS["default"]}}, timeout=DDP_TIMEOUT)
 def ddp_buckets(ctx: Context, model: str, bucket_cap_mb: int) -> Case:
