@@ -417,10 +417,6 @@ COLLECTIVE_SIZES = {"quick": (4 * KiB, 64 * KiB, 1 * MiB), "default": (4 * KiB, 
 BUCKETS = {"quick": (1,), "default": (1, 100), "full": (1, 5, 100)}
 
 
-def _fmt_bw(bps: float) -> str:
-    return f"{bps / GB:.3g} GB/s"
-
-
 def collective_job(ctx: Context, op: str, size: int | None = None) -> tuple[dict[str, Any], Launch]:
     """The job that measures `op` at `size` in this profile: every op at every size in the quick
     profile (one launch), one op at every size in the others (a job per op keeps its first case within
@@ -444,8 +440,7 @@ def collective(ctx: Context, op: str, size: int) -> Case:
     metrics = {**job_metrics(doc, where), **shared(doc, ctx), "op": op, "bytes": nbytes, "samples_per_rank": ranks,
                "algbw_GBps": algbw(nbytes, t) / GB, "busbw_GBps": busbw(op, nbytes, t, n) / GB,
                "bus_factor": bus_factor(op, n)}
-    metrics["summary"] = f"busbw {_fmt_bw(busbw(op, nbytes, t, n))}, algbw {_fmt_bw(algbw(nbytes, t))}, n={n}"
-    metrics["note"] = metrics["summary"]
+    metrics["note"] = _note("collective", metrics)
     return Case(None, samples=samples, timing_method=doc["timing_method"], metrics=metrics,
                 items=1, items_unit="ops")
 
@@ -458,9 +453,7 @@ def startup(ctx: Context) -> Case:
     doc, where = collective_job(ctx, "all_reduce")
     ranks = per_rank(doc, "new_group")
     metrics = {**job_metrics(doc, where), **shared(doc, ctx), "samples_per_rank": ranks}
-    metrics["summary"] = (f"cold init {metrics['init_process_group_s'] * 1e3:.0f} ms after the last rank arrived; "
-                          f"launch to ready {metrics['launch_to_ready_s']:.1f} s")
-    metrics["note"] = metrics["summary"]
+    metrics["note"] = _note("startup", metrics)
     return Case(None, samples=slowest(ranks), timing_method="perf_counter", metrics=metrics)
 
 
@@ -485,9 +478,7 @@ def ddp_case(ctx: Context, model: str, bucket_cap_mb: float, one_rank: bool) -> 
     flops = doc["ranks"][0]["flops_per_step"]
     metrics["flops_per_step_per_rank"] = flops
     metrics.update(mfu(flops / t_ddp, ctx.backend.peaks(), "float32"))
-    metrics["summary"] = (f"DDP {100 * metrics['ddp_overhead']:+.0f}% vs no DDP, "
-                          f"{metrics['samples_per_s_total']:.0f} samples/s on {n} rank(s)")
-    metrics["note"] = metrics["summary"]
+    metrics["note"] = _note("ddp", metrics)
     return Case(None, samples=samples, timing_method=doc["timing_method"], metrics=metrics,
                 items=n * batch, items_unit="samples")
 
@@ -528,10 +519,34 @@ def scaling_efficiency(total_n: float, total_1: float, n: int) -> float:
     return total_n / (n * total_1)
 
 
+def _note(benchmark: str, m: dict[str, Any]) -> str:
+    """The table's note for a result, from its metrics (numeric ones are medians over the rounds)."""
+    if benchmark == "collective":
+        return f"busbw {m['busbw_GBps']:.3g} GB/s, algbw {m['algbw_GBps']:.3g} GB/s, n={m['world_size']}"
+    if benchmark == "startup":
+        return (f"cold init {m['init_process_group_s'] * 1e3:.0f} ms after the last rank arrived; "
+                f"launch to ready {m['launch_to_ready_s']:.1f} s")
+    note = f"DDP {100 * m['ddp_overhead']:+.0f}% vs no DDP on {m['world_size']} rank(s)"
+    if "scaling_efficiency" in m:
+        note += f", scaling efficiency {100 * m['scaling_efficiency']:.0f}% vs one rank"
+    if "step_vs_default_bucket" in m:
+        note += f", step {m['step_vs_default_bucket']:.2f}x the {DEFAULT_BUCKET_MB} MB bucket's"
+    return note
+
+
 def derive(results: list[Result]) -> None:
-    """Scaling efficiency (ddp on all ranks vs one) and bucket sensitivity (vs the default bucket).
+    """Rates from each result's estimate over its rounds (bandwidths, samples/s), scaling efficiency
+    (ddp on all ranks vs one) and bucket sensitivity (vs the default bucket), and the notes from them.
     Called again after every case: everything it writes is recomputed, nothing appended twice."""
-    ok = [r for r in results if r.ok and r.key.suite == SUITE]
+    ok = [r for r in results if r.ok and r.key.suite == SUITE and r.stats]
+    for r in ok:
+        m, t = r.metrics, r.stats.median
+        if r.key.benchmark == "collective":
+            op, n = r.key.params_dict["op"], int(m["world_size"])
+            m["algbw_GBps"], m["busbw_GBps"] = algbw(m["bytes"], t) / GB, busbw(op, m["bytes"], t, n) / GB
+        elif r.key.benchmark in ("ddp", "ddp_buckets"):
+            m["samples_per_s_total"] = m["world_size"] * m["batch_per_rank"] / t
+            m["samples_per_s_per_rank"] = m["batch_per_rank"] / t
     one = {r.key.params_dict["model"]: r for r in ok if r.key.benchmark == "ddp" and r.key.params_dict["ranks"] == "one"}
     full = {r.key.params_dict["model"]: r for r in ok if r.key.benchmark == "ddp" and r.key.params_dict["ranks"] == "all"}
     for model, r in full.items():
@@ -542,7 +557,6 @@ def derive(results: list[Result]) -> None:
         eff = scaling_efficiency(r.metrics["samples_per_s_total"], base.metrics["samples_per_s_total"], n)
         r.metrics["scaling_efficiency"] = eff
         r.metrics["speedup_vs_one_rank"] = r.metrics["samples_per_s_total"] / base.metrics["samples_per_s_total"]
-        r.metrics["note"] = r.metrics.get("summary", "") + f", scaling efficiency {100 * eff:.0f}% vs one rank"
         if r.metrics.get("ranks_share_cpu_cores"):
             if "compute-confounded" not in r.flags:
                 r.flags.append("compute-confounded")
@@ -551,10 +565,8 @@ def derive(results: list[Result]) -> None:
                 f"each, as the one-rank baseline had) and share this machine's memory bandwidth and caches: this "
                 f"says how DDP divides one machine, not what {n} machines or GPUs would do")
     for r in ok:
-        if r.key.benchmark != "ddp_buckets":
-            continue
-        base = full.get(r.key.params_dict["model"])
-        if base is not None and base.stats and r.stats:
-            ratio = r.stats.median / base.stats.median
-            r.metrics["step_vs_default_bucket"] = ratio
-            r.metrics["note"] = r.metrics.get("summary", "") + f", step {ratio:.2f}x the {DEFAULT_BUCKET_MB} MB bucket's"
+        base = full.get(r.key.params_dict.get("model"))
+        if r.key.benchmark == "ddp_buckets" and base is not None:
+            r.metrics["step_vs_default_bucket"] = r.stats.median / base.stats.median
+    for r in ok:
+        r.metrics["note"] = _note("ddp" if r.key.benchmark.startswith("ddp") else r.key.benchmark, r.metrics)

@@ -239,7 +239,8 @@ def _ddp(ranks: str, step_s: float, world: int, shared: bool = True) -> Result:
     per_s = world * 128 / step_s
     return Result(key=key, status="ok", samples=[step_s] * 5,
                   metrics={"world_size": world, "samples_per_s_total": per_s, "ranks_share_cpu_cores": shared,
-                           "usable_cpus": 2, "threads_per_rank": 2 // world, "note": ""})
+                           "usable_cpus": 2, "threads_per_rank": 1, "batch_per_rank": 128, "ddp_overhead": 0.25,
+                           "note": ""})
 
 
 def test_scaling_efficiency_is_flagged_when_ranks_share_cores(dist_suite):
@@ -250,7 +251,18 @@ def test_scaling_efficiency_is_flagged_when_ranks_share_cores(dist_suite):
     assert "compute-confounded" in two.flags and "divide 2 CPU cores" in two.metrics["scaling_note"]
     assert "scaling_efficiency" not in one.metrics
     dist_suite.derive([one, two])  # derive runs after every case: nothing is added twice
-    assert two.flags == ["compute-confounded"] and two.metrics["note"].count("scaling efficiency") == 1
+    assert two.flags == ["compute-confounded"]
+    assert two.metrics["note"] == "DDP +25% vs no DDP on 2 rank(s), scaling efficiency 62% vs one rank"
+
+
+def test_bandwidth_follows_the_estimate_over_rounds(dist_suite):
+    key = CaseKey.make("distributed", "collective", {"op": "all_reduce", "size": 1 << 20}, "cpu")
+    r = Result(key=key, status="ok", samples=[0.001, 0.002, 0.004],
+               metrics={"world_size": 4, "bytes": 1 << 20, "busbw_GBps": 123.0, "algbw_GBps": 99.0})
+    dist_suite.derive([r])
+    assert r.metrics["algbw_GBps"] == pytest.approx((1 << 20) / r.stats.median / 1e9)
+    assert r.metrics["busbw_GBps"] == pytest.approx(1.5 * r.metrics["algbw_GBps"])
+    assert r.metrics["note"].startswith("busbw ") and r.metrics["note"].endswith("n=4")
 
 
 def test_scaling_on_separate_devices_is_not_flagged(dist_suite):
