@@ -354,7 +354,7 @@ def _no_survivors(token: str, grace_s: float = 3.0) -> list[psutil.Process]:
 def test_collective_and_ddp_end_to_end(tmp_path):
     out = tmp_path / "report.json"
     token = uuid.uuid4().hex
-    run_cli("run", "--suite", "distributed", "--quick", "--nproc-per-node", "2", "-o", str(out),
+    run_cli("run", "--suite", "distributed", "--quick", "--rounds", "1", "--nproc-per-node", "2", "-o", str(out),
             "--filter", r"collective\[op=all_reduce,size=4096\]|ddp\[model=mlp-wide,ranks=all\]",
             env={"BENCHBENCH_TEST_TOKEN": token}, timeout=600, check_rc=0)
     results = {r["key"]["benchmark"]: r for r in json.loads(out.read_text())["results"]}
@@ -366,7 +366,8 @@ def test_collective_and_ddp_end_to_end(tmp_path):
         assert m["threads_per_rank"] == max(1, len(os.sched_getaffinity(0)) // 2)
         assert len(m["samples_per_rank"]) == 2 and m["init_process_group_s"] > 0
         # each sample is the slowest rank's time of that iteration
-        assert r["samples"] == [max(a, b) for a, b in zip(*m["samples_per_rank"], strict=True)]
+        (one_round,) = r["rounds"]
+        assert one_round["samples"] == [max(a, b) for a, b in zip(*m["samples_per_rank"], strict=True)]
     assert coll["metrics"]["busbw_GBps"] == pytest.approx(coll["metrics"]["algbw_GBps"])  # all_reduce, n=2
     assert ddp["metrics"]["ddp_overhead"] > -1 and ddp["work"]["items"] == 256
     assert not _no_survivors(token)
@@ -376,7 +377,7 @@ def test_collective_and_ddp_end_to_end(tmp_path):
 def test_a_dead_rank_fails_the_case_by_name_and_the_run_finishes(tmp_path):
     out = tmp_path / "report.json"
     token = uuid.uuid4().hex
-    proc = run_cli("run", "--suite", "distributed", "--quick", "--nproc-per-node", "2", "-o", str(out),
+    proc = run_cli("run", "--suite", "distributed", "--quick", "--rounds", "1", "--nproc-per-node", "2", "-o", str(out),
                    "--filter", r"collective\[op=broadcast,size=4096\]",
                    env={"BENCHBENCH_TEST_TOKEN": token, "BENCHBENCH_DISTRIBUTED_FAULT": "exit:1"}, timeout=600)
     assert proc.returncode == 4, proc.stderr  # a failed case, not a crashed run
