@@ -522,11 +522,11 @@ def scaling_efficiency(total_n: float, total_1: float, n: int) -> float:
 def _note(benchmark: str, m: dict[str, Any]) -> str:
     """The table's note for a result, from its metrics (numeric ones are medians over the rounds)."""
     if benchmark == "collective":
-        return f"busbw {m['busbw_GBps']:.3g} GB/s, algbw {m['algbw_GBps']:.3g} GB/s, n={m['world_size']}"
+        return f"busbw {m['busbw_GBps']:.3g} GB/s, algbw {m['algbw_GBps']:.3g} GB/s, n={int(m['world_size'])}"
     if benchmark == "startup":
         return (f"cold init {m['init_process_group_s'] * 1e3:.0f} ms after the last rank arrived; "
                 f"launch to ready {m['launch_to_ready_s']:.1f} s")
-    note = f"DDP {100 * m['ddp_overhead']:+.0f}% vs no DDP on {m['world_size']} rank(s)"
+    note = f"DDP {100 * m['ddp_overhead']:+.0f}% vs no DDP on {int(m['world_size'])} rank(s)"
     if "scaling_efficiency" in m:
         note += f", scaling efficiency {100 * m['scaling_efficiency']:.0f}% vs one rank"
     if "step_vs_default_bucket" in m:

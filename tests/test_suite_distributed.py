@@ -258,7 +258,7 @@ def test_scaling_efficiency_is_flagged_when_ranks_share_cores(dist_suite):
 def test_bandwidth_follows_the_estimate_over_rounds(dist_suite):
     key = CaseKey.make("distributed", "collective", {"op": "all_reduce", "size": 1 << 20}, "cpu")
     r = Result(key=key, status="ok", samples=[0.001, 0.002, 0.004],
-               metrics={"world_size": 4, "bytes": 1 << 20, "busbw_GBps": 123.0, "algbw_GBps": 99.0})
+               metrics={"world_size": 4.0, "bytes": 1 << 20, "busbw_GBps": 123.0, "algbw_GBps": 99.0})
     dist_suite.derive([r])
     assert r.metrics["algbw_GBps"] == pytest.approx((1 << 20) / r.stats.median / 1e9)
     assert r.metrics["busbw_GBps"] == pytest.approx(1.5 * r.metrics["algbw_GBps"])
