@@ -890,7 +890,8 @@ def derive(results: list[Result]) -> None:
             continue
         next(r for s, r in pairs if s.label == rec["label"]).metrics["recommendation"] = rec
         recommendations.append(rec)
-    # persistent workers: the start of epoch 2 with and without
+    # persistent workers: the start of epoch 2 with and without; recommended when clearly faster
+    persistent_saves: float | None = None
     for r in results:
         p = r.key.params_dict
         if r.key.benchmark != "first_batch" or not _ok(r) or p.get("epoch") != 2 or not p.get("persistent"):
@@ -898,6 +899,11 @@ def derive(results: list[Result]) -> None:
         other = by_key.get(r.key.name.replace("persistent=True", "persistent=False"))
         if other is not None and _ok(other):
             r.metrics["saved_per_epoch_s"] = other.stats.median - r.stats.median
+            if r.stats.ci_high < other.stats.ci_low and p.get("start") == "fork":
+                persistent_saves = r.metrics["saved_per_epoch_s"]
+    for rec in recommendations:
+        rec["persistent_workers"] = rec["num_workers"] > 0 and persistent_saves is not None
+        rec["persistent_saves_s"] = persistent_saves if rec["persistent_workers"] else None
     # the input-bound check
     for r in results:
         if r.key.benchmark != "train_step" or not _ok(r):
@@ -943,6 +949,14 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3g} ms"
 
 
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.3g} s" if seconds >= 1 else _ms(seconds)
+
+
+def _rate(per_s: float) -> str:
+    return f"{per_s:.3g}" if per_s < 100 else f"{per_s:.0f}"
+
+
 def notes(results: list[Result]) -> list[str]:
     """The per-stage table, the recommendation and the input-bound check, as lines printed after a run."""
     from tabulate import tabulate
@@ -969,20 +983,21 @@ def notes(results: list[Result]) -> list[str]:
         low, high = rec["speedup_ci"]
         if rec["is_default"]:
             lines.append(f"\ndataloader: keep the default (num_workers=0) for batch {rec['batch']}: no setting measured "
-                         f"here is more than {1 - rec['threshold']:.0%} faster ({rec['images_per_s']:.0f} images/s)")
+                         f"here is more than {1 - rec['threshold']:.0%} faster ({_rate(rec['images_per_s'])} images/s)")
         else:
-            lines.append(f"\ndataloader: use {rec['setting']} for batch {rec['batch']}: {rec['speedup']:.2f}x faster "
+            setting = rec["setting"] + (", persistent_workers=True" if rec.get("persistent_workers") else "")
+            lines.append(f"\ndataloader: use {setting} for batch {rec['batch']}: {rec['speedup']:.2f}x faster "
                          f"than the default DataLoader(num_workers=0) (95% CI {low:.2f}-{high:.2f}x), "
-                         f"{rec['images_per_s']:.0f} vs {rec['default_images_per_s']:.0f} images/s")
+                         f"{_rate(rec['images_per_s'])} vs {_rate(rec['default_images_per_s'])} images/s")
         if rec["best_label"] != rec["label"]:
-            lines.append(f"  (the fastest, {rec['best_label']}, gives {rec['best_images_per_s']:.0f} images/s: "
+            lines.append(f"  (the fastest, {rec['best_label']}, gives {_rate(rec['best_images_per_s'])} images/s: "
                          f"within {1 - rec['threshold']:.0%})")
     for r in results:
         saved = r.metrics.get("saved_per_epoch_s")
-        if saved is not None and r.stats is not None:
-            if saved > 0 and r.stats.median < 0.5 * (r.stats.median + saved):
-                lines.append(f"dataloader: persistent_workers=True starts each epoch after the first in "
-                             f"{_ms(r.stats.median)} instead of {_ms(r.stats.median + saved)}")
+        if saved is not None and r.stats is not None and saved > 0:
+            lines.append(f"dataloader: with persistent_workers=True the first batch of epoch 2 and later comes after "
+                         f"{_seconds(r.stats.median)} instead of {_seconds(r.stats.median + saved)} "
+                         f"({r.key.params_dict.get('num_workers')} workers, start method {r.key.params_dict.get('start')})")
     for r in results:
         check = r.metrics.get("input_bound")
         if not check:
@@ -990,8 +1005,8 @@ def notes(results: list[Result]) -> list[str]:
         batch = r.key.params_dict.get("batch")
         shared = " (loader and model share these CPUs, so this is optimistic)" if check["same_cpus"] else ""
         lines.append(f"dataloader: resnet18 training step (batch {batch}, {r.key.backend}) runs at "
-                     f"{check['step_images_per_s']:.0f} images/s; with the recommended loader "
-                     f"({check['loader_images_per_s']:.0f} images/s) a step waits for data "
+                     f"{_rate(check['step_images_per_s'])} images/s; with the recommended loader "
+                     f"({_rate(check['loader_images_per_s'])} images/s) a step waits for data "
                      f"{check['wait_share']:.0%} of the time, with the default {check['wait_share_default']:.0%}"
                      + shared)
     return lines

@@ -366,13 +366,27 @@ def test_notes_say_when_the_default_is_best(dl):
     assert any("keep the default (num_workers=0)" in line for line in dl.notes(results))
 
 
-def test_persistent_workers_saving_is_derived(dl):
+def test_persistent_workers_saving_is_derived_and_recommended(dl):
     params = {"epoch": 2, "num_workers": 2, "start": "fork", "decoder": "pil", "batch": 32}
     results = [_result("first_batch", {**params, "persistent": False}, 0.8),
-               _result("first_batch", {**params, "persistent": True}, 0.3)]
+               _result("first_batch", {**params, "persistent": True}, 0.3),
+               _pipeline("pil", 0, 32 / 100), _pipeline("pil", 2, 32 / 300)]
     dl.derive(results)
-    assert results[1].metrics["saved_per_epoch_s"] == pytest.approx(0.5, rel=0.02)
-    assert any("persistent_workers=True" in line for line in dl.notes(results))
+    assert results[1].metrics["saved_per_epoch_s"] == pytest.approx(0.5)
+    rec = results[-1].metrics["recommendation"]
+    assert rec["persistent_workers"] and rec["persistent_saves_s"] == pytest.approx(0.5)
+    text = "\n".join(dl.notes(results))
+    assert "use num_workers=2, persistent_workers=True for batch 32: 3.00x faster" in text
+    assert "comes after 300 ms instead of 800 ms" in text
+
+
+def test_persistent_workers_within_noise_are_not_recommended(dl):
+    params = {"epoch": 2, "num_workers": 2, "start": "fork", "decoder": "pil", "batch": 32}
+    results = [_result("first_batch", {**params, "persistent": False}, 0.80, spread=0.2),
+               _result("first_batch", {**params, "persistent": True}, 0.78, spread=0.2),
+               _pipeline("pil", 0, 32 / 100), _pipeline("pil", 2, 32 / 300)]
+    dl.derive(results)
+    assert not results[-1].metrics["recommendation"]["persistent_workers"]
 
 
 @pytest.mark.parametrize(("loader", "step", "overlapped", "share"), [
