@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchbench.errors import Skip
+from benchbench.measure import PROFILE_NAMES as PROFILES
 from benchbench.report import CaseKey
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,8 +40,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from benchbench.backends import Backend
 
 __all__ = ["Case", "Context", "Benchmark", "Skip", "benchmark"]
-
-PROFILES = ("quick", "default", "full")
 
 
 @dataclass
