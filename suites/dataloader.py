@@ -291,8 +291,9 @@ def make_loader(dataset: Any, batch: int, num_workers: int, *, epoch_batches: in
 
 # --- timing a loader ----------------------------------------------------------------------------
 # Per profile: the fewest and most samples, and the seconds to sample for once the fewest are in.
-SAMPLING = {"quick": (4, 40, 2.0), "default": (10, 200, 10.0), "full": (20, 1000, 30.0)}
-FIRST_BATCH_REPEATS = {"quick": 3, "default": 8, "full": 16}
+# quick runs in 3 rounds (fresh worker processes) like every suite: a round takes little.
+SAMPLING = {"quick": (2, 20, 0.5), "default": (10, 200, 10.0), "full": (20, 1000, 30.0)}
+FIRST_BATCH_REPEATS = {"quick": 1, "default": 8, "full": 16}
 MIN_EPOCH_BATCHES = 16
 
 
@@ -522,6 +523,7 @@ WORKERS = {p: worker_counts(CPUS, p) for p in ("quick", "default", "full")}
 STAGES = ("read", "decode-pil", "decode-torchvision", "transform-pil", "transform-torchvision", "collate",
           "h2d", "h2d-pinned")
 STAGE_SAMPLE = 64  # stage cases cycle over this many images
+QUICK = {"batch": [16]}  # the quick profile's batches: a CPU without workers takes seconds for 32 images
 
 
 def stage_inputs(images: ImageSet, stage: str) -> list[Any]:
@@ -543,7 +545,7 @@ def stage_inputs(images: ImageSet, stage: str) -> list[Any]:
     return [decode(t) for t in tensors]
 
 
-@benchmark(params={"stage": STAGES, "batch": [32]}, timeout=900,
+@benchmark(params={"stage": STAGES, "batch": [32]}, profiles={"quick": QUICK}, timeout=900,
            overview={"stage": ["decode-pil", "transform-pil"], "batch": [32]})
 def stage(ctx: Context, stage: str, batch: int) -> Case:
     """One stage of the JPEG pipeline alone, in this process: per image (read, decode, transform) or per batch."""
@@ -603,8 +605,7 @@ def _stage_case(ctx: Context, stage: str, batch: int, images: ImageSet, metrics:
 
 
 @benchmark(params={"decoder": DECODERS, "num_workers": WORKERS["default"], "batch": [32, 64]},
-           profiles={"quick": {"num_workers": WORKERS["quick"], "batch": [32]},
-                     "full": {"num_workers": WORKERS["full"]}},
+           profiles={"quick": {**QUICK, "num_workers": WORKERS["quick"]}, "full": {"num_workers": WORKERS["full"]}},
            overview={"decoder": ["pil"], "num_workers": sorted({0, CPUS}), "batch": [32]}, timeout=900)
 def jpeg_pipeline(ctx: Context, decoder: str, num_workers: int, batch: int) -> Case:
     """ImageFolder + transforms.v2 through a DataLoader (default settings): seconds per batch."""
@@ -613,7 +614,7 @@ def jpeg_pipeline(ctx: Context, decoder: str, num_workers: int, batch: int) -> C
 
 
 @benchmark(params={"knob": KNOBS[1:], "decoder": ["pil"], "num_workers": [CPUS], "batch": [32]},
-           profiles={"quick": {"knob": ["unordered", "prefetch4"]}}, timeout=900)
+           profiles={"quick": {**QUICK, "knob": ["unordered", "prefetch4"]}}, timeout=900)
 def jpeg_knobs(ctx: Context, knob: str, decoder: str, num_workers: int, batch: int) -> Case:
     """The JPEG pipeline with one DataLoader setting changed (in_order, prefetch_factor, pin_memory, start method)."""
     images, metrics = images_for(ctx)
@@ -624,7 +625,7 @@ IN_MEMORY_ITEMS = 256
 
 
 @benchmark(params={"num_workers": WORKERS["default"], "batch": [32]},
-           profiles={"quick": {"num_workers": WORKERS["quick"]}, "full": {"num_workers": WORKERS["full"]}},
+           profiles={"quick": {**QUICK, "num_workers": WORKERS["quick"]}, "full": {"num_workers": WORKERS["full"]}},
            timeout=900)
 def in_memory(ctx: Context, num_workers: int, batch: int) -> Case:
     """TensorDataset of ready 3x224x224 float32 images through a DataLoader: the loader's own overhead."""
@@ -670,7 +671,7 @@ def first_batch_times(make: Callable[[], Any], epoch: int, repeats: int,
 
 @benchmark(params={"epoch": [1, 2], "persistent": [False, True], "num_workers": [CPUS], "start": ["fork"],
                    "decoder": ["pil"], "batch": [32]},
-           profiles={"default": {"start": [s for s in START_METHODS if s != "forkserver"]},
+           profiles={"quick": QUICK, "default": {"start": [s for s in START_METHODS if s != "forkserver"]},
                      "full": {"start": list(START_METHODS)}}, timeout=900)
 def first_batch(ctx: Context, epoch: int, persistent: bool, num_workers: int, start: str, decoder: str,
                 batch: int) -> Case:
@@ -721,10 +722,10 @@ def make_train_step(batch: int, device: torch.device) -> Callable[[], torch.Tens
 
 # Per profile: warm-up steps and timed steps. A CPU step at 224x224 takes seconds, so this case times
 # itself with a fixed, small count instead of the harness's minimum sample count.
-TRAIN_STEPS = {"quick": (1, 3), "default": (2, 8), "full": (3, 20)}
+TRAIN_STEPS = {"quick": (1, 1), "default": (2, 8), "full": (3, 20)}
 
 
-@benchmark(params={"model": ["resnet18"], "batch": [32]}, profiles={"quick": {"batch": [8]}}, timeout=1200)
+@benchmark(params={"model": ["resnet18"], "batch": [32]}, profiles={"quick": {"batch": [4]}}, timeout=1200)
 def train_step(ctx: Context, model: str, batch: int) -> Case:
     """resnet18 training step at 224x224 on this backend: the rate the loader has to keep up with."""
     step = make_train_step(batch, ctx.device)

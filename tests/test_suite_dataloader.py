@@ -493,25 +493,25 @@ def _state(pid: int) -> str:
 @pytest.mark.slow
 def test_run_quick_prints_stages_and_recommendation_and_reuses_images(tmp_path):
     env = {"BENCHBENCH_CACHE_DIR": str(tmp_path / "cache"), "BENCHBENCH_DATALOADER_IMAGES": "24"}
-    picked = (r"stage\[batch=32,stage=(read|decode-pil|transform-pil|collate)\]"
-              r"|jpeg_pipeline\[batch=32,decoder=pil,num_workers=[01]\]")
+    picked = (r"stage\[batch=16,stage=(read|decode-pil|transform-pil|collate)\]"
+              r"|jpeg_pipeline\[batch=16,decoder=pil,num_workers=[01]\]")
     out = tmp_path / "r.json"
-    proc = run_cli("run", "--suite", "dataloader", "--profile", "quick", "--filter", picked, "-o", str(out),
-                   env=env, timeout=600)
+    proc = run_cli("run", "--suite", "dataloader", "--profile", "quick", "--rounds", "1", "--filter", picked,
+                   "-o", str(out), env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "where the time goes" in proc.stdout
     assert "dataloader: use num_workers=1" in proc.stdout or "dataloader: keep the default" in proc.stdout
     report = load(out)
     by_name = {r.key.name: r for r in report.results}
     assert len(by_name) == 6 and all(r.ok for r in report.results)
-    pipe = by_name["jpeg_pipeline[batch=32,decoder=pil,num_workers=1]"]
+    pipe = by_name["jpeg_pipeline[batch=16,decoder=pil,num_workers=1]"]
     assert pipe.derived()["items_per_s"] > 0 and pipe.work["items_unit"] == "images"
     assert pipe.metrics["images"] == 24 and pipe.metrics["first_batch_s"] > 0
     assert any("recommendation" in r.metrics for r in report.results)
     assert sum(r.metrics.get("image_set_made", False) for r in report.results) == 1
 
     again = tmp_path / "again.json"
-    run_cli("run", "--suite", "dataloader", "--profile", "quick", "--filter", r"stage\[batch=32,stage=read\]",
-            "-o", str(again), env=env, check_rc=0)
+    run_cli("run", "--suite", "dataloader", "--profile", "quick", "--rounds", "1", "--filter",
+            r"stage\[batch=16,stage=read\]", "-o", str(again), env=env, check_rc=0)
     assert load(again).results[0].metrics["image_set_made"] is False
     run_cli("compare", str(out), str(again), check_rc=0)
