@@ -121,7 +121,7 @@ def test_a_set_finished_first_by_another_process_wins(dl, tmp_path, monkeypatch)
 
 def test_image_count_comes_from_the_profile_or_the_environment(dl, monkeypatch):
     monkeypatch.delenv(dl.IMAGES_ENV, raising=False)
-    assert dl.image_count("quick") == 512
+    assert dl.image_count("quick") == 256
     monkeypatch.setenv(dl.IMAGES_ENV, "24")
     assert dl.image_count("quick") == 24
     monkeypatch.setenv(dl.IMAGES_ENV, "many")
