@@ -293,7 +293,7 @@ def make_loader(dataset: Any, batch: int, num_workers: int, *, epoch_batches: in
 # Per profile: the fewest and most samples, and the seconds to sample for once the fewest are in.
 # quick runs in 3 rounds (fresh worker processes) like every suite: a round takes little.
 SAMPLING = {"quick": (2, 20, 0.5), "default": (10, 200, 10.0), "full": (20, 1000, 30.0)}
-FIRST_BATCH_REPEATS = {"quick": 1, "default": 8, "full": 16}
+FIRST_BATCH_REPEATS = {"quick": 1, "default": 4, "full": 8}
 MIN_EPOCH_BATCHES = 16
 
 
@@ -383,7 +383,9 @@ def time_loader(loader: Iterable, window: int, min_samples: int, max_samples: in
 
     Each window of `window` batches gives a sample (seconds per batch); the first window of every epoch
     holds the workers' start-up and is not one. `consume` handles each batch (e.g. the device copy),
-    `sync` waits for the device at window ends, `memory` is read once per epoch, mid-way.
+    `sync` waits for the device at window ends, `memory` is read once per epoch, mid-way. Sampling stops
+    at `min_samples` once `max_s` has passed or at `max_samples`, and at the end of an epoch that leaves
+    `min_samples` in.
     """
     if window < 1 or min_samples < 1:
         raise ValueError("window and min_samples must be positive")
@@ -436,6 +438,7 @@ def time_loader(loader: Iterable, window: int, min_samples: int, max_samples: in
             raise failure
         if not done and n < 2 * window:
             raise ValueError(f"an epoch of {n} batches is too short for windows of {window}")
+        done = done or len(samples) >= min_samples  # a new epoch (new workers) only when samples are missing
     return LoaderTiming(samples, window, firsts, batches, epochs, batch_bytes, mem)
 
 
@@ -502,7 +505,9 @@ def loader_case(ctx: Context, dataset: Any, batch: int, num_workers: int, knob: 
     settings = KNOB_SETTINGS[knob]
     min_samples, max_samples, max_s = SAMPLING.get(ctx.profile, SAMPLING["default"])
     window = max(1, num_workers)
-    loader = make_loader(dataset, batch, num_workers, epoch_batches=max(MIN_EPOCH_BATCHES, 4 * window), **settings)
+    # an epoch long enough for the samples, so workers start once (twice when the machine is slow)
+    epoch = max(MIN_EPOCH_BATCHES, (min_samples + 2) * window)
+    loader = make_loader(dataset, batch, num_workers, epoch_batches=epoch, **settings)
     consume, sync = _device_consumer(ctx, settings.get("pin", False))
     timing = time_loader(loader, window, min_samples, max_samples, max_s, consume=consume, sync=sync,
                          memory=worker_memory if num_workers else None)

@@ -208,6 +208,10 @@ def test_sampling_stops_on_time_or_count(dl):
     t = dl.time_loader(FakeLoader(clock, 100, 0.0, 1.0), window=1, min_samples=3, max_samples=6, max_s=1e9,
                        clock=clock)
     assert len(t.samples) == 6
+    clock = FakeClock()  # an epoch that ends with enough samples: no second epoch (no second start-up)
+    t = dl.time_loader(FakeLoader(clock, 8, 0.0, 1.0), window=1, min_samples=3, max_samples=100, max_s=1e9,
+                       clock=clock)
+    assert len(t.samples) == 7 and t.epochs == 1
 
 
 def test_an_epoch_too_short_for_its_windows_is_an_error(dl):
