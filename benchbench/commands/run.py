@@ -36,18 +36,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-case timeout (default: the profile's)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout (progress stays on stderr)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    p.add_argument("--history", metavar="DIR", help="also append the report to DIR/history.jsonl (see `history`)")
 
 
 def main(args: argparse.Namespace) -> int:
     from benchbench import session as sess
     from benchbench.output.tables import backends_table, results_table, status_counts
     from benchbench.progress import Progress
-    from benchbench.report import dumps
+    from benchbench.report import check_writable, dumps
     from benchbench.runner import Side
 
     path = Path(args.output) if args.output else default_path(args.label)
     session = sess.prepare(args.suite, args.suite_path, args.backend, args.profile, args.rounds, args.filter,
                            args.overview, args.timeout, args.seed)
+    check_writable(path)  # fail before measuring, not after
     report = sess.new_report(session, args.label, ["benchbench", *sys.argv[1:]])
     err = sys.stderr
     if not args.quiet:
@@ -60,6 +62,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"\nrunning {len(session.cases)} cases x {session.rounds} rounds ({what}) on "
               f"{', '.join(b.name for b in session.backends)}; report: {path}\n", file=err)
     sess.measure(session, [sess.Target(Side(), report, path)], Progress(quiet=args.quiet))
+    if args.history:  # one line per run in the folder `benchbench history DIR` reads
+        from benchbench.history import append
+
+        append(report, args.history)
 
     counts = status_counts(report)
     if args.json:
