@@ -96,6 +96,10 @@ def main(args: argparse.Namespace) -> int:
         print(dumps(report))
     else:
         print(results_table(report))
+        for suite in session.suites:  # a suite's own summary lines (e.g. the dataloader recommendation)
+            hook = getattr(suite.module, "notes", None)
+            for line in hook([r for r in report.results if r.key.suite == suite.name]) if hook else []:
+                print(line)
         print()
         print(f"{len(report.results)} cases: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
         print(f"report: {path}")
