@@ -34,7 +34,7 @@ from benchbench.compare import (
     verdict_counts,
 )
 from benchbench.errors import ReportError
-from benchbench.render import fmt_time
+from benchbench.render import fmt_per_call
 from benchbench.report import SCHEMA, CaseKey, Report, Result, parse, read_json
 
 PB_SUITE = "pytest-benchmark"
@@ -236,7 +236,7 @@ def fmt_median(result: Result | None) -> str:
     s = summary_of(result)
     if s is None:
         return result.status if result is not None else "-"
-    return f"{fmt_time(s.median)} ±{100 * s.rel_noise:.1f}%"
+    return f"{fmt_per_call(s.median, result.timing_method)} ±{100 * s.rel_noise:.1f}%"
 
 
 def fmt_ratio(change: Change | None) -> str:

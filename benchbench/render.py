@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from benchbench.ceilings import ceiling_fraction
+from benchbench.instructions import METHOD as INSTRUCTIONS
 from benchbench.report import Report, Result
 
 
@@ -17,6 +18,13 @@ def fmt_time(seconds: float | None) -> str:
         if abs(seconds) >= scale or unit == "ns":
             return f"{seconds / scale:.3g} {unit}"
     return f"{seconds:.3g} s"  # pragma: no cover
+
+
+def fmt_per_call(value: float | None, timing_method: str | None = None) -> str:
+    """A value per call in its unit: seconds, or instructions when counted under Callgrind."""
+    if timing_method == INSTRUCTIONS:
+        return "-" if value is None else f"{value:,.0f} instr"
+    return fmt_time(value)
 
 
 def fmt_si(value: float | None, unit: str) -> str:
@@ -70,7 +78,7 @@ def _median_text(result: Result) -> str:
     st = result.stats
     if st is None:
         return "-"
-    return f"{fmt_time(st.median)} ±{100 * st.rel_spread / 2:.1f}%"
+    return f"{fmt_per_call(st.median, result.timing_method)} ±{100 * st.rel_spread / 2:.1f}%"
 
 
 def _note(result: Result) -> str:

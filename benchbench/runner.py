@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,19 +84,21 @@ def _signal_name(code: int) -> str:
 class Worker:
     """One `python -m benchbench.worker` process and its JSON-lines channel."""
 
-    def __init__(self, log_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, log_dir: Path, env: dict[str, str] | None = None, command_prefix: Sequence[str] = (),
+                 start_timeout: float = WORKER_START_TIMEOUT) -> None:
         self.log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=log_dir)[1])
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the worker
         # Its own session (process group): a timeout or crash kills the worker *and* whatever it
         # started (DataLoader workers, a torchrun launch), and Ctrl-C reaches only the runner.
+        # command_prefix: a program the worker runs under (valgrind, for instruction counts).
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchbench.worker"],
+            [*command_prefix, sys.executable, "-m", "benchbench.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
             env={**os.environ, **(env or {})}, text=True, bufsize=1, start_new_session=os.name == "posix",
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
-        msg = self._next(WORKER_START_TIMEOUT, lambda _m: None)
+        msg = self._next(start_timeout, lambda _m: None)
         if msg.get("event") != "ready":
             raise WorkerDied(f"worker failed to start: {msg.get('error', msg)}")
 
@@ -183,13 +185,17 @@ class Interrupted(Exception):
 
 class Runner:
     def __init__(self, report: Report, path: Path, budget: Budget, profile: str,
-                 progress: Any = None, worker_env: dict[str, str] | None = None) -> None:
+                 progress: Any = None, worker_env: dict[str, str] | None = None,
+                 command_prefix: Sequence[str] = (), slowdown: float = 1.0) -> None:
         self.report = report
         self.path = path
         self.budget = budget
         self.profile = profile
         self.progress = progress
         self.worker_env = worker_env or {}
+        # workers run under command_prefix; every timeout stretches by slowdown (Valgrind: benchbench/callgrind.py)
+        self.command_prefix = tuple(command_prefix)
+        self.slowdown = slowdown
         self._worker: Worker | None = None
         self._tmp = Path(tempfile.mkdtemp(prefix="benchbench-run-"))
 
@@ -198,7 +204,8 @@ class Runner:
         if fresh and self._worker is not None:
             self._drop_worker(kill=False)
         if self._worker is None:
-            self._worker = Worker(self._tmp, self.worker_env)
+            self._worker = Worker(self._tmp, self.worker_env, self.command_prefix,
+                                  WORKER_START_TIMEOUT * self.slowdown)
         return self._worker
 
     def _drop_worker(self, kill: bool) -> None:
@@ -208,7 +215,7 @@ class Runner:
 
     # --- one case ------------------------------------------------------------------------------
     def _timeout(self, case: PlannedCase) -> float:
-        return case.bench.timeout or self.budget.timeout_s
+        return (case.bench.timeout or self.budget.timeout_s) * self.slowdown
 
     def _run_one(self, case: PlannedCase) -> Result:
         base = {"key": case.key, "definition_hash": case.bench.definition_hash}

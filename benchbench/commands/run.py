@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import socket
 import sys
+import tempfile
 import time
 import uuid
 from collections import defaultdict
@@ -29,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", metavar="PATH", help="report file (default: reports/<time>_<host>_<label>.json)")
     p.add_argument("--suite-path", action="append", metavar="FILE_OR_DIR", help="load your own suites from here")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-case timeout (default: the profile's)")
+    p.add_argument("--metric", choices=("time", "instructions"), default="time",
+                   help="what to measure per call: wall time (default), or CPU instructions counted under "
+                        "Valgrind's Callgrind (CPU cases only; needs valgrind installed)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout (progress stays on stderr)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
@@ -66,6 +71,10 @@ def main(args: argparse.Namespace) -> int:
 
     if args.timeout is not None and args.timeout <= 0:
         raise UserError("--timeout must be positive")
+    if args.metric == "instructions":  # before anything slow: no Valgrind, no run
+        from benchbench import callgrind
+
+        valgrind = callgrind.require()
     names = args.suite
     if args.suite_path and not names:  # `run --suite-path mine.py` means: run mine
         names = list(dict.fromkeys(s.name for s in registry.load_paths(args.suite_path)))
@@ -80,6 +89,12 @@ def main(args: argparse.Namespace) -> int:
     cases = plan(suites, backends, profile, overview=args.overview, pattern=args.filter)
     if not cases:
         raise UserError("no cases to run: check --suite, --filter and --backend (`benchbench list` shows them)")
+    # instruction counts: CPU cases only, one worker under Callgrind serves them all (benchbench/callgrind.py)
+    runner_options: dict = {}
+    if args.metric == "instructions":
+        cases = callgrind.plan(cases)
+        dump_dir = Path(tempfile.mkdtemp(prefix="benchbench-callgrind-"))
+        runner_options = callgrind.runner_options(dump_dir, valgrind)
 
     env = collect(all_backends, Context(suites=tuple(s.name for s in suites),
                                         backends=tuple(args.backend) if args.backend else None))
@@ -97,6 +112,9 @@ def main(args: argparse.Namespace) -> int:
         what = "overview" if args.overview else f"profile {profile}"
         print(f"\nrunning {len(cases)} cases ({what}) on {', '.join(b.name for b in backends)}; report: {path}\n",
               file=err)
+        if runner_options:
+            print(f"counting instructions under Valgrind {valgrind.version}: the worker takes minutes to start "
+                  "(importing torch under Callgrind), then each case runs many times slower than usual\n", file=err)
 
     by_suite = {s.name: s for s in suites}
 
@@ -111,8 +129,12 @@ def main(args: argparse.Namespace) -> int:
 
     # the canary tells a slower machine apart from slower code (benchbench/canary.py)
     env["canary"] = {"start": measure_canary()}
-    runner = Runner(report, path, budget, profile, progress=Progress(quiet=args.quiet))
-    runner.run(cases, derive=derive)
+    runner = Runner(report, path, budget, profile, progress=Progress(quiet=args.quiet), **runner_options)
+    try:
+        runner.run(cases, derive=derive)
+    finally:
+        if runner_options:
+            shutil.rmtree(dump_dir, ignore_errors=True)
     env["canary"]["end"] = measure_canary()
     save(report, path)
 

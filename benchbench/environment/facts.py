@@ -450,6 +450,16 @@ def _mps(torch: Any) -> dict[str, Any]:
     return out
 
 
+def _valgrind(torch: Any) -> dict[str, Any]:
+    """Whether instruction counts can be taken here: Valgrind installed, torch built with its toggles."""
+    from benchbench.callgrind import valgrind_status
+
+    out = valgrind_status().to_dict()
+    supported = getattr(torch._C, "_valgrind_supported_platform", None)
+    out["torch_support"] = safe(lambda: bool(supported())) if supported else False
+    return out
+
+
 def environment_variables(environ: dict[str, str] | None = None) -> dict[str, str]:
     env = os.environ if environ is None else environ
     return {k: env[k] for k in ENV_ALLOWLIST if k in env}
@@ -478,6 +488,7 @@ def collect_facts(backends: list[Any]) -> dict[str, Any]:
         "gpu": safe(nvml.read_gpu, env),
         "backends": safe(_backends, backends),
         "mps": safe(_mps, torch),
+        "valgrind": safe(_valgrind, torch),
         "env": env,
     }
     return facts
