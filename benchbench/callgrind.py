@@ -32,6 +32,7 @@ from typing import Any
 from benchbench.instructions import METHOD  # the results' timing_method
 
 OUT_ENV = "BENCHBENCH_CALLGRIND_OUT"  # set for a worker started under Callgrind: where its dumps go
+KEEP_ENV = "BENCHBENCH_CALLGRIND_KEEP"  # a folder: keep every dump there (for callgrind_annotate, KCachegrind)
 # How much slower everything runs under Callgrind; the runner stretches its timeouts by this much.
 # Importing torch takes minutes: the worker's start-up timeout becomes 300 s x 10.
 SLOWDOWN = 10.0
@@ -258,8 +259,9 @@ class Collector:
 
     def __init__(self, out_file: str | os.PathLike, toggle: Callable[[], None] | None = None,
                  toggle_and_dump: Callable[[], None] | None = None, repeats: int = REPEATS,
-                 target: float = TARGET_INSTRUCTIONS) -> None:
+                 target: float = TARGET_INSTRUCTIONS, keep_dir: str | os.PathLike | None = None) -> None:
         self.out_file = Path(out_file)
+        self.keep_dir = Path(keep_dir) if keep_dir else None
         if toggle is None or toggle_and_dump is None:
             import torch
 
@@ -297,7 +299,11 @@ class Collector:
         try:
             return parse_file(path)
         finally:
-            path.unlink(missing_ok=True)
+            if self.keep_dir is not None:
+                self.keep_dir.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(path), self.keep_dir / f"{path.name}.n{calls}")
+            else:
+                path.unlink(missing_ok=True)
 
     def per_call(self, fn: Callable[[], Any], calls: int) -> tuple[float, Profile, Profile]:
         one, two = self.region(fn, calls), self.region(fn, 2 * calls)
@@ -363,8 +369,9 @@ def _threads() -> int | None:
 
 def collector_from_env(environ: dict[str, str] | None = None) -> Collector | None:
     """The worker's collector when it was started for instruction counts (OUT_ENV set), else None."""
-    out = (os.environ if environ is None else environ).get(OUT_ENV)
-    return Collector(out.replace("%p", str(os.getpid()))) if out else None
+    env = os.environ if environ is None else environ
+    out = env.get(OUT_ENV)
+    return Collector(out.replace("%p", str(os.getpid())), keep_dir=env.get(KEEP_ENV) or None) if out else None
 
 
 # --- a run that counts instructions ---------------------------------------------------------------------

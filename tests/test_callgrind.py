@@ -260,3 +260,13 @@ def test_real_run_under_valgrind_counts_instructions(tmp_path, write_suite):
     top = r["metrics"]["instructions"]["top_functions"]
     assert top and any("EvalFrame" in f["function"] for f in top)
     assert r["work"] == {} and "instr" in proc.stdout
+
+
+def test_collector_can_keep_the_dumps_for_callgrind_annotate(tmp_path):
+    fake = FakeCallgrind(tmp_path / "cg.out", per_call=1000)
+    keep = tmp_path / "kept"
+    m, _ = cg.Collector(fake.out_file, fake.toggle, fake.toggle_and_dump, repeats=1, target=1e4,
+                        keep_dir=keep).measure(fake.fn)
+    kept = sorted(p.name for p in keep.iterdir())
+    assert len(kept) == 3 and f"cg.out.2.n{m.loops}" in kept and f"cg.out.3.n{2 * m.loops}" in kept
+    assert cg.collector_from_env({cg.OUT_ENV: str(fake.out_file), cg.KEEP_ENV: str(keep)}).keep_dir == keep
