@@ -44,8 +44,13 @@ CALL_LADDER = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 REPEATS = 3
 # Under Callgrind the worker runs single-threaded: an OpenMP pool's spin-waits would add instructions
 # that depend on scheduling, not on the code. A fixed hash seed makes CPython's dict and set probes,
-# and so their instructions, the same in every run.
-WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+# and so their instructions, the same in every run. glibc's malloc costs depend on the heap's state
+# (bins to search, chunks to consolidate, a threshold that moves): a deep per-thread cache and fixed
+# mmap and trim thresholds make most small allocations the same cheap path every time. CPython's own
+# small-object allocator has the same problem with its pools, so Python objects use malloc too.
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONMALLOC": "malloc",
+              "GLIBC_TUNABLES": "glibc.malloc.tcache_count=65535:glibc.malloc.mmap_threshold=4194304:"
+                                "glibc.malloc.trim_threshold=1073741824"}
 
 
 # --- is Valgrind usable here ---------------------------------------------------------------------------

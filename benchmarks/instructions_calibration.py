@@ -15,6 +15,10 @@ repetition instead of three in all: slower, and stricter, since no two repetitio
 
     PYTHONPATH=. python benchmarks/instructions_calibration.py --repetitions 10 --json out.json
 
+`--write-suite DIR` only writes the suite and library (to add the calibration cases to a run of your
+own: `run --metric instructions --suite-path DIR/calib_suite.py`, with DIR on PYTHONPATH), and
+`--reports A1 A2 B` judges three such reports instead of measuring.
+
 `measure_side` is the one place that runs a side; an `ab` command measuring both sides in one call
 replaces it and `pair_outcomes` without touching the rest.
 """
@@ -100,6 +104,8 @@ def pair_outcomes(base: Report, current: Report) -> list[dict]:
     result = gate(base, current, Policy())
     rows = []
     for f in result.findings:
+        if f.row.key.suite != "calibration":  # reports may hold other cases too (--reports)
+            continue
         rows.append({"rep": dict(f.row.key.params)["rep"], "verdict": f.row.verdict, "outcome": f.outcome,
                      "change": f.row.change.ratio - 1 if f.row.change else None,
                      "base": f.row.base.stats.median if f.row.base and f.row.base.stats else None,
@@ -113,21 +119,33 @@ def main() -> int:
     p.add_argument("--fresh-processes", action="store_true", help="three worker processes per repetition")
     p.add_argument("--workdir", type=Path, help="keep the suite, library and reports here")
     p.add_argument("--json", type=Path, help="write the table as JSON here")
+    p.add_argument("--write-suite", type=Path, metavar="DIR",
+                   help="only write the suite and library into DIR (to measure them in a run of your own)")
+    p.add_argument("--reports", nargs=3, type=Path, metavar=("A1", "A2", "B"),
+                   help="judge three existing reports (side A twice, side B once) instead of measuring")
     args = p.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="instructions-calibration-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    suite = write_files(workdir, args.repetitions)
+    if args.write_suite:
+        args.write_suite.mkdir(parents=True, exist_ok=True)
+        print(write_files(args.write_suite, args.repetitions))
+        return 0
     t0 = time.monotonic()
     aa: list[dict] = []
     ab: list[dict] = []
-    batches = [f"rep={r}\\b" for r in range(args.repetitions)] if args.fresh_processes else [None]
-    for i, filt in enumerate(batches):
-        a1 = measure_side(suite, workdir / f"A1_{i}.json", extra=False, filt=filt)
-        a2 = measure_side(suite, workdir / f"A2_{i}.json", extra=False, filt=filt)
-        b = measure_side(suite, workdir / f"B_{i}.json", extra=True, filt=filt)
-        aa += pair_outcomes(a1, a2)
-        ab += pair_outcomes(a1, b)
-        print(f"[{i + 1}/{len(batches)} {time.monotonic() - t0:.0f}s] measured", file=sys.stderr)
+    if args.reports:
+        a1, a2, b = (load(p) for p in args.reports)
+        aa, ab = pair_outcomes(a1, a2), pair_outcomes(a1, b)
+    else:
+        workdir = args.workdir or Path(tempfile.mkdtemp(prefix="instructions-calibration-"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        suite = write_files(workdir, args.repetitions)
+        batches = [f"rep={r}\\b" for r in range(args.repetitions)] if args.fresh_processes else [None]
+        for i, filt in enumerate(batches):
+            a1 = measure_side(suite, workdir / f"A1_{i}.json", extra=False, filt=filt)
+            a2 = measure_side(suite, workdir / f"A2_{i}.json", extra=False, filt=filt)
+            b = measure_side(suite, workdir / f"B_{i}.json", extra=True, filt=filt)
+            aa += pair_outcomes(a1, a2)
+            ab += pair_outcomes(a1, b)
+            print(f"[{i + 1}/{len(batches)} {time.monotonic() - t0:.0f}s] measured", file=sys.stderr)
 
     print("| rep | A instr/call | A/A change | A/A gate | B instr/call | A/B change | A/B gate |")
     print("|---:|---:|---:|---|---:|---:|---|")
@@ -136,9 +154,10 @@ def main() -> int:
               f"| {y['other']:,.0f} | {100 * y['change']:+.3f}% | {y['outcome']} ({y['verdict']}) |")
     false_regressions = sum(r["outcome"] == "regression" for r in aa)
     caught = sum(r["outcome"] == "regression" for r in ab)
+    how = ("existing reports" if args.reports else "fresh processes per repetition" if args.fresh_processes
+           else "three worker processes in all")
     print(f"\nA/B: {caught}/{len(ab)} regressions caught; A/A: {false_regressions}/{len(aa)} false regressions; "
-          f"{'fresh processes per repetition' if args.fresh_processes else 'three worker processes in all'}; "
-          f"{time.monotonic() - t0:.0f} s")
+          f"{how}; {time.monotonic() - t0:.0f} s")
     if args.json:
         args.json.write_text(json.dumps({"aa": aa, "ab": ab, "caught": caught, "false_regressions": false_regressions,
                                          "fresh_processes": args.fresh_processes}, indent=1))
