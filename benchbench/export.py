@@ -34,6 +34,7 @@ from benchbench.compare import (
     verdict_counts,
 )
 from benchbench.errors import ReportError
+from benchbench.instructions import METHOD as INSTRUCTIONS
 from benchbench.render import fmt_per_call
 from benchbench.report import SCHEMA, CaseKey, Report, Result, parse, read_json
 
@@ -320,7 +321,10 @@ def env_lines(comp: Comparison) -> list[str]:
         for k, va, vb, matters in sorted(pair.env_diff, key=lambda d: (not d[3], d[0])):
             mark = "differs (results affected are incomparable)" if matters else "differs"
             lines.append(f"{k}: {_short(va)} ({comp.base_name}) vs {_short(vb)} ({pair.name}) - {mark}")
-    lines += drift_lines(comp.base_name, comp.base.environment, [(p.name, p.report.environment) for p in comp.pairs])
+    timed = any(r.ok and r.timing_method != INSTRUCTIONS for rep in [comp.base] + [p.report for p in comp.pairs]
+                for r in rep.results)
+    if timed:  # a busy or throttled machine does not change instruction counts
+        lines += drift_lines(comp.base_name, comp.base.environment, [(p.name, p.report.environment) for p in comp.pairs])
     for name, rep in [(comp.base_name, comp.base)] + [(p.name, p.report) for p in comp.pairs]:
         if rep.partial:
             lines.append(f"{name} is a partial report (the run was interrupted)")
