@@ -297,8 +297,8 @@ def _judge_counts(row: Row, change: Change, policy: Policy) -> Finding:
     if row.verdict == "slower":
         return Finding(row, "regression", f"{100 * (change.ratio - 1):+.2f}% instructions per call, beyond the "
                        f"{100 * tolerance:g}% tolerance")
-    why = (f"instruction counts vary by {100 * change.noise:.2f}% between repeats, more than the "
-           f"{100 * tolerance:g}% tolerance")
+    why = (f"{100 * (change.ratio - 1):+.2f}% instructions per call, but the repeats of the two sides overlap "
+           f"(they vary by up to {100 * change.noise:.2f}%): not deterministic enough to call it")
     outcome = {"ignore": "ok", "inconclusive": "inconclusive", "regression": "regression"}[policy.noisy]
     return Finding(row, outcome, why + (" (noisy = ignore)" if policy.noisy == "ignore" else ""))
 

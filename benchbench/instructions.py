@@ -1,10 +1,11 @@
 """How instruction counts compare: a tolerance rule, not a significance test.
 
 An instruction count (benchbench/callgrind.py) is exact up to small interpreter jitter, so a change
-beyond a small relative tolerance is a real change of the work done per call, and anything within it
-is `same`. There is no sampling distribution to test, and no test is pretended. One guard: when a
-side's own repeated counts spread by more than the tolerance, the case is not deterministic enough
-for the rule, and the verdict is `noisy`.
+of the median count beyond a small relative tolerance is a real change of the work done per call,
+and anything within it is `same`. There is no sampling distribution to test, and no test is
+pretended. One guard: a change beyond the tolerance counts only when every repeat of one side lies
+beyond every repeat of the other (the ranges do not overlap). When they overlap, the counts are not
+deterministic enough to call it (an allocator warming up, say), and the verdict is `noisy`.
 
 Instruction counts see the CPU work of the calling thread only: GPU kernels, memory bandwidth, cache
 misses and other threads are invisible to them. `disagreement` points out where a time comparison
@@ -61,8 +62,9 @@ def classify_counts(base: Sequence[float], other: Sequence[float],
                     tolerance: float = DEFAULT_TOLERANCE) -> CountChange:
     """Compare two sets of repeated instruction counts (per call) under a relative tolerance.
 
-    `slower` when the median count grew by more than the tolerance, `faster` when it shrank by more,
-    `same` within it; `noisy` when either side's repeats spread by more than the tolerance.
+    `slower` when the median count grew by more than the tolerance and every repeat of `other` lies above
+    every repeat of `base`, `faster` likewise downwards, `same` within the tolerance; `noisy` when the
+    median moved beyond the tolerance but the repeats of the two sides overlap.
     """
     if not base or not other:
         raise ValueError("classify_counts needs at least one count on each side")
@@ -72,12 +74,10 @@ def classify_counts(base: Sequence[float], other: Sequence[float],
     ratio = mo / mb
     low, high = min(other) / max(base), max(other) / min(base)
     jitter = max(relative_range(base), relative_range(other))
-    if jitter > tolerance:
-        verdict = "noisy"
-    elif ratio > 1.0 + tolerance:
-        verdict = "slower"
+    if ratio > 1.0 + tolerance:
+        verdict = "slower" if low > 1.0 else "noisy"
     elif ratio < 1.0 / (1.0 + tolerance):
-        verdict = "faster"
+        verdict = "faster" if high < 1.0 else "noisy"
     else:
         verdict = "same"
     return CountChange(verdict, ratio, low, high, jitter, tolerance)

@@ -274,9 +274,9 @@ def test_instructions_tolerance_from_the_rules_file_per_case(tmp_path):
 
 
 def test_jittery_instruction_counts_follow_the_noisy_policy():
-    jittery = [8000.0, 8300.0, 8600.0]
+    jittery = [8000.0, 8500.0, 8700.0]  # median +2.4%, but one repeat below the baseline's
     g = decide_on([counted(COUNTS)], [counted(jittery)])
-    assert g.verdict == "inconclusive" and "vary by" in g.findings[0].why
+    assert g.verdict == "inconclusive" and "overlap" in g.findings[0].why
     assert decide_on([counted(COUNTS)], [counted(jittery)], Policy(noisy="ignore")).verdict == "pass"
 
 
