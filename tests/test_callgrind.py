@@ -256,7 +256,7 @@ def test_real_run_under_valgrind_counts_instructions(tmp_path, write_suite):
     assert r["status"] == "ok" and r["timing_method"] == "callgrind-instructions"
     counts = r["samples"]
     assert len(counts) == cg.REPEATS and min(counts) > 200  # a 200-step Python loop: hundreds of instructions
-    assert (max(counts) - min(counts)) / min(counts) < 0.005
+    assert (max(counts) - min(counts)) / min(counts) < 0.02  # deterministic up to allocator warm-up
     top = r["metrics"]["instructions"]["top_functions"]
     assert top and any("EvalFrame" in f["function"] for f in top)
     assert r["work"] == {} and "instr" in proc.stdout
