@@ -149,9 +149,12 @@ def main() -> int:
 
     print("| rep | A instr/call | A/A change | A/A gate | B instr/call | A/B change | A/B gate |")
     print("|---:|---:|---:|---|---:|---:|---|")
+    def num(v: float | None, pct: bool = False) -> str:
+        return "-" if v is None else f"{100 * v:+.3f}%" if pct else f"{v:,.0f}"
+
     for x, y in zip(aa, ab, strict=True):
-        print(f"| {x['rep']} | {x['base']:,.0f} | {100 * x['change']:+.3f}% | {x['outcome']} ({x['verdict']}) "
-              f"| {y['other']:,.0f} | {100 * y['change']:+.3f}% | {y['outcome']} ({y['verdict']}) |")
+        print(f"| {x['rep']} | {num(x['base'])} | {num(x['change'], True)} | {x['outcome']} ({x['verdict']}) "
+              f"| {num(y['other'])} | {num(y['change'], True)} | {y['outcome']} ({y['verdict']}) |")
     false_regressions = sum(r["outcome"] == "regression" for r in aa)
     caught = sum(r["outcome"] == "regression" for r in ab)
     how = ("existing reports" if args.reports else "fresh processes per repetition" if args.fresh_processes
