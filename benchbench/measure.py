@@ -46,21 +46,49 @@ class Budget:
         return asdict(self)
 
 
-PROFILES: dict[str, Budget] = {
-    "quick": Budget(warmup_calls=2, warmup_min_s=0.05, warmup_max_s=1.0, block_min_s=0.002, min_samples=7,
-                    max_samples=60, max_time_s=0.4, target_rel_ci=0.02, timeout_s=180),
-    "default": Budget(warmup_calls=3, warmup_min_s=0.2, warmup_max_s=4.0, block_min_s=0.005, min_samples=10,
-                      max_samples=200, max_time_s=2.0, target_rel_ci=0.01, timeout_s=600),
-    "full": Budget(warmup_calls=5, warmup_min_s=1.0, warmup_max_s=20.0, block_min_s=0.01, min_samples=20,
-                   max_samples=1000, max_time_s=10.0, target_rel_ci=0.005, timeout_s=1800),
+@dataclass(frozen=True)
+class Profile:
+    """How much to measure: the rounds of a run and the budget of one case in one round.
+
+    Defined once, here; the CLI, the runner, `gate --rerun` and `validate` read it from PROFILES.
+    A run spends about `rounds` times the per-round budget on a case, plus one worker start per
+    round: the per-round budgets are small so that a run of R rounds takes about as long as one
+    long burst did, but spreads its samples over R processes.
+    """
+
+    name: str
+    budget: Budget  # per case, per round
+    rounds: int
+    larger: str | None  # the next larger profile (gate --rerun measures suspects with it)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "rounds": self.rounds, "larger": self.larger, "budget": self.budget.to_dict()}
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile("quick", Budget(warmup_calls=2, warmup_min_s=0.03, warmup_max_s=0.5, block_min_s=0.002,
+                                     min_samples=5, max_samples=30, max_time_s=0.15, target_rel_ci=0.02,
+                                     timeout_s=180), rounds=3, larger="default"),
+    "default": Profile("default", Budget(warmup_calls=3, warmup_min_s=0.1, warmup_max_s=2.0, block_min_s=0.005,
+                                         min_samples=7, max_samples=100, max_time_s=0.5, target_rel_ci=0.01,
+                                         timeout_s=600), rounds=5, larger="full"),
+    "full": Profile("full", Budget(warmup_calls=5, warmup_min_s=0.3, warmup_max_s=5.0, block_min_s=0.01,
+                                   min_samples=10, max_samples=300, max_time_s=1.5, target_rel_ci=0.005,
+                                   timeout_s=1800), rounds=10, larger=None),
 }
+PROFILE_NAMES = tuple(PROFILES)
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise UserError(f"unknown profile {name!r} (known: {', '.join(PROFILES)})") from None
 
 
 def budget_for(profile: str) -> Budget:
-    try:
-        return PROFILES[profile]
-    except KeyError:
-        raise UserError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})") from None
+    """The per-round budget of a case under this profile."""
+    return get_profile(profile).budget
 
 
 @dataclass

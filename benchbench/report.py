@@ -1,8 +1,8 @@
 """The report data model and its JSON file format.
 
-A report is what one run measured. Every consumer (render, compare, gate, export, html) reads
+A report is what one run measured. Every consumer (compare, gate, the output layer, frame) reads
 `Report` objects loaded from JSON, so a report from another machine or month behaves exactly like
-one just measured. Data classes here never print; renderers live in `render.py`.
+one just measured. Data classes here never print; renderers live in `benchbench.output`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from benchbench.errors import ReportError
-from benchbench.stats import Stats, summarize
+from benchbench.stats import Stats, summarize_rounds
 
 SCHEMA = "benchbench.report"
 # Format history (bump on any change readers must know about, and add a migration below):
 #   1  benchbench 0.1: first format. Results carry raw samples (seconds per call), the declared
 #      work per call, measured extra metrics and flags; `stats` and `derived` are caches.
-SCHEMA_VERSION = 1
+#   2  rounds: a result's samples are kept per round (`rounds`: a list of {"round", "position",
+#      "samples", "loops", ...}; the flat `samples` list is gone from the file), the report lists its
+#      rounds (`rounds`: seed, order, worker, canary) and the side that measured it (`side`).
+#      Version-1 files read as one round.
+SCHEMA_VERSION = 2
 
 STATUSES = ("ok", "skipped", "failed", "timeout")
 
@@ -91,7 +95,12 @@ class CaseKey:
 
 @dataclass
 class Result:
-    """One case's outcome. `samples` (seconds per call) are the truth; `stats` derives from them."""
+    """One case's outcome. `samples` (seconds per call) are the truth; `stats` derives from them.
+
+    `samples` holds every round's samples, round after round; `rounds` describes each round (its
+    index, the case's position in that round's order, how many samples it gave, calls per sample,
+    warm-up, first call, peak memory). No `rounds` means the samples are one round.
+    """
 
     key: CaseKey
     status: str
@@ -108,14 +117,35 @@ class Result:
     peak_memory_bytes: int | None = None
     duration_s: float | None = None  # wall time of the whole case, setup included
     details: str | None = None  # traceback or worker log tail of a failed case
+    rounds: list[dict[str, Any]] = field(default_factory=list)  # per round: round, position, n, loops, ...
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"unknown result status {self.status!r}")
+        if not self.rounds and self.samples:  # samples without round records are one round
+            self.rounds = [{"round": 0, "n": len(self.samples), "loops": self.loops_per_sample}]
+        if sum(int(r.get("n", 0)) for r in self.rounds) != len(self.samples):
+            raise ValueError("rounds do not add up to the samples")
+
+    @property
+    def round_samples(self) -> list[list[float]]:
+        """The samples split by round (one list when the result has no round records)."""
+        if not self.rounds:
+            return [list(self.samples)] if self.samples else []
+        out, i = [], 0
+        for r in self.rounds:
+            n = int(r.get("n", 0))
+            out.append(list(self.samples[i:i + n]))
+            i += n
+        return out
+
+    @property
+    def n_rounds(self) -> int:
+        return len([r for r in self.round_samples if r])
 
     @cached_property
     def stats(self) -> Stats | None:
-        return summarize(self.samples) if self.samples else None
+        return summarize_rounds(self.round_samples) if self.samples else None
 
     @property
     def ok(self) -> bool:
@@ -134,6 +164,7 @@ class Result:
         return out
 
     def to_dict(self) -> dict:
+        rounds = self.rounds
         return {
             "key": self.key.to_dict(),
             "status": self.status,
@@ -143,7 +174,8 @@ class Result:
             "loops_per_sample": self.loops_per_sample,
             "warmup": self.warmup,
             "first_call_s": self.first_call_s,
-            "samples": self.samples,
+            "rounds": [{**{k: v for k, v in meta.items() if k != "n"}, "samples": samples}
+                       for meta, samples in zip(rounds, self.round_samples, strict=True)],
             "work": self.work,
             "metrics": self.metrics,
             "flags": self.flags,
@@ -157,13 +189,21 @@ class Result:
 
     @classmethod
     def from_dict(cls, d: dict) -> Result:
+        rounds = d.get("rounds")
+        if rounds is None:  # a worker's answer: one round, flat samples
+            samples, meta = [float(x) for x in d.get("samples") or []], []
+        else:
+            samples = [float(x) for r in rounds for x in r.get("samples") or []]
+            meta = [{**{k: v for k, v in r.items() if k != "samples"}, "n": len(r.get("samples") or [])}
+                    for r in rounds]
         return cls(
             key=CaseKey.from_dict(d["key"]),
             status=d["status"],
             reason=d.get("reason"),
             definition_hash=d.get("definition_hash"),
             timing_method=d.get("timing_method"),
-            samples=[float(x) for x in d.get("samples") or []],
+            samples=samples,
+            rounds=meta,
             loops_per_sample=int(d.get("loops_per_sample") or 1),
             warmup=dict(d.get("warmup") or {}),
             first_call_s=d.get("first_call_s"),
@@ -190,6 +230,9 @@ class Report:
     backends: list[dict[str, Any]] = field(default_factory=list)
     results: list[Result] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    # per round: {"round", "seed", "order" (case labels in the order visited), "started_at", ...}
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    side: dict[str, Any] | None = None  # what measured it (ab: "baseline"/"current", python, env, ref)
 
     @property
     def fingerprint(self) -> dict[str, Any]:
@@ -200,12 +243,6 @@ class Report:
 
     def result(self, key: CaseKey) -> Result | None:
         return next((r for r in self.results if r.key == key), None)
-
-    def to_frame(self) -> Any:
-        """One row per result as a pandas DataFrame (pandas is imported only when asked for)."""
-        from benchbench.frame import report_frame
-
-        return report_frame(self)
 
     def to_dict(self) -> dict:
         return {
@@ -221,6 +258,8 @@ class Report:
             "partial": self.partial,
             "environment": self.environment,
             "backends": self.backends,
+            "rounds": self.rounds,
+            "side": self.side,
             "results": [r.to_dict() for r in self.results],
         }
 
@@ -239,13 +278,28 @@ class Report:
             backends=list(d.get("backends") or []),
             results=[Result.from_dict(r) for r in d.get("results") or []],
             schema_version=SCHEMA_VERSION,
+            rounds=list(d.get("rounds") or []),
+            side=d.get("side"),
         )
 
 
 # --- migrations -------------------------------------------------------------------------------
 # MIGRATIONS[v] turns a version-v document into a version-(v+1) document. Chained on load, so
 # every older file keeps loading; tests/data/ holds a golden file of every version.
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+def _v1_to_v2(doc: dict) -> dict:
+    """Version 1 measured every case in one process: its samples become one round."""
+    results = []
+    for r in doc.get("results") or []:
+        r = dict(r)
+        samples = r.pop("samples", None) or []
+        r["rounds"] = [{"round": 0, "samples": samples, "loops": r.get("loops_per_sample") or 1}] if samples else []
+        results.append(r)
+    doc["results"] = results
+    doc.setdefault("rounds", [{"round": 0}])
+    return doc
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
 
 
 def migrate(doc: dict, source: str = "report") -> dict:
@@ -347,3 +401,12 @@ def parse(doc: Any, source: str = "report") -> Report:
 
 def load(path: str | os.PathLike) -> Report:
     return parse(read_json(path), str(path))
+
+
+def report_fact(report: Report, name: str) -> Any:
+    """hostname or git_commit, wherever this report's version of the environment put it."""
+    facts = report.environment.get("facts") or {}
+    for where in (report.fingerprint, facts, facts.get("host") or {}, facts.get("benchbench") or {}):
+        if isinstance(where, dict) and where.get(name):
+            return where[name]
+    return None

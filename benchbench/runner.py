@@ -1,8 +1,10 @@
 """Plan cases and run them in worker processes, so a crash, OOM or hang fails one case, not the run.
 
-Workers are reused between cases (importing torch costs seconds) and replaced after any case that
-did not end well, and around every case its benchmark isolates (`isolate=`). The report is saved
-atomically after every case, so an interrupted or killed run leaves a valid, partial report.
+A round visits the cases once, in an order it is given, in a fresh worker process of one side (the
+interpreter, environment and source tree the worker runs with). Within a round the worker is reused
+between cases (importing torch costs seconds) and replaced after any case that did not end well;
+every case whose benchmark isolates (`isolate=`) gets a worker of its own, next to the shared one.
+The rounds themselves, and the reports, are the session's (`benchbench/session.py`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from benchbench.errors import UserError
 from benchbench.execute import skip_reason
 from benchbench.measure import Budget
 from benchbench.registry import Suite
-from benchbench.report import CaseKey, Report, Result, save
+from benchbench.report import CaseKey, Result
 
 WORKER_START_TIMEOUT = 300.0  # importing torch on a cold, busy machine can be slow
 
@@ -60,10 +62,41 @@ def plan(suites: list[Suite], backends: list[Backend], profile: str, overview: b
                     if rx and not rx.search(key.label):
                         continue
                     out.append(PlannedCase(suite, bench, key, skip_reason(bench, key, backend)))
-    # Within a suite, shared-worker cases first: interleaving isolated ones would restart the
-    # shared worker (seconds of imports) around each of them.
-    order = {s.name: i for i, s in enumerate(suites)}
-    return sorted(out, key=lambda c: (order[c.suite.name], c.isolate and not c.skip))
+    return out
+
+
+@dataclass(frozen=True)
+class Side:
+    """What a worker runs with: an interpreter, environment variables, and paths put first on its
+    PYTHONPATH (a source tree). A normal run has one side; `ab` has a baseline and a current one.
+
+    `sources` maps a suite name to where this side loads it from, when that differs from where the
+    plan found it (a `--suite-path` resolved inside the baseline's source tree)."""
+
+    name: str = "current"
+    python: str = field(default_factory=lambda: sys.executable)
+    env: tuple[tuple[str, str], ...] = ()
+    pythonpath: tuple[str, ...] = ()
+    sources: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    ref: str | None = None  # the git ref the source tree was made from, for the report
+    # The worker's working directory. `python -m` puts it first on sys.path, ahead of PYTHONPATH, so a
+    # side with a source tree of its own must start there, or the current tree's modules would win.
+    cwd: str | None = None
+
+    def worker_env(self) -> dict[str, str]:
+        env = dict(self.env)
+        if self.pythonpath:
+            rest = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+            env["PYTHONPATH"] = os.pathsep.join([*self.pythonpath, *([rest] if rest else [])])
+        return env
+
+    def source_for(self, suite: Suite) -> dict[str, str]:
+        found = dict(self.sources).get(suite.name)
+        return dict(found) if found is not None else suite.source
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "python": self.python, "env": dict(self.env),
+                "pythonpath": list(self.pythonpath), "ref": self.ref, "cwd": self.cwd}
 
 
 class WorkerDied(Exception):
@@ -84,7 +117,8 @@ def _signal_name(code: int) -> str:
 class Worker:
     """One `python -m benchbench.worker` process and its JSON-lines channel."""
 
-    def __init__(self, log_dir: Path, env: dict[str, str] | None = None, command_prefix: Sequence[str] = (),
+    def __init__(self, log_dir: Path, env: dict[str, str] | None = None, python: str | None = None,
+                 cwd: str | None = None, command_prefix: Sequence[str] = (),
                  start_timeout: float = WORKER_START_TIMEOUT) -> None:
         self.log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=log_dir)[1])
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the worker
@@ -92,9 +126,9 @@ class Worker:
         # started (DataLoader workers, a torchrun launch), and Ctrl-C reaches only the runner.
         # command_prefix: a program the worker runs under (valgrind, for instruction counts).
         self.proc = subprocess.Popen(
-            [*command_prefix, sys.executable, "-m", "benchbench.worker"],
+            [*command_prefix, python or sys.executable, "-m", "benchbench.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-            env={**os.environ, **(env or {})}, text=True, bufsize=1, start_new_session=os.name == "posix",
+            env={**os.environ, **(env or {})}, text=True, bufsize=1, start_new_session=os.name == "posix", cwd=cwd,
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -176,19 +210,23 @@ class Worker:
 
 
 class Interrupted(Exception):
-    """The run was stopped by SIGINT/SIGTERM; the partial report was saved."""
+    """The run was stopped by SIGINT/SIGTERM; the partial reports were saved."""
 
-    def __init__(self, report_path: Path) -> None:
-        super().__init__(str(report_path))
-        self.report_path = report_path
+    def __init__(self, report_paths: list[Path]) -> None:
+        super().__init__(", ".join(str(p) for p in report_paths))
+        self.report_paths = report_paths
+
+    @property
+    def report_path(self) -> Path:
+        return self.report_paths[0]
 
 
 class Runner:
-    def __init__(self, report: Report, path: Path, budget: Budget, profile: str,
-                 progress: Any = None, worker_env: dict[str, str] | None = None,
-                 command_prefix: Sequence[str] = (), slowdown: float = 1.0) -> None:
-        self.report = report
-        self.path = path
+    """Runs rounds of cases in workers of one side at a time; knows nothing of reports."""
+
+    def __init__(self, budget: Budget, profile: str, progress: Any = None,
+                 worker_env: dict[str, str] | None = None, command_prefix: Sequence[str] = (),
+                 slowdown: float = 1.0) -> None:
         self.budget = budget
         self.profile = profile
         self.progress = progress
@@ -196,28 +234,27 @@ class Runner:
         # workers run under command_prefix; every timeout stretches by slowdown (Valgrind: benchbench/callgrind.py)
         self.command_prefix = tuple(command_prefix)
         self.slowdown = slowdown
-        self._worker: Worker | None = None
+        self._shared: Worker | None = None
         self._tmp = Path(tempfile.mkdtemp(prefix="benchbench-run-"))
+        self.workers_started = 0
 
     # --- workers -------------------------------------------------------------------------------
-    def _get_worker(self, fresh: bool) -> Worker:
-        if fresh and self._worker is not None:
-            self._drop_worker(kill=False)
-        if self._worker is None:
-            self._worker = Worker(self._tmp, self.worker_env, self.command_prefix,
-                                  WORKER_START_TIMEOUT * self.slowdown)
-        return self._worker
+    def _start(self, side: Side) -> Worker:
+        self.workers_started += 1
+        return Worker(self._tmp, {**self.worker_env, **side.worker_env()}, side.python, side.cwd, self.command_prefix,
+                      WORKER_START_TIMEOUT * self.slowdown)
 
-    def _drop_worker(self, kill: bool) -> None:
-        if self._worker is not None:
-            self._worker.close(kill=kill)
-            self._worker = None
+    def _drop_shared(self, kill: bool) -> None:
+        if self._shared is not None:
+            self._shared.close(kill=kill)
+            self._shared = None
 
     # --- one case ------------------------------------------------------------------------------
     def _timeout(self, case: PlannedCase) -> float:
         return (case.bench.timeout or self.budget.timeout_s) * self.slowdown
 
-    def _run_one(self, case: PlannedCase) -> Result:
+    def run_case(self, case: PlannedCase, side: Side) -> Result:
+        """Run one case in this side's shared worker, or in a worker of its own when it isolates."""
         base = {"key": case.key, "definition_hash": case.bench.definition_hash}
         if case.skip:
             return Result(status="skipped", reason=case.skip, **base)
@@ -230,76 +267,66 @@ class Runner:
                 self.progress.phase(phase["name"])
 
         try:
-            worker = self._get_worker(fresh=case.isolate)
+            if case.isolate:
+                worker = self._start(side)
+            else:
+                if self._shared is None:
+                    self._shared = self._start(side)
+                worker = self._shared
         except (WorkerDied, WorkerTimeout) as exc:
-            self._drop_worker(kill=True)
+            self._drop_shared(kill=True)
             return Result(status="failed", reason=str(exc) or "worker did not start", **base)
-        request = {"source": case.suite.source, "benchmark": case.bench.name, "key": case.key.to_dict(),
+        request = {"source": side.source_for(case.suite), "benchmark": case.bench.name, "key": case.key.to_dict(),
                    "budget": self.budget.to_dict(), "profile": self.profile}
         timeout = self._timeout(case)
+        status_ok = False
         try:
             msg = worker.run(request, timeout, on_event)
         except WorkerTimeout:
-            tail = worker.log_tail()
-            self._drop_worker(kill=True)
-            return Result(status="timeout", reason=f"no result within the {timeout:g} s case timeout "
-                          f"(during {phase['name']})", duration_s=time.monotonic() - t0, details=tail or None, **base)
+            result = Result(status="timeout", reason=f"no result within the {timeout:g} s case timeout "
+                            f"(during {phase['name']})", duration_s=time.monotonic() - t0,
+                            details=worker.log_tail() or None, **base)
         except WorkerDied as exc:
-            tail = worker.log_tail()
-            self._drop_worker(kill=True)
-            return Result(status="failed", reason=f"{exc} (during {phase['name']})",
-                          duration_s=time.monotonic() - t0, details=tail or None, **base)
-        if msg.get("event") == "result":
-            result = Result.from_dict(msg["result"])
+            result = Result(status="failed", reason=f"{exc} (during {phase['name']})",
+                            duration_s=time.monotonic() - t0, details=worker.log_tail() or None, **base)
         else:
-            result = Result(status="failed", reason=msg.get("error", "worker error"), details=msg.get("details"),
-                            duration_s=time.monotonic() - t0, **base)
-        if result.status in ("failed", "timeout") or case.isolate:
-            # state after a failure (sticky CUDA errors, half-built graphs) must not leak into the next case
-            self._drop_worker(kill=result.status != "ok")
+            if msg.get("event") == "result":
+                result = Result.from_dict(msg["result"])
+            else:
+                result = Result(status="failed", reason=msg.get("error", "worker error"), details=msg.get("details"),
+                                duration_s=time.monotonic() - t0, **base)
+            status_ok = result.status not in ("failed", "timeout")
+        # state after a failure (sticky CUDA errors, half-built graphs) must not leak into the next case
+        if case.isolate:
+            worker.close(kill=not status_ok)
+        elif not status_ok:
+            self._drop_shared(kill=True)
         return result
 
-    # --- the run -------------------------------------------------------------------------------
-    def save(self) -> None:
-        save(self.report, self.path)
+    # --- one round -----------------------------------------------------------------------------
+    def run_round(self, cases: list[PlannedCase], side: Side, label: Callable[[int, PlannedCase], str] | None = None,
+                  counter: tuple[int, int] | None = None) -> Iterator[tuple[PlannedCase, Result]]:
+        """Visit `cases` in the given order in a fresh worker of `side`; yields each case's result.
 
-    def run(self, cases: list[PlannedCase], derive: Callable[[list[Result]], None] | None = None) -> Report:
-        previous = signal.getsignal(signal.SIGTERM)
-
-        def on_term(signum: int, frame: Any) -> None:
-            raise KeyboardInterrupt
-
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, on_term)
-        self.report.partial = True
+        `counter` is (cases done before this round, cases in the whole run), for progress."""
+        done, total = counter or (0, len(cases))
+        self._drop_shared(kill=False)
         try:
-            self.save()
             for i, case in enumerate(cases):
                 if self.progress:
-                    self.progress.start_case(i, len(cases), case.key.label)
-                result = self._run_one(case)
-                self.report.results.append(result)
-                if derive:
-                    derive(self.report.results)
-                self.save()
+                    self.progress.start_case(done + i, total, label(i, case) if label else case.key.label)
+                result = self.run_case(case, side)
                 if self.progress:
                     self.progress.finish_case(result)
-            self.report.partial = False
-            self.report.finished_at = _now()
-            self.save()
-        except KeyboardInterrupt:
-            self._drop_worker(kill=True)
-            self.report.finished_at = _now()
-            self.save()
-            raise Interrupted(self.path) from None
+                yield case, result
         finally:
-            self._drop_worker(kill=True)
-            if threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGTERM, previous)
-            if self.progress:
-                self.progress.close()
-            _rmtree(self._tmp)
-        return self.report
+            self._drop_shared(kill=False)
+
+    def close(self) -> None:
+        self._drop_shared(kill=True)
+        if self.progress:
+            self.progress.close()
+        _rmtree(self._tmp)
 
 
 def _rmtree(path: Path) -> None:
@@ -308,5 +335,5 @@ def _rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _now() -> str:
+def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -270,3 +270,19 @@ def test_collector_can_keep_the_dumps_for_callgrind_annotate(tmp_path):
     kept = sorted(p.name for p in keep.iterdir())
     assert len(kept) == 3 and f"cg.out.2.n{m.loops}" in kept and f"cg.out.3.n{2 * m.loops}" in kept
     assert cg.collector_from_env({cg.OUT_ENV: str(fake.out_file), cg.KEEP_ENV: str(keep)}).keep_dir == keep
+
+
+def test_a_session_for_instructions_plans_one_round_of_countable_cases(monkeypatch):
+    from benchbench import session
+
+    monkeypatch.setattr(cg, "valgrind_status", lambda: cg.ValgrindStatus(True, "/usr/bin/valgrind", "3.19.0"))
+    s = session.prepare(["tensor_ops"], pattern="dispatch_overhead", backends=["cpu"], environment=False,
+                        metric="instructions")
+    assert s.metric == "instructions" and s.rounds == 1 and [c.skip for c in s.cases] == [None]
+    assert session.prepare(["tensor_ops"], pattern="dispatch_overhead", backends=["cpu"], environment=False,
+                           metric="instructions", rounds=2).rounds == 2
+    with pytest.raises(UserError, match="unknown metric"):
+        session.prepare(["tensor_ops"], environment=False, metric="cycles")
+    monkeypatch.setattr(cg, "valgrind_status", lambda: cg.ValgrindStatus(False, reason="valgrind is not installed"))
+    with pytest.raises(UserError, match="needs Valgrind"):
+        session.prepare(["tensor_ops"], environment=False, metric="instructions")

@@ -140,7 +140,7 @@ def test_real_cpu_case_records_peak_memory():
         x = torch.ones(2**20)
         return Case(lambda: x.clone(), bytes=2 * 4 * 2**20)
 
-    r = run_case(alloc, key(), get("cpu"), PROFILES["quick"])
+    r = run_case(alloc, key(), get("cpu"), PROFILES["quick"].budget)
     assert r.status == "ok" and r.peak_memory_bytes > 4 * 2**20
     assert r.metrics["memory_kind"] in ("rss-peak", "rss")
 

@@ -77,7 +77,9 @@ def test_max_samples_bounds_a_fast_noisy_case():
 
 def test_profiles_are_ordered_and_unknown_is_a_user_error():
     q, d, f = PROFILES["quick"], PROFILES["default"], PROFILES["full"]
-    assert q.max_time_s < d.max_time_s < f.max_time_s
-    assert q.min_samples <= d.min_samples <= f.min_samples
+    assert q.budget.max_time_s < d.budget.max_time_s < f.budget.max_time_s
+    assert q.budget.min_samples <= d.budget.min_samples <= f.budget.min_samples
+    assert q.rounds < d.rounds < f.rounds
+    assert (q.larger, d.larger, f.larger) == ("default", "full", None)
     with pytest.raises(UserError, match="unknown profile"):
         budget_for("fastest")

@@ -78,11 +78,37 @@ def test_non_finite_numbers_become_null(tmp_path):
     assert json.loads(text)["results"][0]["metrics"]["speedup"] is None
 
 
-def test_golden_v1_report_loads():
+def test_golden_v1_report_loads_as_one_round():
     report = rp.load(DATA / "report_v1.json")
-    assert report.schema_version == 1
+    assert report.schema_version == rp.SCHEMA_VERSION
     assert report.results and all(r.status == "ok" and r.samples and r.stats for r in report.results)
+    assert all(r.n_rounds == 1 and r.stats.rounds == 1 for r in report.results)
     assert report.label == "golden"
+    # the one round's statistics are the within-run ones the file was written with
+    doc = json.loads((DATA / "report_v1.json").read_text())
+    stored = doc["results"][0]["stats"]
+    assert report.results[0].stats.median == pytest.approx(stored["median"])
+    assert report.results[0].stats.ci_low == pytest.approx(stored["ci_low"])
+
+
+def test_golden_v2_report_loads_with_its_rounds():
+    report = rp.load(DATA / "report_v2.json")
+    assert report.schema_version == 2 and len(report.rounds) >= 2
+    ok = [r for r in report.results if r.ok]
+    assert ok and all(r.n_rounds == len(report.rounds) == r.stats.rounds for r in ok)
+    assert all(sum(m["n"] for m in r.rounds) == len(r.samples) for r in ok)
+    assert all("position" in m and "round" in m for r in ok for m in r.rounds)
+
+
+def test_rounds_round_trip_and_split_samples(tmp_path):
+    r = Result(key=CaseKey.make("s", "b"), status="ok", samples=[1.0, 1.1, 2.0, 2.1, 2.2],
+               rounds=[{"round": 0, "n": 2, "position": 3}, {"round": 1, "n": 3, "position": 0}])
+    assert r.round_samples == [[1.0, 1.1], [2.0, 2.1, 2.2]]
+    assert r.stats.rounds == 2
+    back = Result.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert back == r
+    with pytest.raises(ValueError, match="add up"):
+        Result(key=CaseKey.make("s", "b"), status="ok", samples=[1.0], rounds=[{"round": 0, "n": 2}])
 
 
 @pytest.mark.parametrize("content, message", [

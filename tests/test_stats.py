@@ -4,7 +4,14 @@ import statistics
 
 import pytest
 
-from benchbench.stats import health_flags, median_ci_ranks, quantile, summarize
+from benchbench.stats import (
+    health_flags,
+    median_ci_ranks,
+    quantile,
+    rounds_disagree,
+    summarize,
+    summarize_rounds,
+)
 
 
 def test_summarize_known_values():
@@ -67,3 +74,53 @@ def test_health_flags():
     steady = summarize([1.0] * 10)
     assert health_flags(steady, block_seconds=1e-6, timer_resolution=1e-8) == ["near-timer-resolution"]
     assert health_flags(steady, block_seconds=1e-3, timer_resolution=1e-9) == []
+
+
+# --- rounds -------------------------------------------------------------------------------------
+def _rounds(rng: random.Random, true: float, n_rounds: int, per_round: int, between: float, within: float):
+    """Samples of one case in rounds: each process has its own speed (lognormal offset, sd `between`),
+    and samples inside a process scatter around it (sd `within`)."""
+    out = []
+    for _ in range(n_rounds):
+        offset = math.exp(rng.gauss(0.0, between))
+        out.append([true * offset * math.exp(rng.gauss(0.0, within)) for _ in range(per_round)])
+    return out
+
+
+def test_round_interval_covers_the_true_value_at_its_nominal_rate():
+    """Per-process offsets 10x the within-round noise: the round-level 95% interval must still cover
+    the true value (the median over processes) in about 95 of 100 trials; the pooled within-run
+    interval, which treats every sample as independent, covers it far less often."""
+    rng = random.Random(7)
+    hits = pooled_hits = 0
+    for _ in range(200):
+        rounds = _rounds(rng, 1.0, 5, 20, between=0.10, within=0.01)
+        st = summarize_rounds(rounds)
+        hits += st.ci_low <= 1.0 <= st.ci_high
+        pooled = summarize([x for r in rounds for x in r])
+        pooled_hits += pooled.ci_low <= 1.0 <= pooled.ci_high
+    assert hits >= 0.93 * 200
+    assert pooled_hits < 0.6 * 200
+
+
+def test_one_round_falls_back_to_the_samples_interval():
+    rng = random.Random(1)
+    rounds = _rounds(rng, 2.0, 1, 30, between=0.0, within=0.02)
+    assert summarize_rounds(rounds) == summarize(rounds[0])
+
+
+def test_rounds_estimate_is_the_geometric_mean_of_round_medians():
+    st = summarize_rounds([[1.0, 1.0, 1.0], [4.0, 4.0, 4.0]])
+    assert st.median == pytest.approx(2.0)
+    assert st.rounds == 2 and st.between_rel_sd == pytest.approx(math.log(4) / math.sqrt(2))
+    assert st.ci_low < 1.0 and st.ci_high > 4.0  # two disagreeing rounds: a wide interval
+
+
+def test_rounds_disagree_flags_only_disagreement_beyond_the_inner_spread():
+    rng = random.Random(3)
+    agree = summarize_rounds(_rounds(rng, 1.0, 5, 30, between=0.0, within=0.05))
+    apart = summarize_rounds(_rounds(rng, 1.0, 5, 30, between=0.2, within=0.005))
+    assert not rounds_disagree(agree)
+    assert rounds_disagree(apart)
+    assert "rounds-disagree" in health_flags(apart, None, None)
+    assert "rounds-disagree" not in health_flags(agree, None, None)

@@ -17,8 +17,6 @@ import json
 
 from benchbench.errors import UserError
 
-EXIT_OK, EXIT_CHECK_FAILED = 0, 1
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output: {fingerprint, facts, checks}")
@@ -33,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from benchbench import backends as bk
     from benchbench.environment import Context, collect
-    from benchbench.environment.render import checks_text, environment_text, summary_line
+    from benchbench.output.environment import checks_text, environment_text, summary_line
 
     if args.backend:
         unknown = [b for b in args.backend if b not in bk.KNOWN]
@@ -55,4 +53,6 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(environment_text(env))
     failed = any(c.get("verdict") == "fail" for c in checks)
-    return EXIT_CHECK_FAILED if args.strict and failed else EXIT_OK
+    from benchbench.errors import ExitCode
+
+    return int(ExitCode.REGRESSION if args.strict and failed else ExitCode.OK)

@@ -1,8 +1,9 @@
 """`benchbench gate --baseline BASE.json CURRENT.json`: exit 0 pass, 1 regression, 3 inconclusive (2: bad input).
 
-`--rerun` re-measures the suspected regressions (slower, or noisy with the median up) of CURRENT on
-this machine with the next larger profile before deciding, and writes the re-measured report beside
-CURRENT (CURRENT.rerun.json). The baseline is never re-measured: it usually comes from another
+`--rerun` measures the suspected regressions (slower, or noisy with the median up) of CURRENT on
+this machine in as many more rounds as CURRENT's profile has, adds those rounds to their results
+(evidence accumulates; nothing is replaced) and writes the grown report beside CURRENT
+(CURRENT.rerun.json) before deciding. The baseline is never re-measured: it usually comes from another
 commit. Re-running refuses when this machine's fingerprint differs from CURRENT's in a way that
 matters, or when a benchmark's code no longer matches the definition CURRENT measured.
 """
@@ -10,9 +11,13 @@ matters, or when a benchmark's code no longer matches the definition CURRENT mea
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from benchbench.errors import UserError
+from benchbench.report import write_atomic
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,23 +52,20 @@ def _suspects(result: Any) -> list[Any]:
 
 def rerun(current: Any, rows: list[Any], suite_paths: list[str] | None, quiet: bool, out_path: Path,
           command: list[str]) -> list[str]:
-    """Re-measure these rows' cases into `current` (replacing their results); returns notes for the user."""
-    from dataclasses import replace
+    """Measure these rows' cases in more rounds and add them to `current`; returns notes for the user."""
+    import random
 
-    from benchbench import backends as bk
-    from benchbench import registry
-    from benchbench._version import __version__
+    from benchbench import registry, session
     from benchbench.environment import collect, fingerprint_diff
-    from benchbench.errors import UserError
     from benchbench.execute import skip_reason
-    from benchbench.measure import budget_for
+    from benchbench.measure import get_profile
     from benchbench.progress import Progress
-    from benchbench.report import Report, save
-    from benchbench.runner import PlannedCase, Runner
+    from benchbench.runner import PlannedCase, Side
 
     notes = []
     available = {s.name: s for s in registry.discover(suite_paths)}
-    backends = {b.name: b for b in bk.discover(sorted({r.key.backend for r in rows}))}
+    all_backends, _ = session.select_backends(None)
+    backends = {b.name: b for b in all_backends if b.name in {r.key.backend for r in rows}}
     env = collect(list(backends.values()))
     clash = [f"{k}: {a} vs {b}" for k, a, b, m in fingerprint_diff(current.fingerprint, env["fingerprint"],
                                                                       sorted(backends)) if m]
@@ -86,27 +88,42 @@ def rerun(current: Any, rows: list[Any], suite_paths: list[str] | None, quiet: b
             cases.append(PlannedCase(suite, bench, key, skip_reason(bench, key, backend)))
     if not cases:
         return notes
-    bigger = {"quick": "default", "default": "full"}.get(current.profile or "default", "full")
-    budget = budget_for(bigger)
-    if bigger == current.profile:  # already full: double the time it may spend sampling
-        budget = replace(budget, max_time_s=2 * budget.max_time_s, max_samples=2 * budget.max_samples)
-    report = Report(run_id=f"{current.run_id}-rerun", created_at=current.created_at, label=current.label,
-                    command=command, profile=bigger, benchbench_version=__version__,
-                    environment=env, backends=[b.info() for b in backends.values()])
-    # The runner saves the re-measured cases alone as it goes; the merged report replaces that file at the end.
-    Runner(report, out_path, budget, bigger, progress=Progress(quiet=quiet)).run(cases)
-    fresh = {r.key: r for r in report.results}
-    current.results = [fresh.get(r.key, r) for r in current.results]
-    current.command = [*current.command, "+", *report.command]
+    profile = get_profile(current.profile or "default")
+    sess = session.Session(suites=list(available.values()), all_backends=list(backends.values()),
+                           backends=list(backends.values()), profile=profile, budget=profile.budget,
+                           rounds=profile.rounds, seed=random.randrange(2**31), cases=cases,
+                           environment=env)
+    # More rounds of the same budget, added to the suspects' results: evidence accumulates, nothing is replaced.
+    session.measure(sess, [session.Target(Side(), current, out_path)], Progress(quiet=quiet))
+    current.command = [*current.command, "+", *command]
+    from benchbench.report import save
+
     save(current, out_path)
-    notes.append(f"re-measured {len(fresh)} suspected regression{'s' if len(fresh) != 1 else ''} with profile "
-                 f"{bigger}; updated report: {out_path}")
+    notes.append(f"measured {len(cases)} suspected regression{'s' if len(cases) != 1 else ''} in "
+                 f"{profile.rounds} more rounds; updated report: {out_path}")
     return notes
 
 
+def write_summary(text: str, path: str | os.PathLike | None) -> list[Path]:
+    """Write the summary to `path` (replacing it) and append it to $GITHUB_STEP_SUMMARY when that is set."""
+    written: list[Path] = []
+    if path:
+        written.append(write_atomic(path, text))
+    step = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step:
+        try:
+            with open(step, "a", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+        except OSError as exc:
+            raise UserError(f"GITHUB_STEP_SUMMARY={step}: cannot append: {exc}") from None
+        written.append(Path(step))
+    return written
+
+
 def main(args: argparse.Namespace) -> int:
-    from benchbench.export import load_any
-    from benchbench.gate import gate, load_policy, markdown_summary, terminal_text, write_summary
+    from benchbench.formats import load_any
+    from benchbench.gate import gate, load_policy
+    from benchbench.output.gate import gate_json, markdown_summary, terminal_text
 
     policy = load_policy(args.rules, args.fail_on, args.alpha)
     baseline, current = load_any(args.baseline), load_any(args.current)
@@ -126,8 +143,6 @@ def main(args: argparse.Namespace) -> int:
         else:
             notes = ["--rerun: nothing to re-measure (no slower or possibly slower case with raw samples)"]
     if args.json:
-        from benchbench.gate import gate_json
-
         print(gate_json(result))
     else:
         print(terminal_text(result))

@@ -1,20 +1,18 @@
-"""`benchbench run` (and the default command, `run --overview`): measure and write a report."""
+"""`benchbench run` (and the default command, `run --overview`): measure and write a report.
+
+The command parses arguments, prints what the output layer makes of the data, and leaves the run
+itself to `benchbench.session` (which a notebook can call directly).
+"""
 
 from __future__ import annotations
 
 import argparse
-import shutil
-import socket
 import sys
-import tempfile
-import time
-import uuid
-from collections import defaultdict
 from pathlib import Path
 
-from benchbench.errors import UserError
-
-PROFILE_NAMES = ("quick", "default", "full")
+from benchbench.errors import ExitCode
+from benchbench.measure import PROFILE_NAMES, PROFILES
+from benchbench.session import default_path, select_backends  # noqa: F401 - used by other commands
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,9 +20,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", action="append", metavar="NAME",
                    help="cpu, cuda, mps or xpu (repeatable; default: every usable one)")
     p.add_argument("--filter", metavar="REGEX", help="only cases whose label matches, e.g. 'matmul.*float32'")
-    p.add_argument("--profile", default="default", choices=PROFILE_NAMES, help="time budget per case")
+    p.add_argument("--profile", default="default", choices=PROFILE_NAMES,
+                   help="budget per case and number of rounds: "
+                   + ", ".join(f"{n} {p.rounds} rounds" for n, p in PROFILES.items()))
     p.add_argument("--quick", dest="profile", action="store_const", const="quick", help="same as --profile quick")
     p.add_argument("--full", dest="profile", action="store_const", const="full", help="same as --profile full")
+    p.add_argument("--rounds", type=int, metavar="N",
+                   help="measure every case in N rounds, each a fresh worker process (default: the profile's)")
+    p.add_argument("--seed", type=int, help="seed of the rounds' shuffled case orders (default: random, recorded)")
     p.add_argument("--overview", action="store_true",
                    help="a few representative cases of every suite, quick budgets (what plain `benchbench` runs)")
     p.add_argument("--label", help="a name for this run (machine, branch, ...), stored in the report")
@@ -38,105 +41,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
 
-def default_path(label: str | None, now: float | None = None) -> Path:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-    host = "".join(c if c.isalnum() or c in "-." else "-" for c in socket.gethostname())[:40] or "host"
-    name = f"{stamp}_{host}" + (f"_{''.join(c if c.isalnum() or c in '-._' else '-' for c in label)}" if label else "")
-    return Path("reports") / f"{name}.json"
-
-
-def select_backends(requested: list[str] | None):
-    from benchbench import backends as bk
-
-    if requested:
-        found = bk.discover(list(dict.fromkeys(requested)))
-        unusable = [b for b in found if not b.available]
-        if unusable:
-            raise UserError("; ".join(f"backend {b.name} is not usable here: {b.reason}" for b in unusable))
-        return found, found
-    everything = bk.discover()
-    return everything, [b for b in everything if b.available]
-
-
 def main(args: argparse.Namespace) -> int:
-    from benchbench import registry
-    from benchbench._version import __version__
-    from benchbench.canary import measure_canary
-    from benchbench.environment import Context, collect
-    from benchbench.measure import budget_for
+    from benchbench import session as sess
+    from benchbench.output.tables import backends_table, results_table, status_counts
     from benchbench.progress import Progress
-    from benchbench.render import backends_table, results_table, status_counts
-    from benchbench.report import Report, dumps, save
-    from benchbench.runner import Runner, plan
+    from benchbench.report import dumps
+    from benchbench.runner import Side
 
-    if args.timeout is not None and args.timeout <= 0:
-        raise UserError("--timeout must be positive")
-    if args.metric == "instructions":  # before anything slow: no Valgrind, no run
-        from benchbench import callgrind
-
-        valgrind = callgrind.require()
-    names = args.suite
-    if args.suite_path and not names:  # `run --suite-path mine.py` means: run mine
-        names = list(dict.fromkeys(s.name for s in registry.load_paths(args.suite_path)))
-    suites = registry.discover(args.suite_path, names)
-    all_backends, backends = select_backends(args.backend)
-    profile = "quick" if args.overview and args.profile == "default" else args.profile
-    budget = budget_for(profile)
-    if args.timeout:
-        from dataclasses import replace
-
-        budget = replace(budget, timeout_s=args.timeout)
-    cases = plan(suites, backends, profile, overview=args.overview, pattern=args.filter)
-    if not cases:
-        raise UserError("no cases to run: check --suite, --filter and --backend (`benchbench list` shows them)")
-    # instruction counts: CPU cases only, one worker under Callgrind serves them all (benchbench/callgrind.py)
-    runner_options: dict = {}
-    if args.metric == "instructions":
-        cases = callgrind.plan(cases)
-        dump_dir = Path(tempfile.mkdtemp(prefix="benchbench-callgrind-"))
-        runner_options = callgrind.runner_options(dump_dir, valgrind)
-
-    env = collect(all_backends, Context(suites=tuple(s.name for s in suites),
-                                        backends=tuple(args.backend) if args.backend else None))
-    report = Report(run_id=uuid.uuid4().hex[:12], created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    label=args.label, command=["benchbench", *sys.argv[1:]], profile=profile,
-                    benchbench_version=__version__, environment=env, backends=[b.info() for b in all_backends])
     path = Path(args.output) if args.output else default_path(args.label)
+    session = sess.prepare(args.suite, args.suite_path, args.backend, args.profile, args.rounds, args.filter,
+                           args.overview, args.timeout, args.seed, metric=args.metric)
+    report = sess.new_report(session, args.label, ["benchbench", *sys.argv[1:]])
     err = sys.stderr
     if not args.quiet:
         print(backends_table(report.backends), file=err)
-        for check in env.get("checks", []):
+        for check in report.environment.get("checks", []):
             if check.get("verdict") in ("warn", "fail"):
                 print(f"{check['verdict'].upper()}: {check.get('title', check['id'])}: {check.get('advice', '')}",
                       file=err)
-        what = "overview" if args.overview else f"profile {profile}"
-        print(f"\nrunning {len(cases)} cases ({what}) on {', '.join(b.name for b in backends)}; report: {path}\n",
-              file=err)
-        if runner_options:
-            print(f"counting instructions under Valgrind {valgrind.version}: the worker takes minutes to start "
-                  "(importing torch under Callgrind), then each case runs many times slower than usual\n", file=err)
-
-    by_suite = {s.name: s for s in suites}
-
-    def derive(results):
-        groups = defaultdict(list)
-        for r in results:
-            groups[r.key.suite].append(r)
-        for name, rs in groups.items():
-            hook = getattr(by_suite[name].module, "derive", None) if name in by_suite else None
-            if hook:
-                hook(rs)
-
-    # the canary tells a slower machine apart from slower code (benchbench/canary.py)
-    env["canary"] = {"start": measure_canary()}
-    runner = Runner(report, path, budget, profile, progress=Progress(quiet=args.quiet), **runner_options)
-    try:
-        runner.run(cases, derive=derive)
-    finally:
-        if runner_options:
-            shutil.rmtree(dump_dir, ignore_errors=True)
-    env["canary"]["end"] = measure_canary()
-    save(report, path)
+        what = "overview" if args.overview else f"profile {session.profile.name}"
+        print(f"\nrunning {len(session.cases)} cases x {session.rounds} rounds ({what}) on "
+              f"{', '.join(b.name for b in session.backends)}; report: {path}\n", file=err)
+        if session.metric == "instructions":
+            print("counting instructions under Valgrind: the worker takes minutes to start (importing torch under "
+                  "Callgrind), then each case runs many times slower than usual\n", file=err)
+    sess.measure(session, [sess.Target(Side(), report, path)], Progress(quiet=args.quiet))
 
     counts = status_counts(report)
     if args.json:
@@ -149,4 +78,4 @@ def main(args: argparse.Namespace) -> int:
         if args.overview:
             print("more: `benchbench list` shows every suite; `benchbench run --suite NAME` runs one in full; "
                   "`benchbench env` checks the setup; `benchbench compare A.json B.json` compares runs")
-    return 4 if counts.get("failed") or counts.get("timeout") else 0
+    return int(ExitCode.CASES_FAILED if counts.get("failed") or counts.get("timeout") else ExitCode.OK)
