@@ -1,7 +1,6 @@
 """Callgrind: the output parser on a golden file, the toggled-region measurement with a fake Callgrind,
 whether Valgrind is usable, how a run is planned, and one real run under Valgrind (slow)."""
 
-import json
 import re
 import shutil
 import subprocess
@@ -13,7 +12,7 @@ from conftest import run_cli
 
 from benchbench import callgrind as cg
 from benchbench.errors import UserError
-from benchbench.report import CaseKey
+from benchbench.report import CaseKey, load
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "callgrind.out.golden"
@@ -251,15 +250,14 @@ def test_real_run_under_valgrind_counts_instructions(tmp_path, write_suite):
     proc = run_cli("run", "--metric", "instructions", "--suite-path", str(suite), "-o", str(out), "--quiet",
                    timeout=1800)
     assert proc.returncode == 0, proc.stderr
-    doc = json.loads(out.read_text())
-    (r,) = doc["results"]
-    assert r["status"] == "ok" and r["timing_method"] == "callgrind-instructions"
-    counts = r["samples"]
+    (r,) = load(out).results
+    assert r.status == "ok" and r.timing_method == "callgrind-instructions"
+    counts = r.samples
     assert len(counts) == cg.REPEATS and min(counts) > 200  # a 200-step Python loop: hundreds of instructions
     assert (max(counts) - min(counts)) / min(counts) < 0.02  # deterministic up to allocator warm-up
-    top = r["metrics"]["instructions"]["top_functions"]
+    top = r.metrics["instructions"]["top_functions"]
     assert top and any("EvalFrame" in f["function"] for f in top)
-    assert r["work"] == {} and "instr" in proc.stdout
+    assert r.work == {} and "instr" in proc.stdout
 
 
 def test_collector_can_keep_the_dumps_for_callgrind_annotate(tmp_path):
