@@ -23,6 +23,10 @@ saying so is the point (a larger budget or a quieter machine will decide it). Fe
 `Criteria.min_samples` samples on either side is always `noisy` (flag `few-samples`): a bootstrap of
 three values is not an interval. Results with statistics but no raw samples (pytest-benchmark files
 saved without data) get an approximate interval and no test (flag `no-samples`).
+
+Instruction counts (timing method `callgrind-instructions`) are not samples of a noisy distribution:
+they follow the tolerance rule of `benchbench/instructions.py` (`_count_row`), and never compare with
+times.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchbench import instructions
 from benchbench.environment.fingerprint import fingerprint_diff
 from benchbench.errors import UserError
 from benchbench.report import CaseKey, Report, Result
@@ -65,12 +70,14 @@ class Criteria:
     alpha: float = 0.05
     n_boot: int = 2000
     min_samples: int = FEW_SAMPLES
+    instructions_tolerance: float = instructions.DEFAULT_TOLERANCE  # instruction counts: benchbench/instructions.py
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 10:
             raise UserError(f"threshold must be between 0% and 1000%, got {100 * self.threshold:g}%")
         if not 0 < self.alpha < 0.5:
             raise UserError(f"alpha must be between 0 and 0.5, got {self.alpha:g}")
+        instructions.check_tolerance(self.instructions_tolerance)
 
     @property
     def level(self) -> float:
@@ -251,9 +258,11 @@ def _status(r: Result | None) -> str:
 
 
 def compare_pair(key: CaseKey, base: Result | None, other: Result | None, criteria: Criteria,
-                 threshold: float | None = None, env_diff: Sequence[EnvDiff] = ()) -> Row:
+                 threshold: float | None = None, env_diff: Sequence[EnvDiff] = (),
+                 tolerance: float | None = None) -> Row:
     """The verdict for one key. `threshold` overrides the criteria's (per-benchmark rules); `env_diff` is
-    the fingerprint difference as it applies to this key's backend."""
+    the fingerprint difference as it applies to this key's backend; `tolerance` overrides the criteria's
+    instructions_tolerance."""
     b, o = _status(base), _status(other)
     if b == "absent":
         return Row(key, base, other, "new")
@@ -272,6 +281,8 @@ def compare_pair(key: CaseKey, base: Result | None, other: Result | None, criter
     if base.timing_method and other.timing_method and base.timing_method != other.timing_method:
         row.reasons.append(f"timed with {base.timing_method} vs {other.timing_method}")
     row.env = [f"{k}: {va} vs {vb}" for k, va, vb, matters in env_diff if matters]
+    if instructions.METHOD in (base.timing_method, other.timing_method):
+        return _count_row(row, criteria.instructions_tolerance if tolerance is None else tolerance)
 
     sa, sb = summary_of(base), summary_of(other)
     if sa is None or sb is None or sa.median <= 0 or sb.median <= 0:
@@ -294,6 +305,22 @@ def compare_pair(key: CaseKey, base: Result | None, other: Result | None, criter
     return row
 
 
+def _count_row(row: Row, tolerance: float) -> Row:
+    """Instruction counts: a tolerance rule instead of the statistics (benchbench/instructions.py).
+    Against a time, or without counts, there is nothing to compare."""
+    base, other = row.base, row.other
+    if row.reasons or not base.samples or not other.samples:
+        row.reasons = row.reasons or ["no instruction counts to compare"]
+        row.verdict = "incomparable"
+        return row
+    counted = instructions.classify_counts(base.samples, other.samples, tolerance)
+    row.change = Change(counted.ratio, counted.low, counted.high, 1.0, None, counted.jitter, len(base.samples),
+                        len(other.samples))
+    row.statistical = counted.verdict
+    row.verdict = "incomparable" if row.env else counted.verdict
+    return row
+
+
 def report_names(reports: Sequence[Report], hints: Sequence[str | None] | None = None) -> list[str]:
     """Short, unique column names: the hint (usually the file's stem), else the report's label or run id."""
     names = []
@@ -307,7 +334,8 @@ def report_names(reports: Sequence[Report], hints: Sequence[str | None] | None =
 
 
 def compare(reports: Sequence[Report], names: Sequence[str | None] | None = None, criteria: Criteria | None = None,
-            threshold_for: Callable[[CaseKey], float | None] | None = None) -> Comparison:
+            threshold_for: Callable[[CaseKey], float | None] | None = None,
+            tolerance_for: Callable[[CaseKey], float | None] | None = None) -> Comparison:
     """Compare every report after the first against the first (the base).
 
     Raises UserError when fewer than two reports are given or a report shares no result with the base.
@@ -329,7 +357,8 @@ def compare(reports: Sequence[Report], names: Sequence[str | None] | None = None
         keys = sorted(set(base_by_key) | set(other_by_key), key=CaseKey.sort_key)
         env = {bk: fingerprint_diff(base.fingerprint, rep.fingerprint, [bk]) for bk in {k.backend for k in keys}}
         rows = [compare_pair(k, base_by_key.get(k), other_by_key.get(k), criteria,
-                             threshold_for(k) if threshold_for else None, env[k.backend]) for k in keys]
+                             threshold_for(k) if threshold_for else None, env[k.backend],
+                             tolerance_for(k) if tolerance_for else None) for k in keys]
         pairs.append(Pair(name, rep, rows, fingerprint_diff(base.fingerprint, rep.fingerprint)))
     return Comparison(names[0], base, pairs, criteria, sorted(all_keys, key=CaseKey.sort_key))
 

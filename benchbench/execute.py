@@ -66,7 +66,10 @@ def run_case(
     scratch_dir: Path | None = None,
     on_phase: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    counter: Any = None,
 ) -> Result:
+    """Set up, call once, then time the case (or, with `counter`, count its instructions instead:
+    a `benchbench.callgrind.Collector` in a worker running under Callgrind)."""
     t_case = clock()
     phase = on_phase or (lambda _p: None)
     base = {"key": key, "definition_hash": bench.definition_hash}
@@ -83,6 +86,8 @@ def run_case(
             raise TypeError(f"setup of {bench.name} returned {type(case).__name__}, expected benchbench.Case")
         flags = list(case.flags)
         if case.fn is None:  # the benchmark timed itself
+            if counter is not None:
+                raise Skip("the benchmark times itself: there is no callable to count instructions of")
             first_s, method = None, case.timing_method or timer.method
             m = Measurement(samples=[float(x) for x in case.samples or []], loops=1, warmup_calls=0,
                             warmup_s=0.0, overhead_s=0.0, stopped="external")
@@ -95,7 +100,11 @@ def run_case(
             del out
             # peak memory of the steady state, not of setup or a compiling first call
             backend.reset_peak_memory()
-            m = measure(case.fn, timer, budget, clock=clock, on_phase=phase)
+            if counter is None:
+                m = measure(case.fn, timer, budget, clock=clock, on_phase=phase)
+            else:  # instructions per call, counted under Callgrind: not a time
+                method = counter.method
+                m, counted = counter.measure(case.fn, on_phase=phase)
         metrics = dict(case.metrics)
         if case.finish is not None:
             metrics.update(case.finish() or {})
@@ -106,6 +115,7 @@ def run_case(
     except Exception as exc:  # noqa: BLE001 - a failing case is data, not a crash
         return Result(status="failed", reason=error_reason(exc), **base, duration_s=clock() - t_case,
                       details=traceback.format_exc(limit=-8))
+    engine = counted if counter is not None else {"overhead_s": m.overhead_s, "stopped": m.stopped}
     result = Result(
         status="ok",
         timing_method=method,
@@ -113,11 +123,12 @@ def run_case(
         loops_per_sample=m.loops,
         warmup={"calls": m.warmup_calls, "seconds": m.warmup_s},
         first_call_s=first_s,
-        work=case.work(),
-        metrics={**metrics, "overhead_s": m.overhead_s, "stopped": m.stopped, "memory_kind": memory_kind},
+        # per-second rates from instruction counts would be meaningless: the work stays out of it
+        work=case.work() if counter is None else {},
+        metrics={**metrics, **engine, "memory_kind": memory_kind},
         peak_memory_bytes=peak,
         duration_s=clock() - t_case,
         **base,
     )
-    result.flags = flags + health_flags(result.stats, m.block_s, timer.resolution)
+    result.flags = flags if counter is not None else flags + health_flags(result.stats, m.block_s, timer.resolution)
     return result

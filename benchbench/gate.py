@@ -12,6 +12,9 @@ policy says to ignore it:
 - `missing`: ok in the baseline, absent or skipped now (a partial run, a removed benchmark).
 - `slower` without raw samples (pytest-benchmark files saved without --benchmark-save-data): a
   significance test is impossible, so it is a suspected regression, not a proven one.
+Instruction counts (`run --metric instructions`) have their own rule: more instructions per call than
+the tolerance allows (default 0.5%, `instructions_tolerance` in the rules file) is a regression, and
+counts whose repeats spread by more than the tolerance are `noisy` (benchbench/instructions.py).
 Regression wins over inconclusive, inconclusive over pass. New cases, `fixed`, and cases that were
 not ok in the baseline either never fail the gate; they are listed.
 
@@ -27,8 +30,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from benchbench.compare import Comparison, Criteria, Pair, Row, compare
+from benchbench.compare import Change, Comparison, Criteria, Pair, Row, compare
 from benchbench.errors import ExitCode, UserError
+from benchbench.instructions import DEFAULT_TOLERANCE, check_tolerance
+from benchbench.instructions import METHOD as INSTRUCTIONS
 from benchbench.report import Report
 
 EXIT_CODES = {"pass": ExitCode.OK, "regression": ExitCode.REGRESSION, "inconclusive": ExitCode.INCONCLUSIVE}
@@ -49,6 +54,14 @@ def parse_threshold(text: str, what: str = "--fail-on") -> float:
     if not 0 < value < 10:
         raise UserError(f"{what} {text!r}: the threshold must be above 0% and below 1000%")
     return value
+
+
+def parse_tolerance(text: Any, what: str = "instructions_tolerance") -> float:
+    """`0.5%` -> 0.005: how much an instruction count may move and still be `same`."""
+    m = _FAIL_ON.match(str(text).strip())
+    if not m or m["field"] is not None:
+        raise UserError(f"{what} {text!r}: expected a percentage such as 0.5%")
+    return check_tolerance(float(m["value"]) / 100, what)
 
 
 def parse_alpha(value: Any, what: str = "--alpha") -> float:
@@ -77,6 +90,7 @@ class Rule:
     threshold: float | None = None
     ignore: bool | None = None  # None: this rule leaves the decision of earlier rules alone
     reason: str | None = None
+    instructions_tolerance: float | None = None  # for instruction counts (benchbench/instructions.py)
 
     def applies(self, key: Any) -> bool:
         checks = [(self.match, f"{key.suite}/{key.name}"), (self.backend, key.backend), (self.dtype, key.dtype or ""),
@@ -93,10 +107,19 @@ class Policy:
     missing: str = "inconclusive"
     rules: tuple[Rule, ...] = field(default_factory=tuple)
     source: str | None = None  # the rules file, for messages
+    instructions_tolerance: float = DEFAULT_TOLERANCE
 
     @property
     def criteria(self) -> Criteria:
-        return Criteria(threshold=self.threshold, alpha=self.alpha)
+        return Criteria(threshold=self.threshold, alpha=self.alpha, instructions_tolerance=self.instructions_tolerance)
+
+    def tolerance_for(self, key: Any) -> float:
+        """The instruction-count tolerance for this case: the default, then every matching rule in order."""
+        tolerance = self.instructions_tolerance
+        for rule in self.rules:
+            if rule.instructions_tolerance is not None and rule.applies(key):
+                tolerance = rule.instructions_tolerance
+        return tolerance
 
     def settings_for(self, key: Any) -> tuple[float, Rule | None]:
         """(threshold, the rule that ignores this case or None) after applying every matching rule."""
@@ -113,8 +136,8 @@ class Policy:
         return self.settings_for(key)[0]
 
 
-_TOP_KEYS = {"fail_on", "alpha", "noisy", "incomparable", "missing", "rules"}
-_RULE_KEYS = {"match", "backend", "dtype", "mode", "threshold", "ignore", "reason"}
+_TOP_KEYS = {"fail_on", "alpha", "noisy", "incomparable", "missing", "rules", "instructions_tolerance"}
+_RULE_KEYS = {"match", "backend", "dtype", "mode", "threshold", "ignore", "reason", "instructions_tolerance"}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -160,6 +183,9 @@ def parse_rules(doc: dict[str, Any], source: str = "rules") -> Policy:
         policy = replace(policy, threshold=parse_threshold(doc["fail_on"], f"{source}: fail_on"))
     if "alpha" in doc:
         policy = replace(policy, alpha=parse_alpha(doc["alpha"], f"{source}: alpha"))
+    if "instructions_tolerance" in doc:
+        policy = replace(policy, instructions_tolerance=parse_tolerance(doc["instructions_tolerance"],
+                                                                        f"{source}: instructions_tolerance"))
     for name in ("noisy", "incomparable", "missing"):
         if name in doc:
             if doc[name] not in ACTIONS:
@@ -179,12 +205,15 @@ def parse_rules(doc: dict[str, Any], source: str = "rules") -> Policy:
                 raise UserError(f"{where}: {name} must be a string")
         if "ignore" in raw and not isinstance(raw["ignore"], bool):
             raise UserError(f"{where}: ignore must be true or false")
-        if "threshold" not in raw and "ignore" not in raw:
-            raise UserError(f"{where}: sets neither threshold nor ignore")
+        if not {"threshold", "ignore", "instructions_tolerance"} & set(raw):
+            raise UserError(f"{where}: sets neither threshold, instructions_tolerance nor ignore")
         rules.append(Rule(match=raw.get("match", "*"), backend=raw.get("backend"), dtype=raw.get("dtype"),
                           mode=raw.get("mode"), ignore=raw.get("ignore"), reason=raw.get("reason"),
                           threshold=parse_threshold(raw["threshold"], f"{where}: threshold")
-                          if "threshold" in raw else None))
+                          if "threshold" in raw else None,
+                          instructions_tolerance=parse_tolerance(raw["instructions_tolerance"],
+                                                                 f"{where}: instructions_tolerance")
+                          if "instructions_tolerance" in raw else None))
     return replace(policy, rules=tuple(rules))
 
 
@@ -233,6 +262,8 @@ def judge(row: Row, policy: Policy) -> Finding:
         return Finding(row, "ignored", ignored.reason or f"ignored by rule match={ignored.match!r}")
     v = row.verdict
     limit = f"+{100 * threshold:g}%"
+    if v in ("slower", "noisy") and row.change is not None and counts_instructions(row):
+        return _judge_counts(row, row.change, policy)
     if v == "broke":
         return Finding(row, "regression", f"ok in the baseline, {row.other.status if row.other else 'failed'} now")
     if v == "slower":
@@ -256,6 +287,22 @@ def judge(row: Row, policy: Policy) -> Finding:
     return Finding(row, "ok", v)
 
 
+def counts_instructions(row: Row) -> bool:
+    return INSTRUCTIONS in (getattr(row.base, "timing_method", None), getattr(row.other, "timing_method", None))
+
+
+def _judge_counts(row: Row, change: Change, policy: Policy) -> Finding:
+    """Instruction counts: beyond the tolerance is a regression, no significance test (instructions.py)."""
+    tolerance = policy.tolerance_for(row.key)
+    if row.verdict == "slower":
+        return Finding(row, "regression", f"{100 * (change.ratio - 1):+.2f}% instructions per call, beyond the "
+                       f"{100 * tolerance:g}% tolerance")
+    why = (f"{100 * (change.ratio - 1):+.2f}% instructions per call, but the repeats of the two sides overlap "
+           f"(they vary by up to {100 * change.noise:.2f}%): not deterministic enough to call it")
+    outcome = {"ignore": "ok", "inconclusive": "inconclusive", "regression": "regression"}[policy.noisy]
+    return Finding(row, outcome, why + (" (noisy = ignore)" if policy.noisy == "ignore" else ""))
+
+
 def decide(comparison: Comparison, policy: Policy) -> GateResult:
     """The gate's verdict on a comparison of one current report against the baseline."""
     if len(comparison.pairs) != 1:
@@ -270,5 +317,6 @@ def gate(baseline: Report, current: Report, policy: Policy | None = None,
          names: tuple[str | None, str | None] = (None, None)) -> GateResult:
     """Compare `current` against `baseline` under `policy` (per-case thresholds included) and decide."""
     policy = policy or Policy()
-    comp = compare([baseline, current], list(names), policy.criteria, threshold_for=policy.threshold_for)
+    comp = compare([baseline, current], list(names), policy.criteria, threshold_for=policy.threshold_for,
+                   tolerance_for=policy.tolerance_for)
     return decide(comp, policy)

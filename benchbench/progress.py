@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from benchbench.output.units import fmt_time, rate_text
+from benchbench.output.units import fmt_per_call, rate_text
 from benchbench.report import Result
 
 
@@ -45,7 +45,7 @@ class Progress:
         if self.quiet:
             return
         if result.ok and result.stats:
-            what = f"{fmt_time(result.stats.median)}  {rate_text(result)}"
+            what = f"{fmt_per_call(result.stats.median, result.timing_method)}  {rate_text(result)}"
         else:
             what = f"{result.status}: {result.reason or ''}"
         line = f"[{self.i + 1}/{self.total}] {self.label}  {what}"

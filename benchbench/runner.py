@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,19 +118,21 @@ class Worker:
     """One `python -m benchbench.worker` process and its JSON-lines channel."""
 
     def __init__(self, log_dir: Path, env: dict[str, str] | None = None, python: str | None = None,
-                 cwd: str | None = None) -> None:
+                 cwd: str | None = None, command_prefix: Sequence[str] = (),
+                 start_timeout: float = WORKER_START_TIMEOUT) -> None:
         self.log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=log_dir)[1])
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the worker
         # Its own session (process group): a timeout or crash kills the worker *and* whatever it
         # started (DataLoader workers, a torchrun launch), and Ctrl-C reaches only the runner.
+        # command_prefix: a program the worker runs under (valgrind, for instruction counts).
         self.proc = subprocess.Popen(
-            [python or sys.executable, "-m", "benchbench.worker"],
+            [*command_prefix, python or sys.executable, "-m", "benchbench.worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
             env={**os.environ, **(env or {})}, text=True, bufsize=1, start_new_session=os.name == "posix", cwd=cwd,
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
-        msg = self._next(WORKER_START_TIMEOUT, lambda _m: None)
+        msg = self._next(start_timeout, lambda _m: None)
         if msg.get("event") != "ready":
             raise WorkerDied(f"worker failed to start: {msg.get('error', msg)}")
 
@@ -223,11 +225,15 @@ class Runner:
     """Runs rounds of cases in workers of one side at a time; knows nothing of reports."""
 
     def __init__(self, budget: Budget, profile: str, progress: Any = None,
-                 worker_env: dict[str, str] | None = None) -> None:
+                 worker_env: dict[str, str] | None = None, command_prefix: Sequence[str] = (),
+                 slowdown: float = 1.0) -> None:
         self.budget = budget
         self.profile = profile
         self.progress = progress
         self.worker_env = worker_env or {}
+        # workers run under command_prefix; every timeout stretches by slowdown (Valgrind: benchbench/callgrind.py)
+        self.command_prefix = tuple(command_prefix)
+        self.slowdown = slowdown
         self._shared: Worker | None = None
         self._tmp = Path(tempfile.mkdtemp(prefix="benchbench-run-"))
         self.workers_started = 0
@@ -235,7 +241,8 @@ class Runner:
     # --- workers -------------------------------------------------------------------------------
     def _start(self, side: Side) -> Worker:
         self.workers_started += 1
-        return Worker(self._tmp, {**self.worker_env, **side.worker_env()}, side.python, side.cwd)
+        return Worker(self._tmp, {**self.worker_env, **side.worker_env()}, side.python, side.cwd, self.command_prefix,
+                      WORKER_START_TIMEOUT * self.slowdown)
 
     def _drop_shared(self, kill: bool) -> None:
         if self._shared is not None:
@@ -244,7 +251,7 @@ class Runner:
 
     # --- one case ------------------------------------------------------------------------------
     def _timeout(self, case: PlannedCase) -> float:
-        return case.bench.timeout or self.budget.timeout_s
+        return (case.bench.timeout or self.budget.timeout_s) * self.slowdown
 
     def run_case(self, case: PlannedCase, side: Side) -> Result:
         """Run one case in this side's shared worker, or in a worker of its own when it isolates."""

@@ -49,6 +49,7 @@ class Session:
     cases: list[PlannedCase]
     environment: dict[str, Any] = field(default_factory=dict)
     worker_env: dict[str, str] = field(default_factory=dict)
+    metric: str = "time"  # or "instructions": counted under Callgrind (benchbench/callgrind.py)
 
     def derive(self, results: list[Result]) -> None:
         """Each suite's `derive(results)` hook, on that suite's results (speedups, ratios between cases)."""
@@ -80,14 +81,23 @@ def prepare(suites: Sequence[str] | None = None, suite_paths: Sequence[str] | No
             backends: Sequence[str] | None = None, profile: str = "default", rounds: int | None = None,
             pattern: str | None = None, overview: bool = False, timeout: float | None = None,
             seed: int | None = None, worker_env: dict[str, str] | None = None,
-            environment: bool = True) -> Session:
-    """Plan a run: suites x benchmarks x params x backends, filtered; the profile's budget and rounds."""
+            environment: bool = True, metric: str = "time") -> Session:
+    """Plan a run: suites x benchmarks x params x backends, filtered; the profile's budget and rounds.
+
+    metric="instructions" counts CPU instructions under Valgrind's Callgrind instead of timing: CPU cases
+    only, one round unless asked (counts do not vary between processes the way times do)."""
     from benchbench import registry
 
     if timeout is not None and timeout <= 0:
         raise UserError("--timeout must be positive")
     if rounds is not None and rounds < 1:
         raise UserError("--rounds must be at least 1")
+    if metric not in ("time", "instructions"):
+        raise UserError(f"unknown metric {metric!r} (known: time, instructions)")
+    if metric == "instructions":  # before anything slow: no Valgrind, no run
+        from benchbench import callgrind
+
+        callgrind.require()
     names = list(suites) if suites else None
     if suite_paths and not names:  # `run --suite-path mine.py` means: run mine
         names = list(dict.fromkeys(s.name for s in registry.load_paths(list(suite_paths))))
@@ -98,9 +108,12 @@ def prepare(suites: Sequence[str] | None = None, suite_paths: Sequence[str] | No
     cases = plan(found, usable, prof.name, overview=overview, pattern=pattern)
     if not cases:
         raise UserError("no cases to run: check --suite, --filter and --backend (`benchbench list` shows them)")
+    if metric == "instructions":
+        cases = callgrind.plan(cases)
+        rounds = rounds or 1
     session = Session(suites=found, all_backends=all_backends, backends=usable, profile=prof, budget=budget,
                       rounds=rounds or prof.rounds, seed=random.randrange(2**31) if seed is None else seed,
-                      cases=cases, worker_env=dict(worker_env or {}))
+                      cases=cases, worker_env=dict(worker_env or {}), metric=metric)
     if environment:
         from benchbench.environment import Context, collect
 
@@ -149,7 +162,16 @@ def measure(session: Session, targets: Sequence[Target], progress: Any = None, r
     Raises `Interrupted` (after saving every report, marked partial) on Ctrl-C or SIGTERM.
     """
     rounds = rounds or session.rounds
-    runner = Runner(session.budget, session.profile.name, progress, session.worker_env)
+    runner_options: dict[str, Any] = {"worker_env": session.worker_env}
+    if session.metric == "instructions":  # workers under Callgrind, dumps in a folder of this call's own
+        import tempfile
+
+        from benchbench import callgrind
+
+        dump_dir = Path(tempfile.mkdtemp(prefix="benchbench-callgrind-"))
+        opts = callgrind.runner_options(dump_dir)
+        runner_options = {**opts, "worker_env": {**session.worker_env, **opts["worker_env"]}}
+    runner = Runner(session.budget, session.profile.name, progress, **runner_options)
     state = []
     for t in targets:
         acc = {r.key: r for r in t.report.results}
@@ -227,6 +249,10 @@ def measure(session: Session, targets: Sequence[Target], progress: Any = None, r
         raise Interrupted([t.path for t in targets if t.path is not None]) from None
     finally:
         runner.close()
+        if session.metric == "instructions":
+            import shutil
+
+            shutil.rmtree(dump_dir, ignore_errors=True)
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     return [t.report for t in targets]
@@ -236,12 +262,14 @@ def run(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | Non
         backends: Sequence[str] | None = None, profile: str = "default", rounds: int | None = None,
         pattern: str | None = None, overview: bool = False, timeout: float | None = None, seed: int | None = None,
         label: str | None = None, output: str | os.PathLike | None = None, progress: Any = None,
-        command: Sequence[str] | None = None, worker_env: dict[str, str] | None = None) -> Report:
+        command: Sequence[str] | None = None, worker_env: dict[str, str] | None = None,
+        metric: str = "time") -> Report:
     """Run suites and return the Report (saved to `output` after every case when given).
 
     In a notebook: `report = benchbench.session.run(["tensor_ops"], profile="quick", pattern="matmul")`.
     """
-    session = prepare(suites, suite_paths, backends, profile, rounds, pattern, overview, timeout, seed, worker_env)
+    session = prepare(suites, suite_paths, backends, profile, rounds, pattern, overview, timeout, seed, worker_env,
+                      metric=metric)
     report = new_report(session, label, command)
     return measure(session, [Target(Side(), report, Path(output) if output else None)], progress)[0]
 

@@ -94,10 +94,12 @@ def main() -> int:
         import torch  # noqa: F401 - imported before any memory cap, and before the case clock starts
 
         from benchbench import backends, registry
+        from benchbench.callgrind import collector_from_env
         from benchbench.errors import UserError
         from benchbench.execute import run_case
         from benchbench.measure import Budget
         from benchbench.report import CaseKey
+        counter = collector_from_env()  # started under Callgrind: count instructions instead of timing
     except Exception as exc:  # noqa: BLE001
         send({"event": "fatal", "error": f"{type(exc).__name__}: {exc}", "details": traceback.format_exc()})
         return 1
@@ -131,7 +133,7 @@ def main() -> int:
                 result = run_case(
                     bench, key, backend_cache[key.backend], Budget(**req["budget"]),
                     profile=req.get("profile", "default"), scratch_dir=scratch,
-                    on_phase=lambda p: send({"event": "phase", "phase": p}),
+                    on_phase=lambda p: send({"event": "phase", "phase": p}), counter=counter,
                 )
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)

@@ -238,3 +238,43 @@ def test_criteria_validation():
     with pytest.raises(UserError):
         Criteria(alpha=0.7)
     assert Criteria(alpha=0.01).level == pytest.approx(0.99)
+
+
+# --- instruction counts ----------------------------------------------------------------------------------
+COUNTS = [8300.0, 8301.0, 8300.5]
+
+
+def counted(key, samples, **kw):
+    return result(key, samples, timing_method="callgrind-instructions", **kw)
+
+
+def test_instruction_counts_use_the_tolerance_rule_not_a_test():
+    row = compare_pair(KEY, counted(KEY, COUNTS), counted(KEY, [x * 1.02 for x in COUNTS]), Criteria())
+    assert row.verdict == "slower" and row.change.ratio == pytest.approx(1.02)
+    assert row.change.p_value is None and row.in_geomean
+    assert "few-samples" not in row.flags  # three exact counts are not "few samples" of a noisy time
+    same = compare_pair(KEY, counted(KEY, COUNTS), counted(KEY, [x * 1.003 for x in COUNTS]), Criteria())
+    assert same.verdict == "same"
+    strict = compare_pair(KEY, counted(KEY, COUNTS), counted(KEY, [x * 1.003 for x in COUNTS]),
+                          Criteria(instructions_tolerance=0.001))
+    assert strict.verdict == "slower"
+    loose = compare_pair(KEY, counted(KEY, COUNTS), counted(KEY, [x * 1.02 for x in COUNTS]), Criteria(),
+                         tolerance=0.05)
+    assert loose.verdict == "same"
+
+
+def test_time_and_instructions_never_compare():
+    row = compare_pair(KEY, result(KEY, [1e-6] * 10, timing_method="perf_counter"), counted(KEY, COUNTS), Criteria())
+    assert row.verdict == "incomparable" and row.change is None and row.statistical is None
+    assert "perf_counter vs callgrind-instructions" in row.reasons[0]
+
+
+def test_instruction_counts_with_an_environment_difference_are_incomparable():
+    row = compare_pair(KEY, counted(KEY, COUNTS), counted(KEY, COUNTS), Criteria(),
+                       env_diff=[("torch", "2.14.1", "2.15.0", True)])
+    assert row.verdict == "incomparable" and row.statistical == "same"
+
+
+def test_a_bad_instructions_tolerance_is_a_user_error():
+    with pytest.raises(UserError, match="instructions tolerance"):
+        Criteria(instructions_tolerance=2.0)

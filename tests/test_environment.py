@@ -31,7 +31,7 @@ GiB = 1 << 30
 CHECK_IDS = ["gpu-cpu-only-build", "gpu-driver-too-old", "gpu-not-usable", "mps-not-usable", "debug-switches",
              "gpu-throttled", "gpu-power-limit", "gpu-busy", "gpu-pcie-link", "cpu-threads", "openmp-runtimes",
              "shm-size", "open-files-limit", "torch-debug-build", "precision-flags", "cpu-governor", "on-battery",
-             "system-load"]
+             "system-load", "valgrind"]
 
 
 def gpu_device(**over):

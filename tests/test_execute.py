@@ -9,7 +9,7 @@ from fakes import FakeBackend, FakeClock, FakeTimer
 from benchbench import Case, Skip, benchmark
 from benchbench.backends import get
 from benchbench.execute import error_reason, run_case
-from benchbench.measure import PROFILES, Budget
+from benchbench.measure import PROFILES, Budget, Measurement
 from benchbench.report import CaseKey
 
 TINY = Budget(warmup_calls=2, warmup_min_s=0.0, warmup_max_s=0.5, block_min_s=0.0005, min_samples=5,
@@ -155,3 +155,46 @@ def test_a_benchmark_may_bring_its_own_samples():
     assert r.timing_method == "rank0-perf_counter" and r.stats.median == 0.002
     with pytest.raises(ValueError, match="needs fn"):
         Case(None)
+
+
+class FakeCounter:
+    """Stands in for benchbench.callgrind.Collector: counts 'instructions' as calls x 100."""
+
+    method = "callgrind-instructions"
+
+    def measure(self, fn, on_phase=None):
+        on_phase("count")
+        for _ in range(3):
+            fn()
+        return (Measurement(samples=[300.0, 301.0], loops=3, warmup_calls=1, warmup_s=0.0, overhead_s=0.0,
+                            stopped="repeats"), {"instructions": {"calls_per_region": 3}, "stopped": "repeats"})
+
+
+def test_with_a_counter_the_case_is_counted_after_setup_and_first_call_not_timed():
+    calls = []
+
+    @benchmark
+    def b(ctx):
+        calls.append("setup")
+        return Case(lambda: calls.append("call"), items=4)
+
+    be, clock = fake_backend()
+    phases = []
+    r = run_case(b, key(), be, TINY, clock=clock, counter=FakeCounter(), on_phase=phases.append)
+    assert r.status == "ok" and r.timing_method == "callgrind-instructions"
+    assert calls == ["setup", "call", "call", "call", "call"]  # setup, the first call, then the counter's
+    assert phases == ["setup", "first-call", "count"]
+    assert r.samples == [300.0, 301.0] and r.loops_per_sample == 3
+    assert r.work == {} and r.derived() == {}  # no per-second rates from instruction counts
+    assert r.metrics["instructions"] == {"calls_per_region": 3} and "overhead_s" not in r.metrics
+    assert r.flags == []  # timing health flags do not apply
+
+
+def test_a_self_timed_case_is_skipped_when_counting_instructions():
+    @benchmark
+    def external(ctx):
+        return Case(None, samples=[1e-3, 1e-3], timing_method="perf_counter")
+
+    be, clock = fake_backend()
+    r = run_case(external, key(), be, TINY, clock=clock, counter=FakeCounter())
+    assert r.status == "skipped" and "times itself" in r.reason

@@ -203,7 +203,9 @@ def test_later_rules_win_for_the_settings_they_make():
 @pytest.mark.parametrize("doc, message", [
     ({"treshold": "5%"}, "unknown key 'treshold'"),
     ({"noisy": "pass"}, "expected one of ignore, inconclusive, regression"),
-    ({"rules": [{"match": "x"}]}, "rule 1: sets neither threshold nor ignore"),
+    ({"rules": [{"match": "x"}]}, "rule 1: sets neither threshold, instructions_tolerance nor ignore"),
+    ({"instructions_tolerance": "half"}, "instructions_tolerance .half.: expected a percentage"),
+    ({"rules": [{"match": "x", "instructions_tolerance": "150%"}]}, "between 0% and 100%"),
     ({"rules": [{"match": "x", "threshold": 5}]}, "rule 1: threshold"),
     ({"rules": [{"match": "x", "ignore": "yes"}]}, "ignore must be true or false"),
     ({"rules": [{"match": "x", "thresold": "5%"}]}, "unknown key 'thresold'"),
@@ -235,3 +237,49 @@ def test_unreadable_rules_files(tmp_path):
     bad.write_text("fail_on = \n")
     with pytest.raises(UserError, match="not valid TOML"):
         load_policy(str(bad))
+
+
+# --- instruction counts ----------------------------------------------------------------------------------
+COUNTS = [8300.0, 8301.0, 8300.5]
+
+
+def counted(samples, key=KEY):
+    return result(key, samples, timing_method="callgrind-instructions")
+
+
+def test_instructions_beyond_the_tolerance_are_a_regression_without_a_significance_test():
+    g = decide_on([counted(COUNTS)], [counted([x * 1.02 for x in COUNTS])])
+    assert g.verdict == "regression"
+    (f,) = g.findings
+    assert "+2.00% instructions per call" in f.why and "0.5% tolerance" in f.why
+    from benchbench.output.gate import markdown_summary
+
+    assert "Instruction counts" in markdown_summary(g)
+    assert decide_on([counted(COUNTS)], [counted([x * 1.004 for x in COUNTS])]).verdict == "pass"
+    assert decide_on([counted(COUNTS)], [counted(list(COUNTS))]).verdict == "pass"
+    assert decide_on([counted(COUNTS)], [counted([x * 0.9 for x in COUNTS])]).verdict == "pass"
+
+
+def test_instructions_tolerance_from_the_rules_file_per_case(tmp_path):
+    path = tmp_path / "rules.toml"
+    path.write_text('instructions_tolerance = "0.1%"\n\n[[rules]]\nmatch = "data/*"\ninstructions_tolerance = "5%"\n')
+    policy = load_policy(str(path))
+    assert policy.tolerance_for(KEY) == pytest.approx(0.001)
+    assert policy.tolerance_for(OTHER) == pytest.approx(0.05)
+    assert policy.threshold_for(OTHER) == pytest.approx(0.05)  # the time threshold is untouched
+    up3 = [x * 1.003 for x in COUNTS]
+    assert decide_on([counted(COUNTS)], [counted(up3)], policy).verdict == "regression"  # beyond 0.1%
+    up2 = [x * 1.02 for x in COUNTS]
+    assert decide_on([counted(COUNTS, OTHER)], [counted(up2, OTHER)], policy).verdict == "pass"  # within 5%
+
+
+def test_jittery_instruction_counts_follow_the_noisy_policy():
+    jittery = [8000.0, 8500.0, 8700.0]  # median +2.4%, but one repeat below the baseline's
+    g = decide_on([counted(COUNTS)], [counted(jittery)])
+    assert g.verdict == "inconclusive" and "overlap" in g.findings[0].why
+    assert decide_on([counted(COUNTS)], [counted(jittery)], Policy(noisy="ignore")).verdict == "pass"
+
+
+def test_a_time_baseline_against_instruction_counts_is_inconclusive():
+    g = decide_on([result(KEY, STEADY, timing_method="perf_counter")], [counted(COUNTS)])
+    assert g.verdict == "inconclusive" and "callgrind-instructions" in g.findings[0].why

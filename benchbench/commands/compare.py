@@ -16,6 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", default="5%", metavar="PCT",
                    help="a change smaller than this is 'same' (default: 5%%)")
     p.add_argument("--alpha", default="0.05", help="significance level of the Mann-Whitney test (default: 0.05)")
+    p.add_argument("--instructions-tolerance", default="0.5%", metavar="PCT",
+                   help="instruction counts (run --metric instructions) within this are 'same' (default: 0.5%%)")
     p.add_argument("--output", "-o", metavar="PATH", help="write to this file instead of stdout")
 
 
@@ -23,13 +25,14 @@ def main(args: argparse.Namespace) -> int:
     from benchbench.compare import Criteria, compare
     from benchbench.errors import UserError
     from benchbench.formats import load_any
-    from benchbench.gate import parse_alpha, parse_threshold
+    from benchbench.gate import parse_alpha, parse_threshold, parse_tolerance
     from benchbench.output.comparison import comparison_csv, comparison_json, comparison_text
     from benchbench.report import write_atomic
 
     if len(args.reports) < 2:
         raise UserError("compare needs at least two reports: BASE OTHER [MORE ...]")
-    criteria = Criteria(threshold=parse_threshold(args.threshold, "--threshold"), alpha=parse_alpha(args.alpha))
+    criteria = Criteria(threshold=parse_threshold(args.threshold, "--threshold"), alpha=parse_alpha(args.alpha),
+                        instructions_tolerance=parse_tolerance(args.instructions_tolerance, "--instructions-tolerance"))
     reports = [load_any(path) for path in args.reports]
     comp = compare(reports, [Path(p).stem for p in args.reports], criteria)
     render = {"table": lambda c: comparison_text(c, "simple"), "markdown": lambda c: comparison_text(c, "github"),

@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", metavar="PATH", help="report file (default: reports/<time>_<host>_<label>.json)")
     p.add_argument("--suite-path", action="append", metavar="FILE_OR_DIR", help="load your own suites from here")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-case timeout (default: the profile's)")
+    p.add_argument("--metric", choices=("time", "instructions"), default="time",
+                   help="what to measure per call: wall time (default), or CPU instructions counted under "
+                        "Valgrind's Callgrind (CPU cases only; needs valgrind installed)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout (progress stays on stderr)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.add_argument("--history", metavar="DIR", help="also append the report to DIR/history.jsonl (see `history`)")
@@ -72,7 +75,8 @@ def main(args: argparse.Namespace) -> int:
 
     path = Path(args.output) if args.output else default_path(args.label)
     session = sess.prepare(args.suite, args.suite_path, args.backend, args.profile, args.rounds, args.filter,
-                           args.overview, args.timeout, args.seed, worker_env=distributed_env(args))
+                           args.overview, args.timeout, args.seed, worker_env=distributed_env(args),
+                           metric=args.metric)
     check_writable(path)  # fail before measuring, not after
     report = sess.new_report(session, args.label, ["benchbench", *sys.argv[1:]])
     err = sys.stderr
@@ -85,6 +89,9 @@ def main(args: argparse.Namespace) -> int:
         what = "overview" if args.overview else f"profile {session.profile.name}"
         print(f"\nrunning {len(session.cases)} cases x {session.rounds} rounds ({what}) on "
               f"{', '.join(b.name for b in session.backends)}; report: {path}\n", file=err)
+        if session.metric == "instructions":
+            print("counting instructions under Valgrind: the worker takes minutes to start (importing torch under "
+                  "Callgrind), then each case runs many times slower than usual\n", file=err)
     sess.measure(session, [sess.Target(Side(), report, path)], Progress(quiet=args.quiet))
     if args.history:  # one line per run in the folder `benchbench history DIR` reads
         from benchbench.history import append

@@ -577,6 +577,23 @@ def system_load(f: dict[str, Any], ctx: Context) -> dict[str, Any]:
     return result(cid, "pass", f"load {load[0]} on {cpus} CPUs", ev)
 
 
+@_register
+def valgrind(f: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """`run --metric instructions` needs Valgrind; it is optional, so its absence is only worth knowing."""
+    cid = "valgrind"
+    v = f.get("valgrind")
+    if not isinstance(v, dict):
+        return result(cid, "info", "could not tell whether Valgrind is usable", {"valgrind": v})
+    ev = {k: v.get(k) for k in ("usable", "path", "version", "reason", "torch_support")}
+    if not v.get("usable"):
+        return result(cid, "info", f"instruction counts unavailable: {v.get('reason')}", ev,
+                      str(v.get("install") or "install Valgrind") + " to use `run --metric instructions`")
+    if v.get("torch_support") is False:
+        return result(cid, "info", f"Valgrind {v.get('version')} found, but this torch build has no Valgrind support",
+                      ev, "instruction counts need torch's Valgrind toggles (official wheels have them)")
+    return result(cid, "pass", f"Valgrind {v.get('version')}: `run --metric instructions` can count instructions", ev)
+
+
 # --- running --------------------------------------------------------------------------------------
 def run_checks(facts: dict[str, Any], context: Context | None = None) -> list[dict[str, Any]]:
     """Every check, in a stable order. A check that crashes becomes a warn result naming the bug."""

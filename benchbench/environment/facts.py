@@ -464,6 +464,16 @@ def _mps(torch: Any) -> dict[str, Any]:
     return out
 
 
+def _valgrind(torch: Any) -> dict[str, Any]:
+    """Whether instruction counts can be taken here: Valgrind installed, torch built with its toggles."""
+    from benchbench.callgrind import valgrind_status
+
+    out = valgrind_status().to_dict()
+    supported = getattr(torch._C, "_valgrind_supported_platform", None)
+    out["torch_support"] = safe(lambda: bool(supported())) if supported else False
+    return out
+
+
 def _cuda_uuids(backends: list[Any]) -> tuple[list[str | None] | None, str | None]:
     """(UUIDs of the GPUs torch sees, UUID of the one it measures), from the cuda backend's probe."""
     for b in backends:
@@ -501,6 +511,7 @@ def collect_facts(backends: list[Any]) -> dict[str, Any]:
         "gpu": safe(nvml.read_gpu, env, *_cuda_uuids(backends)),
         "backends": safe(_backends, backends),
         "mps": safe(_mps, torch),
+        "valgrind": safe(_valgrind, torch),
         "env": env,
     }
     return facts

@@ -21,7 +21,8 @@ from benchbench.compare import (
     summary_of,
     verdict_counts,
 )
-from benchbench.output.units import fmt_speed, fmt_time
+from benchbench.instructions import METHOD as INSTRUCTIONS
+from benchbench.output.units import fmt_per_call, fmt_speed
 from benchbench.report import CaseKey, Result
 
 
@@ -29,7 +30,7 @@ def fmt_median(result: Result | None) -> str:
     s = summary_of(result)
     if s is None:
         return result.status if result is not None else "-"
-    return f"{fmt_time(s.median)} ±{100 * s.rel_noise:.1f}%"
+    return f"{fmt_per_call(s.median, result.timing_method)} ±{100 * s.rel_noise:.1f}%"
 
 
 def fmt_ratio(change: Change | None) -> str:
@@ -104,7 +105,10 @@ def env_lines(comp: Comparison) -> list[str]:
         for k, va, vb, matters in sorted(pair.env_diff, key=lambda d: (not d[3], d[0])):
             mark = "differs (results affected are incomparable)" if matters else "differs"
             lines.append(f"{k}: {_short(va)} ({comp.base_name}) vs {_short(vb)} ({pair.name}) - {mark}")
-    lines += drift_lines(comp.base_name, comp.base.environment, [(p.name, p.report.environment) for p in comp.pairs])
+    timed = any(r.ok and r.timing_method != INSTRUCTIONS for rep in [comp.base] + [p.report for p in comp.pairs]
+                for r in rep.results)
+    if timed:  # a busy or throttled machine does not change instruction counts
+        lines += drift_lines(comp.base_name, comp.base.environment, [(p.name, p.report.environment) for p in comp.pairs])
     for name, rep in [(comp.base_name, comp.base)] + [(p.name, p.report) for p in comp.pairs]:
         if rep.partial:
             lines.append(f"{name} is a partial report (the run was interrupted)")

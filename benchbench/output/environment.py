@@ -11,7 +11,7 @@ GROUP_TITLES = {
     "host": "Host", "python": "Python", "torch": "PyTorch build",
     "precision": "Precision flags", "debug": "Debug modes", "threads": "Threads", "cpu": "CPU",
     "memory": "Memory", "power": "Power", "limits": "Limits", "gpu": "NVIDIA GPU / driver",
-    "backends": "Backends", "mps": "MPS (Apple)", "env": "Environment variables (allow-listed)",
+    "backends": "Backends", "mps": "MPS (Apple)", "valgrind": "Valgrind (instruction counts)", "env": "Environment variables (allow-listed)",
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from benchbench.gate import Finding, GateResult
+from benchbench.gate import Finding, GateResult, counts_instructions
 from benchbench.output.comparison import (
     case_name,
     comparison_doc,
@@ -38,6 +38,9 @@ def _policy_text(result: GateResult) -> str:
     text = (f"A case regresses when it broke, or when it is slower with Mann-Whitney p < {p.alpha:g}, the "
             f"{100 * (1 - p.alpha):g}% interval of the median ratio entirely above +{100 * p.threshold:g}%, and the "
             "change larger than the noise in its samples.")
+    if any(counts_instructions(f.row) for f in result.findings):
+        text += (f" Instruction counts (Callgrind) regress beyond +{100 * p.instructions_tolerance:g}%, without a "
+                 "significance test: they are exact up to interpreter jitter.")
     if p.rules:
         text += f" {len(p.rules)} per-case rule{'s' if len(p.rules) != 1 else ''} from {p.source}."
     return text

@@ -9,7 +9,7 @@ from typing import Any
 from tabulate import tabulate
 
 from benchbench.ceilings import ceiling_fraction, find_ceiling
-from benchbench.output.units import fmt_time, rate_text
+from benchbench.output.units import fmt_per_call, rate_text
 from benchbench.peaks import peak_fraction
 from benchbench.report import Report, Result
 
@@ -18,7 +18,7 @@ def _median_text(result: Result) -> str:
     st = result.stats
     if st is None:
         return "-"
-    return f"{fmt_time(st.median)} ±{100 * st.rel_spread / 2:.1f}%"
+    return f"{fmt_per_call(st.median, result.timing_method)} ±{100 * st.rel_spread / 2:.1f}%"
 
 
 def _note(result: Result) -> str:

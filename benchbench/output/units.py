@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from benchbench.instructions import METHOD as INSTRUCTIONS
 from benchbench.report import Result
 
 
@@ -14,6 +15,13 @@ def fmt_time(seconds: float | None) -> str:
         if abs(seconds) >= scale or unit == "ns":
             return f"{seconds / scale:.3g} {unit}"
     return f"{seconds:.3g} s"  # pragma: no cover
+
+
+def fmt_per_call(value: float | None, timing_method: str | None = None) -> str:
+    """A value per call in its unit: seconds, or instructions when counted under Callgrind."""
+    if timing_method == INSTRUCTIONS:
+        return "-" if value is None else f"{value:,.0f} instr"
+    return fmt_time(value)
 
 
 def fmt_si(value: float | None, unit: str) -> str:

@@ -1,0 +1,140 @@
+"""How instruction counts compare: a tolerance rule, not a significance test.
+
+An instruction count (benchbench/callgrind.py) is exact up to small interpreter jitter, so a change
+of the median count beyond a small relative tolerance is a real change of the work done per call,
+and anything within it is `same`. There is no sampling distribution to test, and no test is
+pretended. One guard: a change beyond the tolerance counts only when every repeat of one side lies
+beyond every repeat of the other (the ranges do not overlap). When they overlap, the counts are not
+deterministic enough to call it (an allocator warming up, say), and the verdict is `noisy`.
+
+Instruction counts see the CPU work of the calling thread only: GPU kernels, memory bandwidth, cache
+misses and other threads are invisible to them. `disagreement` points out where a time comparison
+and an instruction comparison of the same case tell different stories.
+
+Pure functions of numbers; no files, no printing.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from benchbench.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from benchbench.compare import Row
+    from benchbench.report import CaseKey
+
+METHOD = "callgrind-instructions"
+DEFAULT_TOLERANCE = 0.005  # 0.5%
+
+
+@dataclass(frozen=True)
+class CountChange:
+    """other/base of the median instructions per call, and the jitter seen within each side."""
+
+    verdict: str  # slower (more instructions), faster (fewer), same, noisy
+    ratio: float
+    low: float  # the smallest and largest ratio any pair of repeats gives
+    high: float
+    jitter: float  # the larger relative range (max - min) / median of the two sides
+    tolerance: float
+
+    @property
+    def change(self) -> float:
+        return self.ratio - 1.0
+
+
+def check_tolerance(value: float, what: str = "instructions tolerance") -> float:
+    if not 0 < value < 1:
+        raise UserError(f"{what} must be between 0% and 100%, got {100 * value:g}%")
+    return value
+
+
+def relative_range(values: Sequence[float]) -> float:
+    med = statistics.median(values)
+    return (max(values) - min(values)) / med if med > 0 else float("inf")
+
+
+def classify_counts(base: Sequence[float], other: Sequence[float],
+                    tolerance: float = DEFAULT_TOLERANCE) -> CountChange:
+    """Compare two sets of repeated instruction counts (per call) under a relative tolerance.
+
+    `slower` when the median count grew by more than the tolerance and every repeat of `other` lies above
+    every repeat of `base`, `faster` likewise downwards, `same` within the tolerance; `noisy` when the
+    median moved beyond the tolerance but the repeats of the two sides overlap.
+    """
+    if not base or not other:
+        raise ValueError("classify_counts needs at least one count on each side")
+    mb, mo = statistics.median(base), statistics.median(other)
+    if mb <= 0 or mo <= 0:
+        raise ValueError("instruction counts must be positive")
+    ratio = mo / mb
+    low, high = min(other) / max(base), max(other) / min(base)
+    jitter = max(relative_range(base), relative_range(other))
+    if ratio > 1.0 + tolerance:
+        verdict = "slower" if low > 1.0 else "noisy"
+    elif ratio < 1.0 / (1.0 + tolerance):
+        verdict = "faster" if high < 1.0 else "noisy"
+    else:
+        verdict = "same"
+    return CountChange(verdict, ratio, low, high, jitter, tolerance)
+
+
+# --- time and instructions side by side -----------------------------------------------------------------
+UP, DOWN, FLAT = "up", "down", "flat"
+
+
+def _direction(verdict: str | None) -> str | None:
+    return {"slower": UP, "faster": DOWN, "same": FLAT}.get(verdict or "")
+
+
+def disagreement(time_verdict: str | None, instructions_verdict: str | None,
+                 time_ratio: float | None = None, instructions_ratio: float | None = None) -> str | None:
+    """A sentence when the time and the instruction count of one case tell different stories, else None.
+
+    Verdicts are compare's (slower / faster / same / noisy / ...). Only decided verdicts count: a noisy
+    time says nothing, so it cannot disagree. Instructions up while time stays flat: the extra work is
+    cheap or hidden in timing noise, and may still matter elsewhere. Time up while instructions stay
+    flat: the cost is where instruction counts cannot see (memory bandwidth, caches, other threads, the
+    GPU, or the machine).
+    """
+    t, i = _direction(time_verdict), _direction(instructions_verdict)
+    if t is None or i is None or t == i:
+        return None
+
+    def pct(r: float | None) -> str:
+        return f" ({100 * (r - 1):+.1f}%)" if r is not None else ""
+
+    tw, iw = f"time {'up' if t == UP else 'down' if t == DOWN else 'flat'}{pct(time_ratio)}", \
+        f"instructions {'up' if i == UP else 'down' if i == DOWN else 'flat'}{pct(instructions_ratio)}"
+    if t == FLAT:
+        return (f"{iw} but {tw}: the CPU does {'more' if i == UP else 'less'} work per call without a "
+                "measurable change in time here (cheap work, or within timing noise); check before trusting either")
+    if i == FLAT:
+        return (f"{tw} but {iw}: the change is where instruction counts cannot see (memory bandwidth, caches, "
+                "other threads, GPU work) or in the machine, not in the code's CPU work")
+    return f"{tw} but {iw}: they move in opposite directions; look at both before trusting either"
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    key: CaseKey
+    text: str
+
+
+def disagreements(time_rows: Sequence[Row], instruction_rows: Sequence[Row]) -> list[Disagreement]:
+    """Match two comparisons' rows (time and instructions, same reports' cases) by key; where they disagree."""
+    by_key = {r.key: r for r in instruction_rows}
+    out = []
+    for t in time_rows:
+        i = by_key.get(t.key)
+        if i is None:
+            continue
+        text = disagreement(t.verdict, i.verdict, t.change.ratio if t.change else None,
+                            i.change.ratio if i.change else None)
+        if text:
+            out.append(Disagreement(t.key, text))
+    return out
