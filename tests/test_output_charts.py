@@ -34,3 +34,12 @@ def test_forest_marks_one_and_the_threshold():
     t = texts(forest([("slow", 1.3, 1.25, 1.35, "regression"), ("same", 1.0, 0.98, 1.02, "ok")], 0.05,
                      "ratio"))
     assert {"slow", "same", "1", "1.05", "0.95", "1.25", "ratio"} <= set(t)
+
+
+def test_an_enormous_whisker_does_not_squash_the_bars():
+    from benchbench.output.charts import Bar, bar_xlim
+
+    # two rounds: a t interval with one degree of freedom can reach a million times the bar
+    lo, hi = bar_xlim([Bar(2.18, 2.1, 2.2), Bar(7.41, 0.1, 1.5e6)], 0.0, log=False)
+    assert lo == 0.0 and 7.41 < hi <= 2 * 7.41 * 1.05
+    assert bar_xlim([Bar(1.0, 0.9, 1.1)], 0.0, log=False)[1] == 1.1 * 1.05

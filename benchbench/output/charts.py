@@ -35,6 +35,15 @@ class Bar:
 Entry = Bar | str  # a measured bar, or why there is none (failed, skipped, timeout, missing)
 
 
+def bar_xlim(measured: Sequence[Bar], left: float, log: bool) -> tuple[float, float]:
+    """The value axis follows the bars: a whisker may reach at most twice the largest bar (an interval
+    from two rounds can be enormous) and runs off the edge beyond that, so the bars stay readable."""
+    cap = 2.0 * max(e.value for e in measured)
+    top = max(min(e.high if e.high is not None else e.value, cap) for e in measured)
+    room = (3.0 if log else 1.28) if any(e.note for e in measured) else (1.6 if log else 1.05)
+    return left or 0.0, top * room
+
+
 def bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[Entry]]], xlabel: str, log: bool = False,
          ref: float | None = None) -> str:
     """Horizontal bars, one row per label and one bar per series, with interval whiskers. An entry that
@@ -79,9 +88,7 @@ def bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[Entry]]], x
     ax.set_axisbelow(True)
     ax.tick_params(axis="y", length=0)
     if measured:
-        top = max((e.high if e.high is not None else e.value) for e in measured)
-        ax.set_xlim(left=left or 0, right=top * (3.0 if log else 1.28) if any(e.note for e in measured)
-                    else top * (1.6 if log else 1.05))
+        ax.set_xlim(*bar_xlim(measured, left, log))
     if k > 1:
         ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=min(k, 5), frameon=False, borderaxespad=0.2)
     return html.svg(fig)
