@@ -7,14 +7,13 @@ package does not import torch.
 from benchbench._version import __version__
 from benchbench.api import Benchmark, Case, Context, benchmark
 from benchbench.errors import Skip, UserError
+from benchbench.formats import load_any
 from benchbench.report import CaseKey, Report, Result
 
 
 def load(path: str) -> Report:
     """Read a benchbench report, or a pytest-benchmark JSON file as a report (raises ReportError,
     a UserError, with a one-line message)."""
-    from benchbench.export import load_any
-
     return load_any(path)
 
 

@@ -49,23 +49,7 @@ def speed_ratio(a: dict[str, float] | None, b: dict[str, float] | None) -> float
     return math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else None
 
 
-def _canary(report_env: dict[str, Any], when: str) -> dict[str, float] | None:
+def run_canary(report_env: dict[str, Any], when: str) -> dict[str, float] | None:
+    """The canary timings a report's environment holds for `start` or `end` of its run, or None."""
     value = (report_env.get("canary") or {}).get(when)
     return value if isinstance(value, dict) else None
-
-
-def drift_lines(base_name: str, base_env: dict[str, Any], others: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """Human lines about machine speed: within each run, and between the base and each other report."""
-    lines = []
-    for name, env in [(base_name, base_env), *others]:
-        r = speed_ratio(_canary(env, "start"), _canary(env, "end"))
-        if r is not None and abs(math.log(r)) > math.log1p(DRIFT):
-            lines.append(f"{name}: the machine's speed changed during the run (canary {r:.2f}x between start and "
-                         "end): results from this run are less reliable")
-    for name, env in others:
-        r = speed_ratio(_canary(base_env, "start"), _canary(env, "start"))
-        if r is not None and abs(math.log(r)) > math.log1p(DRIFT):
-            lines.append(f"machine speed: the canary ran {r:.2f}x as long in {name} than "
-                         f"in {base_name}: part of every ratio below is the machine, not the code "
-                         "(busy host, throttling); re-run on a quiet machine or use gate --rerun")
-    return lines

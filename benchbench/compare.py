@@ -1,6 +1,6 @@
 """Compare reports: match results by key, estimate each change with its uncertainty, give a verdict.
 
-Pure functions of `Report` objects: no files, no printing (renderers live in `export.py`, the gate
+Pure functions of `Report` objects: no files, no printing (renderers live in `benchbench.output`, the gate
 policy in `gate.py`). Every random draw comes from a numpy Generator seeded from the case key, so
 the same two reports always give the same table.
 
@@ -242,12 +242,6 @@ class Comparison:
     pairs: list[Pair]
     criteria: Criteria
     keys: list[CaseKey]
-
-    def to_frame(self) -> Any:
-        """One row per key and compared report, as a pandas DataFrame."""
-        from benchbench.frame import comparison_frame
-
-        return comparison_frame(self)
 
 
 def _status(r: Result | None) -> str:

@@ -1,22 +1,23 @@
 """pandas views of reports and comparisons, for notebooks. pandas is imported only here.
 
     import benchbench
-    from benchbench.frame import compare_frame
-    df = benchbench.load("reports/a.json").to_frame()     # one row per result
+    from benchbench.frame import compare_frame, report_frame
+    df = report_frame(benchbench.load("reports/a.json"))  # one row per result
     cf = compare_frame("a.json", "b.json", "c.json")      # one row per key and report compared with a.json
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os
+from pathlib import Path
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    import os
+import pandas as pd
 
-    import pandas as pd
-
-    from benchbench.compare import Comparison
-    from benchbench.report import Report
+from benchbench.compare import Comparison, Criteria, compare
+from benchbench.formats import load_any
+from benchbench.output.comparison import RECORD_FIELDS, comparison_records
+from benchbench.report import Report
 
 REPORT_COLUMNS = ["suite", "benchmark", "params", "backend", "dtype", "mode", "status", "reason", "n", "median_s",
                   "iqr_s", "ci_low_s", "ci_high_s", "mean_s", "min_s", "max_s", "rel_spread", "items_per_s",
@@ -27,8 +28,6 @@ def report_frame(report: Report) -> pd.DataFrame:
     """One row per result: key columns, status, statistics in seconds, derived rates, and one `param_NAME`
     column per benchmark parameter. Results without raw samples (imported pytest-benchmark statistics)
     fill median/IQR/n from those statistics."""
-    import pandas as pd
-
     records = []
     for r in sorted(report.results, key=lambda r: r.key.sort_key()):
         st = r.stats
@@ -63,8 +62,6 @@ def report_frame(report: Report) -> pd.DataFrame:
 
 def samples_frame(report: Report) -> pd.DataFrame:
     """Long format, one row per raw sample (seconds per call): for distribution plots."""
-    import pandas as pd
-
     records = [{"suite": r.key.suite, "benchmark": r.key.benchmark, "params": r.key.params_label,
                 "backend": r.key.backend, "dtype": r.key.dtype, "mode": r.key.mode, "sample": i, "seconds": x}
                for r in sorted(report.results, key=lambda r: r.key.sort_key()) for i, x in enumerate(r.samples)]
@@ -74,10 +71,6 @@ def samples_frame(report: Report) -> pd.DataFrame:
 
 def comparison_frame(comp: Comparison) -> pd.DataFrame:
     """One row per key and compared report: both medians, the ratio with its interval, p-value, verdict."""
-    import pandas as pd
-
-    from benchbench.export import RECORD_FIELDS, comparison_records
-
     df = pd.DataFrame.from_records(comparison_records(comp), columns=RECORD_FIELDS)
     numeric = ["base_median_s", "base_iqr_s", "base_n", "other_median_s", "other_iqr_s", "other_n", "ratio",
                "ratio_ci_low", "ratio_ci_high", "ci_level", "p_value", "noise"]
@@ -88,12 +81,6 @@ def comparison_frame(comp: Comparison) -> pd.DataFrame:
 
 def compare_frame(*reports: Report | str | os.PathLike, threshold: float = 0.05, alpha: float = 0.05) -> pd.DataFrame:
     """Compare reports (objects or paths to benchbench or pytest-benchmark files) against the first."""
-    from pathlib import Path
-
-    from benchbench.compare import Criteria, compare
-    from benchbench.export import load_any
-    from benchbench.report import Report
-
     loaded = [r if isinstance(r, Report) else load_any(r) for r in reports]
     hints = [None if isinstance(r, Report) else Path(r).stem for r in reports]
     return comparison_frame(compare(loaded, hints, Criteria(threshold=threshold, alpha=alpha)))

@@ -9,7 +9,10 @@ measured ceiling" (the tensor_ops suite measures it on the device itself).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from benchbench.report import Report, Result
 
 T = 1e12
 G = 1e9
@@ -90,3 +93,20 @@ def lookup(device_name: str | None) -> dict[str, Any] | None:
         if re.search(pattern, device_name, flags=re.IGNORECASE):
             return {"source": "datasheet", "match": pattern, **entry}
     return None
+
+
+def peak_fraction(result: Result, report: Report) -> dict[str, float]:
+    """Measured rate / datasheet peak for this result's backend, where the report holds that peak."""
+    backend = report.backend(result.key.backend) or {}
+    peaks = backend.get("peaks") or {}
+    derived = result.derived()
+    out = {}
+    flops = derived.get("flops_per_s")
+    if flops and peaks.get("flops"):
+        peak = peaks["flops"].get(result.key.dtype or "float32")
+        if peak:
+            out["flops"] = flops / peak
+    bw = derived.get("bytes_per_s")
+    if bw and peaks.get("bandwidth") and not flops:
+        out["bandwidth"] = bw / peaks["bandwidth"]
+    return out

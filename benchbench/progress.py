@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from benchbench.render import fmt_time, rate_text
+from benchbench.output.units import fmt_time, rate_text
 from benchbench.report import Result
 
 

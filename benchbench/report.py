@@ -1,8 +1,8 @@
 """The report data model and its JSON file format.
 
-A report is what one run measured. Every consumer (render, compare, gate, export, html) reads
+A report is what one run measured. Every consumer (compare, gate, the output layer, frame) reads
 `Report` objects loaded from JSON, so a report from another machine or month behaves exactly like
-one just measured. Data classes here never print; renderers live in `render.py`.
+one just measured. Data classes here never print; renderers live in `benchbench.output`.
 """
 
 from __future__ import annotations
@@ -244,12 +244,6 @@ class Report:
     def result(self, key: CaseKey) -> Result | None:
         return next((r for r in self.results if r.key == key), None)
 
-    def to_frame(self) -> Any:
-        """One row per result as a pandas DataFrame (pandas is imported only when asked for)."""
-        from benchbench.frame import report_frame
-
-        return report_frame(self)
-
     def to_dict(self) -> dict:
         return {
             "schema": SCHEMA,
@@ -407,3 +401,12 @@ def parse(doc: Any, source: str = "report") -> Report:
 
 def load(path: str | os.PathLike) -> Report:
     return parse(read_json(path), str(path))
+
+
+def report_fact(report: Report, name: str) -> Any:
+    """hostname or git_commit, wherever this report's version of the environment put it."""
+    facts = report.environment.get("facts") or {}
+    for where in (report.fingerprint, facts, facts.get("host") or {}, facts.get("benchbench") or {}):
+        if isinstance(where, dict) and where.get(name):
+            return where[name]
+    return None

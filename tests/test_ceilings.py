@@ -3,8 +3,7 @@
 import pytest
 
 from benchbench.ceilings import bound, ceiling_fraction, find_ceiling, is_ceiling
-from benchbench.render import result_rows, results_table
-from benchbench.report import CaseKey, Report, Result
+from benchbench.report import CaseKey, Result
 
 
 def res(benchmark, median=0.01, suite="tensor_ops", backend="cpu", dtype="float32", status="ok", params=None,
@@ -98,37 +97,3 @@ def test_ceilings_come_from_the_tensor_ops_suite_only():
 def test_above_the_ceiling_is_shown_as_it_is():
     r = res("copy", median=1.0, bytes=90e9)  # e.g. a copy that fits in cache
     assert ceiling_fraction([copy_ceiling(60e9)], r) == pytest.approx(1.5)
-
-
-def _report(results):
-    return Report(run_id="r", created_at="2026-01-01T00:00:00Z", results=results,
-                  backends=[{"name": "cpu", "available": True, "peaks": None}])
-
-
-def test_result_rows_show_percent_of_ceiling_beside_percent_of_peak():
-    rows = result_rows(_report([mm_ceiling(200e9), res("matmul", params={"n": 8}, median=0.01, flops=1e9),
-                                res("dispatch_overhead", items=1.0)]))
-    by_case = {row["case"]: row for row in rows}
-    assert by_case["tensor_ops/matmul[n=8]"]["% ceiling"] == "50%"
-    assert by_case["tensor_ops/ceiling_matmul"]["% ceiling"] == "100%"
-    assert by_case["tensor_ops/dispatch_overhead"]["% ceiling"] == ""
-    assert all("% peak" in row for row in rows)
-
-
-def test_table_has_no_ceiling_column_when_the_report_has_no_ceilings():
-    table = results_table(_report([res("matmul", params={"n": 8}, flops=1e9)]))
-    assert "% ceiling" not in table
-    assert "% ceiling" in results_table(_report([mm_ceiling(1e9), res("matmul", params={"n": 8}, flops=1e9)]))
-
-
-def test_csv_carries_the_ceiling_fraction():
-    import csv
-    import io
-
-    from benchbench.render import results_csv
-
-    text = results_csv(_report([mm_ceiling(200e9), res("matmul", params={"n": 8}, median=0.01, flops=1e9),
-                                res("dispatch_overhead", items=1.0)]))
-    rows = {r["benchmark"]: r for r in csv.DictReader(io.StringIO(text))}
-    assert float(rows["matmul"]["ceiling_fraction"]) == pytest.approx(0.5)
-    assert rows["dispatch_overhead"]["ceiling_fraction"] == ""

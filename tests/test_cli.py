@@ -93,7 +93,7 @@ def test_usage_errors_are_one_line_exit_2(args, message):
 
 @pytest.mark.parametrize("content, message", [
     ('{"schema": "benchbench.report", "schema_version": 1, "res', "not valid JSON"),
-    ('{"some": "other json"}', "not a benchbench report"),
+    ('{"some": "other json"}', "neither a benchbench report"),
     ('{"schema": "benchbench.report", "schema_version": 7, "run_id": "x", "created_at": "y"}', "newer benchbench"),
 ])
 def test_bad_report_files_are_one_line_exit_2(tmp_path, content, message):

@@ -1,4 +1,4 @@
-"""The compare, gate and export commands end to end: formats, exit codes, bad inputs, real runs on this CPU."""
+"""The compare, gate, show and export commands end to end: formats, exit codes, bad inputs, real runs on this CPU."""
 
 import csv
 import io
@@ -9,6 +9,7 @@ import pytest
 from conftest import run_cli
 
 from benchbench.cli import main
+from benchbench.commands import gate as gate_command
 
 DATA = Path(__file__).parent / "data"
 PB_BASE, PB_CURRENT, PB_NODATA = (str(DATA / f"pytest_benchmark_{n}.json") for n in ("base", "current", "nodata"))
@@ -76,6 +77,16 @@ def test_gate_without_raw_samples_never_claims_a_regression(capsys):
     assert join["verdict"] == "slower"  # about 2x by the imported statistics ...
     assert join["outcome"] == "inconclusive" and "--benchmark-save-data" in join["why"]  # ... but not proven
     assert rc == 3 and "regression" not in {c["outcome"] for c in cases.values()}
+
+
+# --- show -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["table", "markdown", "csv"])
+def test_show_reads_every_format_compare_reads(capsys, fmt):
+    for path in (PB_BASE, PB_NODATA, GOLDEN):
+        rc, out, err = cli(capsys, "show", path, "--format", fmt)
+        assert rc == 0, err
+    rc, out, _ = cli(capsys, "show", PB_BASE, "--format", fmt)
+    assert "test_join" in out and "test_sum_squares" in out
 
 
 # --- export -------------------------------------------------------------------------------------------------
@@ -210,3 +221,16 @@ def test_run_twice_gate_passes_then_an_injected_slowdown_regresses_and_rerun_cle
     rc2, _, _ = cli(capsys, "gate", "--baseline", str(tmp_path / "base.json"), str(tmp_path / "slow.rerun.json"),
                     "--fail-on", "median:50%")
     assert rc2 == rc  # the written report is what the gate decided on
+
+
+def test_gate_summary_is_written_and_appended_to_github_step_summary(tmp_path, monkeypatch):
+    step = tmp_path / "step.md"
+    step.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    written = gate_command.write_summary("## one", tmp_path / "out" / "summary.md")
+    gate_command.write_summary("## two", None)
+    assert (tmp_path / "out" / "summary.md").read_text() == "## one"
+    assert step.read_text() == "earlier step\n## one\n## two\n"
+    assert written == [tmp_path / "out" / "summary.md", step]
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY")
+    assert gate_command.write_summary("x", None) == []

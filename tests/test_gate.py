@@ -1,4 +1,4 @@
-"""gate.py: policy parsing, rules files, the decision on synthetic samples with known answers, summaries."""
+"""gate.py: policy parsing, rules files, the decision on synthetic samples with known answers."""
 
 from collections import Counter
 
@@ -14,13 +14,9 @@ from benchbench.gate import (
     Rule,
     decide,
     gate,
-    gate_json,
     load_policy,
-    markdown_summary,
     parse_rules,
     parse_threshold,
-    terminal_text,
-    write_summary,
 )
 from benchbench.report import CaseKey
 
@@ -240,55 +236,3 @@ def test_unreadable_rules_files(tmp_path):
     bad.write_text("fail_on = \n")
     with pytest.raises(UserError, match="not valid TOML"):
         load_policy(str(bad))
-
-
-# --- output ----------------------------------------------------------------------------------------------
-def regression_result():
-    rng = np.random.default_rng(4)
-    base = make_report([result(KEY, timings(rng, 30, 1e-3, 0.01)), result(OTHER, timings(rng, 30, 2e-3, 0.01))],
-                       label="main")
-    cur = make_report([result(KEY, timings(rng, 30, 1.3e-3, 0.01)), result(OTHER, timings(rng, 30, 2e-3, 0.01))],
-                      label="pr-42")
-    return gate(base, cur, Policy())
-
-
-def test_markdown_summary_puts_the_verdict_and_the_regressions_first():
-    md = markdown_summary(regression_result())
-    lines = md.splitlines()
-    assert lines[0].startswith("### benchbench gate: ❌ REGRESSION: 1 regression, 0 inconclusive, 1 ok")
-    assert "`main`" in md and "`pr-42`" in md
-    table = [line for line in lines if line.startswith("| ❌")]
-    assert len(table) == 1 and "ops/matmul[n=1024] cpu float32" in table[0] and "slower" in table[0]
-    assert "+30" in table[0] or "+29" in table[0] or "+31" in table[0]  # the change, in percent
-    assert "<details>" in md and "data/load[workers=2]" in md.split("<details>")[1]
-    assert "geometric mean" in md and "Mann-Whitney" in md
-
-
-def test_markdown_summary_stays_comment_sized():
-    keys = [CaseKey.make("ops", "k", {"i": i}) for i in range(250)]
-    res = decide_on([result(k, STEADY) for k in keys], [result(k, STEADY) for k in keys])
-    md = markdown_summary(res)
-    assert res.verdict == "pass" and "…and 50 more" in md and len(md) < 65536
-
-
-def test_terminal_text_ends_with_the_verdict_and_json_carries_it():
-    res = regression_result()
-    assert terminal_text(res).splitlines()[-1] == "gate: REGRESSION: 1 regression, 0 inconclusive, 1 ok (exit 1)"
-    import json
-
-    doc = json.loads(gate_json(res))
-    assert doc["gate"]["verdict"] == "regression" and doc["gate"]["exit_code"] == 1
-    assert {c["outcome"] for c in doc["gate"]["cases"]} == {"regression", "ok"}
-
-
-def test_summary_is_written_and_appended_to_github_step_summary(tmp_path, monkeypatch):
-    step = tmp_path / "step.md"
-    step.write_text("earlier step\n")
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
-    written = write_summary("## one", tmp_path / "out" / "summary.md")
-    write_summary("## two", None)
-    assert (tmp_path / "out" / "summary.md").read_text() == "## one"
-    assert step.read_text() == "earlier step\n## one\n## two\n"
-    assert written == [tmp_path / "out" / "summary.md", step]
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY")
-    assert write_summary("x", None) == []

@@ -22,8 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from benchbench.compare import Criteria, compare
     from benchbench.errors import UserError
-    from benchbench.export import comparison_csv, comparison_json, comparison_text, load_any
+    from benchbench.formats import load_any
     from benchbench.gate import parse_alpha, parse_threshold
+    from benchbench.output.comparison import comparison_csv, comparison_json, comparison_text
     from benchbench.report import write_atomic
 
     if len(args.reports) < 2:

@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from benchbench import backends as bk
     from benchbench.environment import Context, collect
-    from benchbench.environment.render import checks_text, environment_text, summary_line
+    from benchbench.output.environment import checks_text, environment_text, summary_line
 
     if args.backend:
         unknown = [b for b in args.backend if b not in bk.KNOWN]

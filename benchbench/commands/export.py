@@ -1,7 +1,7 @@
 """`benchbench export REPORT --format csv|markdown|pytest-benchmark|benchbench`: convert a report.
 
 REPORT may be a benchbench report or a pytest-benchmark JSON file, so `--format benchbench` turns
-pytest-benchmark results into a benchbench report (for `html`, notebooks, ...).
+pytest-benchmark results into a benchbench report (for notebooks, ...).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from benchbench.errors import UserError
-    from benchbench.export import load_any, pytest_benchmark_json
-    from benchbench.render import results_csv, results_table
+    from benchbench.formats import load_any
+    from benchbench.output.tables import results_csv, results_table
+    from benchbench.pytest_benchmark import pytest_benchmark_json
     from benchbench.report import dumps, write_atomic
 
     report = load_any(args.report)

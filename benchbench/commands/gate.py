@@ -11,9 +11,13 @@ matters, or when a benchmark's code no longer matches the definition CURRENT mea
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from benchbench.errors import UserError
+from benchbench.report import write_atomic
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,7 +57,6 @@ def rerun(current: Any, rows: list[Any], suite_paths: list[str] | None, quiet: b
 
     from benchbench import registry, session
     from benchbench.environment import collect, fingerprint_diff
-    from benchbench.errors import UserError
     from benchbench.execute import skip_reason
     from benchbench.measure import get_profile
     from benchbench.progress import Progress
@@ -101,9 +104,26 @@ def rerun(current: Any, rows: list[Any], suite_paths: list[str] | None, quiet: b
     return notes
 
 
+def write_summary(text: str, path: str | os.PathLike | None) -> list[Path]:
+    """Write the summary to `path` (replacing it) and append it to $GITHUB_STEP_SUMMARY when that is set."""
+    written: list[Path] = []
+    if path:
+        written.append(write_atomic(path, text))
+    step = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step:
+        try:
+            with open(step, "a", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+        except OSError as exc:
+            raise UserError(f"GITHUB_STEP_SUMMARY={step}: cannot append: {exc}") from None
+        written.append(Path(step))
+    return written
+
+
 def main(args: argparse.Namespace) -> int:
-    from benchbench.export import load_any
-    from benchbench.gate import gate, load_policy, markdown_summary, terminal_text, write_summary
+    from benchbench.formats import load_any
+    from benchbench.gate import gate, load_policy
+    from benchbench.output.gate import gate_json, markdown_summary, terminal_text
 
     policy = load_policy(args.rules, args.fail_on, args.alpha)
     baseline, current = load_any(args.baseline), load_any(args.current)
@@ -123,8 +143,6 @@ def main(args: argparse.Namespace) -> int:
         else:
             notes = ["--rerun: nothing to re-measure (no slower or possibly slower case with raw samples)"]
     if args.json:
-        from benchbench.gate import gate_json
-
         print(gate_json(result))
     else:
         print(terminal_text(result))

@@ -39,8 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from benchbench import session as sess
+    from benchbench.output.tables import backends_table, results_table, status_counts
     from benchbench.progress import Progress
-    from benchbench.render import backends_table, results_table, status_counts
     from benchbench.report import dumps
     from benchbench.runner import Side
 

@@ -1,4 +1,7 @@
-"""`benchbench show REPORT`: print a saved report's results (table, Markdown or CSV)."""
+"""`benchbench show REPORT`: print a saved report's results (table, Markdown, CSV or JSON).
+
+REPORT is anything `compare` reads: a benchbench report or a pytest-benchmark JSON file.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,16 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("report", help="a report JSON file")
+    p.add_argument("report", help="a benchbench report or pytest-benchmark JSON file")
     p.add_argument("--format", default="table", choices=("table", "markdown", "csv", "json"))
 
 
 def main(args: argparse.Namespace) -> int:
-    from benchbench.render import backends_table, results_csv, results_table
-    from benchbench.report import dumps, load
+    from benchbench.formats import load_any
+    from benchbench.output.tables import backends_table, results_csv, results_table
+    from benchbench.report import dumps
 
-    report = load(args.report)
+    report = load_any(args.report)
     if args.format == "csv":
         print(results_csv(report), end="")
     elif args.format == "json":

@@ -21,7 +21,7 @@ def main(args: argparse.Namespace) -> int:
 
     from benchbench.commands.run import select_backends
     from benchbench.errors import UserError
-    from benchbench.render import fmt_time
+    from benchbench.output.units import fmt_time
     from benchbench.validate import TOLERANCE, validate
 
     if args.rounds < 1:

@@ -5,8 +5,8 @@ embedded in every report.
 
 `collect()` never raises and stays fast (it runs at the start of every `run`): a fact that cannot be
 read says "unavailable: why", a check that crashes becomes a warn result. Modules: `facts` reads,
-`nvml` reads the NVIDIA driver, `checks` judges, `fingerprint` decides comparability, `render` writes
-text for `benchbench env`.
+`nvml` reads the NVIDIA driver, `checks` judges, `fingerprint` decides comparability; their text
+for `benchbench env` is in `benchbench.output.environment`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Renderers: take reports, return strings. Nothing here measures or prints."""
+"""One report as a console, Markdown or CSV table. Takes reports, returns strings."""
 
 from __future__ import annotations
 
@@ -6,64 +6,12 @@ import csv
 import io
 from typing import Any
 
+from tabulate import tabulate
+
 from benchbench.ceilings import ceiling_fraction
+from benchbench.output.units import fmt_time, rate_text
+from benchbench.peaks import peak_fraction
 from benchbench.report import Report, Result
-
-
-def fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if abs(seconds) >= scale or unit == "ns":
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds:.3g} s"  # pragma: no cover
-
-
-def fmt_si(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}"
-
-
-def fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{int(n)} B"
-
-
-def peak_fraction(result: Result, report: Report) -> dict[str, float]:
-    """Measured rate / datasheet peak for this backend, where the peak is known."""
-    backend = report.backend(result.key.backend) or {}
-    peaks = backend.get("peaks") or {}
-    derived = result.derived()
-    out = {}
-    flops = derived.get("flops_per_s")
-    if flops and peaks.get("flops"):
-        peak = peaks["flops"].get(result.key.dtype or "float32")
-        if peak:
-            out["flops"] = flops / peak
-    bw = derived.get("bytes_per_s")
-    if bw and peaks.get("bandwidth") and not flops:
-        out["bandwidth"] = bw / peaks["bandwidth"]
-    return out
-
-
-def rate_text(result: Result) -> str:
-    """The one rate that best describes the case: FLOP/s if declared, else bytes/s, else items/s."""
-    d = result.derived()
-    if "flops_per_s" in d:
-        return fmt_si(d["flops_per_s"], "FLOP/s")
-    if "bytes_per_s" in d:
-        return fmt_si(d["bytes_per_s"], "B/s")
-    if "items_per_s" in d:
-        return fmt_si(d["items_per_s"], f"{result.work.get('items_unit', 'items')}/s")
-    return "-"
 
 
 def _median_text(result: Result) -> str:
@@ -113,8 +61,6 @@ def _drop_empty_columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def results_table(report: Report, fmt: str = "simple", max_note: int = 100) -> str:
-    from tabulate import tabulate
-
     rows = _drop_empty_columns(result_rows(report))
     for row in rows:
         if "note" in row and len(row["note"]) > max_note:
@@ -159,8 +105,6 @@ def status_counts(report: Report) -> dict[str, int]:
 
 
 def backends_table(backends: list[dict[str, Any]]) -> str:
-    from tabulate import tabulate
-
     rows = [{"backend": b["name"], "usable": "yes" if b["available"] else "no",
              "device / reason": b.get("device_name") if b["available"] else b.get("reason")} for b in backends]
     return tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True)

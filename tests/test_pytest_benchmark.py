@@ -1,7 +1,5 @@
-"""export.py and frame.py: pytest-benchmark JSON both ways, loading either format, renderers, DataFrames."""
+"""pytest_benchmark.py: pytest-benchmark JSON read as reports and reports written as pytest-benchmark JSON."""
 
-import csv
-import io
 import json
 import statistics
 import subprocess
@@ -12,22 +10,12 @@ import pytest
 from test_compare import make_report, result
 
 from benchbench.compare import compare
-from benchbench.errors import ReportError
-from benchbench.export import (
-    comparison_csv,
-    comparison_json,
-    comparison_text,
-    from_pytest_benchmark,
-    load_any,
-    pytest_benchmark_json,
-    to_pytest_benchmark,
-)
-from benchbench.frame import compare_frame, comparison_frame, report_frame, samples_frame
-from benchbench.report import CaseKey, dumps, load, save
+from benchbench.formats import load_any
+from benchbench.pytest_benchmark import from_pytest_benchmark, pytest_benchmark_json, to_pytest_benchmark
+from benchbench.report import CaseKey
 
 DATA = Path(__file__).parent / "data"
-PB_BASE, PB_CURRENT, PB_NODATA = (DATA / f"pytest_benchmark_{n}.json" for n in ("base", "current", "nodata"))
-GOLDEN = DATA / "report_v1.json"
+PB_BASE, PB_NODATA = DATA / "pytest_benchmark_base.json", DATA / "pytest_benchmark_nodata.json"
 
 
 # --- reading pytest-benchmark files (made by real `pytest --benchmark-json` runs of pb_sample_bench.py) ---
@@ -70,24 +58,6 @@ def test_pytest_benchmark_key_mapping_rules():
     assert keys[0] == CaseKey.make("pytest-benchmark", "test_mm", {"device": "cuda:0", "n": 64}, "cuda")
     assert keys[1].params_dict == {"cfg": '{"a": [2], "b": 1}'}
     assert [k.benchmark for k in keys[2:]] == ["t/a.py::test_same", "t/b.py::test_same"]
-
-
-@pytest.mark.parametrize("content, message", [
-    ('{"results": []}', "neither a benchbench report"),
-    ('[1, 2]', "neither a benchbench report"),
-    ('{"machine_info": {}, "benchmarks": [{"name": "x"}]}', "malformed pytest-benchmark file"),
-    ('{"schema": "benchbench.report", "schema_version": 99}', "newer benchbench"),
-])
-def test_load_any_rejects_other_files_in_one_line(tmp_path, content, message):
-    path = tmp_path / "x.json"
-    path.write_text(content)
-    with pytest.raises(ReportError, match=message) as exc:
-        load_any(path)
-    assert "\n" not in str(exc.value)
-
-
-def test_load_any_reads_benchbench_reports():
-    assert dumps(load_any(GOLDEN)) == dumps(load(GOLDEN))
 
 
 # --- writing pytest-benchmark files -------------------------------------------------------------------------
@@ -137,81 +107,3 @@ def test_exported_report_is_read_by_pytest_benchmark_compare(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "mm[n=1-cpu]" in proc.stdout and "mm[n=2-cpu]" in proc.stdout
     assert "Median" in proc.stdout and "Rounds" in proc.stdout
-
-
-# --- comparison renderers -------------------------------------------------------------------------------------
-def pb_comparison():
-    return compare([load_any(PB_BASE), load_any(PB_CURRENT), load_any(PB_NODATA)], ["base", "current", "nodata"])
-
-
-def test_comparison_csv_has_one_row_per_key_and_report():
-    rows = list(csv.DictReader(io.StringIO(comparison_csv(pb_comparison()))))
-    assert len(rows) == 6 and {r["other"] for r in rows} == {"current", "nodata"}
-    nodata = [r for r in rows if r["other"] == "nodata"]
-    assert all(r["p_value"] == "" and r["flags"] == "no-samples" for r in nodata)
-    assert all(float(r["ratio_ci_low"]) <= float(r["ratio"]) <= float(r["ratio_ci_high"]) for r in rows)
-
-
-def test_comparison_json_and_text():
-    comp = pb_comparison()
-    doc = json.loads(comparison_json(comp))
-    assert doc["base"] == "base" and doc["others"] == ["current", "nodata"]
-    assert set(doc["geomeans"]["current"]) == {"overall", "pytest-benchmark", "strings"}
-    text = comparison_text(comp)
-    assert "geometric mean time ratio" in text and "strings/test_join cpu" in text
-    md = comparison_text(comp, "github").splitlines()
-    assert md[0].startswith("| case") and md[1].startswith("|---")
-    assert "- current vs base: geometric mean" in "\n".join(md) and "  - strings:" in "\n".join(md)
-
-
-def test_environment_differences_are_listed_above_the_table():
-    k = CaseKey.make("ops", "mm")
-    a = make_report([result(k, [1.0] * 6)])
-    b = make_report([result(k, [0.5] * 6)], {"torch": "2.14.1", "cpu": "Apple M3", "threads": 2, "hostname": "b"})
-    text = comparison_text(compare([a, b], ["a", "b"]))
-    first = text.splitlines()
-    assert first[0] == "Environment differences:"
-    assert "cpu: AMD EPYC (a) vs Apple M3 (b)" in first[1] and "incomparable" in first[1]
-    assert "2.00x faster" in text
-
-
-# --- pandas ---------------------------------------------------------------------------------------------------
-def test_report_frame_from_the_golden_report():
-    rep = load(GOLDEN)
-    df = rep.to_frame()
-    assert len(df) == len(rep.results)
-    ok = [r for r in sorted(rep.results, key=lambda r: r.key.sort_key())]
-    assert list(df["median_s"]) == pytest.approx([r.stats.median for r in ok])
-    assert "param_n" in df.columns or "param_numel" in df.columns
-    assert df["median_s"].dtype.kind == "f"
-
-
-def test_report_frame_uses_imported_statistics_and_samples_frame_is_long():
-    rep = load_any(PB_NODATA)
-    df = report_frame(rep)
-    assert df["median_s"].notna().all() and (df["n"] > 0).all()
-    assert samples_frame(rep).empty
-    base = load_any(PB_BASE)
-    assert len(samples_frame(base)) == sum(len(r.samples) for r in base.results)
-    assert list(report_frame(make_report([])).columns)[:3] == ["suite", "benchmark", "params"]
-
-
-def test_comparison_frame_matches_the_comparison(tmp_path):
-    comp = pb_comparison()
-    df = comp.to_frame()
-    assert len(df) == 6
-    current = df[df["other"] == "current"].set_index("benchmark")
-    row = next(r for r in comp.pairs[0].rows if r.key.benchmark == "test_join")
-    assert current.loc["test_join", "ratio"] == pytest.approx(row.change.ratio)
-    assert current.loc["test_join", "verdict"] == row.verdict
-    save(load(GOLDEN), tmp_path / "g.json")
-    df2 = compare_frame(tmp_path / "g.json", GOLDEN)
-    assert (df2["ratio"] == 1.0).all() and (df2["p_value"] == 1.0).all()
-    assert comparison_frame(comp).equals(df)
-
-
-def test_package_load_reads_pytest_benchmark_files_too():
-    import benchbench
-
-    report = benchbench.load(str(Path(__file__).parent / "data" / "pytest_benchmark_base.json"))
-    assert report.results and all(r.key.suite for r in report.results)

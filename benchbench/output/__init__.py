@@ -1,0 +1,12 @@
+"""The output layer: every text, table, document and page benchbench shows or writes.
+
+Modules here only read the data model (reports, comparisons, gate results) and return `str` (or
+`bytes`); they never print, measure or decide. Analysis modules (compare, gate, ceilings, canary)
+never import this package.
+
+    units.py        numbers with units (times, rates, bytes, speed ratios)
+    tables.py       one report as a console / Markdown / CSV table
+    comparison.py   comparisons as console / Markdown / CSV tables and as a JSON document
+    gate.py         the gate's headline, Markdown summary, terminal text and JSON
+    environment.py  `benchbench env`: facts, checks and the fingerprint as text
+"""

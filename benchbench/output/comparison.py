@@ -1,0 +1,239 @@
+"""Comparisons as tables (console, Markdown, CSV) and as a JSON document. Takes data, returns strings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any
+
+from tabulate import tabulate
+
+from benchbench.canary import DRIFT, run_canary, speed_ratio
+from benchbench.compare import (
+    VERDICT_HELP,
+    Change,
+    Comparison,
+    Pair,
+    Row,
+    geomeans,
+    summary_of,
+    verdict_counts,
+)
+from benchbench.output.units import fmt_speed, fmt_time
+from benchbench.report import CaseKey, Result
+
+
+def fmt_median(result: Result | None) -> str:
+    s = summary_of(result)
+    if s is None:
+        return result.status if result is not None else "-"
+    return f"{fmt_time(s.median)} ±{100 * s.rel_noise:.1f}%"
+
+
+def fmt_ratio(change: Change | None) -> str:
+    if change is None:
+        return "-"
+    return f"{change.ratio:.3f} [{change.ci_low:.3f}, {change.ci_high:.3f}]"
+
+
+def fmt_pct(change: Change | None) -> str:
+    if change is None:
+        return "-"
+
+    def pct(r: float) -> str:
+        return f"{100 * (r - 1):+.1f}%"
+
+    return f"{pct(change.ratio)} [{pct(change.ci_low)}, {pct(change.ci_high)}]"
+
+
+def row_note(row: Row) -> str:
+    parts = list(row.reasons)
+    if row.env:
+        parts.append("environment: " + "; ".join(row.env))
+        if row.statistical:
+            parts.append(f"numbers say {row.statistical}")
+    for side, res in (("now", row.other), ("before", row.base)):
+        if res is not None and not res.ok and res.reason:
+            parts.append(f"{res.status} {side}: {res.reason}")
+    parts += row.flags
+    return "; ".join(parts)
+
+
+def case_name(key: CaseKey) -> str:
+    return " ".join(p for p in (f"{key.suite}/{key.name}", key.backend, key.dtype, key.mode) if p)
+
+
+def table_rows(comp: Comparison, pct: bool = False, max_note: int | None = 60) -> list[dict[str, str]]:
+    """One row per key, with the base's median and, per other report, its median, ratio and verdict."""
+    by_pair = [{row.key: row for row in pair.rows} for pair in comp.pairs]
+    rows = []
+    for key in comp.keys:
+        base = next((m[key].base for m in by_pair if key in m and m[key].base is not None), None)
+        out = {"case": case_name(key), comp.base_name: fmt_median(base)}
+        notes = []
+        for pair, rows_by_key in zip(comp.pairs, by_pair, strict=True):
+            row = rows_by_key.get(key)
+            suffix = f" ({pair.name})" if len(comp.pairs) > 1 else ""
+            out[pair.name] = fmt_median(row.other) if row else "-"
+            out[("change" if pct else "ratio") + suffix] = (fmt_pct if pct else fmt_ratio)(row.change if row else None)
+            out["verdict" + suffix] = row.verdict if row else "-"
+            if row and row_note(row):
+                notes.append(row_note(row))
+        note = " | ".join(notes)
+        if max_note and len(note) > max_note:
+            note = note[: max_note - 1] + "…"
+        out["note"] = note
+        rows.append(out)
+    return rows
+
+
+def _tabulate(rows: list[dict[str, str]], fmt: str) -> str:
+    if not rows:
+        return "(no results)"
+    if not any(r.get("note") for r in rows):
+        rows = [{k: v for k, v in r.items() if k != "note"} for r in rows]
+    return tabulate(rows, headers="keys", tablefmt=fmt, disable_numparse=True)
+
+
+def env_lines(comp: Comparison) -> list[str]:
+    """Environment differences between the base and each other report, those that matter first."""
+    lines = []
+    for pair in comp.pairs:
+        for k, va, vb, matters in sorted(pair.env_diff, key=lambda d: (not d[3], d[0])):
+            mark = "differs (results affected are incomparable)" if matters else "differs"
+            lines.append(f"{k}: {_short(va)} ({comp.base_name}) vs {_short(vb)} ({pair.name}) - {mark}")
+    lines += drift_lines(comp.base_name, comp.base.environment, [(p.name, p.report.environment) for p in comp.pairs])
+    for name, rep in [(comp.base_name, comp.base)] + [(p.name, p.report) for p in comp.pairs]:
+        if rep.partial:
+            lines.append(f"{name} is a partial report (the run was interrupted)")
+    return lines
+
+
+def drift_lines(base_name: str, base_env: dict[str, Any], others: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Human lines about machine speed: within each run, and between the base and each other report."""
+    lines = []
+    for name, env in [(base_name, base_env), *others]:
+        r = speed_ratio(run_canary(env, "start"), run_canary(env, "end"))
+        if r is not None and abs(math.log(r)) > math.log1p(DRIFT):
+            lines.append(f"{name}: the machine's speed changed during the run (canary {r:.2f}x between start and "
+                         "end): results from this run are less reliable")
+    for name, env in others:
+        r = speed_ratio(run_canary(base_env, "start"), run_canary(env, "start"))
+        if r is not None and abs(math.log(r)) > math.log1p(DRIFT):
+            lines.append(f"machine speed: the canary ran {r:.2f}x as long in {name} than "
+                         f"in {base_name}: part of every ratio below is the machine, not the code "
+                         "(busy host, throttling); re-run on a quiet machine or use gate --rerun")
+    return lines
+
+
+def _short(v: Any, width: int = 60) -> str:
+    text = json.dumps(v, sort_keys=True, default=str) if isinstance(v, (dict, list)) else str(v)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def geomean_lines(pair: Pair, base_name: str) -> list[str]:
+    gms = geomeans(pair.rows)
+    if not gms:
+        return [f"{pair.name} vs {base_name}: no case measured on both sides"]
+    overall = gms.pop(None)
+    lines = [f"{pair.name} vs {base_name}: geometric mean time ratio {overall.ratio:.3f} "
+             f"({fmt_speed(overall.ratio)}) over {_cases(overall.n)}"]
+    if len(gms) > 1:
+        lines += [f"  {suite}: {g.ratio:.3f} ({fmt_speed(g.ratio)}), {_cases(g.n)}" for suite, g in sorted(gms.items())]
+    return lines
+
+
+def markdown_list(lines: list[str]) -> list[str]:
+    """Text lines, indented ones nested one level, as a Markdown list."""
+    return [("  - " + line.lstrip()) if line.startswith(" ") else "- " + line for line in lines]
+
+
+def _cases(n: int) -> str:
+    return f"{n} case" if n == 1 else f"{n} cases"
+
+
+def comparison_text(comp: Comparison, fmt: str = "simple") -> str:
+    """The terminal table (fmt="simple") or Markdown (fmt="github"), with environment and geometric means."""
+    md = fmt == "github"
+    out = []
+    env = env_lines(comp)
+    if env:
+        out.append("Environment differences:" if not md else "**Environment differences**")
+        out += [("- " if md else "  ") + line for line in env]
+        out.append("")
+    out.append(_tabulate(table_rows(comp, max_note=None if md else 60), fmt))
+    out.append("")
+    for pair in comp.pairs:
+        lines = geomean_lines(pair, comp.base_name)
+        out += markdown_list(lines) if md else lines
+        counts = verdict_counts(pair.rows)
+        out.append(("- " if md else "") + f"{pair.name}: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    c = comp.criteria
+    out.append("")
+    out.append(f"ratio = median time {'/'.join(p.name for p in comp.pairs)} / {comp.base_name} with its "
+               f"{100 * c.level:g}% bootstrap interval; below 1 is faster. slower/faster: Mann-Whitney p < "
+               f"{c.alpha:g}, the interval beyond ±{100 * c.threshold:g}% and the change beyond the noise.")
+    return "\n".join(out)
+
+
+RECORD_FIELDS = ["suite", "benchmark", "params", "backend", "dtype", "mode", "base", "other", "base_status",
+                 "other_status", "base_median_s", "base_iqr_s", "base_n", "other_median_s", "other_iqr_s", "other_n",
+                 "ratio", "ratio_ci_low", "ratio_ci_high", "ci_level", "p_value", "noise", "verdict", "statistical",
+                 "reasons", "flags"]
+
+
+def comparison_records(comp: Comparison) -> list[dict[str, Any]]:
+    """Flat records, one per key and compared report, with raw numbers (seconds, ratios)."""
+    recs = []
+    for pair in comp.pairs:
+        for row in pair.rows:
+            sa, sb, ch = summary_of(row.base), summary_of(row.other), row.change
+            recs.append({
+                "suite": row.key.suite, "benchmark": row.key.benchmark, "params": row.key.params_label,
+                "backend": row.key.backend, "dtype": row.key.dtype, "mode": row.key.mode,
+                "base": comp.base_name, "other": pair.name,
+                "base_status": row.base.status if row.base else None,
+                "other_status": row.other.status if row.other else None,
+                "base_median_s": sa.median if sa else None, "base_iqr_s": sa.iqr if sa else None,
+                "base_n": sa.n if sa else None,
+                "other_median_s": sb.median if sb else None, "other_iqr_s": sb.iqr if sb else None,
+                "other_n": sb.n if sb else None,
+                "ratio": ch.ratio if ch else None, "ratio_ci_low": ch.ci_low if ch else None,
+                "ratio_ci_high": ch.ci_high if ch else None, "ci_level": ch.level if ch else None,
+                "p_value": ch.p_value if ch else None, "noise": ch.noise if ch else None,
+                "verdict": row.verdict, "statistical": row.statistical,
+                "reasons": "; ".join(row.reasons + row.env), "flags": ";".join(row.flags),
+            })
+    return recs
+
+
+def comparison_csv(comp: Comparison) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=RECORD_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for rec in comparison_records(comp):
+        w.writerow({k: "" if v is None else v for k, v in rec.items()})
+    return buf.getvalue()
+
+
+def comparison_doc(comp: Comparison) -> dict[str, Any]:
+    """The comparison as plain JSON-able data (what `--format json` prints)."""
+    c = comp.criteria
+    return {
+        "base": comp.base_name,
+        "others": [p.name for p in comp.pairs],
+        "criteria": {"threshold": c.threshold, "alpha": c.alpha, "ci_level": c.level, "n_boot": c.n_boot},
+        "environment_differences": {p.name: [{"key": k, "base": a, "other": b, "matters": m}
+                                             for k, a, b, m in p.env_diff] for p in comp.pairs},
+        "geomeans": {p.name: {(s if s is not None else "overall"): {"ratio": g.ratio, "speedup": g.speedup, "n": g.n}
+                              for s, g in geomeans(p.rows).items()} for p in comp.pairs},
+        "verdicts": {p.name: verdict_counts(p.rows) for p in comp.pairs},
+        "verdict_help": VERDICT_HELP,
+        "rows": comparison_records(comp),
+    }
+
+
+def comparison_json(comp: Comparison) -> str:
+    return json.dumps(comparison_doc(comp), indent=1, default=str)

@@ -1,0 +1,110 @@
+"""The gate's verdict as text: a headline, a PR-comment-sized Markdown summary, terminal text, and JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tabulate import tabulate
+
+from benchbench.gate import Finding, GateResult
+from benchbench.output.comparison import (
+    case_name,
+    comparison_doc,
+    comparison_text,
+    env_lines,
+    fmt_median,
+    fmt_pct,
+    geomean_lines,
+    markdown_list,
+)
+from benchbench.report import report_fact
+
+_ICON = {"pass": "✅", "regression": "❌", "inconclusive": "⚠️"}
+_ROW_ICON = {"regression": "❌", "inconclusive": "⚠️", "ignored": "➖", "ok": ""}
+
+
+def headline(result: GateResult) -> str:
+    counts = {o: len(result.by_outcome(o)) for o in ("regression", "inconclusive", "ok", "ignored")}
+    parts = [f"{counts['regression']} regression{'s' if counts['regression'] != 1 else ''}",
+             f"{counts['inconclusive']} inconclusive", f"{counts['ok']} ok"]
+    if counts["ignored"]:
+        parts.append(f"{counts['ignored']} ignored")
+    return f"{result.verdict.upper()}: " + ", ".join(parts)
+
+
+def _policy_text(result: GateResult) -> str:
+    p = result.policy
+    text = (f"A case regresses when it broke, or when it is slower with Mann-Whitney p < {p.alpha:g}, the "
+            f"{100 * (1 - p.alpha):g}% interval of the median ratio entirely above +{100 * p.threshold:g}%, and the "
+            "change larger than the noise in its samples.")
+    if p.rules:
+        text += f" {len(p.rules)} per-case rule{'s' if len(p.rules) != 1 else ''} from {p.source}."
+    return text
+
+
+def _report_desc(name: str, report: Any) -> str:
+    bits = [f"`{name}`"]
+    commit = report_fact(report, "git_commit")
+    if commit:
+        bits.append(f"commit `{str(commit)[:10]}`")
+    if report.created_at:
+        bits.append(report.created_at)
+    return " ".join(bits)
+
+
+MAX_MD_ROWS = 200  # a PR comment holds 65536 characters
+
+
+def _md_table(findings: list[Finding], base_name: str, name: str) -> str:
+    more = len(findings) - MAX_MD_ROWS
+    findings = findings[:MAX_MD_ROWS]
+    rows = [{"": _ROW_ICON[f.outcome], "case": case_name(f.row.key), base_name: fmt_median(f.row.base),
+             name: fmt_median(f.row.other), "change [CI]": fmt_pct(f.row.change),
+             "p": f"{f.row.change.p_value:.2g}" if f.row.change and f.row.change.p_value is not None else "-",
+             "verdict": f.row.verdict, "why": f.why if f.outcome != "ok" else ""} for f in findings]
+    table = tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True)
+    return table + (f"\n\n…and {more} more (the full table: `benchbench gate --json`)" if more > 0 else "")
+
+
+def markdown_summary(result: GateResult) -> str:
+    """A PR-comment-sized Markdown summary: verdict first, then the cases that need a look."""
+    comp, pair = result.comparison, result.pair
+    out = [f"### benchbench gate: {_ICON[result.verdict]} {headline(result)}", "",
+           f"Baseline {_report_desc(comp.base_name, comp.base)} · current {_report_desc(pair.name, pair.report)}",
+           ""]
+    attention = [f for f in result.findings if f.outcome in ("regression", "inconclusive")]
+    if attention:
+        out += [_md_table(attention, comp.base_name, pair.name), ""]
+    rest = [f for f in result.findings if f.outcome not in ("regression", "inconclusive")]
+    if rest:
+        out += [f"<details><summary>{len(rest)} other case{'s' if len(rest) != 1 else ''} (ok or ignored)</summary>",
+                "", _md_table(rest, comp.base_name, pair.name), "", "</details>", ""]
+    out += markdown_list(geomean_lines(pair, comp.base_name))
+    env = env_lines(comp)
+    if env:
+        out += ["", "**Environment differences**", *("- " + line for line in env)]
+    out += ["", f"<sub>{_policy_text(result)} Change = median time {pair.name} / {comp.base_name} - 1.</sub>", ""]
+    return "\n".join(out)
+
+
+def terminal_text(result: GateResult) -> str:
+    """The comparison table, the cases that decided, and the verdict line."""
+    out = [comparison_text(result.comparison), ""]
+    decided = [f for f in result.findings if f.outcome in ("regression", "inconclusive")]
+    if decided:
+        out.append(tabulate([{"": f.outcome, "case": f.row.key.label, "why": f.why} for f in decided],
+                            headers="keys", tablefmt="simple", disable_numparse=True))
+        out.append("")
+    out.append(f"gate: {headline(result)} (exit {result.exit_code})")
+    return "\n".join(out)
+
+
+def gate_json(result: GateResult) -> str:
+    """The comparison document plus the gate's verdict and every case's part in it."""
+    doc = comparison_doc(result.comparison)
+    doc["gate"] = {"verdict": result.verdict, "exit_code": result.exit_code,
+                   "threshold": result.policy.threshold, "alpha": result.policy.alpha,
+                   "cases": [{"case": f.row.key.label, "key": f.row.key.to_dict(), "verdict": f.row.verdict,
+                              "outcome": f.outcome, "why": f.why} for f in result.findings]}
+    return json.dumps(doc, indent=1, default=str)

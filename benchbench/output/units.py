@@ -1,0 +1,53 @@
+"""Numbers with their units, as people read them: times, SI rates, bytes, speed ratios."""
+
+from __future__ import annotations
+
+import math
+
+from benchbench.report import Result
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if abs(seconds) >= scale or unit == "ns":
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds:.3g} s"  # pragma: no cover
+
+
+def fmt_si(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    for prefix, scale in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def rate_text(result: Result) -> str:
+    """The one rate that best describes the case: FLOP/s if declared, else bytes/s, else items/s."""
+    d = result.derived()
+    if "flops_per_s" in d:
+        return fmt_si(d["flops_per_s"], "FLOP/s")
+    if "bytes_per_s" in d:
+        return fmt_si(d["bytes_per_s"], "B/s")
+    if "items_per_s" in d:
+        return fmt_si(d["items_per_s"], f"{result.work.get('items_unit', 'items')}/s")
+    return "-"
+
+
+def fmt_speed(ratio: float) -> str:
+    """A time ratio as words: 0.37 -> '2.70x faster'."""
+    if ratio <= 0 or not math.isfinite(ratio):
+        return "-"
+    return f"{1 / ratio:.2f}x faster" if ratio < 1 else f"{ratio:.2f}x slower" if ratio > 1 else "same speed"

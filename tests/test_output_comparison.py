@@ -1,0 +1,65 @@
+"""output/comparison.py: comparisons as console, Markdown and CSV tables and as a JSON document."""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from test_canary import A, slower
+from test_compare import make_report, result
+
+from benchbench.compare import compare
+from benchbench.formats import load_any
+from benchbench.output.comparison import comparison_csv, comparison_json, comparison_text, drift_lines
+from benchbench.report import CaseKey
+
+DATA = Path(__file__).parent / "data"
+PB_BASE, PB_CURRENT, PB_NODATA = (DATA / f"pytest_benchmark_{n}.json" for n in ("base", "current", "nodata"))
+
+
+def pb_comparison():
+    return compare([load_any(PB_BASE), load_any(PB_CURRENT), load_any(PB_NODATA)], ["base", "current", "nodata"])
+
+
+def test_comparison_csv_has_one_row_per_key_and_report():
+    rows = list(csv.DictReader(io.StringIO(comparison_csv(pb_comparison()))))
+    assert len(rows) == 6 and {r["other"] for r in rows} == {"current", "nodata"}
+    nodata = [r for r in rows if r["other"] == "nodata"]
+    assert all(r["p_value"] == "" and r["flags"] == "no-samples" for r in nodata)
+    assert all(float(r["ratio_ci_low"]) <= float(r["ratio"]) <= float(r["ratio_ci_high"]) for r in rows)
+
+
+def test_comparison_json_and_text():
+    comp = pb_comparison()
+    doc = json.loads(comparison_json(comp))
+    assert doc["base"] == "base" and doc["others"] == ["current", "nodata"]
+    assert set(doc["geomeans"]["current"]) == {"overall", "pytest-benchmark", "strings"}
+    text = comparison_text(comp)
+    assert "geometric mean time ratio" in text and "strings/test_join cpu" in text
+    md = comparison_text(comp, "github").splitlines()
+    assert md[0].startswith("| case") and md[1].startswith("|---")
+    assert "- current vs base: geometric mean" in "\n".join(md) and "  - strings:" in "\n".join(md)
+
+
+def test_environment_differences_are_listed_above_the_table():
+    k = CaseKey.make("ops", "mm")
+    a = make_report([result(k, [1.0] * 6)])
+    b = make_report([result(k, [0.5] * 6)], {"torch": "2.14.1", "cpu": "Apple M3", "threads": 2, "hostname": "b"})
+    text = comparison_text(compare([a, b], ["a", "b"]))
+    first = text.splitlines()
+    assert first[0] == "Environment differences:"
+    assert "cpu: AMD EPYC (a) vs Apple M3 (b)" in first[1] and "incomparable" in first[1]
+    assert "2.00x faster" in text
+
+
+def test_drift_lines_name_a_slower_machine_and_a_run_that_drifted():
+    base = {"canary": {"start": A, "end": A}}
+    same = {"canary": {"start": slower(1.03), "end": slower(1.02)}}
+    assert drift_lines("a", base, [("b", same)]) == []
+    busy = {"canary": {"start": slower(1.96), "end": slower(1.9)}}
+    (line,) = drift_lines("a", base, [("b", busy)])
+    assert "1.96x as long in b than in a" in line
+    drifted = {"canary": {"start": A, "end": slower(1.5)}}
+    (line,) = drift_lines("a", base, [("c", drifted)])
+    assert line.startswith("c: the machine's speed changed during the run (canary 1.50x")
+    assert drift_lines("a", {}, [("b", {})]) == []  # reports without a canary: nothing to say
