@@ -1,11 +1,16 @@
 """The CI gate: a comparison of CURRENT against a BASELINE plus a policy gives pass / regression / inconclusive.
 
 A case is a regression when it was ok in the baseline and failed now (`broke`), or when compare.py's
-rule calls it `slower` on raw samples: Mann-Whitney significant, the whole confidence interval of the
+rule calls it `slower`: with rounds on both sides, the whole (1 - alpha) interval of the change,
+built from the round medians (Welch t; paired t for `ab`), above 1 + threshold; with one round per
+side (old reports, pytest-benchmark files), Mann-Whitney significant, the bootstrap interval of the
 ratio of medians above 1 + threshold, and the change larger than the noise in the samples.
 
 Everything the data cannot settle makes the gate inconclusive (exit 3) rather than pass, unless the
 policy says to ignore it:
+- the machine itself changed speed (the canary, see compare.py) by more than the threshold between
+  the two runs or during one: every timed case is inconclusive, whatever its numbers say, and no
+  policy turns that into a pass or a regression.
 - `noisy`: the interval straddles the threshold, or the change is within the noise.
 - `incomparable`: the benchmark's definition or timing method changed, or the environment differs in
   a way that matters (another GPU, torch version, thread count, ...).
@@ -33,7 +38,8 @@ from benchbench.report import Report
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_INCONCLUSIVE = 0, 1, 3  # 2 is usage/input error (cli.py)
 EXIT_CODES = {"pass": EXIT_PASS, "regression": EXIT_REGRESSION, "inconclusive": EXIT_INCONCLUSIVE}
-ACTIONS = ("ignore", "inconclusive", "regression")  # what a noisy / incomparable / missing case does
+ACTIONS = ("ignore", "inconclusive", "regression")
+TIMING_VERDICTS = ("slower", "faster", "same", "noisy")  # verdicts that rest on the timings alone  # what a noisy / incomparable / missing case does
 
 _FAIL_ON = re.compile(r"^(?:(?P<field>[a-z_]+):)?(?P<value>[0-9]*\.?[0-9]+)%$")
 
@@ -206,6 +212,9 @@ class Finding:
     row: Row
     outcome: str  # regression / inconclusive / ok / ignored
     why: str
+    # What decided it, for the output layer: "machine" (the canary moved: row.machine says how), "noisy"
+    # (the data cannot tell: row.mde says what it could have seen), or None.
+    cause: str | None = None
 
 
 @dataclass
@@ -236,6 +245,8 @@ def judge(row: Row, policy: Policy) -> Finding:
     limit = f"+{100 * threshold:g}%"
     if v == "broke":
         return Finding(row, "regression", f"ok in the baseline, {row.other.status if row.other else 'failed'} now")
+    if row.machine and v in TIMING_VERDICTS:
+        return Finding(row, "inconclusive", "the machine's own speed changed", "machine")
     if v == "slower":
         if row.change is not None and not row.change.from_samples:
             return Finding(row, "inconclusive", f"slower than {limit} by the statistics, but without raw samples "
@@ -253,7 +264,8 @@ def judge(row: Row, policy: Policy) -> Finding:
                "incomparable": "; ".join(row.reasons + row.env) or "not comparable",
                "missing": "ok in the baseline, " + ("skipped now" if row.other is not None else "absent now")}[v]
         outcome = {"ignore": "ok", "inconclusive": "inconclusive", "regression": "regression"}[action]
-        return Finding(row, outcome, why + (f" ({v} = ignore)" if action == "ignore" else ""))
+        return Finding(row, outcome, why + (f" ({v} = ignore)" if action == "ignore" else ""),
+                       "noisy" if v == "noisy" else None)
     return Finding(row, "ok", v)
 
 

@@ -13,9 +13,11 @@ from benchbench.output.comparison import (
     comparison_doc,
     comparison_text,
     env_lines,
+    fmt_mde,
     fmt_median,
     fmt_pct,
     geomean_lines,
+    machine_text,
     markdown_list,
 )
 from benchbench.report import report_fact
@@ -33,11 +35,29 @@ def headline(result: GateResult) -> str:
     return f"{result.verdict.upper()}: " + ", ".join(parts)
 
 
+def reason(f: Finding, result: GateResult) -> str:
+    """Why a case decided what it did, in words: the gate's reason, the machine's speed when the canary
+    moved, and what the data could have detected when it cannot tell."""
+    if f.cause == "machine":
+        return machine_text(f.row.machine, result.comparison.base_name, result.pair.name)
+    if f.cause == "noisy" and f.row.mde is not None:
+        return (f"{f.why}; can detect >= {fmt_mde(f.row.mde)} here: add rounds (--rounds) or use a quieter "
+                "machine")
+    return f.why
+
+
 def _policy_text(result: GateResult) -> str:
     p = result.policy
-    text = (f"A case regresses when it broke, or when it is slower with Mann-Whitney p < {p.alpha:g}, the "
-            f"{100 * (1 - p.alpha):g}% interval of the median ratio entirely above +{100 * p.threshold:g}%, and the "
-            "change larger than the noise in its samples.")
+    level = f"{100 * (1 - p.alpha):g}%"
+    if result.pair.paired:
+        unit = (f"the {level} t interval of the paired rounds' time ratios (each round of both sides measured "
+                "back to back)")
+    else:
+        unit = f"the {level} Welch t interval of the ratio of round medians"
+    text = (f"A case regresses when it broke, or when {unit} lies entirely above +{100 * p.threshold:g}% "
+            f"(one round per side: Mann-Whitney p < {p.alpha:g}, the bootstrap interval above the threshold and "
+            f"the change beyond the noise). \"can detect\": the slowdown this data would catch with "
+            f"{100 * p.criteria.power:g}% power.")
     if p.rules:
         text += f" {len(p.rules)} per-case rule{'s' if len(p.rules) != 1 else ''} from {p.source}."
     return text
@@ -56,13 +76,14 @@ def _report_desc(name: str, report: Any) -> str:
 MAX_MD_ROWS = 200  # a PR comment holds 65536 characters
 
 
-def _md_table(findings: list[Finding], base_name: str, name: str) -> str:
+def _md_table(findings: list[Finding], base_name: str, name: str, result: GateResult) -> str:
     more = len(findings) - MAX_MD_ROWS
     findings = findings[:MAX_MD_ROWS]
     rows = [{"": _ROW_ICON[f.outcome], "case": case_name(f.row.key), base_name: fmt_median(f.row.base),
              name: fmt_median(f.row.other), "change [CI]": fmt_pct(f.row.change),
              "p": f"{f.row.change.p_value:.2g}" if f.row.change and f.row.change.p_value is not None else "-",
-             "verdict": f.row.verdict, "why": f.why if f.outcome != "ok" else ""} for f in findings]
+             "can detect": fmt_mde(f.row.mde), "verdict": f.row.verdict,
+             "why": reason(f, result) if f.outcome != "ok" else ""} for f in findings]
     table = tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True)
     return table + (f"\n\n…and {more} more (the full table: `benchbench gate --json`)" if more > 0 else "")
 
@@ -75,11 +96,11 @@ def markdown_summary(result: GateResult) -> str:
            ""]
     attention = [f for f in result.findings if f.outcome in ("regression", "inconclusive")]
     if attention:
-        out += [_md_table(attention, comp.base_name, pair.name), ""]
+        out += [_md_table(attention, comp.base_name, pair.name, result), ""]
     rest = [f for f in result.findings if f.outcome not in ("regression", "inconclusive")]
     if rest:
         out += [f"<details><summary>{len(rest)} other case{'s' if len(rest) != 1 else ''} (ok or ignored)</summary>",
-                "", _md_table(rest, comp.base_name, pair.name), "", "</details>", ""]
+                "", _md_table(rest, comp.base_name, pair.name, result), "", "</details>", ""]
     out += markdown_list(geomean_lines(pair, comp.base_name))
     env = env_lines(comp)
     if env:
@@ -93,7 +114,8 @@ def terminal_text(result: GateResult) -> str:
     out = [comparison_text(result.comparison), ""]
     decided = [f for f in result.findings if f.outcome in ("regression", "inconclusive")]
     if decided:
-        out.append(tabulate([{"": f.outcome, "case": f.row.key.label, "why": f.why} for f in decided],
+        out.append(tabulate([{"": f.outcome, "case": f.row.key.label, "can detect": fmt_mde(f.row.mde),
+                              "why": reason(f, result)} for f in decided],
                             headers="keys", tablefmt="simple", disable_numparse=True))
         out.append("")
     out.append(f"gate: {headline(result)} (exit {result.exit_code})")
@@ -105,6 +127,9 @@ def gate_json(result: GateResult) -> str:
     doc = comparison_doc(result.comparison)
     doc["gate"] = {"verdict": result.verdict, "exit_code": result.exit_code,
                    "threshold": result.policy.threshold, "alpha": result.policy.alpha,
+                   "power": result.policy.criteria.power, "paired": result.pair.paired,
                    "cases": [{"case": f.row.key.label, "key": f.row.key.to_dict(), "verdict": f.row.verdict,
-                              "outcome": f.outcome, "why": f.why} for f in result.findings]}
+                              "outcome": f.outcome, "why": reason(f, result), "cause": f.cause, "mde": f.row.mde,
+                              "machine": [{"where": w, "ratio": r} for w, r in f.row.machine]}
+                             for f in result.findings]}
     return json.dumps(doc, indent=1, default=str)
