@@ -69,6 +69,6 @@ def test_drift_lines_read_the_median_canary_over_rounds_and_name_a_slower_machin
     assert lines([1, 1, 1, 1, 1], [1.02, 3.0, 1.01, 1.0, 1.0]) == []  # one preempted canary is ignored
     (line,) = lines([1, 1, 1], [1.96, 1.95, 1.97])
     assert "1.96x as long in b as in a" in line
-    (line,) = lines([1, 1, 1, 1, 1], [1.0, 1.0, 1.5, 1.5, 1.5])
+    (line,) = lines([1, 1, 1, 1, 1], [1.0, 1.0, 1.0, 1.5, 1.5])
     assert line.startswith("b: the machine's own speed moved by 50% during the run")
     assert drift_lines(compare([make_report([result(k, [1.0] * 6)])] * 2, ["a", "b"])) == []  # no canary
