@@ -280,8 +280,12 @@ def decide(comparison: Comparison, policy: Policy) -> GateResult:
 
 
 def gate(baseline: Report, current: Report, policy: Policy | None = None,
-         names: tuple[str | None, str | None] = (None, None)) -> GateResult:
-    """Compare `current` against `baseline` under `policy` (per-case thresholds included) and decide."""
+         names: tuple[str | None, str | None] = (None, None), paired: bool | None = None) -> GateResult:
+    """Compare `current` against `baseline` under `policy` (per-case thresholds included) and decide.
+
+    `paired`: pair the rounds by index (True for `ab`); None pairs them when the reports say they were
+    measured together (compare.paired_reports)."""
     policy = policy or Policy()
-    comp = compare([baseline, current], list(names), policy.criteria, threshold_for=policy.threshold_for)
+    criteria = replace(policy.criteria, paired=paired)
+    comp = compare([baseline, current], list(names), criteria, threshold_for=policy.threshold_for)
     return decide(comp, policy)

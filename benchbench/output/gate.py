@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from tabulate import tabulate
@@ -91,7 +92,8 @@ def _md_table(findings: list[Finding], base_name: str, name: str, result: GateRe
 def markdown_summary(result: GateResult) -> str:
     """A PR-comment-sized Markdown summary: verdict first, then the cases that need a look."""
     comp, pair = result.comparison, result.pair
-    out = [f"### benchbench gate: {_ICON[result.verdict]} {headline(result)}", "",
+    title = "benchbench ab" if pair.paired else "benchbench gate"
+    out = [f"### {title}: {_ICON[result.verdict]} {headline(result)}", "",
            f"Baseline {_report_desc(comp.base_name, comp.base)} · current {_report_desc(pair.name, pair.report)}",
            ""]
     attention = [f for f in result.findings if f.outcome in ("regression", "inconclusive")]
@@ -133,3 +135,18 @@ def gate_json(result: GateResult) -> str:
                               "machine": [{"where": w, "ratio": r} for w, r in f.row.machine]}
                              for f in result.findings]}
     return json.dumps(doc, indent=1, default=str)
+
+
+def ab_sides_text(sides: list[Any]) -> str:
+    """What each side of an `ab` run differs by, one line per side."""
+    lines = []
+    for side in sides:
+        bits = []
+        if side.ref:
+            bits.append(f"ref {side.ref} (worktree {side.cwd})")
+        if side.python != sys.executable:
+            bits.append(f"python {side.python}")
+        if side.env:
+            bits.append("env " + " ".join(f"{k}={v}" for k, v in side.env))
+        lines.append(f"  {side.name}: " + (", ".join(bits) or "this interpreter, environment and tree"))
+    return "\n".join(lines)
