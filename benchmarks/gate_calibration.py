@@ -18,7 +18,8 @@ Per case the table shows the between-process spread (standard deviation of the l
 of one side, pooled over every run: about the coefficient of variation between processes), the
 minimum detectable effect that `ab`'s paired rule has with the quick (3) and default (5) rounds at
 the spread of paired round differences measured here, and the outcome counts. Records are saved
-after every run (`--work`/records.json), so `--table-only` redraws the table of an interrupted run.
+after every run (`--work`/records.json; a rerun resumes), and `--table-only` decides again on the saved
+reports with the code as it stands and redraws the table.
 The threshold is 5% and alpha 0.05 (`--threshold`, `--alpha`); workers run with OMP_NUM_THREADS=1
 unless `--threads` says otherwise.
 """
@@ -113,10 +114,38 @@ def measure(args: argparse.Namespace, work: Path, records: list[dict]) -> None:
 
 def predicted_mde(sd: float, rounds: int, threshold: float, alpha: float, power: float = 0.9) -> float:
     """ab's paired rule with `rounds` rounds at a paired round-difference spread `sd` (compare.py)."""
-    from scipy.stats import t
+    from benchbench.compare import power_noncentrality
 
     se = sd / math.sqrt(rounds)
-    return math.expm1(math.log1p(threshold) + (t.ppf(1 - alpha / 2, rounds - 1) + t.ppf(power, rounds - 1)) * se)
+    return math.expm1(math.log1p(threshold) + power_noncentrality(rounds - 1, alpha, power) * se)
+
+
+def rederive(args: argparse.Namespace, work: Path) -> list[dict]:
+    """Records from the reports saved in `work`, decided by the gate as the code stands now."""
+    from benchbench.gate import Policy, gate
+    from benchbench.report import load
+
+    policy = Policy(threshold=args.threshold, alpha=args.alpha)
+    records = []
+    for folder in sorted(p for p in work.iterdir() if p.is_dir()):
+        kind, _, i = folder.name.rpartition("_")
+        files = [folder / "baseline.json", folder / "current.json"]
+        if all(f.exists() for f in files):
+            base, cur = (load(f) for f in files)
+            if not (base.partial or cur.partial):
+                records += records_of(kind, int(i), gate(base, cur, policy, ("baseline", "current"), paired=True))
+    previous = None
+    for i in range(10_000):
+        path = work / f"run_{i}.json"
+        if not path.exists():
+            break
+        report = load(path)
+        if report.partial:
+            break
+        if previous is not None:
+            records += records_of("gate", i, gate(previous, report, policy, ("previous", "next")))
+        previous = report
+    return records
 
 
 def pct(x: float | None) -> str:
@@ -223,14 +252,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", default="1", help="OMP_NUM_THREADS of the workers (default 1)")
     p.add_argument("--work", default="calibration_work", help="folder for reports and records.json")
     p.add_argument("--table", help="write the Markdown table here too")
-    p.add_argument("--table-only", action="store_true", help="redraw the table from --work/records.json")
+    p.add_argument("--table-only", action="store_true",
+                   help="only redraw the table, deciding again on the reports saved in --work")
     args = p.parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = args.threads
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     path = work / "records.json"
     records = json.loads(path.read_text()) if path.exists() else []
-    if not args.table_only:
+    if args.table_only:
+        records = rederive(args, work)
+    else:
         t0 = time.time()
         log(f"calibration: {args.repeats} A/A, 2 x {args.injected_repeats} injected, {args.gate_runs} runs; "
             f"profile {args.profile}")
