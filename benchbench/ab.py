@@ -153,6 +153,27 @@ def make_side(name: str, spec: SideSpec, tree: Path | None = None,
     return side
 
 
+@contextlib.contextmanager
+def _term_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt for the whole run (not only while measuring), so that the
+    worktree is removed whenever the job is stopped."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | None = None,
            backends: Sequence[str] | None = None, profile: str = "default", rounds: int | None = None,
            pattern: str | None = None, timeout: float | None = None, seed: int | None = None,
@@ -182,6 +203,7 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
             raise UserError(f"-o {folder}: not writable")
     session = sess.prepare(suites, suite_paths, backends, profile, rounds, pattern, False, timeout, seed)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_term_interrupts())
         tree = sources = None
         if baseline.ref:
             root = repo_root()
