@@ -4,12 +4,22 @@ Pure functions of `Report` objects: no files, no printing (renderers live in `be
 policy in `gate.py`). Every random draw comes from a numpy Generator seeded from the case key, so
 the same two reports always give the same table.
 
-The unit of evidence is a round. A result measured in rounds (schema 2) has one median per round,
+The unit of evidence is a round. A result measured in rounds (schema 2) has one value per round,
 each from a fresh worker process; samples inside one round share that process's luck and are not
 independent draws of what another run would see (between processes, timings on a shared machine
-spread ten times more than inside one). So when both sides have two or more rounds:
+spread ten times more than inside one).
 
-- unpaired (two stored reports, `gate`): Welch's t on the logarithms of the round medians. The
+A round stands for itself by its fastest sample (`Criteria.round_quantile`, 0.0), not its median.
+Interference from other processes only ever adds time, and on a busy machine it comes in bursts: a
+case whose calls take a few milliseconds is descheduled in some rounds for most of its samples and
+not in others, so its round medians are bimodal (measured here: 1.1 ms in three baseline rounds,
+5-6.6 ms in the three current rounds of an A/A run, whose fastest samples were 0.94-1.02 ms on
+both sides). A t test on three bimodal values calls that a 5x regression. The fastest sample of a
+round is the op's cost with the least interference that round saw; more work in the code still
+raises it. The tables keep showing medians (the reports' estimates); the change and its interval
+are those of the per-round values. So when both sides have two or more rounds:
+
+- unpaired (two stored reports, `gate`): Welch's t on the logarithms of the round values. The
   change is exp(mean log B - mean log A), its (1 - alpha) interval exp(d -/+ t(1 - alpha/2, df) se)
   with se = sqrt(sA^2/nA + sB^2/nB) and Welch-Satterthwaite df.
 - paired (`ab`: both sides measured round by round, back to back, in the same order): a one-sample t
@@ -94,6 +104,8 @@ class Criteria:
     n_boot: int = 2000
     min_samples: int = FEW_SAMPLES
     power: float = 0.9  # of the minimum detectable effect
+    # What stands for a round: this quantile of its samples (module docstring: why the fastest, 0.0).
+    round_quantile: float = 0.0
     # Pair rounds by index (both sides measured round by round, back to back: `ab`). None: pair when
     # the two reports say they were measured that way (`paired_reports`).
     paired: bool | None = None
@@ -103,6 +115,8 @@ class Criteria:
             raise UserError(f"threshold must be between 0% and 1000%, got {100 * self.threshold:g}%")
         if not 0 < self.alpha < 0.5:
             raise UserError(f"alpha must be between 0 and 0.5, got {self.alpha:g}")
+        if not 0 <= self.round_quantile <= 0.5:
+            raise UserError(f"round_quantile must be between 0 and 0.5, got {self.round_quantile:g}")
 
     @property
     def level(self) -> float:
@@ -141,7 +155,7 @@ def summary_of(result: Result | None) -> Summary | None:
 class Change:
     """The ratio other/base of the time per call (above 1 is slower), with its uncertainty.
 
-    `unit` says what the evidence is: "round" (Welch t on log round medians), "paired-round" (t on
+    `unit` says what the evidence is: "round" (Welch t on log round values), "paired-round" (t on
     the log ratios of rounds measured back to back), "sample" (one round per side: Mann-Whitney and a
     bootstrap on the raw samples) or "summary" (no raw samples). For round units `se` and `df` are the
     standard error and degrees of freedom of the log ratio."""
@@ -226,14 +240,15 @@ def change_from_summaries(base: Summary, other: Summary, level: float = 0.95) ->
     return Change(ratio, ratio * math.exp(-half), ratio * math.exp(half), level, None, noise, base.n, other.n)
 
 
-def round_medians(result: Result) -> dict[int, float]:
-    """Round index -> median of that round's samples (rounds without samples left out)."""
-    import statistics
+def round_values(result: Result, q: float = 0.0) -> dict[int, float]:
+    """Round index -> the q-quantile of that round's samples (0: its fastest sample, 0.5: its median);
+    rounds without samples are left out."""
+    from benchbench.stats import quantile
 
     out = {}
     for i, (meta, samples) in enumerate(zip(result.rounds, result.round_samples, strict=True)):
         if samples:
-            out[int(meta.get("round", i))] = statistics.median(samples)
+            out[int(meta.get("round", i))] = quantile(sorted(samples), q)
     return out
 
 
@@ -261,7 +276,7 @@ def _t_change(d: float, se: float, df: float, level: float, noise: float, n_base
 
 
 def change_from_rounds(base: Sequence[float], other: Sequence[float], level: float = 0.95) -> Change:
-    """Welch's t on the logarithms of two independent sets of round medians (two or more each)."""
+    """Welch's t on the logarithms of two independent sets of round values (two or more each)."""
     import statistics
 
     la, lb = [math.log(x) for x in base], [math.log(x) for x in other]
@@ -471,7 +486,8 @@ def compare_pair(key: CaseKey, base: Result | None, other: Result | None, criter
         return row
     t = criteria.threshold if threshold is None else threshold
     few = min(sa.n, sb.n) < criteria.min_samples
-    ma, mb = (round_medians(base), round_medians(other)) if sa.from_samples and sb.from_samples else ({}, {})
+    q = criteria.round_quantile
+    ma, mb = (round_values(base, q), round_values(other, q)) if sa.from_samples and sb.from_samples else ({}, {})
     positive = all(v > 0 for v in [*ma.values(), *mb.values()])
     common = sorted(set(ma) & set(mb))
     if paired and positive and len(common) >= 2:

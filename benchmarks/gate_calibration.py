@@ -12,9 +12,9 @@ What it runs (all on the CPU, with the six ops of `benchmarks/calibration_suite.
   miss; an `inconclusive` is honest when its stated detectable effect is above the injected slowdown;
   among decisions that state a detectable effect below it, at least 90% should be `regression`.
 - A/A with `gate` on stored reports: `--gate-runs` back-to-back `run`s, each consecutive pair
-  gated (unpaired: Welch t on round medians, canary check). Every `regression` is a false one.
+  gated (unpaired: Welch t on the rounds, canary check). Every `regression` is a false one.
 
-Per case the table shows the between-process spread (standard deviation of the log round medians
+Per case the table shows the between-process spread (standard deviation of the log round values
 of one side, pooled over every run: about the coefficient of variation between processes), the
 minimum detectable effect that `ab`'s paired rule has with the quick (3) and default (5) rounds at
 the spread of paired round differences measured here, and the outcome counts. Records are saved
@@ -44,10 +44,10 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def round_logs(result) -> dict[int, float]:
-    from benchbench.compare import round_medians
+def round_logs(result, q: float = 0.0) -> dict[int, float]:
+    from benchbench.compare import round_values
 
-    return {i: math.log(v) for i, v in round_medians(result).items() if v > 0}
+    return {i: math.log(v) for i, v in round_values(result, q).items() if v > 0}
 
 
 def records_of(kind: str, repeat: int, gate_result) -> list[dict]:
@@ -58,10 +58,10 @@ def records_of(kind: str, repeat: int, gate_result) -> list[dict]:
                "verdict": row.verdict, "cause": f.cause, "mde": row.mde,
                "ratio": row.change.ratio if row.change else None, "unit": row.change.unit if row.change else None,
                "base_logs": {}, "other_logs": {}}
-        if row.base is not None and row.base.ok:
-            rec["base_logs"] = round_logs(row.base)
-        if row.other is not None and row.other.ok:
-            rec["other_logs"] = round_logs(row.other)
+        for side, res in (("base", row.base), ("other", row.other)):
+            if res is not None and res.ok:
+                rec[f"{side}_logs"] = round_logs(res)  # the fastest sample of each round: what the gate uses
+                rec[f"{side}_median_logs"] = round_logs(res, 0.5)
         out.append(rec)
     return out
 
@@ -161,7 +161,7 @@ def table(records: list[dict], args: argparse.Namespace) -> str:
     def by(kind: str, case: str | None = None) -> list[dict]:
         return [r for r in records if r["kind"] == kind and (case is None or r["case"] == case)]
 
-    header = ["case", "between-process CV", "paired round sd", "MDE quick (3 rounds)", "MDE default (5 rounds)",
+    header = ["case", "between-process CV (round medians)", "between-process CV (round minimums)", "paired round sd", "MDE quick (3 rounds)", "MDE default (5 rounds)",
               "ab A/A: regression / inconclusive / ok", "ab +10%: regression / inconclusive / pass",
               "+10%: regression among MDE < 10%", "ab +5%: regression / inconclusive / pass",
               "+5%: regression among MDE < 5%", "gate A/A: regression / inconclusive / ok"]
@@ -186,22 +186,26 @@ def table(records: list[dict], args: argparse.Namespace) -> str:
         return f"{hit}/{len(sel)}" if sel else "- (none)"
 
     for case in cases:
-        spreads, diffs = [], []
+        spreads, med_spreads, diffs = [], [], []
         for r in records:
             if r["case"] != case:
                 continue
-            for side in ("base_logs", "other_logs"):
-                vals = list(r[side].values())
-                if len(vals) >= 2 and not (r["kind"] == "gate" and side == "base_logs"):
-                    spreads.append(statistics.variance(vals))
+            for side in ("base", "other"):
+                if r["kind"] == "gate" and side == "base":
+                    continue  # each stored run once
+                for key, into in ((f"{side}_logs", spreads), (f"{side}_median_logs", med_spreads)):
+                    vals = list(r.get(key, {}).values())
+                    if len(vals) >= 2:
+                        into.append(statistics.variance(vals))
             if r["kind"] == "aa":
                 common = sorted(set(r["base_logs"]) & set(r["other_logs"]), key=int)
                 d = [r["other_logs"][k] - r["base_logs"][k] for k in common]
                 if len(d) >= 2:
                     diffs.append(statistics.variance(d))
         cv = math.sqrt(statistics.fmean(spreads)) if spreads else None
+        med_cv = math.sqrt(statistics.fmean(med_spreads)) if med_spreads else None
         sd = math.sqrt(statistics.fmean(diffs)) if diffs else None
-        cells = [case, pct(cv), pct(sd),
+        cells = [case, pct(med_cv), pct(cv), pct(sd),
                  pct(predicted_mde(sd, 3, args.threshold, args.alpha)) if sd else "-",
                  pct(predicted_mde(sd, 5, args.threshold, args.alpha)) if sd else "-"]
         cells.append("{} / {} / {}".format(*counts(by("aa", case), "aa")))
@@ -211,7 +215,7 @@ def table(records: list[dict], args: argparse.Namespace) -> str:
         cells.append(among(by("slow5", case), 0.05, "among5"))
         cells.append("{} / {} / {}".format(*counts(by("gate", case), "gate")))
         lines.append("| " + " | ".join(cells) + " |")
-    cells = ["**all**", "", "", "", ""]
+    cells = ["**all**", "", "", "", "", ""]
     for key in ("aa", "slow10", "among10", "slow5", "among5", "gate"):
         t = totals.get(key)
         if not t:
@@ -234,8 +238,9 @@ def table(records: list[dict], args: argparse.Namespace) -> str:
         f"(each row: one decision per run).",
         f"Injected runs decided pass/same (misses): {len(honest)}; inconclusive with a stated detectable effect "
         f"below the injected slowdown: {len(bad_mde)}.",
-        "Between-process CV: sd of the log round medians of one side. Paired round sd: sd of the per-round log "
-        "ratios in the ab A/A runs; the MDE columns apply ab's rule (compare.py) to it with 3 and 5 rounds.",
+        "Between-process CV: sd of the log round medians, and of the log of each round's fastest sample (what the "
+        "gate compares), one side, pooled over all runs. Paired round sd: sd of the per-round log ratios of fastest "
+        "samples in the ab A/A runs; the MDE columns apply ab's rule (compare.py) to it with 3 and 5 rounds.",
     ]
     return "\n".join(lines + notes) + "\n"
 

@@ -419,3 +419,20 @@ def test_the_canary_voids_timing_verdicts_when_the_machine_moved_between_or_with
     assert row.machine == []  # one preempted canary is the canary's noise
     (row,) = compare([base, slow_machine], criteria=Criteria(paired=True)).pairs[0].rows
     assert row.machine == []  # paired rounds share the machine: no canary check
+
+
+def test_bursts_of_interference_do_not_fake_a_regression():
+    """A/A on a busy machine: in the current side's rounds the process was descheduled for most of its
+    samples (they take 5x as long); the op itself was as fast as ever, as its fastest samples show."""
+    rng = np.random.default_rng(11)
+    base = rounds_result(KEY, [1e-3] * 3, rng, n=20)
+    contended = []
+    for _ in range(3):
+        clean = timings(rng, 6, 1e-3, 0.01)
+        contended += clean + [x * 5 for x in timings(rng, 14, 1e-3, 0.05)]
+    cur = Result(key=KEY, status="ok", samples=contended, rounds=[{"round": i, "n": 20} for i in range(3)])
+    assert summary_of(cur).median > 4 * summary_of(base).median
+    row = compare_pair(KEY, base, cur, Criteria(), paired=True)
+    assert row.verdict != "slower" and 0.95 < row.change.ratio < 1.05
+    by_median = compare_pair(KEY, base, cur, Criteria(round_quantile=0.5), paired=True)
+    assert by_median.verdict == "slower"  # what a test on round medians would claim

@@ -204,7 +204,7 @@ def comparison_text(comp: Comparison, fmt: str = "simple") -> str:
     c = comp.criteria
     out.append("")
     out.append(f"ratio = time {'/'.join(p.name for p in comp.pairs)} / {comp.base_name} with its "
-               f"{100 * c.level:g}% interval from the rounds (t on log round medians; paired by round for reports "
+               f"{100 * c.level:g}% interval from the rounds (t on the log of each round's fastest sample; paired by round for reports "
                f"measured together); below 1 is faster. slower/faster: the interval beyond ±{100 * c.threshold:g}%. "
                "One round per side (single-round): Mann-Whitney and a bootstrap on the samples. can detect: the "
                f"slowdown this data would catch with {100 * c.power:g}% power.")

@@ -51,10 +51,10 @@ def _policy_text(result: GateResult) -> str:
     p = result.policy
     level = f"{100 * (1 - p.alpha):g}%"
     if result.pair.paired:
-        unit = (f"the {level} t interval of the paired rounds' time ratios (each round of both sides measured "
+        unit = (f"the {level} t interval of the paired rounds' time ratios (each round by its fastest sample; both sides measured "
                 "back to back)")
     else:
-        unit = f"the {level} Welch t interval of the ratio of round medians"
+        unit = f"the {level} Welch t interval of the time ratio, each round standing by its fastest sample"
     text = (f"A case regresses when it broke, or when {unit} lies entirely above +{100 * p.threshold:g}% "
             f"(one round per side: Mann-Whitney p < {p.alpha:g}, the bootstrap interval above the threshold and "
             f"the change beyond the noise). \"can detect\": the slowdown this data would catch with "
