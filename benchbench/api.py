@@ -64,10 +64,15 @@ class Case:
     # fn=None with its raw samples (seconds per call) and how it timed them.
     samples: list[float] | None = None
     timing_method: str | None = None
+    # Which device memory counter the peak is read from: "allocated" (live tensors) or "reserved"
+    # (all the allocator holds; CUDA-graph replays use a private pool only this one sees).
+    memory_counter: str = "allocated"
 
     def __post_init__(self) -> None:
         if self.fn is None and not self.samples:
             raise ValueError("Case needs fn to time, or samples measured by the benchmark itself")
+        if self.memory_counter not in ("allocated", "reserved"):
+            raise ValueError(f"memory_counter must be 'allocated' or 'reserved', not {self.memory_counter!r}")
 
     def work(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -198,6 +203,7 @@ class Benchmark:
     overview: dict[str, tuple] | None = None  # axis overrides for the default overview run; None: not in it
     isolate: bool | Callable[[CaseKey], bool] = False  # run in a fresh worker process of its own
     timeout: float | None = None  # seconds; None: the profile's default
+    rounds: int | None = None  # at most this many rounds (a costly case); None: the profile's
     description: str = ""
     suite: str = ""  # filled in by the registry
 
@@ -263,6 +269,7 @@ def benchmark(
     overview: Mapping[str, Sequence[Any]] | bool = False,
     isolate: bool | Callable[[CaseKey], bool] = False,
     timeout: float | None = None,
+    rounds: int | None = None,
 ) -> Any:
     """Declare a benchmark. The decorated setup is called as `setup(ctx, **params)` for each case.
 
@@ -271,8 +278,13 @@ def benchmark(
     profiles: per-profile overrides of any axis, e.g. `{"quick": {"n": [256]}}`. overview: include in
     the default `python -m benchbench` run, with axis overrides (True: the first value of each axis).
     isolate: run in a worker process of its own (compile caches, allocator state); a callable
-    `(CaseKey) -> bool` decides per case (e.g. compiled modes only). timeout: seconds.
+    `(CaseKey) -> bool` decides per case (e.g. compiled modes only). timeout: seconds. rounds: at most
+    this many rounds, for a case too costly to repeat as often as the profile asks (fewer rounds give a
+    wider interval, and the gate says what it can still detect).
     """
+
+    if rounds is not None and (not isinstance(rounds, int) or rounds < 1):
+        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
 
     def wrap(setup: Callable[..., Case]) -> Benchmark:
         bname = name or setup.__name__
@@ -302,6 +314,7 @@ def benchmark(
             overview=ov,
             isolate=isolate,
             timeout=timeout,
+            rounds=rounds,
             description=doc.splitlines()[0] if doc else "",
         )
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchbench import peaks
+from benchbench.dtypes import float32_precision
 from benchbench.errors import UserError
 
 KNOWN = ("cpu", "cuda", "mps", "xpu")
@@ -87,6 +88,7 @@ class Backend:
     device: str | None = None
     device_name: str | None = None
     properties: dict[str, Any] = field(default_factory=dict)
+    peak_kind = "gpu"  # which rows of the datasheet table describe this device (a class constant)
 
     # --- device work ---------------------------------------------------------------------------
     def torch_device(self) -> Any:
@@ -103,8 +105,13 @@ class Backend:
     def reset_peak_memory(self) -> None:
         pass
 
-    def peak_memory(self) -> tuple[int | None, str]:
-        """(bytes, what was read). Subclasses read the device's allocator."""
+    def peak_memory(self, counter: str = "allocated") -> tuple[int | None, str]:
+        """(bytes, which counter was read). Subclasses read the device's allocator.
+
+        `counter` is what the case asked for: "allocated" (memory held by live tensors) or "reserved"
+        (everything the allocator holds, e.g. CUDA-graph pools). Backends without that distinction
+        read what they have; the second element always names the counter actually read.
+        """
         return None, "unavailable"
 
     def dtype_reason(self, dtype: str | None) -> str | None:
@@ -112,7 +119,7 @@ class Backend:
         return None
 
     def peaks(self) -> dict[str, Any] | None:
-        return peaks.lookup(self.device_name)
+        return peaks.lookup(self.device_name, kind=self.peak_kind)
 
     def info(self) -> dict[str, Any]:
         timer = self.timer() if self.available else None
@@ -160,6 +167,8 @@ def _read_status_kib(field_name: str) -> int | None:
 
 
 class CpuBackend(Backend):
+    peak_kind = "cpu"  # never a GPU row: on a Mac the CPU's name is the chip's ("Apple M2 Pro")
+
     def __init__(self) -> None:
         import torch
 
@@ -181,7 +190,7 @@ class CpuBackend(Backend):
         except OSError:
             pass
 
-    def peak_memory(self) -> tuple[int | None, str]:
+    def peak_memory(self, counter: str = "allocated") -> tuple[int | None, str]:
         hwm = _read_status_kib("VmHWM")
         if hwm is not None:
             return hwm, "rss-peak"
@@ -212,7 +221,10 @@ class CudaBackend(Backend):
             "total_memory_bytes": int(props.total_memory),
             "multiprocessors": int(getattr(props, "multi_processor_count", 0)),
             "device_count": cuda.device_count(),
-            "tf32_matmul": bool(torch_mod.backends.cuda.matmul.allow_tf32),
+            # never raises: with torch's new fp32_precision API set, the legacy allow_tf32 read does
+            "tf32_matmul": float32_precision(torch_mod)["cuda_matmul_tf32"],
+            "uuid": _gpu_uuid(props),
+            "visible_uuids": _visible_uuids(cuda),
         }
         super().__init__(name="cuda", available=True, device=f"cuda:{index}", device_name=props.name,
                          properties=properties)
@@ -227,9 +239,17 @@ class CudaBackend(Backend):
         return CudaEventTimer(self._torch, self._index)
 
     def reset_peak_memory(self) -> None:
-        self._torch.cuda.reset_peak_memory_stats(self._index)
+        # Cached blocks of earlier work would count as "reserved": hand them back first. Blocks that
+        # live CUDA graphs hold stay reserved, which is what a graph's memory is.
+        cuda = self._torch.cuda
+        cuda.synchronize(self._index)
+        cuda.empty_cache()
+        cuda.reset_peak_memory_stats(self._index)
 
-    def peak_memory(self) -> tuple[int | None, str]:
+    def peak_memory(self, counter: str = "allocated") -> tuple[int | None, str]:
+        # Replays of CUDA graphs use a private pool: max_memory_allocated never sees them, reserved does.
+        if counter == "reserved":
+            return int(self._torch.cuda.max_memory_reserved(self._index)), "cuda-max-reserved"
         return int(self._torch.cuda.max_memory_allocated(self._index)), "cuda-max-allocated"
 
     def dtype_reason(self, dtype: str | None) -> str | None:
@@ -249,6 +269,7 @@ class MpsBackend(Backend):
         super().__init__(name="mps", available=True, device="mps", device_name=_apple_chip_name(),
                          properties={"macos": platform.mac_ver()[0] or None})
         self._torch = torch_mod
+        self._peak_counter = False  # whether torch.accelerator's peak counter works on MPS here
 
     def synchronize(self) -> None:
         self._torch.mps.synchronize()
@@ -256,12 +277,35 @@ class MpsBackend(Backend):
     def timer(self) -> Timer:
         return SyncTimer(self.synchronize)
 
-    def peak_memory(self) -> tuple[int | None, str]:
-        # MPS has no peak counter: the driver's allocation after the case is the closest reading.
+    def reset_peak_memory(self) -> None:
+        # driver_allocated_memory() includes the Metal allocator's cache and only grows across cases
+        # in a shared worker: empty the cache so every case starts from what is really in use.
+        self.synchronize()
+        self._torch.mps.empty_cache()
+        accel = getattr(self._torch, "accelerator", None)
         try:
-            return int(self._torch.mps.driver_allocated_memory()), "mps-driver-allocated"
+            accel.reset_peak_memory_stats()
+            self._peak_counter = True
+        except Exception:  # noqa: BLE001 - no accelerator API, or MPS does not implement its stats
+            self._peak_counter = False
+
+    def peak_memory(self, counter: str = "allocated") -> tuple[int | None, str]:
+        mps = self._torch.mps
+        try:
+            if counter == "reserved":
+                return int(mps.driver_allocated_memory()), "mps-driver-allocated"
+            current = int(mps.current_allocated_memory())
         except (AttributeError, RuntimeError):
             return None, "unavailable"
+        if self._peak_counter:
+            try:
+                peak = int(self._torch.accelerator.max_memory_allocated())
+            except Exception:  # noqa: BLE001
+                peak = 0
+            if peak >= current and peak > 0:
+                return peak, "mps-max-allocated"
+        # No peak counter: what live tensors hold after the case, named as such (not a peak).
+        return current, "mps-current-allocated"
 
     def dtype_reason(self, dtype: str | None) -> str | None:
         if dtype == "float64":
@@ -287,8 +331,27 @@ class XpuBackend(Backend):
     def reset_peak_memory(self) -> None:
         self._torch.xpu.reset_peak_memory_stats()
 
-    def peak_memory(self) -> tuple[int | None, str]:
+    def peak_memory(self, counter: str = "allocated") -> tuple[int | None, str]:
+        if counter == "reserved":
+            return int(self._torch.xpu.max_memory_reserved()), "xpu-max-reserved"
         return int(self._torch.xpu.max_memory_allocated()), "xpu-max-allocated"
+
+
+def _gpu_uuid(props: Any) -> str | None:
+    """The device's UUID as NVML spells it ("GPU-..."); torch prints it without the prefix."""
+    raw = getattr(props, "uuid", None)
+    text = str(raw).strip() if raw is not None else ""
+    if not text:
+        return None
+    return text if text.startswith(("GPU-", "MIG-")) else f"GPU-{text}"
+
+
+def _visible_uuids(cuda: Any) -> list[str | None] | None:
+    """UUIDs of the devices torch sees, in torch's (CUDA's) order; None when they cannot be read."""
+    try:
+        return [_gpu_uuid(cuda.get_device_properties(i)) for i in range(cuda.device_count())]
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _apple_chip_name() -> str:
@@ -335,6 +398,19 @@ def _macos_version() -> tuple[int, ...]:
         return ()
 
 
+def mps_min_macos(torch_version: str | None) -> tuple[int, int]:
+    """The oldest macOS on which this torch runs MPS: 14.0 from torch 2.9, 13.0 from 2.5, else 12.3."""
+    try:
+        major, minor = (int(p) for p in str(torch_version).split("+")[0].split(".")[:2])
+    except ValueError:
+        return (14, 0)  # unknown: assume a recent torch
+    if (major, minor) >= (2, 9):
+        return (14, 0)
+    if (major, minor) >= (2, 5):
+        return (13, 0)
+    return (12, 3)
+
+
 def _probe_mps(torch_mod: Any) -> Backend:
     mps = getattr(torch_mod.backends, "mps", None)
     if mps is None or not mps.is_built():
@@ -346,8 +422,10 @@ def _probe_mps(torch_mod: Any) -> Backend:
         return _unavailable("mps", "MPS needs macOS on Apple silicon")
     if not mps.is_available():
         version = _macos_version()
-        if version and version < (12, 3):
-            return _unavailable("mps", f"macOS {'.'.join(map(str, version))} < 12.3, the first with MPS")
+        need = mps_min_macos(getattr(torch_mod, "__version__", None))
+        if version and version < need:
+            return _unavailable("mps", f"macOS {'.'.join(map(str, version))} < {need[0]}.{need[1]}, the oldest "
+                                       f"this torch ({getattr(torch_mod, '__version__', '?')}) runs MPS on")
         if platform.machine() != "arm64":
             return _unavailable("mps", "no Apple-silicon GPU (MPS needs an arm64 Mac)")
         return _unavailable("mps", "torch is built with MPS but no Metal device is available")

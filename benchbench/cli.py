@@ -1,12 +1,6 @@
 """Command line: `python -m benchbench [COMMAND] ...`. The only place that turns errors into exit codes.
 
-Exit codes (documented in the README):
-  0  success (gate: pass)
-  1  gate: a regression
-  2  usage or input error (bad arguments, unreadable report, unknown suite, ...)
-  3  gate: inconclusive (too noisy, or nothing comparable)
-  4  run: finished, but some cases failed or timed out (the report holds why)
-  130 interrupted (a partial report was still written)
+Exit codes: `benchbench.errors.ExitCode` (documented in the README).
 """
 
 from __future__ import annotations
@@ -16,9 +10,7 @@ import importlib
 import sys
 
 from benchbench._version import __version__
-from benchbench.errors import UserError
-
-EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_CASES_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+from benchbench.errors import ExitCode, UserError
 
 # name, module, one-line help. Each module has add_arguments(parser) and main(args) -> int, and keeps
 # heavy imports (torch, pandas) inside main so that building the parser stays fast.
@@ -32,13 +24,13 @@ COMMANDS = [
     ("gate", "benchbench.commands.gate", "fail when a report is slower than its baseline beyond noise"),
     ("ab", "benchbench.commands.ab", "measure a baseline and a current side alternately, then gate"),
     ("export", "benchbench.commands.export", "convert a report (csv, markdown, pytest-benchmark)"),
-    ("html", "benchbench.commands.html", "write a self-contained HTML page with plots"),
+    ("report", "benchbench.commands.report", "one self-contained HTML page of reports, with plots"),
 ]
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage first by default)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,14 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._main(args) or 0)
     except UserError as exc:
         print(f"benchbench: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return int(exc.exit_code)
     except Interrupted as exc:
         paths = [str(p) for p in exc.report_paths]
         print(f"\nbenchbench: interrupted; partial report{'s' if len(paths) > 1 else ''} written to "
               f"{', '.join(paths) or '(none)'}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return int(ExitCode.INTERRUPTED)
     except KeyboardInterrupt:
         print("\nbenchbench: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # e.g. `benchbench list | head`
-        return EXIT_OK
+        return int(ExitCode.OK)

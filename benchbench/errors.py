@@ -1,10 +1,22 @@
-"""One family of user-facing errors, turned into a one-line message and exit code 2 at the CLI edge."""
+"""One family of user-facing errors, turned into a one-line message and exit code 2 at the CLI edge,
+and the exit codes themselves, defined once (the README's table lists the same)."""
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0  # success; gate/ab: pass
+    REGRESSION = 1  # gate/ab: a regression; env --strict: a check failed
+    USAGE = 2  # usage or input error: one line on stderr, no traceback
+    INCONCLUSIVE = 3  # gate/ab: too noisy to tell, or nothing comparable
+    CASES_FAILED = 4  # run: finished, but some cases failed or timed out
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM; partial reports are written
 
 
 class UserError(Exception):
     """Bad input or usage: the message is shown to the user as one line, without a traceback."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class ReportError(UserError):

@@ -99,7 +99,7 @@ def run_case(
         metrics = dict(case.metrics)
         if case.finish is not None:
             metrics.update(case.finish() or {})
-        peak, memory_kind = backend.peak_memory()
+        peak, memory_kind = backend.peak_memory(case.memory_counter)
     except Skip as exc:
         return Result(status="skipped", reason=str(exc) or "skipped by the benchmark", **base,
                       duration_s=clock() - t_case)

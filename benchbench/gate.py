@@ -33,13 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from benchbench.compare import Comparison, Criteria, Pair, Row, compare
-from benchbench.errors import UserError
+from benchbench.errors import ExitCode, UserError
 from benchbench.report import Report
 
-EXIT_PASS, EXIT_REGRESSION, EXIT_INCONCLUSIVE = 0, 1, 3  # 2 is usage/input error (cli.py)
-EXIT_CODES = {"pass": EXIT_PASS, "regression": EXIT_REGRESSION, "inconclusive": EXIT_INCONCLUSIVE}
-ACTIONS = ("ignore", "inconclusive", "regression")
-TIMING_VERDICTS = ("slower", "faster", "same", "noisy")  # verdicts that rest on the timings alone  # what a noisy / incomparable / missing case does
+EXIT_CODES = {"pass": ExitCode.OK, "regression": ExitCode.REGRESSION, "inconclusive": ExitCode.INCONCLUSIVE}
+ACTIONS = ("ignore", "inconclusive", "regression")  # what a noisy / incomparable / missing case does
+TIMING_VERDICTS = ("slower", "faster", "same", "noisy")  # verdicts that rest on the timings alone
 
 _FAIL_ON = re.compile(r"^(?:(?P<field>[a-z_]+):)?(?P<value>[0-9]*\.?[0-9]+)%$")
 
@@ -226,7 +225,7 @@ class GateResult:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES[self.verdict]
+        return int(EXIT_CODES[self.verdict])
 
     @property
     def pair(self) -> Pair:

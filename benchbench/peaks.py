@@ -4,6 +4,11 @@ Dense (no structured sparsity) tensor-core rates in FLOP/s per dtype, and memory
 bytes/s, as published by the vendors. "float32" is the non-tensor-core FP32 rate; "tf32" the TF32
 tensor-core rate. A GPU not listed simply has no datasheet peak: results still show "% of the
 measured ceiling" (the tensor_ops suite measures it on the device itself).
+
+Every row here is a GPU's: a CPU never gets one, even where its name matches (on a Mac the CPU and
+the GPU share the chip's name). A MIG slice gets none: it has a fraction of the GPU's units and
+memory bandwidth, in proportions the name does not tell exactly. Rates are per device as torch sees
+it: an MI250X package is two devices, so its row holds half the package's figures.
 """
 
 from __future__ import annotations
@@ -20,8 +25,12 @@ G = 1e9
 # (regex on the device name, entry). First match wins, so more specific names come first.
 _TABLE: list[tuple[str, dict[str, Any]]] = [
     # NVIDIA data centre
-    (r"H200", {"flops": {"float64": 67 * T, "float32": 67 * T, "tf32": 494.7 * T, "bfloat16": 989.4 * T,
-                         "float16": 989.4 * T, "int8": 1978.9 * T}, "bandwidth": 4.8e12}),
+    (r"GH200", {"flops": {"float64": 67 * T, "float32": 67 * T, "tf32": 494.7 * T, "bfloat16": 989.4 * T,
+                          "float16": 989.4 * T}, "bandwidth": 4.0e12}),
+    (r"H200.*NVL", {"flops": {"float64": 60 * T, "float32": 60 * T, "tf32": 417.5 * T, "bfloat16": 835.5 * T,
+                              "float16": 835.5 * T, "int8": 1670.5 * T}, "bandwidth": 4.8e12}),
+    (r"(?<!G)H200", {"flops": {"float64": 67 * T, "float32": 67 * T, "tf32": 494.7 * T, "bfloat16": 989.4 * T,
+                               "float16": 989.4 * T, "int8": 1978.9 * T}, "bandwidth": 4.8e12}),
     (r"H100.*(PCIe|PCI-E)", {"flops": {"float64": 51 * T, "float32": 51 * T, "tf32": 378 * T,
                                        "bfloat16": 756 * T, "float16": 756 * T, "int8": 1513 * T},
                              "bandwidth": 2.0e12}),
@@ -29,8 +38,9 @@ _TABLE: list[tuple[str, dict[str, Any]]] = [
                               "float16": 835 * T, "int8": 1670 * T}, "bandwidth": 3.9e12}),
     (r"H100", {"flops": {"float64": 67 * T, "float32": 67 * T, "tf32": 494.7 * T, "bfloat16": 989.4 * T,
                          "float16": 989.4 * T, "int8": 1978.9 * T}, "bandwidth": 3.35e12}),
-    (r"GH200", {"flops": {"float64": 67 * T, "float32": 67 * T, "tf32": 494.7 * T, "bfloat16": 989.4 * T,
-                          "float16": 989.4 * T}, "bandwidth": 4.0e12}),
+    (r"A100.*(80GB.*PCI|PCI.*80GB)", {"flops": {"float64": 19.5 * T, "float32": 19.5 * T, "tf32": 156 * T,
+                                                "bfloat16": 312 * T, "float16": 312 * T, "int8": 624 * T},
+                                      "bandwidth": 1.935e12}),
     (r"A100.*80GB", {"flops": {"float64": 19.5 * T, "float32": 19.5 * T, "tf32": 156 * T, "bfloat16": 312 * T,
                                "float16": 312 * T, "int8": 624 * T}, "bandwidth": 2.039e12}),
     (r"A100", {"flops": {"float64": 19.5 * T, "float32": 19.5 * T, "tf32": 156 * T, "bfloat16": 312 * T,
@@ -65,8 +75,9 @@ _TABLE: list[tuple[str, dict[str, Any]]] = [
     # AMD Instinct (ROCm shows up as the cuda backend)
     (r"MI300X", {"flops": {"float64": 163.4 * T, "float32": 163.4 * T, "tf32": 653.7 * T,
                            "bfloat16": 1307.4 * T, "float16": 1307.4 * T}, "bandwidth": 5.3e12}),
-    (r"MI250X", {"flops": {"float64": 95.7 * T, "float32": 95.7 * T, "bfloat16": 383 * T, "float16": 383 * T},
-                 "bandwidth": 3.2e12}),
+    # one MI250X package is two GCDs, each its own torch device: half the package's datasheet figures
+    (r"MI250X", {"flops": {"float64": 47.85 * T, "float32": 47.85 * T, "bfloat16": 191.5 * T,
+                           "float16": 191.5 * T}, "bandwidth": 1.6e12}),
     # Apple silicon GPUs (Apple publishes FP32 TFLOPS for M1/M2 and memory bandwidth)
     (r"Apple M1 Ultra", {"flops": {"float32": 21 * T}, "bandwidth": 800 * G}),
     (r"Apple M1 Max", {"flops": {"float32": 10.4 * T}, "bandwidth": 400 * G}),
@@ -85,9 +96,15 @@ _TABLE: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def lookup(device_name: str | None) -> dict[str, Any] | None:
-    """Datasheet peaks for a device name: {"flops": {dtype: FLOP/s}, "bandwidth": bytes/s}, or None."""
-    if not device_name:
+_MIG = re.compile(r"\bMIG\b|\b\d+g\.\d+gb\b", flags=re.IGNORECASE)
+
+
+def lookup(device_name: str | None, kind: str = "gpu") -> dict[str, Any] | None:
+    """Datasheet peaks for a device name: {"flops": {dtype: FLOP/s}, "bandwidth": bytes/s}, or None.
+
+    `kind` is the backend's kind of device; the table holds GPUs only, so a "cpu" never matches.
+    """
+    if not device_name or kind != "gpu" or _MIG.search(device_name):
         return None
     for pattern, entry in _TABLE:
         if re.search(pattern, device_name, flags=re.IGNORECASE):
@@ -95,12 +112,53 @@ def lookup(device_name: str | None) -> dict[str, Any] | None:
     return None
 
 
+# PCIe payload bandwidth per lane and direction, bytes/s, after line encoding (8b/10b up to gen 2,
+# 128b/130b for gen 3-5, FLIT for gen 6).
+_PCIE_LANE = {1: 0.25e9, 2: 0.5e9, 3: 0.985e9, 4: 1.969e9, 5: 3.938e9, 6: 7.563e9}
+
+
+def pcie_bandwidth(generation: Any, width: Any) -> float | None:
+    """One direction of a PCIe link of this generation and lane count, bytes/s; None when unknown."""
+    if isinstance(generation, bool) or isinstance(width, bool):
+        return None
+    if not isinstance(generation, int) or not isinstance(width, int) or width <= 0:
+        return None
+    lane = _PCIE_LANE.get(generation)
+    return lane * width if lane else None
+
+
+def link_bandwidth(report: Report, backend: str) -> float | None:
+    """One direction of the measured GPU's PCIe link, from the report's NVML facts; None when unknown."""
+    if backend != "cuda":
+        return None
+    gpu = (report.environment.get("facts") or {}).get("gpu")
+    nvml = gpu.get("nvml") if isinstance(gpu, dict) else None
+    devices = nvml.get("devices") if isinstance(nvml, dict) else None
+    if not isinstance(devices, list):
+        return None
+    measured = [d for d in devices if isinstance(d, dict) and d.get("measured")]
+    if not measured:
+        measured = [d for d in devices if isinstance(d, dict) and d.get("visible", True)]
+    if len(measured) != 1:
+        return None
+    return pcie_bandwidth(measured[0].get("pcie_gen_max"), measured[0].get("pcie_width_max"))
+
+
 def peak_fraction(result: Result, report: Report) -> dict[str, float]:
-    """Measured rate / datasheet peak for this result's backend, where the report holds that peak."""
+    """Measured rate / datasheet peak for this result's backend, where the report holds that peak.
+
+    A host<->device transfer (bound "link") is limited by the link, not the device's memory: it is
+    compared with the PCIe link's speed where NVML told it, never with the memory bandwidth.
+    """
     backend = report.backend(result.key.backend) or {}
     peaks = backend.get("peaks") or {}
     derived = result.derived()
     out = {}
+    if result.metrics.get("bound") == "link":
+        link = link_bandwidth(report, result.key.backend)
+        if derived.get("bytes_per_s") and link:
+            out["link"] = derived["bytes_per_s"] / link
+        return out
     flops = derived.get("flops_per_s")
     if flops and peaks.get("flops"):
         peak = peaks["flops"].get(result.key.dtype or "float32")

@@ -192,15 +192,16 @@ def measure(session: Session, targets: Sequence[Target], progress: Any = None, r
                 record = {"round": index, "seed": round_seed(session.seed, r), "started_at": now(),
                           "side": t.side.name, "canary": speed}
                 t.report.rounds.append(record)
-                todo = [c for c in order if c.key not in ended]
+                todo = [c for c in order if c.key not in ended and (c.bench.rounds is None or r < c.bench.rounds)]
                 done += len(order) - len(todo)
                 who = f" {t.side.name}" if len(targets) > 1 else ""
 
                 def label(i: int, case: PlannedCase, _tag: str = f"round {r + 1}/{rounds}{who}") -> str:
                     return f"{case.key.label}  ({_tag})"
 
-                for pos, (case, result) in enumerate(runner.run_round(todo, t.side, label, (done, total))):
-                    merged = merge_round(acc.get(case.key), result, index, pos)
+                position = {c.key: i for i, c in enumerate(order)}
+                for case, result in runner.run_round(todo, t.side, label, (done, total)):
+                    merged = merge_round(acc.get(case.key), result, index, position[case.key])
                     acc[case.key] = merged
                     if not merged.ok:
                         ended.add(case.key)

@@ -28,24 +28,57 @@ def _channel() -> TextIO:
     return os.fdopen(fd, "w", buffering=1, encoding="utf-8")
 
 
-def _apply_memory_limit() -> None:
-    """Cap the worker's address space: "BYTES", or "+BYTES" on top of what it maps after start-up.
+PROC_STATUS = "/proc/self/status"
 
-    A capped worker turns a runaway allocation into an out-of-memory failure of one case instead
-    of the kernel's OOM killer taking the machine's biggest process. Not for CUDA workers, whose
-    driver maps far more address space than it uses.
+
+class _MemoryCap:
+    """The worker's address-space cap, from MEMORY_LIMIT_ENV: "BYTES", or "+BYTES" on top of what the
+    worker maps after start-up.
+
+    A capped worker turns a runaway allocation into an out-of-memory failure of one case instead of
+    the kernel's OOM killer taking the machine's biggest process. Only for CPU cases and only where
+    /proc exists (Linux): GPU drivers map far more address space than they use (RLIMIT_AS breaks
+    CUDA initialisation), and macOS has no /proc to size "+BYTES" from. The cap is the soft limit, so
+    it can be lifted (once, for good) before the first GPU case of a shared worker.
     """
-    raw = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
-    if not raw:
-        return
-    import resource
 
-    limit = int(raw.lstrip("+"))
-    if raw.startswith("+"):
-        with open("/proc/self/status") as fh:
-            vm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
-        limit += vm
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    def __init__(self, raw: str | None) -> None:
+        self.raw = (raw or "").strip()
+        self.limit: int | None = None
+        self.saved: int = -1  # the soft limit before the cap (RLIM_INFINITY is -1)
+        self.state = "off" if not self.raw else "pending"
+        self.note: str | None = None
+        if self.raw and os.path.exists(PROC_STATUS):
+            base = 0
+            if self.raw.startswith("+"):
+                with open(PROC_STATUS) as fh:
+                    base = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+            self.limit = base + int(self.raw.lstrip("+"))
+        elif self.raw:
+            self._skip(f"{MEMORY_LIMIT_ENV} ignored: no /proc on this OS, so no address-space cap")
+
+    def _skip(self, why: str) -> None:
+        self.state, self.note = "skipped", why
+        print(f"benchbench worker: {why}", file=sys.stderr, flush=True)
+
+    def before_case(self, backend: str) -> str | None:
+        """Apply or lift the cap for a case on `backend`; returns what the case's result should say."""
+        if self.state == "off":
+            return None
+        import resource
+
+        if backend == "cpu" and self.state == "pending" and self.limit is not None:
+            soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+            self.saved = soft
+            limit = self.limit if hard == resource.RLIM_INFINITY else min(self.limit, hard)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+            self.state, self.note = "applied", f"address space capped at {self.limit} bytes"
+        elif backend != "cpu" and self.state in ("pending", "applied"):
+            if self.state == "applied":
+                resource.setrlimit(resource.RLIMIT_AS, (self.saved, resource.getrlimit(resource.RLIMIT_AS)[1]))
+            self._skip(f"{MEMORY_LIMIT_ENV} not applied in a worker that runs {backend} cases: GPU drivers "
+                       "map far more address space than they use")
+        return self.note
 
 
 def main() -> int:
@@ -68,7 +101,11 @@ def main() -> int:
     except Exception as exc:  # noqa: BLE001
         send({"event": "fatal", "error": f"{type(exc).__name__}: {exc}", "details": traceback.format_exc()})
         return 1
-    _apply_memory_limit()
+    try:
+        cap = _MemoryCap(os.environ.get(MEMORY_LIMIT_ENV))
+    except (OSError, ValueError, StopIteration) as exc:
+        send({"event": "fatal", "error": f"{MEMORY_LIMIT_ENV}: {exc}", "details": traceback.format_exc()})
+        return 1
     send({"event": "ready", "pid": os.getpid()})
 
     suites: dict[str, Any] = {}
@@ -86,6 +123,7 @@ def main() -> int:
                 suites[skey] = registry.load_source(source)
             bench = suites[skey].benchmark(req["benchmark"])
             key = CaseKey.from_dict(req["key"])
+            cap_note = cap.before_case(key.backend)
             if key.backend not in backend_cache:
                 backend_cache[key.backend] = backends.get(key.backend)
             scratch = Path(tempfile.mkdtemp(prefix="benchbench-case-"))
@@ -97,6 +135,8 @@ def main() -> int:
                 )
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
+            if cap_note:
+                result.metrics["memory_cap"] = cap_note
             send({"event": "result", "result": result.to_dict()})
         except UserError as exc:  # e.g. the suite no longer imports
             send({"event": "error", "error": str(exc), "details": traceback.format_exc()})

@@ -9,10 +9,22 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Set by GitHub Actions: gate commands append to it. Tests that mean it set it themselves.
+CI_ONLY_ENV = ("GITHUB_STEP_SUMMARY",)
+
+
+@pytest.fixture(autouse=True)
+def _no_ci_step_summary(monkeypatch):
+    """Under GitHub Actions the gate tests must not append to the job's real summary."""
+    for name in CI_ONLY_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300,
             check_rc: int | None = None) -> subprocess.CompletedProcess:
     """Run `python -m benchbench ARGS` as a user would; returns the completed process."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env = {**{k: v for k, v in os.environ.items() if k not in CI_ONLY_ENV}, "PYTHONUNBUFFERED": "1",
+                **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), full_env.get("PYTHONPATH", "")) if p)
     proc = subprocess.run([sys.executable, "-m", "benchbench", *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
@@ -31,3 +43,17 @@ def write_suite(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def tf32_the_new_way():
+    """TF32 for cuBLAS set the way PyTorch now recommends (torch >= 2.9), on the real torch; undone after."""
+    import torch
+
+    matmul = torch.backends.cuda.matmul
+    if not hasattr(matmul, "fp32_precision"):
+        pytest.skip(f"torch {torch.__version__} has no fp32_precision API")
+    before = matmul.fp32_precision
+    matmul.fp32_precision = "tf32"
+    yield
+    matmul.fp32_precision = before

@@ -1,49 +1,13 @@
 """Backend discovery and device-correct timing, with fake torch modules for CUDA and MPS."""
 
-from types import SimpleNamespace
-
 import pytest
+import torch
+from fakes import TINY_BUDGET, FakeEvent, fake_torch, gpu_props
 
+from benchbench import Case, benchmark, peaks
 from benchbench import backends as bk
-from benchbench import peaks
-
-
-class FakeEvent:
-    log: list = []
-
-    def __init__(self, enable_timing=False):
-        assert enable_timing
-        self.t = None
-
-    def record(self):
-        FakeEvent.log.append("record")
-        self.t = len(FakeEvent.log)
-
-    def synchronize(self):
-        FakeEvent.log.append("event-sync")
-
-    def elapsed_time(self, other):
-        return 2.5  # ms
-
-
-def fake_torch(cuda_version="12.4", hip=None, available=True, mps_built=False, mps_available=False):
-    props = SimpleNamespace(name="NVIDIA H100 80GB HBM3", major=9, minor=0, total_memory=80 * 2**30,
-                            multi_processor_count=132)
-    syncs = []
-    cuda = SimpleNamespace(
-        is_available=lambda: available, device_count=lambda: 1, current_device=lambda: 0,
-        get_device_properties=lambda i: props, Event=FakeEvent,
-        synchronize=lambda i=None: syncs.append(("cuda", i)),
-        reset_peak_memory_stats=lambda i=None: None, max_memory_allocated=lambda i=None: 1234,
-    )
-    mps_mod = SimpleNamespace(synchronize=lambda: syncs.append(("mps", None)),
-                              driver_allocated_memory=lambda: 4321)
-    return SimpleNamespace(
-        version=SimpleNamespace(cuda=cuda_version, hip=hip), cuda=cuda, mps=mps_mod,
-        backends=SimpleNamespace(cuda=SimpleNamespace(matmul=SimpleNamespace(allow_tf32=False)),
-                                 mps=SimpleNamespace(is_built=lambda: mps_built, is_available=lambda: mps_available)),
-        device=lambda d: d,
-    ), syncs
+from benchbench.execute import run_case
+from benchbench.report import CaseKey
 
 
 def test_cpu_backend_is_always_available():
@@ -94,6 +58,7 @@ def test_cuda_backend_times_with_events_and_syncs_through_itself():
     assert calls == [1, 1, 1]
     assert syncs == [("cuda", 0)]  # drained before the block
     assert FakeEvent.log == ["record", "record", "event-sync"]  # start, end, wait for end
+    torch_mod.cuda.allocator.alloc(1234)
     assert b.peak_memory() == (1234, "cuda-max-allocated")
     assert b.peaks()["flops"]["bfloat16"] == pytest.approx(989.4e12)
 
@@ -112,9 +77,22 @@ def test_mps_reasons(monkeypatch):
     monkeypatch.setattr(bk.sys, "platform", "darwin")
     monkeypatch.setattr(bk.platform, "machine", lambda: "x86_64")
     assert "Rosetta" in bk._probe_mps(torch_mod).reason
-    torch_mod, _ = fake_torch(mps_built=True, mps_available=False)
+    torch_mod, _ = fake_torch(mps_built=True, mps_available=False, version="2.4.1")
     monkeypatch.setattr(bk.platform, "mac_ver", lambda: ("12.1", ("", "", ""), "arm64"))
     assert "12.1 < 12.3" in bk._probe_mps(torch_mod).reason
+
+
+@pytest.mark.parametrize(("torch_version", "macos", "needed"), [("2.14.1", "13.6.1", "14.0"), ("2.9.0", "13.0", "14.0"),
+                                                                ("2.6.0", "12.7.6", "13.0"), ("2.4.1", "12.1", "12.3")])
+def test_mps_on_a_macos_too_old_for_this_torch_says_so(monkeypatch, torch_version, macos, needed):
+    """torch >= 2.9 runs MPS on macOS 14+ only: macOS 13 is "too old", not "no Metal device"."""
+    monkeypatch.setattr(bk.sys, "platform", "darwin")
+    monkeypatch.setattr(bk.platform, "machine", lambda: "arm64")
+    monkeypatch.setattr(bk.platform, "mac_ver", lambda: (macos, ("", "", ""), "arm64"))
+    torch_mod, _ = fake_torch(mps_built=True, mps_available=False, version=torch_version)
+    reason = bk._probe_mps(torch_mod).reason
+    assert f"macOS {macos} < {needed}" in reason and torch_version in reason
+    assert "no Metal device" not in reason
 
 
 def test_mps_backend_synchronises_around_every_timed_block(monkeypatch):
@@ -129,7 +107,8 @@ def test_mps_backend_synchronises_around_every_timed_block(monkeypatch):
     monkeypatch.setattr(torch_mod.mps, "synchronize", lambda: order.append("sync"))
     timer.block(lambda: order.append("call"), 2)
     assert order == ["sync", "call", "call", "sync"]
-    assert b.peak_memory() == (4321, "mps-driver-allocated")
+    b.reset_peak_memory()
+    assert b.peak_memory() == (0, "mps-current-allocated")
     assert b.dtype_reason("float64")
     assert b.peaks()["bandwidth"] == pytest.approx(400e9)
 
@@ -143,3 +122,142 @@ def test_datasheet_peaks_lookup():
     assert peaks.lookup("Apple M1 Max")["flops"]["float32"] == pytest.approx(10.4e12)
     assert peaks.lookup("Some Future Accelerator") is None
     assert peaks.lookup(None) is None
+
+
+# --- precision flags: torch's new fp32_precision API ------------------------------------------------------
+def test_tf32_set_the_new_way_leaves_cuda_usable(tf32_the_new_way):
+    with pytest.raises(RuntimeError, match="legacy and new"):  # the real torch: legacy reads now raise
+        _ = torch.backends.cuda.matmul.allow_tf32
+    with pytest.raises(RuntimeError, match="legacy and new"):
+        torch.get_float32_matmul_precision()
+    torch_mod, _ = fake_torch(flags_from=torch)  # a faked GPU, the real precision flags
+    b = bk._probe_cuda(torch_mod)
+    assert b.available, b.reason
+    assert b.properties["tf32_matmul"] is True
+
+
+def test_tf32_flag_read_from_the_legacy_api_on_older_torch():
+    torch_mod, _ = fake_torch()  # no fp32_precision attributes: a torch before 2.9
+    assert bk._probe_cuda(torch_mod).properties["tf32_matmul"] is False
+
+
+# --- memory counters ------------------------------------------------------------------------------------
+MiB = 2**20
+
+
+def test_cuda_graph_replays_are_seen_by_the_reserved_counter_only():
+    """Graphs recorded before the reset replay from a private pool: max_memory_allocated misses it."""
+    torch_mod, _ = fake_torch()
+    b = bk._probe_cuda(torch_mod)
+    alloc = torch_mod.cuda.allocator
+    alloc.alloc(100 * MiB)  # weights, gradients, optimizer state
+    alloc.record_graph(400 * MiB)  # warm-up and recording happen in setup, before the reset
+    alloc.alloc(50 * MiB)
+    alloc.free(50 * MiB)  # a cached block from earlier work
+    b.reset_peak_memory()
+    for _ in range(3):
+        alloc.replay()
+    assert b.peak_memory() == (100 * MiB, "cuda-max-allocated")  # blind to the pool
+    assert b.peak_memory("reserved") == (500 * MiB, "cuda-max-reserved")  # pool counted, stale cache not
+
+
+def test_a_case_asking_for_reserved_memory_gets_the_graph_pool():
+    torch_mod, _ = fake_torch()
+    b = bk._probe_cuda(torch_mod)
+    alloc = torch_mod.cuda.allocator
+
+    @benchmark
+    def graphed(ctx):
+        alloc.alloc(100 * MiB)
+        alloc.record_graph(400 * MiB)
+        return Case(alloc.replay, memory_counter="reserved")
+
+    r = run_case(graphed, CaseKey.make("t", "graphed", backend="cuda"), b, TINY_BUDGET)
+    assert r.status == "ok", r.details
+    assert alloc.replays > 0
+    assert r.peak_memory_bytes == 500 * MiB and r.metrics["memory_kind"] == "cuda-max-reserved"
+
+
+def test_mps_memory_is_what_the_case_holds_not_the_growing_driver_cache(monkeypatch):
+    """driver_allocated_memory() keeps every earlier case's cached buffers; a case must not be charged."""
+    torch_mod, _ = fake_torch(mps_built=True, mps_available=True)
+    monkeypatch.setattr(bk, "_cpu_model", lambda: "Apple M2 Max")
+    b = bk._probe_mps(torch_mod)
+    alloc = torch_mod.mps.allocator
+    alloc.alloc(3000 * MiB)
+    alloc.free(3000 * MiB)  # an earlier case in the same worker, its buffers cached by Metal
+    readings = []
+    for _ in range(2):
+        b.reset_peak_memory()
+        alloc.alloc(200 * MiB)
+        readings.append(b.peak_memory())
+        alloc.free(200 * MiB)
+    assert readings == [(200 * MiB, "mps-current-allocated")] * 2
+    assert b.peak_memory("reserved")[1] == "mps-driver-allocated"
+
+
+def test_mps_uses_the_accelerator_peak_counter_where_it_works(monkeypatch):
+    from types import SimpleNamespace
+
+    torch_mod, _ = fake_torch(mps_built=True, mps_available=True)
+    monkeypatch.setattr(bk, "_cpu_model", lambda: "Apple M2 Max")
+    alloc = torch_mod.mps.allocator
+    peak = {"v": 0}
+    torch_mod.accelerator = SimpleNamespace(reset_peak_memory_stats=lambda: peak.update(v=alloc.live),
+                                            max_memory_allocated=lambda: peak["v"])
+    b = bk._probe_mps(torch_mod)
+    b.reset_peak_memory()
+    alloc.alloc(300 * MiB)
+    peak["v"] = max(peak["v"], alloc.live)
+    alloc.free(100 * MiB)
+    assert b.peak_memory() == (300 * MiB, "mps-max-allocated")
+
+
+# --- datasheet peaks ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "bandwidth", "bf16"), [
+    ("NVIDIA H200", 4.8e12, 989.4e12),
+    ("NVIDIA H200 NVL", 4.8e12, 835.5e12),
+    ("NVIDIA GH200 480GB", 4.0e12, 989.4e12),
+    ("NVIDIA H100 80GB HBM3", 3.35e12, 989.4e12),
+    ("NVIDIA H100 PCIe", 2.0e12, 756e12),
+    ("NVIDIA H100 NVL", 3.9e12, 835e12),
+    ("NVIDIA A100-SXM4-80GB", 2.039e12, 312e12),
+    ("NVIDIA A100 80GB PCIe", 1.935e12, 312e12),
+    ("NVIDIA A100-PCIE-40GB", 1.555e12, 312e12),
+    ("AMD Instinct MI250X", 1.6e12, 191.5e12),  # one of the package's two dies: what torch calls a device
+    ("AMD Instinct MI300X", 5.3e12, 1307.4e12),
+])
+def test_datasheet_rows_per_device_name(name, bandwidth, bf16):
+    p = peaks.lookup(name)
+    assert p["bandwidth"] == pytest.approx(bandwidth)
+    assert p["flops"]["bfloat16"] == pytest.approx(bf16)
+
+
+@pytest.mark.parametrize("name", ["NVIDIA A100-SXM4-40GB MIG 1g.5gb", "NVIDIA H100 80GB HBM3 MIG 3g.40gb",
+                                  "NVIDIA H100 MIG 7g.80gb"])
+def test_a_mig_slice_has_no_datasheet_peak(name):
+    assert peaks.lookup(name) is None
+
+
+def test_the_cpu_never_gets_a_gpu_row(monkeypatch):
+    """On a Mac the CPU's name is the chip's: "Apple M2 Pro" must not give the CPU the GPU's TFLOP/s."""
+    monkeypatch.setattr(bk, "_cpu_model", lambda: "Apple M2 Pro")
+    cpu = bk.CpuBackend()
+    assert cpu.device_name == "Apple M2 Pro"
+    assert cpu.peaks() is None and cpu.info()["peaks"] is None
+    torch_mod, _ = fake_torch(mps_built=True, mps_available=True)
+    assert bk._probe_mps(torch_mod).peaks()["flops"]["float32"] == pytest.approx(6.8e12)
+
+
+def test_pcie_link_bandwidth():
+    assert peaks.pcie_bandwidth(5, 16) == pytest.approx(63.0e9, rel=1e-3)
+    assert peaks.pcie_bandwidth(4, 16) == pytest.approx(31.5e9, rel=1e-3)
+    assert peaks.pcie_bandwidth("unavailable: x", 16) is None and peaks.pcie_bandwidth(4, None) is None
+
+
+# --- which GPU torch measures ---------------------------------------------------------------------------
+def test_cuda_backend_records_its_uuid_as_nvml_spells_it():
+    devices = [gpu_props("NVIDIA H100 80GB HBM3", "bbbb"), gpu_props("NVIDIA A100-SXM4-80GB", "aaaa")]
+    b = bk._probe_cuda(fake_torch(devices=devices)[0])
+    assert b.properties["uuid"] == "GPU-bbbb"
+    assert b.properties["visible_uuids"] == ["GPU-bbbb", "GPU-aaaa"]

@@ -10,6 +10,8 @@ from benchbench.backends import get
 from benchbench.report import load, parse
 from benchbench.runner import plan
 
+CUDA_USABLE = get("cuda").available
+
 TINY_SUITE = '''
 import torch
 from benchbench import Case, benchmark
@@ -47,7 +49,7 @@ def test_list_shows_builtin_suites():
 def test_run_builtin_suite_writes_a_complete_report(tmp_path):
     out = tmp_path / "r.json"
     proc = run_cli("run", "--suite", "tensor_ops", "--profile", "quick", "--filter", r"add\[", "--label", "ci",
-                   "-o", str(out), check_rc=0)
+                   "--backend", "cpu", "-o", str(out), check_rc=0)
     assert "report:" in proc.stdout and str(out) in proc.stdout
     report = load(out)
     assert report.label == "ci" and report.profile == "quick" and not report.partial
@@ -62,8 +64,8 @@ def test_run_builtin_suite_writes_a_complete_report(tmp_path):
 @pytest.mark.slow
 def test_user_suite_default_path_json_and_show(write_suite, tmp_path):
     suite = write_suite(TINY_SUITE)
-    proc = run_cli("run", "--suite-path", str(suite), "--profile", "quick", "--json", "-q", cwd=tmp_path,
-                   check_rc=0)
+    proc = run_cli("run", "--suite-path", str(suite), "--profile", "quick", "--backend", "cpu", "--json", "-q",
+                   cwd=tmp_path, check_rc=0)
     doc = json.loads(proc.stdout)
     assert {r["key"]["suite"] for r in doc["results"]} == {"user_suite"}
     files = list((tmp_path / "reports").glob("*.json"))
@@ -81,7 +83,8 @@ def test_user_suite_default_path_json_and_show(write_suite, tmp_path):
     (["run", "--suite", "nope"], "unknown suite nope"),
     (["run", "--filter", "("], "invalid regular expression"),
     (["run", "--filter", "matches-nothing-at-all"], "no cases to run"),
-    (["run", "--backend", "cuda"], "backend cuda is not usable here"),
+    pytest.param(["run", "--backend", "cuda"], "backend cuda is not usable here",
+                 marks=pytest.mark.skipif(CUDA_USABLE, reason="this machine has a usable CUDA GPU")),
     (["run", "--backend", "tpu"], "unknown backend"),
     (["run", "--profile", "turbo"], "invalid choice"),
     (["run", "--suite-path", "/no/such/file.py"], "no such file or folder"),
@@ -111,3 +114,43 @@ def test_overview_covers_every_builtin_suite():
     cases = plan(suites, [get("cpu")], "quick", overview=True)
     assert {c.key.suite for c in cases} == {s.name for s in suites}
     assert len(cases) <= 20  # a short overview, not a full run
+
+
+ROUNDS_SUITE = '''
+import torch
+from benchbench import Case, benchmark
+
+@benchmark(params={"n": [16, 32, 64]})
+def add(ctx, n):
+    x = torch.ones(n)
+    return Case(lambda: x + x, items=n)
+
+@benchmark(rounds=1)
+def costly(ctx):
+    x = torch.ones(8)
+    return Case(lambda: x * 2)
+'''
+
+
+@pytest.mark.slow
+def test_rounds_are_fresh_processes_in_seeded_shuffled_orders(write_suite, tmp_path):
+    suite = write_suite(ROUNDS_SUITE, "rounds_suite.py")
+    out = tmp_path / "r.json"
+    run_cli("run", "--suite-path", str(suite), "--profile", "quick", "--rounds", "3", "--seed", "11", "-q",
+            "-o", str(out), check_rc=0)
+    report = load(out)
+    assert [r["round"] for r in report.rounds] == [0, 1, 2] and len({r["seed"] for r in report.rounds}) == 3
+    adds = [r for r in report.results if r.key.benchmark == "add"]
+    assert len(adds) == 3 and all(r.n_rounds == 3 and r.stats.rounds == 3 for r in adds)
+    # every round visits the cases in its own order, recorded as each case's position
+    orders = [tuple(r.rounds[i]["position"] for r in adds) for i in range(3)]
+    assert all(len(set(o)) == 3 and set(o) <= {0, 1, 2, 3} for o in orders)
+    assert len(set(orders)) > 1
+    costly = next(r for r in report.results if r.key.benchmark == "costly")
+    assert costly.ok and costly.n_rounds == 1  # its benchmark allows one round only
+    # the same seed gives the same orders
+    out2 = tmp_path / "r2.json"
+    run_cli("run", "--suite-path", str(suite), "--profile", "quick", "--rounds", "3", "--seed", "11", "-q",
+            "-o", str(out2), check_rc=0)
+    again = [r for r in load(out2).results if r.key.benchmark == "add"]
+    assert [tuple(r.rounds[i]["position"] for r in again) for i in range(3)] == orders

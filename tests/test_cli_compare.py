@@ -49,6 +49,13 @@ def test_compare_formats(capsys, fmt, tmp_path):
 
 
 # --- gate ---------------------------------------------------------------------------------------------------
+def test_tests_never_write_to_the_ci_job_summary():
+    """Under GitHub Actions GITHUB_STEP_SUMMARY is set: conftest clears it, so gates here cannot append to it."""
+    import os
+
+    assert "GITHUB_STEP_SUMMARY" not in os.environ
+
+
 def test_gate_on_real_pytest_benchmark_files(capsys, tmp_path):
     summary = tmp_path / "summary.md"
     rc, out, err = cli(capsys, "gate", "--baseline", PB_BASE, PB_CURRENT, "--summary", str(summary))
@@ -195,7 +202,7 @@ def _run(capsys, suite, out, monkeypatch, slowdown=None):
         monkeypatch.setenv("BENCHBENCH_E2E_SLOWDOWN", str(slowdown))
     else:
         monkeypatch.delenv("BENCHBENCH_E2E_SLOWDOWN", raising=False)
-    rc = main(["run", "--suite-path", str(suite), "--profile", "quick", "-q", "-o", str(out)])
+    rc = main(["run", "--suite-path", str(suite), "--profile", "quick", "--backend", "cpu", "-q", "-o", str(out)])
     capsys.readouterr()
     assert rc == 0
 

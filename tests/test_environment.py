@@ -10,6 +10,8 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
+import torch
+from fakes import fake_torch, gpu_props
 
 from benchbench import backends as bk
 from benchbench.environment import (
@@ -695,3 +697,81 @@ def test_fingerprint_diff_unknown_values_do_not_prove_a_difference():
     del b["cudnn"]
     assert [(k, m) for k, _, _, m in fingerprint_diff(a, b)] == [("cudnn", False), ("power_limit_w", False),
                                                                  ("extra_key", False)]
+
+
+# --- TF32 set through torch's new fp32_precision API (the real torch) -------------------------------------
+def test_env_reports_tf32_set_the_new_way(quiet_machine, tf32_the_new_way):
+    cuda = bk._probe_cuda(fake_torch(flags_from=torch)[0])  # a faked GPU, the real precision flags
+    assert cuda.available, cuda.reason
+    env = collect([bk.Backend(name="cpu", available=True, device="cpu", device_name="Fake CPU"), cuda])
+    p = env["facts"]["precision"]
+    assert p["cuda_matmul_allow_tf32"] is True and p["cuda_matmul_fp32_precision"] == "tf32"
+    assert p["float32_matmul_precision"] == "high"
+    assert env["facts"]["backends"]["cuda"]["available"] is True
+    title = next(c["title"] for c in env["checks"] if c["id"] == "precision-flags")
+    assert "TF32 matmul on" in title
+    assert env["fingerprint"]["cuda_matmul_tf32"] is True
+
+
+# --- the measured GPU, matched by UUID ----------------------------------------------------------------------
+# NVML counts GPUs in PCI order; CUDA (and so torch) fastest-first. On this node the A100 sits first on
+# the bus, throttled and used by another tenant; torch's cuda:0 is the H100.
+A100_BUSY = {"name": "NVIDIA A100-SXM4-80GB", "uuid": "GPU-aaaa", "reasons": 0x40, "limit_mw": 300000,
+             "util": 90, "procs": [(999999, 30 * GiB)], "used": 31 * GiB}
+H100_IDLE = {"name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-bbbb"}
+GPU_CHECKS = ("gpu-throttled", "gpu-power-limit", "gpu-busy")
+
+
+def _cuda_backend(*props):
+    return bk._probe_cuda(fake_torch(devices=list(props))[0])
+
+
+def test_cuda_visible_devices_counts_in_cuda_order_not_nvml_order(quiet_machine):
+    quiet_machine.setattr(nvml, "import_pynvml", lambda: FakeNvml([A100_BUSY, H100_IDLE]))
+    quiet_machine.setenv("CUDA_VISIBLE_DEVICES", "0")  # CUDA's device 0: the H100, NVML's index 1
+    cpu = bk.Backend(name="cpu", available=True, device="cpu", device_name="Fake CPU")
+    env = collect([cpu, _cuda_backend(gpu_props("NVIDIA H100 80GB HBM3", "bbbb"))])
+    devices = env["facts"]["gpu"]["nvml"]["devices"]
+    assert [(d["index"], d["visible"], d["measured"]) for d in devices] == [(0, False, False), (1, True, True)]
+    got = {c["id"]: c for c in env["checks"]}
+    assert {cid: got[cid]["verdict"] for cid in GPU_CHECKS} == {cid: "pass" for cid in GPU_CHECKS}
+
+
+def test_only_the_measured_gpu_is_judged_the_others_are_listed(quiet_machine):
+    quiet_machine.setattr(nvml, "import_pynvml", lambda: FakeNvml([A100_BUSY, H100_IDLE]))
+    cpu = bk.Backend(name="cpu", available=True, device="cpu", device_name="Fake CPU")
+    cuda = _cuda_backend(gpu_props("NVIDIA H100 80GB HBM3", "bbbb"), gpu_props("NVIDIA A100-SXM4-80GB", "aaaa"))
+    env = collect([cpu, cuda])
+    got = {c["id"]: c for c in env["checks"]}
+    for cid in GPU_CHECKS:
+        assert got[cid]["verdict"] == "pass", got[cid]
+        assert set(got[cid]["evidence"]) == {"gpu1", "other_gpus"}
+        assert got[cid]["evidence"]["other_gpus"]["gpu0"]["verdict"] in ("info", "pass")
+    assert got["gpu-throttled"]["evidence"]["other_gpus"]["gpu0"]["verdict"] == "info"
+    assert got["gpu-throttled"]["title"].startswith("measured GPU 1:")
+
+
+def test_fingerprint_power_limit_is_the_measured_gpus(quiet_machine):
+    quiet_machine.setattr(nvml, "import_pynvml", lambda: FakeNvml([A100_BUSY, H100_IDLE]))
+    cpu = bk.Backend(name="cpu", available=True, device="cpu", device_name="Fake CPU")
+    cuda = _cuda_backend(gpu_props("NVIDIA H100 80GB HBM3", "bbbb"), gpu_props("NVIDIA A100-SXM4-80GB", "aaaa"))
+    assert collect([cpu, cuda])["fingerprint"]["power_limit_w"] == 700.0  # the H100's, not the A100's 300 W
+
+
+def test_integer_visible_devices_are_not_guessed_across_models_without_uuids():
+    devs = [{"index": 0, "name": "NVIDIA A100-SXM4-80GB"}, {"index": 1, "name": "NVIDIA H100 80GB HBM3"}]
+    assert nvml.visible_indices("0", devs) == {0, 1}  # CUDA's 0 is the fastest: cannot tell which from NVML
+    assert nvml.visible_indices("0", devs, device_order="PCI_BUS_ID") == {0}
+
+
+# --- MPS on a macOS too old for this torch -------------------------------------------------------------------
+def test_mps_on_macos_13_with_a_recent_torch_advises_macos_14():
+    f = mutate(mps={"is_built": True, "is_available": False, "os": "darwin", "python_machine": "arm64",
+                    "macos_version": "13.6.1", "hardware_arm64": True, "rosetta": False})
+    f["torch"]["version"] = "2.14.1"
+    c = one(f, "mps-not-usable", Context(backends=("mps",)))
+    assert c["verdict"] == "fail" and "too old" in c["title"]
+    assert "14.0" in c["advice"] and "12.3" not in c["advice"]
+    f["torch"]["version"] = "2.4.1"
+    f["mps"]["macos_version"] = "12.1"
+    assert "12.3" in one(f, "mps-not-usable", Context(backends=("mps",)))["advice"]

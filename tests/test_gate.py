@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from test_compare import FP, make_report, result, timings
 
-from benchbench import cli
-from benchbench.errors import UserError
+from benchbench.errors import ExitCode, UserError
 from benchbench.gate import (
     EXIT_CODES,
     Policy,
@@ -151,9 +150,9 @@ def test_new_fixed_and_faster_cases_pass():
 
 
 def test_exit_codes_are_the_clis():
-    assert EXIT_CODES == {"pass": cli.EXIT_OK, "regression": cli.EXIT_REGRESSION,
-                          "inconclusive": cli.EXIT_INCONCLUSIVE}
-    assert len(set(EXIT_CODES.values()) | {cli.EXIT_USAGE}) == 4
+    assert EXIT_CODES == {"pass": ExitCode.OK, "regression": ExitCode.REGRESSION,
+                          "inconclusive": ExitCode.INCONCLUSIVE}
+    assert len(set(EXIT_CODES.values()) | {ExitCode.USAGE}) == 4
 
 
 def test_decide_needs_exactly_one_current_report():

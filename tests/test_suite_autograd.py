@@ -199,7 +199,8 @@ def test_derive_notes_graph_overhead_double_backward_and_backward_api(ag):
 def test_quick_run_derives_the_ratio_and_shows_percent_of_ceiling(tmp_path):
     out = tmp_path / "r.json"
     pattern = r"tensor_ops/ceiling_copy|tensor_ops/copy\[|autograd/mlp\[batch=64,layers=50-30-20-3,"
-    proc = run_cli("run", "--suite", "tensor_ops", "--suite", "autograd", "--profile", "quick", "--filter",
+    proc = run_cli("run", "--suite", "tensor_ops", "--suite", "autograd", "--profile", "quick", "--backend", "cpu",
+                   "--filter",
                    pattern, "-o", str(out), check_rc=0)
     report = load(out)
     assert {r.key.benchmark for r in report.results} == {"ceiling_copy", "copy", "mlp"}

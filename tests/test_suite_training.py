@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fakes import FakeClock, steady_backend
 
 from benchbench import api, execute, registry
 from benchbench.backends import get as get_backend
@@ -183,6 +184,77 @@ def test_a_wrong_compiled_step_is_flagged(training, suite, cpu, monkeypatch, fac
     assert r.metrics["note"].startswith("LOSS MISMATCH") is flagged
 
 
+# --- compile time with CUDA graphs ---------------------------------------------------------------------
+class FakeCudagraphTree:
+    """torch.compile(mode="reduce-overhead") as a clock sees it (cudagraph trees): the first call compiles
+    and runs eagerly as a warm-up, the second records the CUDA graphs, later calls replay them."""
+
+    ONE_OFF = (5.0, 2.0)  # seconds: compile + warm-up, then recording
+    STEP = 0.01
+
+    def __init__(self, module, clock):
+        self.module, self.clock, self.calls = module, clock, 0
+
+    def __call__(self, x, y):
+        self.calls += 1
+        self.clock.t += self.ONE_OFF[self.calls - 1] if self.calls <= len(self.ONE_OFF) else self.STEP
+        return self.module(x, y)
+
+
+def test_compile_time_includes_the_cuda_graph_recording_step(training, suite, cpu, monkeypatch):
+    clock = FakeClock()
+
+    def time_once(self, fn):
+        t0 = clock.t
+        out = fn()
+        return clock.t - t0, out
+
+    monkeypatch.setattr(api.Context, "time_once", time_once)
+    monkeypatch.setattr(training, "compile_model", lambda module, mode: FakeCudagraphTree(module, clock))
+    monkeypatch.setattr(training, "warm_compile", lambda spec, cache_dir, timeout: {})
+    r = execute.run_case(suite.benchmark("mlp"), key(), cpu, TINY)
+    assert r.status == "ok", r.details
+    # three guard steps (compile, record, replay): what they took beyond three steady steps
+    assert r.metrics["compile_s"] == pytest.approx(5.0 + 2.0 + 0.01 - 3 * 0.01)
+    assert r.metrics["guard_steps_s"] == pytest.approx([5.0, 2.0, 0.01])
+    assert r.metrics["steady_steps_s"] == pytest.approx([0.01] * training.STEADY_STEPS)
+
+
+def test_one_off_seconds_subtracts_the_median_steady_step(training):
+    assert training.one_off_seconds([3.0, 1.0, 0.1], [0.1, 0.1, 0.1]) == pytest.approx(3.8)
+    # an autotuner asked for a second warm-up run: the recording came in the first "steady" step
+    assert training.one_off_seconds([3.0, 0.1, 1.0], [0.5, 0.1, 0.1]) == pytest.approx(4.2)
+    assert training.one_off_seconds([0.1], [0.2]) == 0.0  # noise never makes a negative compile time
+    with pytest.raises(ValueError):
+        training.one_off_seconds([1.0], [])
+
+
+# --- peak memory: the counter that sees CUDA-graph pools ----------------------------------------------------
+@pytest.mark.parametrize("mode", ["eager", "compile", "reduce-overhead", "max-autotune"])
+def test_cuda_training_cases_read_the_reserved_counter(training, suite, monkeypatch, mode):
+    """CUDA-graph replays use a private pool only the reserved counter sees; eager reads the same counter."""
+    monkeypatch.setattr(training, "compile_model", lambda module, mode: module)
+    monkeypatch.setattr(training, "warm_compile", lambda spec, cache_dir, timeout: {})
+    cuda_like = steady_backend("cuda")  # named cuda, runs on the CPU
+    k = key(mode=mode, backend="cuda")
+    case = suite.benchmark("mlp").setup(api.Context(backend=cuda_like, key=k), **k.params_dict)
+    assert case.memory_counter == "reserved"
+    cpu_case = suite.benchmark("mlp").setup(api.Context(backend=steady_backend("cpu"), key=key(mode="eager")),
+                                            **MLP)
+    assert cpu_case.memory_counter == "allocated"
+
+
+def test_peak_memory_vs_eager_needs_the_same_counter(training):
+    eager = result(key(mode="eager", backend="cuda"), 0.010, memory_kind="cuda-max-allocated")
+    graphs = result(key(mode="reduce-overhead", backend="cuda"), 0.005, compile_s=20.0,
+                    memory_kind="cuda-max-reserved")
+    training.derive([eager, graphs])
+    assert "peak_memory_vs_eager" not in graphs.metrics
+    eager.metrics["memory_kind"] = "cuda-max-reserved"
+    training.derive([eager, graphs])
+    assert graphs.metrics["peak_memory_vs_eager"] == pytest.approx(1.0)
+
+
 # --- compile failures -----------------------------------------------------------------------------
 def test_torch_compile_raising_is_a_failed_result(training, suite, cpu, monkeypatch):
     def broken(*args, **kwargs):
@@ -299,8 +371,11 @@ def test_compile_time_stays_out_of_samples(training, suite, cpu, monkeypatch):
     finally:
         torch._dynamo.reset()
     assert r.status == "ok", r.details
-    (compile_before, compile_after), (first_before, first_after) = timed_once  # suite's compile, harness's first call
+    # the suite's guard steps (the first compiles) and steady steps, then the harness's first call
+    assert len(timed_once) == training.GUARD_STEPS + training.STEADY_STEPS + 1
+    (compile_before, compile_after), *rest, (first_before, first_after) = timed_once
     assert compile_after > compile_before  # the compile happened in setup, timed as compile_s ...
+    assert all(after == before for before, after in rest)  # (no recompiles in the later setup steps)
     assert first_after == first_before  # ... not in the harness's first call (first_call_s) ...
     assert in_measure == [(first_after, first_after)]  # ... nor in warm-up or sampling
     assert r.metrics["compile_s"] > 0 and r.first_call_s is not None and len(r.samples) >= TINY.min_samples
@@ -322,7 +397,8 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_cli_runs_an_eager_case_of_the_suite(tmp_path):
     out = tmp_path / "r.json"
-    proc = _cli("run", "--suite", "training", "--profile", "quick", "--filter", r"mlp.*eager", "-o", str(out),
+    proc = _cli("run", "--suite", "training", "--profile", "quick", "--backend", "cpu", "--filter", r"mlp.*eager",
+                "-o", str(out),
                 "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (r,) = json.loads(out.read_text())["results"]
@@ -341,7 +417,8 @@ def test_runner_gives_isolated_cases_a_fresh_worker_and_lets_others_share(tmp_pa
             return Case(lambda: None, metrics={"pid": os.getpid()})
     """))
     out = tmp_path / "r.json"
-    proc = _cli("run", "--suite-path", str(suite_file), "--profile", "quick", "-o", str(out), "--quiet", cwd=tmp_path)
+    proc = _cli("run", "--suite-path", str(suite_file), "--profile", "quick", "--backend", "cpu", "-o", str(out),
+                "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     pids = {r["key"]["mode"]: r["metrics"]["pid"] for r in json.loads(out.read_text())["results"]}
     assert pids["a"] == pids["b"] != pids["compiled"]

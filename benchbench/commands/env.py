@@ -17,8 +17,6 @@ import json
 
 from benchbench.errors import UserError
 
-EXIT_OK, EXIT_CHECK_FAILED = 0, 1
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output: {fingerprint, facts, checks}")
@@ -55,4 +53,6 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(environment_text(env))
     failed = any(c.get("verdict") == "fail" for c in checks)
-    return EXIT_CHECK_FAILED if args.strict and failed else EXIT_OK
+    from benchbench.errors import ExitCode
+
+    return int(ExitCode.REGRESSION if args.strict and failed else ExitCode.OK)

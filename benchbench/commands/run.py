@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchbench.errors import ExitCode
 from benchbench.measure import PROFILE_NAMES, PROFILES
 from benchbench.session import default_path, select_backends  # noqa: F401 - used by other commands
 
@@ -71,4 +72,4 @@ def main(args: argparse.Namespace) -> int:
         if args.overview:
             print("more: `benchbench list` shows every suite; `benchbench run --suite NAME` runs one in full; "
                   "`benchbench env` checks the setup; `benchbench compare A.json B.json` compares runs")
-    return 4 if counts.get("failed") or counts.get("timeout") else 0
+    return int(ExitCode.CASES_FAILED if counts.get("failed") or counts.get("timeout") else ExitCode.OK)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from benchbench.backends import mps_min_macos
 from benchbench.environment.facts import DATALOADER_MIN_SHM, get
 from benchbench.environment.nvml import SLOWDOWN_REASONS, is_unavailable
 
@@ -209,8 +210,17 @@ def mps_not_usable(f: dict[str, Any], ctx: Context) -> dict[str, Any]:
         return result(cid, verdict, "torch was built without MPS", ev,
                       "reinstall torch from the official macOS arm64 wheel: pip install --force-reinstall torch")
     if ev["is_available"] is False:
+        torch_version = get(f, "torch.version")
+        need = ".".join(map(str, mps_min_macos(torch_version)))
+        ev["torch"], ev["macos_needed"] = torch_version, need
+        macos = _version(ev["macos_version"]) if ev["macos_version"] else None
+        if macos and macos < mps_min_macos(torch_version):
+            return result(cid, verdict, f"macOS {ev['macos_version']} is too old for MPS with torch {torch_version}",
+                          ev, f"torch {torch_version} runs MPS on macOS {need} or newer: update macOS, or "
+                              "install an older torch")
         return result(cid, verdict, "torch is built with MPS but MPS is not available", ev,
-                      "MPS needs macOS 12.3 or newer (14+ recommended): update macOS")
+                      f"this torch needs macOS {need} or newer for MPS; check `sw_vers` and that no virtual "
+                      "machine hides the GPU")
     return result(cid, "pass", "MPS is built and available", ev)
 
 
@@ -277,16 +287,28 @@ def _nvml_devices(f: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, dict[
 
 def _gpu_check(cid: str, f: dict[str, Any], ctx: Context,
                per_device: Callable[[dict[str, Any]], tuple[str, str, dict[str, Any], str]]) -> dict[str, Any]:
+    """Judge the GPU torch measures (matched by UUID); other visible GPUs are listed, as info only.
+
+    When the measured GPU is not known (torch cannot use CUDA, or gave no UUID), every visible GPU is
+    judged and the worst one speaks.
+    """
     devices, skip = _nvml_devices(f)
     if skip is not None:
         return result(cid, skip["verdict"], skip["title"], skip["evidence"], skip.get("advice", ""))
     findings = [(d, *per_device(d)) for d in devices or []]
     if not findings:
         return result(cid, "pass", "no GPU visible to torch", {"devices": []})
-    verdict = worst([v for _, v, _, _, _ in findings])
-    first = next(x for x in findings if x[1] == verdict)
-    ev = {f"gpu{d['index']}": e for d, _, _, e, _ in findings}
-    title = first[2] if len(findings) == 1 else f"GPU {first[0]['index']}: {first[2]}"
+    judged = [x for x in findings if x[0].get("measured")] or findings
+    verdict = worst([v for _, v, _, _, _ in judged])
+    first = next(x for x in judged if x[1] == verdict)
+    ev = {f"gpu{d['index']}": e for d, _, _, e, _ in judged}
+    others = [x for x in findings if x not in judged]
+    if others:
+        ev["other_gpus"] = {f"gpu{d['index']}": {"verdict": scoped(v, False), "title": t, **e}
+                            for d, v, t, e, _ in others}
+    title = first[2] if len(judged) == 1 else f"GPU {first[0]['index']}: {first[2]}"
+    if len(judged) == 1 and others:
+        title = f"measured GPU {first[0]['index']}: {first[2]}"
     return result(cid, scoped(verdict, ctx.runs("cuda")), title, ev, first[4])
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchbench._version import __version__
+from benchbench.dtypes import float32_precision
 from benchbench.environment import nvml
 from benchbench.environment.nvml import is_unavailable, unavailable
 
@@ -306,10 +307,13 @@ def _cudnn_version(torch: Any) -> str | None:
 
 def _precision(torch: Any) -> dict[str, Any]:
     b = torch.backends
-    return _group(
-        float32_matmul_precision=torch.get_float32_matmul_precision,
-        cuda_matmul_allow_tf32=lambda: bool(b.cuda.matmul.allow_tf32),
-        cudnn_allow_tf32=lambda: bool(b.cudnn.allow_tf32),
+    # TF32 through torch's new fp32_precision API where it has one: once that is set, the legacy
+    # reads raise (see benchbench.dtypes.float32_precision).
+    tf32 = float32_precision(torch)
+    out = _group(
+        float32_matmul_precision=lambda: _known(tf32["float32_matmul_precision"]),
+        cuda_matmul_allow_tf32=lambda: _known(tf32["cuda_matmul_tf32"]),
+        cudnn_allow_tf32=lambda: _known(tf32["cudnn_conv_tf32"]),
         cuda_matmul_fp16_reduced_precision_reduction=lambda: bool(
             b.cuda.matmul.allow_fp16_reduced_precision_reduction),
         cuda_matmul_bf16_reduced_precision_reduction=lambda: bool(
@@ -319,6 +323,16 @@ def _precision(torch: Any) -> dict[str, Any]:
         cudnn_deterministic=lambda: bool(b.cudnn.deterministic),
         deterministic_algorithms=lambda: bool(torch.are_deterministic_algorithms_enabled()),
     )
+    for key in ("fp32_precision", "cuda_matmul_fp32_precision", "cudnn_conv_fp32_precision"):
+        if tf32[key] is not None:  # torch >= 2.9
+            out[key] = tf32[key]
+    return out
+
+
+def _known(value: Any) -> Any:
+    if value is None:
+        raise RuntimeError("torch gave no readable value")
+    return value
 
 
 def _debug(torch: Any) -> dict[str, Any]:
@@ -450,6 +464,15 @@ def _mps(torch: Any) -> dict[str, Any]:
     return out
 
 
+def _cuda_uuids(backends: list[Any]) -> tuple[list[str | None] | None, str | None]:
+    """(UUIDs of the GPUs torch sees, UUID of the one it measures), from the cuda backend's probe."""
+    for b in backends:
+        if getattr(b, "name", None) == "cuda" and getattr(b, "available", False):
+            props = getattr(b, "properties", {}) or {}
+            return props.get("visible_uuids"), props.get("uuid")
+    return None, None
+
+
 def environment_variables(environ: dict[str, str] | None = None) -> dict[str, str]:
     env = os.environ if environ is None else environ
     return {k: env[k] for k in ENV_ALLOWLIST if k in env}
@@ -475,7 +498,7 @@ def collect_facts(backends: list[Any]) -> dict[str, Any]:
         "memory": safe(_memory),
         "power": safe(_power),
         "limits": safe(_limits),
-        "gpu": safe(nvml.read_gpu, env),
+        "gpu": safe(nvml.read_gpu, env, *_cuda_uuids(backends)),
         "backends": safe(_backends, backends),
         "mps": safe(_mps, torch),
         "env": env,

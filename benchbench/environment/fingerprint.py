@@ -55,14 +55,17 @@ def _device(facts: dict[str, Any], backend: str) -> Any:
 
 
 def _power_limit(facts: dict[str, Any]) -> float | None:
-    """Power limit of the GPU torch uses first: the first NVML device visible to it."""
+    """Power limit of the GPU torch measures (matched by UUID), else of the first NVML device visible to it.
+
+    NVML counts in PCI order and CUDA fastest-first: the first visible NVML device is only a fallback.
+    """
     devices = get(facts, "gpu.nvml.devices")
     if not isinstance(devices, list):
         return None
-    for d in devices:
-        if d.get("visible", True):
-            w = d.get("power_limit_w")
-            return round(float(w), 1) if isinstance(w, (int, float)) else None
+    ordered = [d for d in devices if d.get("measured")] + [d for d in devices if d.get("visible", True)]
+    for d in ordered:
+        w = d.get("power_limit_w")
+        return round(float(w), 1) if isinstance(w, (int, float)) else None
     return None
 
 

@@ -224,15 +224,19 @@ def read_proc_driver() -> dict[str, Any]:
             "gpus": gpus}
 
 
-def visible_indices(cuda_visible_devices: str | None, devices: list[dict[str, Any]]) -> set[int]:
+def visible_indices(cuda_visible_devices: str | None, devices: list[dict[str, Any]],
+                    device_order: str | None = None) -> set[int]:
     """NVML indices that CUDA_VISIBLE_DEVICES lets torch see (NVML ignores that variable).
 
-    Integer entries are taken as NVML (PCI-order) indices: exact with CUDA_DEVICE_ORDER=PCI_BUS_ID and on
-    machines with identical GPUs. UUID prefixes match exactly. Anything else (MIG ids) counts as all.
+    A fallback for when torch cannot list its devices' UUIDs (see `read_gpu`). Integer entries are CUDA
+    indices, and CUDA orders fastest-first unless CUDA_DEVICE_ORDER=PCI_BUS_ID, while NVML counts in
+    PCI order: they are taken as NVML indices only in PCI order or when all GPUs are the same model
+    (ties go in PCI order). UUID prefixes match exactly. Anything else (MIG ids) counts as all.
     """
     all_idx = {d["index"] for d in devices}
     if cuda_visible_devices is None:
         return all_idx
+    pci_order = device_order == "PCI_BUS_ID" or len({str(d.get("name")) for d in devices}) <= 1
     out: set[int] = set()
     for raw in cuda_visible_devices.split(","):
         item = raw.strip()
@@ -241,6 +245,8 @@ def visible_indices(cuda_visible_devices: str | None, devices: list[dict[str, An
         if item.lstrip("-").isdigit():
             if int(item) < 0:
                 break  # CUDA stops at the first invalid entry
+            if not pci_order:
+                return all_idx  # which GPU CUDA numbers this way cannot be told from NVML alone
             out.add(int(item))
         elif item.startswith("GPU-"):
             out.update(d["index"] for d in devices
@@ -250,7 +256,11 @@ def visible_indices(cuda_visible_devices: str | None, devices: list[dict[str, An
     return out & all_idx
 
 
-def read_gpu(env: dict[str, str]) -> dict[str, Any]:
+def read_gpu(env: dict[str, str], cuda_uuids: list[str | None] | None = None,
+             measured_uuid: str | None = None) -> dict[str, Any]:
+    """GPU facts. `cuda_uuids` are the UUIDs of the devices torch sees and `measured_uuid` the one it
+    measures (from the cuda backend): they decide which NVML devices are visible and which is measured,
+    exactly, whatever CUDA_VISIBLE_DEVICES and CUDA's device order say."""
     nvml = read_nvml()
     proc = read_proc_driver() if sys.platform.startswith("linux") else {"present": False}
     driver = nvml.get("driver_version") if nvml.get("available") else None
@@ -264,9 +274,14 @@ def read_gpu(env: dict[str, str]) -> dict[str, Any]:
             cuda_driver = unavailable(f"no CUDA driver library: {exc}")
     devices = nvml.get("devices") if nvml.get("available") else None
     if isinstance(devices, list):
-        visible = visible_indices(env.get("CUDA_VISIBLE_DEVICES"), devices)
+        by_uuid = {d.get("uuid"): d["index"] for d in devices if isinstance(d.get("uuid"), str)}
+        if cuda_uuids and all(u in by_uuid for u in cuda_uuids):
+            visible = {by_uuid[u] for u in cuda_uuids if u is not None}
+        else:  # MIG instances (no NVML device of their own here) or torch could not tell
+            visible = visible_indices(env.get("CUDA_VISIBLE_DEVICES"), devices, env.get("CUDA_DEVICE_ORDER"))
         for d in devices:
             d["visible"] = d["index"] in visible
+            d["measured"] = measured_uuid is not None and d.get("uuid") == measured_uuid
     if isinstance(devices, list):
         count = len(devices)
     elif proc.get("present"):

@@ -9,4 +9,6 @@ never import this package.
     comparison.py   comparisons as console / Markdown / CSV tables and as a JSON document
     gate.py         the gate's headline, Markdown summary, terminal text and JSON
     environment.py  `benchbench env`: facts, checks and the fingerprint as text
+    html.py         building blocks of self-contained HTML pages (charts as inline SVG, tables, page)
+    report_html.py  the `report --html` page
 """

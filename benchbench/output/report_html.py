@@ -1,0 +1,637 @@
+"""The report page (`benchbench report --html`): one or more reports, and optionally their comparison
+and a gate decision, as one self-contained HTML file.
+
+Top: the runs, the gate's verdict (when there is one), the machine, which backends ran, the
+environment checks with their verdicts, and the comparison summary (geometric means). Then one
+section per suite: throughput bars with their intervals (grouped per report when there are
+several), % of the measured ceiling (tensor ops), eager vs compiled per model with compile time and
+break-even (training), throughput against `num_workers` with the recommendation marked (any suite
+whose cases have a `num_workers` parameter, e.g. dataloader), and a table of every case. Failed,
+skipped, timed-out and missing cases are shown as such in the charts and tables, never dropped.
+Takes data (reports, a Comparison, a GateResult), returns a string; decides and measures nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+from benchbench._version import __version__
+from benchbench.ceilings import ceiling_fraction
+from benchbench.compare import Comparison, Row, geomeans, summary_of, verdict_counts
+from benchbench.environment.checks import VERDICTS
+from benchbench.gate import GateResult
+from benchbench.output import html
+from benchbench.output.comparison import env_lines, fmt_median, fmt_pct
+from benchbench.output.gate import headline
+from benchbench.output.html import Raw, Section, badge, esc
+from benchbench.output.units import fmt_si, fmt_speed, fmt_time
+from benchbench.report import CaseKey, Report, Result, report_fact
+
+WIDTH_IN = 7.6  # chart width: fits a laptop window and an A4/letter page
+COMPILED_MODES = ("compile", "reduce-overhead", "max-autotune")  # as in the training suite
+MACHINE_KEYS = ("cpu", "cuda_device", "mps_device", "xpu_device", "gpu_count", "driver_version", "power_limit_w",
+                "torch", "cuda", "hip", "python", "os", "threads", "usable_cpus", "float32_matmul_precision",
+                "hostname")
+RATIO_TICKS = (0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 10.0)
+_WORK_UNITS = {"flops": "FLOP/s", "bytes": "B/s"}
+
+
+# --- numbers from results -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rate:
+    """Work per second at the median time, with the interval from the median's confidence interval."""
+
+    value: float
+    low: float | None
+    high: float | None
+    unit: str
+
+
+def rate(result: Result | None, prefer: Sequence[str] = ("flops", "bytes", "items")) -> Rate | None:
+    """The result's throughput in the first declared kind of work of `prefer` (calls/s without any)."""
+    s = summary_of(result)
+    if result is None or s is None or s.median <= 0:
+        return None
+    kind = next((k for k in prefer if result.work.get(k)), None)
+    amount = float(result.work[kind]) if kind else 1.0
+    unit = _WORK_UNITS.get(kind or "", f"{result.work.get('items_unit', 'items')}/s" if kind == "items" else "calls/s")
+    st = result.stats
+    low = amount / st.ci_high if st is not None and st.ci_high > 0 else None
+    high = amount / st.ci_low if st is not None and st.ci_low > 0 else None
+    return Rate(amount / s.median, low, high, unit)
+
+
+def _status(result: Result | None) -> str:
+    return "missing" if result is None else result.status
+
+
+def case_label(key: CaseKey, backend: bool = True) -> str:
+    """The case within its suite: `matmul[n=1024] cpu float32`."""
+    return " ".join(p for p in (key.name, key.backend if backend else None, key.dtype, key.mode) if p)
+
+
+def _scale(values: Sequence[float], unit: str) -> tuple[float, str]:
+    top = max(values)
+    for prefix, factor in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if top >= factor:
+            return factor, prefix + unit
+    return 1.0, unit
+
+
+# --- charts -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Bar:
+    value: float
+    low: float | None = None
+    high: float | None = None
+    note: str = ""
+
+
+Entry = Bar | str  # a measured bar, or why there is none (failed, skipped, timeout, missing)
+
+
+def bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[Entry]]], xlabel: str, log: bool = False,
+         ref: float | None = None) -> str:
+    """Horizontal bars, one row per label and one bar per series, with interval whiskers. An entry that
+    is a string is written where its bar would be, so what was not measured stays visible."""
+    n, k = len(labels), len(series)
+    per_row = max(0.2, 0.15 * k + 0.06)
+    fig, ax = html.figure(WIDTH_IN, 0.55 + n * per_row + (0.25 if k > 1 else 0))
+    height = 0.8 / k
+    measured = [e for _, entries in series for e in entries if isinstance(e, Bar)]
+    lows = [e.low if e.low and e.low > 0 else e.value for e in measured if e.value > 0]
+    left = min(lows) / 1.6 if log and lows else 0.0
+    for j, (name, entries) in enumerate(series):
+        colour = html.PALETTE[j % len(html.PALETTE)]
+        ys, widths, whiskers = [], [], []
+        for i, e in enumerate(entries):
+            y = i + (j - (k - 1) / 2) * height
+            if isinstance(e, Bar):
+                ys.append(y)
+                widths.append(max(e.value - left, 0.0))
+                if e.low is not None and e.high is not None:
+                    whiskers.append((e.value, y, max(e.value - e.low, 0.0), max(e.high - e.value, 0.0)))
+                if e.note:
+                    ax.annotate(e.note, (e.high if e.high is not None else e.value, y), xytext=(4, 0),
+                                textcoords="offset points", va="center", fontsize=6.5, color="#333")
+            else:
+                ax.text(0.004, y, e, transform=ax.get_yaxis_transform(), va="center", fontsize=6.5,
+                        color=html.STATUS_COLOURS.get(e, "#555"), fontweight="bold")
+        ax.barh(ys, widths, height=height * 0.92, left=left, color=colour, label=name if k > 1 else None)
+        if whiskers:
+            ax.errorbar([w[0] for w in whiskers], [w[1] for w in whiskers],
+                        xerr=[[w[2] for w in whiskers], [w[3] for w in whiskers]], fmt="none", ecolor="#222",
+                        elinewidth=0.7, capsize=1.6)
+    if log:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
+    if ref is not None:
+        ax.axvline(ref, color="#888", linewidth=0.8, linestyle="--")
+    ax.set_yticks(range(n), labels)
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", color="#e3e7ec", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.tick_params(axis="y", length=0)
+    if measured:
+        top = max((e.high if e.high is not None else e.value) for e in measured)
+        ax.set_xlim(left=left or 0, right=top * (3.0 if log else 1.28) if any(e.note for e in measured)
+                    else top * (1.6 if log else 1.05))
+    if k > 1:
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=min(k, 5), frameon=False, borderaxespad=0.2)
+    return html.svg(fig)
+
+
+def lines(series: Sequence[tuple[str, Sequence[tuple[float, float, float | None, float | None]]]],
+          marks: Sequence[tuple[float, float, str]], xlabel: str, ylabel: str) -> str:
+    """One line per series of (x, y, low, high) points with whiskers; `marks` are starred and labelled."""
+    fig, ax = html.figure(WIDTH_IN * 0.8, 2.9)
+    xs_all: set[float] = set()
+    for j, (name, points) in enumerate(series):
+        pts = sorted(points)
+        xs = [p[0] for p in pts]
+        xs_all.update(xs)
+        ys = [p[1] for p in pts]
+        colour = html.PALETTE[j % len(html.PALETTE)]
+        ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=1.3, color=colour, label=name)
+        err = [(x, y, lo, hi) for x, y, lo, hi in pts if lo is not None and hi is not None]
+        if err:
+            ax.errorbar([e[0] for e in err], [e[1] for e in err], yerr=[[e[1] - e[2] for e in err],
+                        [e[3] - e[1] for e in err]], fmt="none", ecolor=colour, elinewidth=0.8, capsize=2)
+    for x, y, text in marks:
+        ax.plot([x], [y], marker="*", markersize=13, color="#c62828", zorder=5, linestyle="none")
+        ax.annotate(text, (x, y), xytext=(6, 8), textcoords="offset points", fontsize=7, color="#c62828",
+                    fontweight="bold")
+    ax.set_xticks(sorted(xs_all))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)
+    ax.grid(color="#e3e7ec", linewidth=0.6)
+    ax.set_axisbelow(True)
+    if len(series) > 1:
+        ax.legend(frameon=False, fontsize=6.5)
+    return html.svg(fig)
+
+
+def forest(rows: Sequence[tuple[str, float, float, float, str]], threshold: float | None, xlabel: str) -> str:
+    """Ratios with their intervals, one row each, coloured by outcome; 1 and ±threshold marked."""
+    n = len(rows)
+    fig, ax = html.figure(WIDTH_IN, 0.6 + 0.2 * n)
+    for i, (_, ratio, lo, hi, outcome) in enumerate(rows):
+        colour = html.STATUS_COLOURS.get(outcome, "#4269d0")
+        ax.plot([lo, hi], [i, i], color=colour, linewidth=1.6, solid_capstyle="butt")
+        ax.plot([ratio], [i], marker="o", markersize=3.6, color=colour)
+    ax.axvline(1.0, color="#444", linewidth=0.8)
+    if threshold is not None:
+        for x in (1 + threshold, 1 / (1 + threshold)):
+            ax.axvline(x, color="#999", linewidth=0.7, linestyle="--")
+    ax.set_xscale("log")
+    lo = min([r[2] for r in rows] + [1 / (1 + (threshold or 0.05))])
+    hi = max([r[3] for r in rows] + [1 + (threshold or 0.05)])
+    ax.set_xlim(lo / 1.08, hi * 1.08)
+    ticks = [t for t in RATIO_TICKS if lo / 1.08 <= t <= hi * 1.08]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_yticks(range(n), [r[0] for r in rows])
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", color="#e3e7ec", linewidth=0.6)
+    ax.tick_params(axis="y", length=0)
+    return html.svg(fig)
+
+
+# --- sections ----------------------------------------------------------------------------------------
+def _runs(reports: Sequence[Report], names: Sequence[str], base: str | None) -> str:
+    rows = []
+    for name, rep in zip(names, reports, strict=True):
+        counts: dict[str, int] = {}
+        for r in rep.results:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        status = Raw(" ".join(badge(f"{n} {s}", s) for s, n in sorted(counts.items())) or "no results")
+        commit = report_fact(rep, "git_commit")
+        rows.append({"report": name + (" (baseline)" if name == base else ""), "run": rep.run_id,
+                     "created": rep.created_at, "label": rep.label or "", "profile": rep.profile or "",
+                     "commit": str(commit)[:10] if commit else "", "cases": status,
+                     "complete": "PARTIAL (interrupted)" if rep.partial else "yes"})
+    return html.table(rows)
+
+
+def _machine(reports: Sequence[Report], names: Sequence[str]) -> str:
+    keys = [k for k in MACHINE_KEYS if any(rep.fingerprint.get(k) not in (None, "") for rep in reports)]
+    rows, classes = [], []
+    for k in keys:
+        values = [rep.fingerprint.get(k) for rep in reports]
+        rows.append({"": k, **{n: "-" if v is None else v for n, v in zip(names, values, strict=True)}})
+        classes.append("differs" if len({str(v) for v in values}) > 1 else "")
+    note = '<p class="note">Rows that differ between reports are highlighted.</p>' if len(reports) > 1 else ""
+    return html.table(rows, row_class=classes, empty="no fingerprint in these reports") + note
+
+
+def _backends(reports: Sequence[Report], names: Sequence[str]) -> str:
+    rows = []
+    for name, rep in zip(names, reports, strict=True):
+        ran: dict[str, dict[str, int]] = {}
+        for r in rep.results:
+            ran.setdefault(r.key.backend, {}).setdefault(r.status, 0)
+            ran[r.key.backend][r.status] += 1
+        known = [b.get("name") for b in rep.backends]
+        for b in rep.backends + [{"name": n, "available": True} for n in ran if n not in known]:
+            counts = ran.get(b.get("name"), {})
+            rows.append({"report": name, "backend": b.get("name"),
+                         "usable": badge("yes", "pass") if b.get("available") else badge("no", "skipped"),
+                         "device / reason": b.get("device_name") or "" if b.get("available") else b.get("reason") or "",
+                         "cases run": Raw(" ".join(badge(f"{n} {s}", s) for s, n in sorted(counts.items()))
+                                          or "none")})
+    return html.table(rows)
+
+
+def _checks(reports: Sequence[Report], names: Sequence[str]) -> str:
+    out = []
+    for name, rep in zip(names, reports, strict=True):
+        checks = rep.environment.get("checks") or []
+        if len(reports) > 1:
+            out.append(f"<h3>{esc(name)}</h3>")
+        if not checks:
+            out.append('<p class="note">This report holds no environment checks.</p>')
+            continue
+        order = {v: i for i, v in enumerate(VERDICTS)}
+        shown = sorted((c for c in checks if c.get("verdict") != "pass"), key=lambda c: order.get(c.get("verdict"), 9))
+        counts = {v: sum(1 for c in checks if c.get("verdict") == v) for v in VERDICTS}
+        out.append("<p>" + " ".join(badge(f"{n} {v}", v) for v, n in counts.items() if n) + "</p>")
+        out.append(html.table([{"verdict": badge(c.get("verdict", "?")), "check": c.get("title") or c.get("id"),
+                                "advice": c.get("advice") or ""} for c in shown], empty="every check passed"))
+        passed = [c.get("id", "?") for c in checks if c.get("verdict") == "pass"]
+        if passed:
+            out.append(f'<p class="note">Passed: {esc(", ".join(passed))}.</p>')
+    return "".join(out)
+
+
+def _mde_text(row: Row) -> str:
+    """The smallest change this row could have detected, when the comparison carries one."""
+    mde = getattr(row, "mde", None)
+    if mde is None:
+        return ""
+    value = getattr(mde, "relative", mde)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return f"±{100 * value:.1f}%"
+    return str(mde)
+
+
+def _gate(result: GateResult) -> str:
+    colour = html.STATUS_COLOURS.get(result.verdict, "#2e7d32")
+    out = [f'<div class="verdict" style="background:{colour}">{esc(headline(result))}</div>']
+    comp, pair = result.comparison, result.pair
+    p = result.policy
+    out.append(f'<p class="note">Current <b>{esc(pair.name)}</b> against baseline <b>{esc(comp.base_name)}</b>. '
+               f"A case regresses when it broke, or when it is slower with Mann-Whitney p &lt; {p.alpha:g}, the "
+               f"interval of the median ratio entirely above +{100 * p.threshold:g}% and the change beyond the "
+               "noise. Inconclusive: the data cannot tell (noisy, incomparable, missing).</p>")
+    order = {"regression": 0, "inconclusive": 1, "ignored": 3, "ok": 2}
+    findings = sorted(result.findings, key=lambda f: (order.get(f.outcome, 9), f.row.key.sort_key()))
+    with_mde = any(getattr(f.row, "mde", None) is not None for f in findings)
+    rows, classes = [], []
+    for f in findings:
+        row = {"outcome": badge(f.outcome), "case": f.row.key.label, comp.base_name: fmt_median(f.row.base),
+               pair.name: fmt_median(f.row.other), "change [interval]": fmt_pct(f.row.change),
+               "verdict": f.row.verdict}
+        if with_mde:
+            row["detectable effect"] = _mde_text(f.row)
+        row["why"] = f.why if f.outcome != "ok" else ""
+        rows.append(row)
+        classes.append(f.outcome if f.outcome in ("regression", "inconclusive") else "")
+    plotted = [(case_label(f.row.key), f.row.change.ratio, f.row.change.ci_low, f.row.change.ci_high, f.outcome)
+               for f in findings if f.row.change is not None]
+    if plotted:
+        out.append(html.chart(forest(plotted, p.threshold, f"median time ratio {pair.name} / {comp.base_name} "
+                                     "(below 1 is faster)"),
+                              "Each case's ratio with its interval; dashed lines at the threshold. Red: regression, "
+                              "amber: inconclusive."))
+    out.append(html.table(rows, row_class=classes))
+    return "".join(out)
+
+
+def _comparison(comp: Comparison) -> str:
+    out = []
+    env = env_lines(comp)
+    if env:
+        out.append("<p><b>Environment differences</b></p><ul>" + "".join(f"<li>{esc(x)}</li>" for x in env)
+                   + "</ul>")
+    rows = []
+    speedups: list[tuple[str, Entry]] = []
+    for pair in comp.pairs:
+        gms = geomeans(pair.rows)
+        overall = gms.pop(None, None)
+        counts = verdict_counts(pair.rows)
+        rows.append({"report": pair.name, "geometric mean time ratio": f"{overall.ratio:.3f}" if overall else "-",
+                     "speed": fmt_speed(overall.ratio) if overall else "no case measured on both sides",
+                     "cases": overall.n if overall else 0,
+                     "per suite": "; ".join(f"{s}: {g.ratio:.3f} ({g.n})" for s, g in sorted(gms.items())),
+                     "verdicts": Raw(" ".join(badge(f"{n} {v}", _verdict_kind(v)) for v, n in counts.items()))})
+        speedups.append((pair.name, Bar(overall.speedup, note=fmt_speed(overall.ratio)) if overall else "no overlap"))
+    out.append(f'<p class="note">Against <b>{esc(comp.base_name)}</b>: geometric mean over the cases measured on '
+               "both sides of the median-time ratio (below 1 is faster).</p>")
+    out.append(html.table(rows, numeric=("geometric mean time ratio", "cases")))
+    if speedups:
+        out.append(html.chart(bars([s[0] for s in speedups], [("speed-up", [s[1] for s in speedups])],
+                                   f"speed-up over {comp.base_name} (geometric mean; 1 = same)", ref=1.0)))
+    return "".join(out)
+
+
+def _verdict_kind(verdict: str) -> str:
+    return {"slower": "regression", "broke": "regression", "faster": "pass", "fixed": "pass", "same": "ok",
+            "noisy": "inconclusive", "incomparable": "inconclusive", "new": "info", "failed": "failed"}.get(
+        verdict, verdict)
+
+
+def _entry(result: Result | None, prefer: Sequence[str] = ("flops", "bytes", "items"),
+           unit: str | None = None) -> Entry:
+    r = rate(result, prefer)
+    if r is None or (unit is not None and r.unit != unit):
+        return _status(result) if result is None or not result.ok else "no timing"
+    return Bar(r.value, r.low, r.high)
+
+
+def _scaled(entries: Sequence[Entry], factor: float) -> list[Entry]:
+    return [Bar(e.value / factor, e.low / factor if e.low else None, e.high / factor if e.high else None, e.note)
+            if isinstance(e, Bar) else e for e in entries]
+
+
+def _throughput(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Result]], names: Sequence[str],
+                backend: bool) -> str:
+    """One chart per unit of throughput (FLOP/s, B/s, images/s, ...), grouped bars per report."""
+    units: dict[str, list[CaseKey]] = {}
+    for key in keys:
+        r = next((rate(m.get(key)) for m in by_report if rate(m.get(key)) is not None), None)
+        units.setdefault(r.unit if r else "", []).append(key)
+    out = []
+    never = units.pop("", [])
+    if never:  # no report measured them, so they have no unit to be drawn in: the table below says why
+        out.append(f'<p class="note">Not measured in any report, so not drawn: '
+                   f'{esc(", ".join(case_label(k, backend) for k in never))}.</p>')
+    for unit, ks in units.items():
+        series = [(name, [_entry(m.get(k), unit=unit) for k in ks]) for name, m in zip(names, by_report, strict=True)]
+        values = [e.value for _, es in series for e in es if isinstance(e, Bar)]
+        if not values:
+            continue
+        factor, label = _scale(values, unit)
+        log = min(values) > 0 and max(values) / min(values) > 50
+        out.append(html.chart(bars([case_label(k, backend) for k in ks], [(n, _scaled(es, factor)) for n, es in series],
+                                   label + (" (log scale)" if log else ""), log=log),
+                              f"Throughput in {unit} at the median time; whiskers: the median's confidence interval."))
+    return "".join(out)
+
+
+def _ceilings(keys: Sequence[CaseKey], reports: Sequence[Report], by_report: Sequence[dict[CaseKey, Result]],
+              names: Sequence[str], backend: bool) -> str:
+    fractions = {k: [ceiling_fraction(rep.results, m[k]) if k in m else None for rep, m in
+                     zip(reports, by_report, strict=True)] for k in keys}
+    shown = [k for k in keys if any(f is not None for f in fractions[k]) and not _is_ceiling(k)]
+    if not shown:
+        return ""
+    series = [(name, [Bar(100 * fractions[k][j]) if fractions[k][j] is not None else _status(by_report[j].get(k))
+                      if by_report[j].get(k) is None or not by_report[j][k].ok else "no ceiling" for k in shown])
+              for j, name in enumerate(names)]
+    return html.chart(bars([case_label(k, backend) for k in shown], series, "% of the measured ceiling", ref=100.0),
+                      "Rate as a share of this device's own measured ceiling (matmul for compute-bound cases, copy "
+                      "for memory-bound ones, same backend and dtype); 100% dashed.")
+
+
+def _is_ceiling(key: CaseKey) -> bool:
+    return key.benchmark.startswith("ceiling_")
+
+
+def _compiled(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Result]], names: Sequence[str],
+              backend: bool) -> str:
+    """Eager vs compiled per model: throughput bars, and compile time and break-even from the suite's
+    own metrics (compile_s, compile_warm_s, speedup, break_even_steps, break_even_steps_warm)."""
+    compiled = [k for k in keys if k.mode in COMPILED_MODES]
+    if not compiled:
+        return ""
+    out = []
+    for name, m in zip(names, by_report, strict=True):
+        models = list(dict.fromkeys(CaseKey(k.suite, k.benchmark, k.params, k.backend, k.dtype, None)
+                                    for k in keys if k.mode in (*COMPILED_MODES, "eager")))
+        modes = [md for md in ("eager", *COMPILED_MODES) if any(k.mode == md for k in keys)]
+        series = []
+        for md in modes:
+            entries: list[Entry] = []
+            for model in models:
+                r = m.get(CaseKey(model.suite, model.benchmark, model.params, model.backend, model.dtype, md))
+                e = _entry(r, ("items",))
+                if isinstance(e, Bar) and md != "eager" and r is not None:
+                    e = Bar(e.value, e.low, e.high, _compile_note(r))
+                entries.append(e)
+            series.append((md, entries))
+        values = [e.value for _, es in series for e in es if isinstance(e, Bar)]
+        if values:
+            unit = next((rate(r, ("items",)).unit for r in m.values() if rate(r, ("items",))), "items/s")
+            factor, label = _scale(values, unit)
+            title = f" ({name})" if len(names) > 1 else ""
+            log = min(values) > 0 and max(values) / min(values) > 50
+            out.append(html.chart(bars([case_label(k, backend) for k in models], [(md, _scaled(es, factor))
+                                                                                  for md, es in series],
+                                       label + (" (log scale)" if log else ""), log=log),
+                                  f"Eager vs compiled training throughput{title}; next to each compiled bar its "
+                                  "speed-up, cold compile time and the steps after which it pays off."))
+        rows = []
+        for k in compiled:
+            r = m.get(k)
+            if r is None:
+                continue
+            mt = r.metrics
+            rows.append({"model": case_label(k, backend), "status": badge(r.status),
+                         "speed-up": f"{mt['speedup']:.2f}x" if isinstance(mt.get("speedup"), (int, float)) else "-",
+                         "compile (cold)": _secs(mt.get("compile_s")), "compile (warm cache)": _secs(mt.get("compile_warm_s")),
+                         "break-even (cold)": _steps(mt.get("break_even_steps"), mt.get("speedup")),
+                         "break-even (warm)": _steps(mt.get("break_even_steps_warm"), mt.get("speedup")),
+                         "graph breaks": mt.get("graph_breaks", ""),
+                         "note": "" if r.ok else r.reason or ""})
+        if rows:
+            out.append((f"<h3>{esc(name)}</h3>" if len(names) > 1 else "")
+                       + html.table(rows, numeric=("speed-up", "compile (cold)", "compile (warm cache)",
+                                                   "break-even (cold)", "break-even (warm)", "graph breaks")))
+    return "<h3>Eager vs compiled</h3>" + "".join(out) if out else ""
+
+
+def _compile_note(r: Result) -> str:
+    mt = r.metrics
+    parts = []
+    if isinstance(mt.get("speedup"), (int, float)):
+        parts.append(f"{mt['speedup']:.2f}x")
+    if isinstance(mt.get("compile_s"), (int, float)):
+        parts.append(f"compile {_secs(mt['compile_s'])}")
+    if "break_even_steps" in mt:
+        steps = _steps(mt.get("break_even_steps"), mt.get("speedup"))
+        parts.append("never pays off" if steps == "never" else f"pays off after {steps}")
+    return ", ".join(parts)
+
+
+def _secs(s: Any) -> str:
+    return fmt_time(float(s)) if isinstance(s, (int, float)) else "-"
+
+
+def _steps(n: Any, speedup: Any) -> str:
+    if isinstance(n, (int, float)):
+        return f"{int(n):,} steps"
+    return "never" if isinstance(speedup, (int, float)) else "-"
+
+
+def recommendation(results: Sequence[Result]) -> dict[str, Any] | None:
+    """A recommendation some result of the suite carries: a metric whose name contains "recommend" and
+    whose value is a mapping with `num_workers` (as the dataloader suite writes it)."""
+    for r in results:
+        for name, value in r.metrics.items():
+            if "recommend" in name and isinstance(value, dict) and isinstance(value.get("num_workers"), int):
+                return {**value, "_on": r.key}
+    return None
+
+
+def _workers(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Result]], names: Sequence[str]) -> str:
+    """Throughput against num_workers, one line per benchmark and its other parameters (and per report)."""
+    swept = [k for k in keys if "num_workers" in k.params_dict and isinstance(k.params_dict["num_workers"], int)]
+    groups: dict[tuple, list[CaseKey]] = {}
+    for k in swept:
+        rest = tuple((n, v) for n, v in k.params if n != "num_workers")
+        groups.setdefault((k.benchmark, rest, k.backend, k.dtype, k.mode), []).append(k)
+    groups = {g: ks for g, ks in groups.items() if len({k.params_dict["num_workers"] for k in ks}) > 1}
+    if not groups:
+        return ""
+    out = ["<h3>Throughput against num_workers</h3>"]
+    for name, m in zip(names, by_report, strict=True):
+        series, marks, unit, notes = [], [], None, []
+        rec = recommendation(list(m.values()))
+        for (bench, rest, *_), ks in groups.items():
+            points = []
+            for k in ks:
+                r = rate(m.get(k), ("items", "bytes", "flops"))
+                if r is None:
+                    notes.append(f"{case_label(k)}: {_status(m.get(k))}")
+                    continue
+                unit = unit or r.unit
+                points.append((float(k.params_dict["num_workers"]), r.value, r.low, r.high))
+                if rec and _recommended(rec, k):
+                    marks.append((float(k.params_dict["num_workers"]), r.value,
+                                  "recommended" + (f": {rec['setting']}" if rec.get("setting") else "")
+                                  + (f" ({rec['speedup']:.2f}x the default)" if isinstance(rec.get("speedup"),
+                                                                                       (int, float)) else "")))
+            label = bench + (f"[{','.join(f'{n}={v}' for n, v in rest)}]" if rest else "")
+            if points:
+                series.append((label, points))
+        if not series:
+            continue
+        out.append(html.chart(lines(series, marks, "num_workers", unit or "items/s"),
+                              (f"{name}: " if len(names) > 1 else "") + "throughput at the median with its interval"
+                              + ("; the star marks the recommended setting." if marks else
+                                 "; no recommendation in this report.")))
+        if notes:
+            out.append(f'<p class="note">Not measured: {esc("; ".join(notes))}.</p>')
+    return "".join(out) if len(out) > 1 else ""
+
+
+def _recommended(rec: dict[str, Any], key: CaseKey) -> bool:
+    """Is this case the recommended setting? By its name when the recommendation gives one (`label`),
+    else by num_workers and whichever other parameters the recommendation names."""
+    if isinstance(rec.get("label"), str) and rec["label"]:
+        return rec["label"] == key.name
+    params = key.params_dict
+    return params.get("num_workers") == rec["num_workers"] and all(
+        params[n] == rec[n] for n in params if n in rec and n != "num_workers")
+
+
+def _cases_table(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Result]], names: Sequence[str],
+                 backend: bool) -> str:
+    rows, classes = [], []
+    for k in keys:
+        row: dict[str, Any] = {"case": case_label(k, backend)}
+        bad = False
+        for name, m in zip(names, by_report, strict=True):
+            r = m.get(k)
+            s = summary_of(r)
+            if s is not None:
+                rt = rate(r)
+                row[name] = fmt_time(s.median) + f" ±{100 * s.rel_noise:.1f}%" + (
+                    f" · {fmt_si(rt.value, rt.unit.removesuffix('/s'))}/s" if rt and rt.unit != "calls/s" else "")
+            else:
+                bad = True
+                status = _status(r)
+                row[name] = Raw(badge(status) + (f" {esc(r.reason)}" if r is not None and r.reason else ""))
+        notes = [str(m[k].metrics["note"]) for m in by_report if k in m and m[k].metrics.get("note")]
+        flags = sorted({f for m in by_report if k in m for f in m[k].flags})
+        row["note"] = "; ".join(dict.fromkeys(notes + flags))
+        rows.append(row)
+        classes.append("inconclusive" if bad else "")
+    return "<h3>Every case</h3>" + html.table(rows, row_class=classes)
+
+
+def _suite(suite: str, keys: Sequence[CaseKey], reports: Sequence[Report], by_report: Sequence[dict[CaseKey, Result]],
+           names: Sequence[str], backend: bool) -> str:
+    parts = [_throughput(keys, by_report, names, backend), _ceilings(keys, reports, by_report, names, backend),
+             _compiled(keys, by_report, names, backend), _workers(keys, by_report, names),
+             _cases_table(keys, by_report, names, backend)]
+    return "".join(parts)
+
+
+def _not_measured(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Result]], names: Sequence[str]) -> str:
+    rows = []
+    for k in keys:
+        for name, m in zip(names, by_report, strict=True):
+            r = m.get(k)
+            if r is None or not r.ok:
+                rows.append({"case": k.label, "report": name, "status": badge(_status(r)),
+                             "reason": (r.reason or "") if r is not None else "not in this report"})
+    return html.table(rows, empty="Every case was measured in every report.")
+
+
+def _page_doc(report: Report) -> dict[str, Any]:
+    """The report as its JSON document, without the caches (`stats`, `derived`) that loading recomputes."""
+    doc = report.to_dict()
+    for r in doc["results"]:
+        r.pop("stats", None)
+        r.pop("derived", None)
+    return doc
+
+
+def report_page(reports: Sequence[Report], names: Sequence[str], comparison: Comparison | None = None,
+                gate: GateResult | None = None, notes: Sequence[str] = (), title: str | None = None) -> str:
+    """The page for these reports. With a comparison (of some or all of them), `reports[0]` is its base;
+    a gate result is that comparison's decision. `notes` are shown under the list of runs."""
+    if len(reports) != len(names) or not reports:
+        raise ValueError("one name per report, and at least one report")
+    base = names[0] if comparison is not None or gate is not None else None
+    keys = sorted({r.key for rep in reports for r in rep.results}, key=CaseKey.sort_key)
+    by_report = [{r.key: r for r in rep.results} for rep in reports]
+    backend = len({k.backend for k in keys}) > 1
+    sections = [Section("Runs", _runs(reports, names, base)
+                        + "".join(f'<p class="note">{esc(n)}</p>' for n in notes))]
+    if gate is not None:
+        sections.append(Section(f"Gate: {gate.verdict}", _gate(gate), "s-gate"))
+    sections += [Section("Machine", _machine(reports, names)), Section("Backends", _backends(reports, names)),
+                 Section("Environment checks", _checks(reports, names))]
+    if comparison is not None and gate is None:
+        sections.append(Section("Comparison", _comparison(comparison)))
+    elif comparison is not None:
+        sections.append(Section("Geometric means", _comparison(comparison)))
+    for suite in dict.fromkeys(k.suite for k in keys):
+        # Reports that did not run this suite at all stay out of its charts, and the section says so.
+        ran = [i for i, rep in enumerate(reports) if any(r.key.suite == suite for r in rep.results)]
+        absent = [names[i] for i in range(len(reports)) if i not in ran]
+        note = (f'<p class="note">Not run in {esc(", ".join(absent))}.</p>' if absent else "")
+        suite_keys = [k for k in keys if k.suite == suite]
+        sections.append(Section(f"Suite {suite}", note + _suite(suite, suite_keys, [reports[i] for i in ran],
+                                                                [by_report[i] for i in ran], [names[i] for i in ran],
+                                                                backend), "s-suite-" + suite))
+    sections.append(Section("Not measured", _not_measured(keys, by_report, names)))
+    machines = list(dict.fromkeys(str(rep.fingerprint.get("cpu") or report_fact(rep, "hostname") or "")
+                                  for rep in reports))
+    machine = machines[0] if len(machines) == 1 else f"{len(machines)} machines"
+    title = title or ("benchbench: " + (", ".join(names) if len(names) <= 3 else f"{len(names)} reports"))
+    subtitle = f"{len(reports)} report{'s' if len(reports) != 1 else ''}, {len(keys)} cases" + (
+        f" · {machine}" if machine else "") + f" · written by benchbench {__version__}"
+    data = {"reports": [_page_doc(r) for r in reports], "names": list(names), "base": base}
+    return html.page(title, sections, data, subtitle)

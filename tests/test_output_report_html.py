@@ -1,0 +1,196 @@
+"""output/report_html.py: the report page, on synthetic reports with known content and on the reference reports."""
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_compare import FP, make_report, result, timings
+
+from benchbench.compare import compare
+from benchbench.formats import load_any, load_reports
+from benchbench.gate import Policy, gate
+from benchbench.output.report_html import recommendation, report_page
+from benchbench.report import CaseKey, load
+
+REFERENCE = Path(__file__).parent.parent / "reports" / "reference"
+TENSOR_OPS = REFERENCE / "cpu-epyc-2core_tensor_ops-autograd_quick.json"
+TRAINING = REFERENCE / "cpu-epyc-2core_training_quick.json"
+
+
+def svg_texts(page):
+    return re.findall(r"<text[^>]*>([^<]*)</text>", page)
+
+
+def section(page, anchor):
+    m = re.search(rf'<section id="{anchor}">(.*?)</section>', page, re.S)
+    assert m, anchor
+    return m[1]
+
+
+def synthetic(n_bench=50, seed=0, speed=1.0, run_id="r", fingerprint=None, failed=(), skipped=(), absent=()):
+    rng = np.random.default_rng(seed)
+    results = [result(CaseKey.make("tensor_ops", "ceiling_matmul", {}, "cpu", "float32"),
+                      timings(rng, 50, 0.1 / speed, 0.02), work={"flops": 2e10})]
+    for i in range(n_bench):
+        key = CaseKey.make("tensor_ops", f"op{i:02d}", {"n": 2 ** (6 + i % 8)}, "cpu", "float32")
+        if i in absent:
+            continue
+        if i in failed:
+            results.append(result(key, status="failed", reason=f"RuntimeError: op{i:02d} broke"))
+        elif i in skipped:
+            results.append(result(key, status="skipped", reason="needs a GPU"))
+        else:
+            work = {"flops": 1e8 * (1 + i % 5)} if i % 2 else {"bytes": 4e7 * (1 + i % 3)}
+            results.append(result(key, timings(rng, 50, 1e-3 * (1 + i % 7) / speed, 0.03), work=work))
+    return make_report(results, fingerprint=fingerprint, run_id=run_id)
+
+
+def test_page_for_50_benchmarks_and_5_reports_stays_under_1_mb_and_loads_back(tmp_path):
+    reports = [synthetic(seed=s, speed=1 + 0.1 * s, run_id=f"run{s}", failed={3 + s}, skipped={7}, absent={11 + s})
+               for s in range(5)]
+    names = [f"machine-{s}" for s in range(5)]
+    page = report_page(reports, names, compare(reports, names))
+    size = len(page.encode())
+    assert size < 1_000_000, f"{size} bytes"
+    assert all(name in page for name in names)
+    assert "op49[n=128] float32" in page  # the last case made it into the charts and the table
+    path = tmp_path / "page.html"
+    path.write_text(page)
+    back = load_reports(path)
+    assert [r.run_id for r in back] == [r.run_id for r in reports]
+    for a, b in zip(reports, back, strict=True):
+        assert [(r.key, r.status, r.samples, r.work) for r in a.results] == [
+            (r.key, r.status, r.samples, r.work) for r in b.results]
+    gm = section(page, "s-comparison")
+    assert "geometric mean" in gm and "machine-4" in gm and "faster" in gm
+
+
+def test_failed_skipped_and_missing_cases_are_shown_as_such():
+    a = synthetic(n_bench=6, run_id="a")
+    b = synthetic(n_bench=6, seed=1, run_id="b", failed={1}, skipped={2}, absent={3})
+    page = report_page([a, b], ["a", "b"], compare([a, b], ["a", "b"]))
+    texts = svg_texts(page)
+    assert {"failed", "skipped", "missing"} <= set(texts)  # written where the bar would be
+    suite = section(page, "s-suite-tensor_ops")
+    assert "RuntimeError: op01 broke" in suite and "needs a GPU" in suite
+    missing = section(page, "s-not-measured")
+    assert "tensor_ops/op03[n=512] cpu float32" in missing and "not in this report" in missing
+    assert "tensor_ops/op01[n=128] cpu float32" in missing and ">failed<" in missing
+
+
+def test_single_report_page_shows_machine_checks_backends_ceilings(tmp_path):
+    rep = load(TENSOR_OPS)
+    page = report_page([rep], ["ref"])
+    assert "s-comparison" not in page and "s-gate" not in page
+    assert "AMD EPYC" in section(page, "s-machine") and "2.14.1+cu130" in section(page, "s-machine")
+    checks = section(page, "s-environment-checks")
+    assert "2 info" in checks and "16 pass" in checks and "CPU frequency governor not readable" in checks
+    backends = section(page, "s-backends")
+    assert "no NVIDIA driver found" in backends and "56 ok" in backends
+    ops = section(page, "s-suite-tensor_ops")
+    assert "% of the measured ceiling" in ops and ops.count("<svg") >= 4
+    assert "TF32 is a GPU tensor-core format; the CPU has none" in ops  # a skipped case and why
+    path = tmp_path / "one.html"
+    path.write_text(page)
+    again = load_any(path)
+    assert again.run_id == rep.run_id and len(again.results) == len(rep.results)
+    assert [r.stats.median for r in again.results if r.ok] == [r.stats.median for r in rep.results if r.ok]
+
+
+def test_training_page_has_eager_vs_compiled_with_compile_time_and_break_even():
+    page = report_page([load(TRAINING)], ["training"])
+    training = section(page, "s-suite-training")
+    assert "Eager vs compiled" in training
+    notes = " ".join(svg_texts(training))
+    assert "1.49x, compile 13.8 s, pays off after 396 steps" in notes
+    assert "0.93x, compile 9.1 s, never pays off" in notes
+    assert "47,748 steps" in training  # break-even with a warm compile cache, from the suite's metrics
+
+
+def dataloader_report(with_recommendation=True):
+    rng = np.random.default_rng(3)
+    results = []
+    for bench, workers, rates in (("in_memory", (0, 1, 2, 4), (900, 1500, 2100, 2200)),
+                                  ("jpeg_pipeline", (0, 1, 2), (120, 210, 380))):
+        for w, r in zip(workers, rates, strict=True):
+            params = {"num_workers": w, "batch": 32} if bench == "in_memory" else {
+                "num_workers": w, "batch": 32, "decoder": "pil"}
+            key = CaseKey.make("dataloader", bench, params, "cpu")
+            results.append(result(key, timings(rng, 20, 32 / r, 0.03), work={"items": 32, "items_unit": "images"}))
+    results.append(result(CaseKey.make("dataloader", "in_memory", {"num_workers": 8, "batch": 32}, "cpu"),
+                          status="failed", reason="DataLoader worker (pid 42) exited unexpectedly"))
+    if with_recommendation:
+        chosen = next(r for r in results if r.key.benchmark == "jpeg_pipeline" and r.key.params_dict["num_workers"] == 2)
+        chosen.metrics["recommendation"] = {"num_workers": 2, "label": chosen.key.name, "setting": "num_workers=2",
+                                            "speedup": 3.17, "speedup_ci": [2.9, 3.4]}
+    return make_report(results)
+
+
+def test_dataloader_throughput_against_num_workers_marks_the_recommendation():
+    rep = dataloader_report()
+    rec = recommendation(rep.results)
+    assert rec["num_workers"] == 2 and rec["_on"].benchmark == "jpeg_pipeline"
+    page = report_page([rep], ["dl"])
+    suite = section(page, "s-suite-dataloader")
+    assert "Throughput against num_workers" in suite
+    texts = svg_texts(suite)
+    assert texts.count("recommended: num_workers=2 (3.17x the default)") == 1
+    assert "in_memory[batch=32]" in texts and "jpeg_pipeline[batch=32,decoder=pil]" in texts
+    assert "in_memory[batch=32,num_workers=8] cpu: failed" in suite  # not measured, and said so
+    plain = section(report_page([dataloader_report(False)], ["dl"]), "s-suite-dataloader")
+    assert "no recommendation in this report" in plain and "recommended:" not in plain
+
+
+def test_dataloader_charts_tolerate_reports_without_the_expected_metrics():
+    rep = dataloader_report()
+    for r in rep.results:
+        r.metrics["recommendation"] = "garbled"
+        r.work = {}
+    page = report_page([rep], ["dl"])
+    assert "Throughput against num_workers" in page and "recommended:" not in page
+
+
+def gate_result(mde=None):
+    rng = np.random.default_rng(4)
+    slow, noisy, steady = (CaseKey.make("ops", n, {}, "cpu", "float32") for n in ("slow", "noisy", "steady"))
+    base = make_report([result(slow, timings(rng, 30, 1e-3, 0.01)), result(noisy, timings(rng, 6, 1e-3, 0.3)),
+                        result(steady, timings(rng, 30, 2e-3, 0.01))], run_id="base")
+    cur = make_report([result(slow, timings(rng, 30, 1.3e-3, 0.01)), result(noisy, timings(rng, 6, 1.1e-3, 0.3)),
+                       result(steady, timings(rng, 30, 2e-3, 0.01))], run_id="cur")
+    res = gate(base, cur, Policy(), ("main", "pr"))
+    if mde is not None:
+        for f in res.findings:
+            f.row.mde = mde
+    return base, cur, res
+
+
+def test_gate_section_highlights_regressions_inconclusive_and_the_detectable_effect():
+    base, cur, res = gate_result(mde=0.07)
+    assert {f.outcome for f in res.findings} == {"regression", "inconclusive", "ok"}
+    page = report_page([base, cur], ["main", "pr"], res.comparison, res)
+    g = section(page, "s-gate")
+    assert "REGRESSION: 1 regression, 1 inconclusive, 1 ok" in g
+    assert g.count('<tr class="regression">') == 1 and g.count('<tr class="inconclusive">') == 1
+    assert "detectable effect" in g and g.count("±7.0%") == 3
+    assert g.index("ops/slow") < g.index("ops/noisy") < g.index("ops/steady")  # what needs a look first
+    assert "<svg" in g  # the ratios with their intervals
+    assert "detectable effect" not in section(report_page([base, cur], ["main", "pr"], res.comparison,
+                                                          gate_result()[2]), "s-gate")
+
+
+def test_reports_from_different_machines_are_told_apart():
+    a = synthetic(n_bench=4, run_id="a")
+    b = synthetic(n_bench=4, run_id="b", fingerprint={**FP, "cpu": "Apple M3", "hostname": "b"})
+    page = report_page([a, b], ["a", "b"], compare([a, b], ["a", "b"]))
+    machine = section(page, "s-machine")
+    assert machine.count('<tr class="differs">') == 2  # cpu and hostname
+    assert "cpu: AMD EPYC (a) vs Apple M3 (b)" in section(page, "s-comparison")
+
+
+def test_page_needs_one_name_per_report():
+    with pytest.raises(ValueError):
+        report_page([synthetic(2)], ["a", "b"])
+    rep = synthetic(2)
+    assert "Suite tensor_ops" in report_page([replace(rep, results=rep.results)], ["a"])
