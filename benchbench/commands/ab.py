@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--current-env", action="append", metavar="KEY=VALUE",
                    help="an environment variable for the current side's workers (repeatable)")
     p.add_argument("--output", "-o", metavar="DIR", help="write baseline.json and current.json here "
-                   "(default: reports/ab_<time>_<host>/)")
+                   "(default: reports/<UTC time>_<host>_ab[_<label>]/)")
     p.add_argument("--fail-on", metavar="median:PCT",
                    help="slowdown that counts as a regression, e.g. median:5%% (default: the rules file's, else 5%%)")
     p.add_argument("--alpha", help="significance level (default: 0.05)")
