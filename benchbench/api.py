@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import itertools
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -129,14 +130,35 @@ class Context:
 
 
 def _plain(value: Any) -> bool:
-    """A constant whose repr is stable across processes (no object addresses inside)."""
+    """A constant whose value can be written the same way in every process (no object addresses)."""
     if isinstance(value, (int, float, str, bytes, bool, type(None))):
         return True
-    if isinstance(value, (tuple, list)):  # not sets: their order follows the hash seed
+    if isinstance(value, (tuple, list, set, frozenset)):
         return all(_plain(v) for v in value)
     if isinstance(value, dict):
         return all(_plain(k) and _plain(v) for k, v in value.items())
     return False
+
+
+def _stable_repr(value: Any, home: tuple[str, ...] = ()) -> str:
+    """repr of a plain constant that is the same in every process and every folder: set elements in
+    sorted order (a set's own order follows PYTHONHASHSEED), and the suite file's folder written as
+    `<suite dir>` (a path built from `__file__` must not make a moved copy of the suite a new definition)."""
+    if isinstance(value, str):
+        for folder in home:
+            value = value.replace(folder, "<suite dir>")
+        return repr(value)
+    if isinstance(value, (set, frozenset)):
+        items = sorted(_stable_repr(v, home) for v in value)
+        return f"{type(value).__name__}({{{', '.join(items)}}})"
+    if isinstance(value, (tuple, list)):
+        items = [_stable_repr(v, home) for v in value]
+        if isinstance(value, tuple):
+            return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+        return f"[{', '.join(items)}]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_stable_repr(k, home)}: {_stable_repr(v, home)}" for k, v in value.items()) + "}"
+    return repr(value)
 
 
 def _code_names(code: Any) -> set[str]:
@@ -148,18 +170,22 @@ def _code_names(code: Any) -> set[str]:
 
 
 def _definition_sources(fn: Callable[..., Any]) -> list[str]:
+    """The source texts a benchmark's definition hash covers, in a fixed order. Nothing in them depends
+    on where the suite lives: a user suite's module name is built from its path, so entries are keyed
+    by qualified name within the module (code) and by plain name (constants), never by module name."""
     module = getattr(fn, "__module__", None)
-    seen: dict[str, str] = {}
+    home = _suite_dir(fn)
+    seen: dict[tuple[int, str], str] = {}
     stack: list[Any] = [fn]
     while stack:
         obj = stack.pop()
-        name = getattr(obj, "__qualname__", repr(obj))
-        if name in seen:
+        name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+        if (0, name) in seen:
             continue
         try:
-            seen[name] = inspect.getsource(obj)
+            seen[(0, name)] = inspect.getsource(obj)
         except (OSError, TypeError):
-            seen[name] = name
+            seen[(0, name)] = name
         functions = [obj] if inspect.isfunction(obj) else [
             v for v in vars(obj).values() if inspect.isfunction(v)] if inspect.isclass(obj) else []
         for func in functions:
@@ -168,8 +194,17 @@ def _definition_sources(fn: Callable[..., Any]) -> list[str]:
                 if (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == module:
                     stack.append(value)
                 elif not ref.startswith("__") and _plain(value):
-                    seen.setdefault(f"{module}.{ref}", f"{ref} = {value!r}")
+                    seen.setdefault((1, ref), f"{ref} = {_stable_repr(value, home)}")
     return [seen[k] for k in sorted(seen)]
+
+
+def _suite_dir(fn: Callable[..., Any]) -> tuple[str, ...]:
+    """The folder of the file that defines fn, as its `__file__` spells it and resolved (longest first)."""
+    file = getattr(fn, "__globals__", {}).get("__file__")
+    if not isinstance(file, str):
+        return ()
+    folders = {os.path.dirname(file), str(Path(file).resolve().parent)}
+    return tuple(sorted((f for f in folders if len(f) > 1), key=len, reverse=True))
 
 
 def _as_grid(params: Mapping[str, Sequence[Any]] | None, what: str) -> dict[str, tuple]:

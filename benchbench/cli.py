@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from benchbench._version import __version__
 from benchbench.errors import ExitCode, UserError
@@ -25,6 +27,7 @@ COMMANDS = [
     ("ab", "benchbench.commands.ab", "measure a baseline and a current side alternately, then gate"),
     ("export", "benchbench.commands.export", "convert a report (csv, markdown, pytest-benchmark)"),
     ("report", "benchbench.commands.report", "one self-contained HTML page of reports, with plots"),
+    ("history", "benchbench.commands.history", "trends and change points over the reports in a folder"),
 ]
 
 
@@ -59,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from benchbench.runner import Interrupted
 
+    previous = _catch_interrupts()
     try:
         return int(args._main(args) or 0)
     except UserError as exc:
@@ -74,3 +78,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # e.g. `benchbench list | head`
         return int(ExitCode.OK)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _catch_interrupts() -> signal.Handlers | None:
+    """Make Ctrl-C (SIGINT) raise KeyboardInterrupt whatever disposition this process inherited: a
+    shell starts background jobs with SIGINT ignored, and Python then leaves it ignored, so an
+    interrupted run would not write its partial report. Returns the handler to restore afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        return None  # signals can only be handled in the main thread
+    return signal.signal(signal.SIGINT, signal.default_int_handler)

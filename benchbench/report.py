@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from benchbench.errors import ReportError
+from benchbench.errors import ReportError, UserError
 from benchbench.stats import Stats, summarize_rounds
 
 SCHEMA = "benchbench.report"
@@ -365,6 +365,26 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
         except FileNotFoundError:
             pass
         raise
+    return path
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail now, with one line, if a report cannot be written to `path` (its parent is a file, a
+    folder that cannot be written, ...): before measuring, not after. Creates missing parent folders,
+    as saving would, and tries a temporary file beside the report."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"cannot write the report to {path}: it is a folder")
+    existing = next((p for p in path.absolute().parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UserError(f"cannot write the report to {path}: {existing} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise UserError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
     return path
 
 

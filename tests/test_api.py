@@ -109,7 +109,7 @@ HELPERS = '''
 from benchbench import Case, benchmark
 
 SIZES = {"small": {small}, "large": 64}
-TAGS = {"a", "b", "c"}
+TAGS = {tags}
 
 
 def build(n):
@@ -134,7 +134,7 @@ def other(ctx):
 
 
 def _hash(write_suite, name, **fmt):
-    fmt = {"factor": 1, "other": 1, "small": 8, **fmt}
+    fmt = {"factor": 1, "other": 1, "small": 8, "tags": '{"a", "b", "c"}', **fmt}
     source = HELPERS
     for name_, value in fmt.items():
         source = source.replace("{" + name_ + "}", str(value))
@@ -149,13 +149,17 @@ def test_definition_hash_covers_helpers_and_constants_it_uses(write_suite):
     assert _hash(write_suite, "h2", factor=2) != base  # a helper it calls changed
     assert _hash(write_suite, "h3", other=2) == base  # another benchmark in the file changed
     assert _hash(write_suite, "h4", small=9) != base  # a constant it reads changed
+    assert _hash(write_suite, "h5", tags='{"a", "b", "d"}') != base  # a set constant it reads changed
+    assert _hash(write_suite, "h6", tags='{"c", "a", "b"}') == base  # the same set, written in another order
 
 
 def test_definition_hash_is_stable_across_processes(write_suite):
     import subprocess
     import sys
 
-    source = HELPERS.replace("{factor}", "1").replace("{other}", "1").replace("{small}", "8")
+    tags = "{" + ", ".join(f'"tag{i}"' for i in range(40)) + "}"  # 40! orders: seeds cannot agree by luck
+    source = (HELPERS.replace("{factor}", "1").replace("{other}", "1").replace("{small}", "8")
+              .replace("{tags}", tags))
     path = write_suite(source, "stable.py")
     code = ("import sys; from benchbench import registry; "
             f"print(registry.load_paths([{str(path)!r}])[0].benchmark('uses_helpers').definition_hash)")
@@ -163,3 +167,43 @@ def test_definition_hash_is_stable_across_processes(write_suite):
                              env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout
               for seed in ("1", "2", "3")}
     assert len(hashes) == 1
+
+
+PLACED = """
+import os
+from benchbench import Case, benchmark
+
+DATA = os.path.join(os.path.dirname(__file__), "inputs", "table.bin")
+LIMIT = 4
+
+
+def m_helper(n):  # its name sorts between module names that start with a..., z...
+    return min(n, LIMIT)
+
+
+@benchmark
+def placed(ctx):
+    return Case(lambda: (m_helper(8), DATA))
+"""
+
+
+def test_definition_hash_does_not_depend_on_where_the_suite_lives(tmp_path):
+    import importlib.util
+
+    hashes = set()
+    for folder in ("first", "second/deeper"):
+        path = tmp_path / folder / "placed_suite.py"
+        path.parent.mkdir(parents=True)
+        path.write_text(PLACED)
+        hashes.add(registry.load_paths([str(path)])[0].benchmark("placed").definition_hash)
+        # the same file under other module names, as in an installed package vs a source tree
+        for modname in (f"a_{len(hashes)}_suite", f"z_{len(hashes)}_suite"):
+            spec = importlib.util.spec_from_file_location(modname, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            hashes.add(module.placed.definition_hash)
+    assert len(hashes) == 1
+    changed = tmp_path / "third" / "placed_suite.py"
+    changed.parent.mkdir()
+    changed.write_text(PLACED.replace('"table.bin"', '"other.bin"'))
+    assert registry.load_paths([str(changed)])[0].benchmark("placed").definition_hash not in hashes

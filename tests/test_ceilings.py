@@ -33,7 +33,9 @@ def test_bound_prefers_the_declared_kind_then_infers_from_the_work():
 def test_compute_bound_result_against_the_matmul_ceiling_of_its_dtype():
     ceilings = [mm_ceiling(200e9), mm_ceiling(800e9, dtype="bfloat16"), copy_ceiling(10e9)]
     r = res("matmul", median=0.01, flops=1e9)  # 100 GFLOP/s
-    assert find_ceiling(ceilings + [r], r) is ceilings[0]
+    ceiling = find_ceiling(ceilings + [r], r)
+    assert ceiling.set_by is ceilings[0] and ceiling.measured is ceilings[0] and not ceiling.raised
+    assert ceiling.rate == pytest.approx(200e9) and ceiling.kind == "compute"
     assert ceiling_fraction(ceilings + [r], r) == pytest.approx(0.5)
     r16 = res("matmul", median=0.01, dtype="bfloat16", flops=2e9)  # 200 GFLOP/s of 800
     assert ceiling_fraction(ceilings + [r16], r16) == pytest.approx(0.25)
@@ -82,7 +84,7 @@ def test_failed_ceilings_and_failed_results_do_not_count():
 def test_the_fastest_matching_ceiling_is_the_ceiling_and_a_ceiling_is_at_100_percent():
     slow, fast = mm_ceiling(1e11), mm_ceiling(2e11)
     r = res("matmul", median=1.0, flops=1e11)
-    assert find_ceiling([slow, fast, r], r) is fast
+    assert find_ceiling([slow, fast, r], r).set_by is fast
     assert ceiling_fraction([slow, fast], fast) == 1.0
     assert ceiling_fraction([slow, fast], slow) == 0.5
 
@@ -94,6 +96,46 @@ def test_ceilings_come_from_the_tensor_ops_suite_only():
     assert ceiling_fraction([impostor], r) is None
 
 
-def test_above_the_ceiling_is_shown_as_it_is():
-    r = res("copy", median=1.0, bytes=90e9)  # e.g. a copy that fits in cache
-    assert ceiling_fraction([copy_ceiling(60e9)], r) == pytest.approx(1.5)
+def test_a_case_that_beats_its_ceiling_raises_it_and_says_so():
+    measured = copy_ceiling(60e9)
+    fast = res("add_inplace", median=1.0, bytes=90e9)  # e.g. in place: no write-allocate read on a CPU
+    slower = res("add", median=1.0, bytes=45e9)
+    everything = [measured, fast, slower]
+    ceiling = find_ceiling(everything, slower)
+    assert ceiling.raised and ceiling.set_by is fast and ceiling.measured is measured
+    assert ceiling.rate == pytest.approx(90e9)
+    assert ceiling_fraction(everything, fast) == pytest.approx(1.0)
+    assert ceiling_fraction(everything, slower) == pytest.approx(0.5)
+    assert ceiling_fraction(everything, measured) == pytest.approx(60 / 90)
+
+
+def test_only_cases_of_the_same_kind_backend_and_dtype_raise_a_ceiling():
+    fp32 = mm_ceiling(100e9)
+    r = res("matmul", median=1.0, flops=50e9)
+    others = [
+        res("matmul", median=1.0, flops=400e9, dtype="bfloat16"),  # another dtype's ceiling
+        res("matmul", median=1.0, flops=400e9, backend="cuda"),  # another backend
+        res("fused", median=1.0, flops=400e9, bytes=1.0, metrics={"bound": "memory"}),  # memory-bound
+        res("matmul", median=1.0, flops=400e9, status="failed"),  # not ok
+    ]
+    assert ceiling_fraction([fp32, r, *others], r) == pytest.approx(0.5)
+    no_dtype = res("user_op", suite="mine", dtype=None, median=1.0, flops=200e9)  # held as float32
+    assert find_ceiling([fp32, r, no_dtype], r).set_by is no_dtype
+    assert ceiling_fraction([fp32, r, no_dtype], r) == pytest.approx(0.25)
+    # a fast case alone is no ceiling: one is only raised where a ceiling case was measured
+    assert find_ceiling([r, no_dtype], r) is None
+
+
+def test_no_result_shows_more_than_100_percent_of_its_ceiling():
+    import random
+
+    rng = random.Random(4)
+    results = [mm_ceiling(100e9), copy_ceiling(20e9)]
+    for i in range(40):
+        if i % 2:
+            results.append(res("matmul", params={"n": i}, median=1.0, flops=rng.uniform(10e9, 150e9)))
+        else:
+            results.append(res("add", params={"n": i}, median=1.0, bytes=rng.uniform(1e9, 40e9)))
+    fractions = [ceiling_fraction(results, r) for r in results]
+    assert all(f is not None and 0 < f <= 1.0 for f in fractions)
+    assert fractions.count(1.0) == 2  # one case sets each ceiling

@@ -1,6 +1,8 @@
 """End-to-end CLI tests on the CPU, run as a user would: `python -m benchbench ...`."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 from conftest import run_cli
@@ -103,6 +105,24 @@ def test_bad_report_files_are_one_line_exit_2(tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content)
     assert message in one_line_error(run_cli("show", str(path)))
+
+
+def _unwritable(tmp_path, how):
+    if how == "parent is a file":
+        (tmp_path / "a_file").write_text("x")
+        return tmp_path / "a_file" / "report.json"
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        return locked / "report.json"
+    return Path("/proc/benchbench-report.json")  # not writable by root either
+
+
+@pytest.mark.parametrize("how", ["parent is a file", "no permission"])
+def test_run_to_an_unwritable_path_fails_before_measuring(write_suite, tmp_path, how):
+    out = _unwritable(tmp_path, how)
+    line = one_line_error(run_cli("run", "--suite-path", str(write_suite(TINY_SUITE)), "--quick", "-o", str(out)))
+    assert line.startswith(f"benchbench: error: cannot write the report to {out}")
 
 
 def test_missing_report_file(tmp_path):

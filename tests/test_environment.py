@@ -281,6 +281,23 @@ def test_open_files_advice_depends_on_the_hard_limit():
     assert "hard limit" in stuck["advice"]
 
 
+def test_shm_too_small_for_one_dataloader_worker_per_cpu_is_named():
+    # 1.5 GiB is above the general floor, but 64 CPUs x prefetch 2 x an 18 MiB batch need about 2.3 GiB
+    f = mutate(limits__shm_total_bytes=3 << 29, limits__shm_free_bytes=3 << 29, cpu__usable_cpus=64)
+    c = one(f, "shm-size", Context(suites=("dataloader",)))
+    assert c["verdict"] == "warn"
+    assert "64 DataLoader workers" in c["title"] and "2352 MiB" in c["title"]
+    assert c["evidence"]["dataloader_shm_need_bytes"] == 64 * 2 * 32 * 3 * 224 * 224 * 4
+    assert one(f, "shm-size", Context(suites=("training",)))["verdict"] == "info"
+    assert one(mutate(cpu__usable_cpus=64), "shm-size", Context(suites=("dataloader",)))["verdict"] == "pass"
+
+
+def test_shm_mostly_used_up_is_named_by_its_free_space():
+    f = mutate(limits__shm_free_bytes=100 << 20)  # 64 GiB in all, 100 MiB left; 8 workers need 294 MiB
+    c = one(f, "shm-size", Context(suites=("dataloader",)))
+    assert c["verdict"] == "warn" and c["title"].startswith("/dev/shm has 100 MiB free")
+
+
 def test_small_shm_in_a_container_suggests_docker_flags():
     c = one(mutate(limits__shm_total_bytes=64 << 20, host__container=True), "shm-size")
     assert "--ipc=host" in c["advice"] and "--shm-size" in c["advice"]

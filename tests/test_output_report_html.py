@@ -195,3 +195,11 @@ def test_page_needs_one_name_per_report():
         report_page([synthetic(2)], ["a", "b"])
     rep = synthetic(2)
     assert "Suite tensor_ops" in report_page([replace(rep, results=rep.results)], ["a"])
+
+
+def test_an_ab_pair_shows_which_side_measured_each_report():
+    base, cur, res = gate_result()
+    base.side, cur.side = {"name": "baseline", "ref": "main"}, {"name": "current", "ref": "HEAD", "env": {}}
+    runs = section(report_page([base, cur], ["main", "pr"], res.comparison, res), "s-runs")
+    assert "name=baseline, ref=main" in runs and "name=current, ref=HEAD" in runs and "env=" not in runs
+    assert "<th>side</th>" not in section(report_page([synthetic(2)], ["a"]), "s-runs")

@@ -38,3 +38,11 @@ def test_csv_carries_the_ceiling_fraction():
     rows = {r["benchmark"]: r for r in csv.DictReader(io.StringIO(text))}
     assert float(rows["matmul"]["ceiling_fraction"]) == pytest.approx(0.5)
     assert rows["dispatch_overhead"]["ceiling_fraction"] == ""
+
+
+def test_the_case_that_raised_a_ceiling_says_so_in_the_table():
+    rows = result_rows(_report([mm_ceiling(100e9), res("matmul", params={"n": 1024}, median=1.0, flops=123e9),
+                                res("matmul", params={"n": 8}, median=1.0, flops=61.5e9)]))
+    by_case = {row["case"]: row["% ceiling"] for row in rows}
+    assert by_case == {"tensor_ops/ceiling_matmul": "81%", "tensor_ops/matmul[n=1024]": "100% (sets ceiling)",
+                       "tensor_ops/matmul[n=8]": "50%"}

@@ -178,3 +178,23 @@ def test_saved_report_has_ordinary_permissions(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_check_writable_refuses_unwritable_paths_with_one_line(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(rp.UserError, match="a_file is a file, not a folder"):
+        rp.check_writable(a_file / "deeper" / "report.json")
+    with pytest.raises(rp.UserError, match="it is a folder"):
+        rp.check_writable(tmp_path)
+    target = tmp_path / "new" / "folder" / "report.json"
+    assert rp.check_writable(target) == target
+    assert target.parent.is_dir() and list(target.parent.iterdir()) == []  # the probe file is gone
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a folder without write permission")
+def test_check_writable_refuses_a_folder_without_permission(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(rp.UserError, match="Permission denied"):
+        rp.check_writable(locked / "report.json")

@@ -124,14 +124,17 @@ def slow(ctx, i):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_leaves_a_valid_partial_report(write_suite, tmp_path, sig):
     suite = write_suite(SLOW)
     out = tmp_path / "partial.json"
     env = {"PYTHONPATH": str(ROOT)}
+    # The child starts with SIGINT ignored, as a shell's background job does (and as this test process
+    # may have inherited): benchbench must catch Ctrl-C whatever disposition it inherits.
     proc = subprocess.Popen([sys.executable, "-m", "benchbench", "run", "--suite-path", str(suite), "--profile",
-                             "quick", "--backend", "cpu", "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**__import__("os").environ, **env})
+                             "quick", "--backend", "cpu", "-o", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**__import__("os").environ, **env},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if out.exists():

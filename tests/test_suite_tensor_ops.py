@@ -173,8 +173,19 @@ def test_small_half_precision_matmul_runs_on_an_emulating_cpu(suite, emulated_ha
     assert linear.flops == 2 * 512 * 1024 * 1024
 
 
-def test_ceiling_matmul_multiplies_by_the_transposed_second_operand(suite, ops, monkeypatch):
-    monkeypatch.setitem(ops.CEILING_MATMUL_N, "cpu", 8)
+def test_ceiling_sweeps_sizes_and_layouts(ops):
+    fp32 = ops.ceiling_matmul_candidates("cpu", "float32")
+    assert {n for n, _ in fp32} == {256, 512, 1024, 2048} and len(fp32) == 12
+    assert {layout for _, layout in fp32} == {"a@b", "a@w.T", "a.T@b"}
+    emulated = ops.ceiling_matmul_candidates("cpu", "bfloat16", native=False)
+    assert emulated == [(128, "a@w.T"), (256, "a@w.T"), (512, "a@w.T"), (1024, "a@w.T")]
+    assert {n for n, _ in ops.ceiling_matmul_candidates("cuda", "float16")} == {1024, 2048, 4096, 8192}
+    assert ops.ceiling_copy_candidates("cpu") == [(2**25, "copy"), (2**25, "in-place"), (2**26, "copy"),
+                                                  (2**26, "in-place")]
+
+
+@pytest.mark.parametrize("layout", ["a@b", "a@w.T", "a.T@b"])
+def test_each_ceiling_layout_computes_what_it_says(ops, monkeypatch, layout):
     made = []
     real = torch.randn
 
@@ -183,9 +194,37 @@ def test_ceiling_matmul_multiplies_by_the_transposed_second_operand(suite, ops, 
         return made[-1]
 
     monkeypatch.setattr(torch, "randn", remembering_randn)
-    out = setup(suite, "ceiling_matmul").fn()
-    a, w = made
-    assert torch.allclose(out, a @ w.t(), atol=1e-5)
+    ctx = Context(backend=fake(), key=key("ceiling_matmul"), profile="quick")
+    out = ops._matmul_call(ctx, 8, layout)()
+    a, b = made
+    expected = {"a@b": a @ b, "a@w.T": a @ b.t(), "a.T@b": a.t() @ b}[layout]
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_ceiling_matmul_keeps_the_fastest_candidate_and_the_work_of_the_largest(suite, ops, monkeypatch):
+    monkeypatch.setitem(ops.CEILING_MATMUL_N, "cpu", 512)
+    seen = []
+
+    def fake_best(ctx, fn):  # per call: 128 a.T@b is the fastest per FLOP, the rest at one rate
+        n, layout = ops.ceiling_matmul_candidates("cpu", "float32")[len(seen)]
+        seen.append((n, layout))
+        return ops.matmul_flops(n, n, n) / (200e9 if (n, layout) == (128, "a.T@b") else 100e9)
+
+    monkeypatch.setattr(ops, "_best_call_s", fake_best)
+    case = setup(suite, "ceiling_matmul")
+    assert len(seen) == 12
+    assert case.metrics == {"bound": "compute", "note": "128x128x128 a.T@b x64, best of 12"}
+    assert case.flops == ops.matmul_flops(512, 512, 512)  # the same work per call, whichever size won
+    assert case.bytes == 64 * ops.matmul_bytes(128, 128, 128, 4)
+    calls = []
+    real = torch.matmul
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "matmul", counting)
+    assert tuple(case.fn().shape) == (128, 128) and len(calls) == 64
 
 
 # --- every setup at a tiny size: declared work matches the formulas, the callable runs ----------
@@ -243,14 +282,22 @@ def test_conv_declares_flops_for_its_shape_in_both_layouts(suite, ops):
 def test_ceilings_are_sized_per_backend_and_say_so(suite, ops, monkeypatch, emulated_half):
     monkeypatch.setitem(ops.CEILING_MATMUL_N, "cpu", 16)
     monkeypatch.setitem(ops.CEILING_COPY_NUMEL, "cpu", 1024)
+    monkeypatch.setitem(ops.SWEEP_SECONDS, "quick", 0.0)
     case = setup(suite, "ceiling_matmul")
-    assert (case.flops, case.metrics["note"], case.metrics["bound"]) == (2 * 16**3, "16x16x16 a@w.T", "compute")
+    assert (case.flops, case.metrics["bound"]) == (2 * 16**3, "compute")
+    assert case.metrics["note"].startswith("16x16x16 a") and case.metrics["note"].endswith(", best of 3")
     assert tuple(case.fn().shape) == (16, 16)
+    monkeypatch.setattr(ops, "_best_call_s", lambda ctx, fn: 1.0)  # emulated half: `a @ w.T` only, 1024 wins
     half = setup(suite, "ceiling_matmul", dtype="float16")
-    assert half.flops == 2 * 1024**3 and half.metrics["note"] == "1024x1024x1024 a@w.T"
+    assert half.flops == 2 * 1024**3 and half.metrics["note"] == "1024x1024x1024 a@w.T, best of 4"
+    monkeypatch.undo()
+    monkeypatch.setitem(ops.CEILING_COPY_NUMEL, "cpu", 1024)
+    monkeypatch.setitem(ops.SWEEP_SECONDS, "quick", 0.0)
     copy = setup(suite, "ceiling_copy")
     assert copy.bytes == 2 * 1024 * 4 and copy.metrics["bound"] == "memory"
-    assert torch.equal(copy.fn(), copy.fn())
+    assert copy.metrics["note"].endswith("best of 4")
+    out = copy.fn()
+    assert torch.equal(out, copy.fn()) and bool((out == 1.5).all())
 
 
 # --- CUDA float32 vs TF32 flags -----------------------------------------------------------------

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchbench.errors import ExitCode
+from benchbench.errors import ExitCode, UserError
 from benchbench.measure import PROFILE_NAMES, PROFILES
 from benchbench.session import default_path, select_backends  # noqa: F401 - used by other commands
 
@@ -36,18 +36,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-case timeout (default: the profile's)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout (progress stays on stderr)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    p.add_argument("--history", metavar="DIR", help="also append the report to DIR/history.jsonl (see `history`)")
+    # torchrun placement for the distributed suite; handed to the workers by distributed_env()
+    p.add_argument("--nproc-per-node", type=int, metavar="N",
+                   help="distributed suite: ranks per machine (default: 2 on the CPU, every visible GPU on CUDA)")
+    p.add_argument("--nnodes", type=int, metavar="N", help="distributed suite: machines (each runs this command)")
+    p.add_argument("--node-rank", type=int, metavar="K", help="distributed suite: this machine's rank, 0..nnodes-1")
+    p.add_argument("--rdzv-endpoint", metavar="HOST:PORT", help="distributed suite: rendezvous of all machines")
+
+
+def distributed_env(args: argparse.Namespace) -> dict[str, str]:
+    """--nproc-per-node, --nnodes, --node-rank, --rdzv-endpoint as the environment variables the
+    distributed suite reads in the worker (names: suites/distributed.py)."""
+    nproc, nnodes, node_rank, endpoint = (getattr(args, a, None) for a in
+                                          ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint"))
+    if nproc is not None and nproc < 1:
+        raise UserError("--nproc-per-node must be at least 1")
+    if nnodes is not None and nnodes < 1:
+        raise UserError("--nnodes must be at least 1")
+    if node_rank is not None and not 0 <= node_rank < (nnodes or 1):
+        raise UserError(f"--node-rank must be between 0 and --nnodes - 1 ({(nnodes or 1) - 1})")
+    if (nnodes or 1) > 1 and not endpoint:
+        raise UserError("--nnodes above 1 needs --rdzv-endpoint HOST:PORT (the same on every machine)")
+    values = {"BENCHBENCH_NPROC_PER_NODE": nproc, "BENCHBENCH_NNODES": nnodes, "BENCHBENCH_NODE_RANK": node_rank,
+              "BENCHBENCH_RDZV_ENDPOINT": endpoint}
+    return {name: str(v) for name, v in values.items() if v is not None}
 
 
 def main(args: argparse.Namespace) -> int:
     from benchbench import session as sess
     from benchbench.output.tables import backends_table, results_table, status_counts
     from benchbench.progress import Progress
-    from benchbench.report import dumps
+    from benchbench.report import check_writable, dumps
     from benchbench.runner import Side
 
     path = Path(args.output) if args.output else default_path(args.label)
     session = sess.prepare(args.suite, args.suite_path, args.backend, args.profile, args.rounds, args.filter,
-                           args.overview, args.timeout, args.seed)
+                           args.overview, args.timeout, args.seed, worker_env=distributed_env(args))
+    check_writable(path)  # fail before measuring, not after
     report = sess.new_report(session, args.label, ["benchbench", *sys.argv[1:]])
     err = sys.stderr
     if not args.quiet:
@@ -60,12 +86,20 @@ def main(args: argparse.Namespace) -> int:
         print(f"\nrunning {len(session.cases)} cases x {session.rounds} rounds ({what}) on "
               f"{', '.join(b.name for b in session.backends)}; report: {path}\n", file=err)
     sess.measure(session, [sess.Target(Side(), report, path)], Progress(quiet=args.quiet))
+    if args.history:  # one line per run in the folder `benchbench history DIR` reads
+        from benchbench.history import append
+
+        append(report, args.history)
 
     counts = status_counts(report)
     if args.json:
         print(dumps(report))
     else:
         print(results_table(report))
+        for suite in session.suites:  # a suite's own summary lines (e.g. the dataloader recommendation)
+            hook = getattr(suite.module, "notes", None)
+            for line in hook([r for r in report.results if r.key.suite == suite.name]) if hook else []:
+                print(line)
         print()
         print(f"{len(report.results)} cases: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
         print(f"report: {path}")

@@ -19,6 +19,10 @@ from benchbench.environment.nvml import SLOWDOWN_REASONS, is_unavailable
 
 VERDICTS = ("fail", "warn", "info", "pass")  # worst first
 DATALOADER_SUITES = frozenset({"dataloader"})
+# What the dataloader suite's workers hold in /dev/shm at once, at most: one worker per usable CPU, each
+# with DataLoader's default prefetch_factor=2 float32 batches of 32 x 3 x 224 x 224.
+DATALOADER_PREFETCH = 2
+DATALOADER_BATCH_BYTES = 32 * 3 * 224 * 224 * 4
 OPEN_FILES_MIN = 4096
 GPU_BUSY_BYTES = 1 << 30
 LOADED_UTILIZATION_PCT = 50
@@ -459,6 +463,18 @@ def shm_size(f: dict[str, Any], ctx: Context) -> dict[str, Any]:
     if not isinstance(total, int):
         ev["shm_total_bytes"] = _raw(f, "limits", "shm_total_bytes")
         return result(cid, "info", "/dev/shm size unknown", ev)
+    workers = _int(get(f, "cpu.usable_cpus"))
+    need = workers * DATALOADER_PREFETCH * DATALOADER_BATCH_BYTES if workers else None
+    free = ev["shm_free_bytes"] if isinstance(ev["shm_free_bytes"], int) else total
+    ev["dataloader_shm_need_bytes"] = need
+    if need and min(total, free) < need:
+        advice = ("run the container with --ipc=host or a larger --shm-size" if ev["container"]
+                  else "free or enlarge /dev/shm: sudo mount -o remount,size=8G /dev/shm")
+        what = "free" if free < total else "in all"
+        return result(cid, "warn" if ctx.dataloader_workers else "info",
+                      f"/dev/shm has {min(total, free) / 2**20:.0f} MiB {what}, less than the {need / 2**20:.0f} MiB "
+                      f"that {workers} DataLoader workers (one per usable CPU, prefetch_factor={DATALOADER_PREFETCH}, "
+                      f"{DATALOADER_BATCH_BYTES / 2**20:.0f} MiB batches) hold at once", ev, advice)
     if total < DATALOADER_MIN_SHM:
         if ev["container"]:
             advice = ("run the container with --ipc=host or --shm-size=8g (Kubernetes: an emptyDir with "

@@ -8,11 +8,13 @@ page back (see `benchbench.formats`). Every function returns a string; nothing h
 Making another page (e.g. a history page) from these parts:
 
     from benchbench.output import html
+    from benchbench.output.charts import lines
 
     fig, ax = html.figure(6.5, 2.5)               # a matplotlib Figure (Agg canvas, no pyplot state)
     ax.plot(xs, ys)
-    body = html.chart(html.svg(fig), "caption")    # svg() closes nothing global and returns <svg>...</svg>
-    text = html.page("title", [html.Section("Trends", body)], data={"reports": [...]})
+    body = html.chart(html.svg(fig), "caption")    # svg() returns <svg>...</svg>, ids unique in the page
+    body += html.chart(lines([("matmul", points)], [(x, y, "change point: +9%")], "run", "ms"))
+    text = html.page("title", [html.Section("Trends", body)], data={"series": [...]})
 
 `data` is any JSON-able document; a page whose data holds `"reports"` (a list of report documents,
 as `Report.to_dict()` gives) can be loaded back as reports.
@@ -81,6 +83,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.regression td { background: #fdecea; }
 tr.inconclusive td { background: #fff6e0; }
 tr.differs td { background: #fff6e0; }
+a.badge { text-decoration: none; }
 .badge { display: inline-block; padding: 0 6px; border-radius: 9px; font-size: 11.5px; font-weight: 600;
          color: #fff; white-space: nowrap; }
 .verdict { font-size: 17px; font-weight: 700; padding: 8px 12px; border-radius: 6px; color: #fff; margin: 8px 0; }

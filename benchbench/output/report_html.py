@@ -18,26 +18,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-
 from benchbench._version import __version__
 from benchbench.ceilings import ceiling_fraction
 from benchbench.compare import Comparison, Row, geomeans, summary_of, verdict_counts
 from benchbench.environment.checks import VERDICTS
 from benchbench.gate import GateResult
 from benchbench.output import html
+from benchbench.output.charts import Bar, Entry, bars, forest, lines
 from benchbench.output.comparison import env_lines, fmt_median, fmt_pct
 from benchbench.output.gate import headline
 from benchbench.output.html import Raw, Section, badge, esc
 from benchbench.output.units import fmt_si, fmt_speed, fmt_time
 from benchbench.report import CaseKey, Report, Result, report_fact
 
-WIDTH_IN = 7.6  # chart width: fits a laptop window and an A4/letter page
 COMPILED_MODES = ("compile", "reduce-overhead", "max-autotune")  # as in the training suite
 MACHINE_KEYS = ("cpu", "cuda_device", "mps_device", "xpu_device", "gpu_count", "driver_version", "power_limit_w",
                 "torch", "cuda", "hip", "python", "os", "threads", "usable_cpus", "float32_matmul_precision",
                 "hostname")
-RATIO_TICKS = (0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 10.0)
 _WORK_UNITS = {"flops": "FLOP/s", "bytes": "B/s"}
 
 
@@ -83,129 +80,6 @@ def _scale(values: Sequence[float], unit: str) -> tuple[float, str]:
     return 1.0, unit
 
 
-# --- charts -----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Bar:
-    value: float
-    low: float | None = None
-    high: float | None = None
-    note: str = ""
-
-
-Entry = Bar | str  # a measured bar, or why there is none (failed, skipped, timeout, missing)
-
-
-def bars(labels: Sequence[str], series: Sequence[tuple[str, Sequence[Entry]]], xlabel: str, log: bool = False,
-         ref: float | None = None) -> str:
-    """Horizontal bars, one row per label and one bar per series, with interval whiskers. An entry that
-    is a string is written where its bar would be, so what was not measured stays visible."""
-    n, k = len(labels), len(series)
-    per_row = max(0.2, 0.15 * k + 0.06)
-    fig, ax = html.figure(WIDTH_IN, 0.55 + n * per_row + (0.25 if k > 1 else 0))
-    height = 0.8 / k
-    measured = [e for _, entries in series for e in entries if isinstance(e, Bar)]
-    lows = [e.low if e.low and e.low > 0 else e.value for e in measured if e.value > 0]
-    left = min(lows) / 1.6 if log and lows else 0.0
-    for j, (name, entries) in enumerate(series):
-        colour = html.PALETTE[j % len(html.PALETTE)]
-        ys, widths, whiskers = [], [], []
-        for i, e in enumerate(entries):
-            y = i + (j - (k - 1) / 2) * height
-            if isinstance(e, Bar):
-                ys.append(y)
-                widths.append(max(e.value - left, 0.0))
-                if e.low is not None and e.high is not None:
-                    whiskers.append((e.value, y, max(e.value - e.low, 0.0), max(e.high - e.value, 0.0)))
-                if e.note:
-                    ax.annotate(e.note, (e.high if e.high is not None else e.value, y), xytext=(4, 0),
-                                textcoords="offset points", va="center", fontsize=6.5, color="#333")
-            else:
-                ax.text(0.004, y, e, transform=ax.get_yaxis_transform(), va="center", fontsize=6.5,
-                        color=html.STATUS_COLOURS.get(e, "#555"), fontweight="bold")
-        ax.barh(ys, widths, height=height * 0.92, left=left, color=colour, label=name if k > 1 else None)
-        if whiskers:
-            ax.errorbar([w[0] for w in whiskers], [w[1] for w in whiskers],
-                        xerr=[[w[2] for w in whiskers], [w[3] for w in whiskers]], fmt="none", ecolor="#222",
-                        elinewidth=0.7, capsize=1.6)
-    if log:
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
-    if ref is not None:
-        ax.axvline(ref, color="#888", linewidth=0.8, linestyle="--")
-    ax.set_yticks(range(n), labels)
-    ax.set_ylim(n - 0.5, -0.5)
-    ax.set_xlabel(xlabel)
-    ax.grid(axis="x", color="#e3e7ec", linewidth=0.6)
-    ax.set_axisbelow(True)
-    ax.tick_params(axis="y", length=0)
-    if measured:
-        top = max((e.high if e.high is not None else e.value) for e in measured)
-        ax.set_xlim(left=left or 0, right=top * (3.0 if log else 1.28) if any(e.note for e in measured)
-                    else top * (1.6 if log else 1.05))
-    if k > 1:
-        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=min(k, 5), frameon=False, borderaxespad=0.2)
-    return html.svg(fig)
-
-
-def lines(series: Sequence[tuple[str, Sequence[tuple[float, float, float | None, float | None]]]],
-          marks: Sequence[tuple[float, float, str]], xlabel: str, ylabel: str) -> str:
-    """One line per series of (x, y, low, high) points with whiskers; `marks` are starred and labelled."""
-    fig, ax = html.figure(WIDTH_IN * 0.8, 2.9)
-    xs_all: set[float] = set()
-    for j, (name, points) in enumerate(series):
-        pts = sorted(points)
-        xs = [p[0] for p in pts]
-        xs_all.update(xs)
-        ys = [p[1] for p in pts]
-        colour = html.PALETTE[j % len(html.PALETTE)]
-        ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=1.3, color=colour, label=name)
-        err = [(x, y, lo, hi) for x, y, lo, hi in pts if lo is not None and hi is not None]
-        if err:
-            ax.errorbar([e[0] for e in err], [e[1] for e in err], yerr=[[e[1] - e[2] for e in err],
-                        [e[3] - e[1] for e in err]], fmt="none", ecolor=colour, elinewidth=0.8, capsize=2)
-    for x, y, text in marks:
-        ax.plot([x], [y], marker="*", markersize=13, color="#c62828", zorder=5, linestyle="none")
-        ax.annotate(text, (x, y), xytext=(6, 8), textcoords="offset points", fontsize=7, color="#c62828",
-                    fontweight="bold")
-    ax.set_xticks(sorted(xs_all))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_ylim(bottom=0)
-    ax.grid(color="#e3e7ec", linewidth=0.6)
-    ax.set_axisbelow(True)
-    if len(series) > 1:
-        ax.legend(frameon=False, fontsize=6.5)
-    return html.svg(fig)
-
-
-def forest(rows: Sequence[tuple[str, float, float, float, str]], threshold: float | None, xlabel: str) -> str:
-    """Ratios with their intervals, one row each, coloured by outcome; 1 and ±threshold marked."""
-    n = len(rows)
-    fig, ax = html.figure(WIDTH_IN, 0.6 + 0.2 * n)
-    for i, (_, ratio, lo, hi, outcome) in enumerate(rows):
-        colour = html.STATUS_COLOURS.get(outcome, "#4269d0")
-        ax.plot([lo, hi], [i, i], color=colour, linewidth=1.6, solid_capstyle="butt")
-        ax.plot([ratio], [i], marker="o", markersize=3.6, color=colour)
-    ax.axvline(1.0, color="#444", linewidth=0.8)
-    if threshold is not None:
-        for x in (1 + threshold, 1 / (1 + threshold)):
-            ax.axvline(x, color="#999", linewidth=0.7, linestyle="--")
-    ax.set_xscale("log")
-    lo = min([r[2] for r in rows] + [1 / (1 + (threshold or 0.05))])
-    hi = max([r[3] for r in rows] + [1 + (threshold or 0.05)])
-    ax.set_xlim(lo / 1.08, hi * 1.08)
-    ticks = [t for t in RATIO_TICKS if lo / 1.08 <= t <= hi * 1.08]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_yticks(range(n), [r[0] for r in rows])
-    ax.set_ylim(n - 0.5, -0.5)
-    ax.set_xlabel(xlabel)
-    ax.grid(axis="x", color="#e3e7ec", linewidth=0.6)
-    ax.tick_params(axis="y", length=0)
-    return html.svg(fig)
-
-
 # --- sections ----------------------------------------------------------------------------------------
 def _runs(reports: Sequence[Report], names: Sequence[str], base: str | None) -> str:
     rows = []
@@ -219,6 +93,11 @@ def _runs(reports: Sequence[Report], names: Sequence[str], base: str | None) -> 
                      "created": rep.created_at, "label": rep.label or "", "profile": rep.profile or "",
                      "commit": str(commit)[:10] if commit else "", "cases": status,
                      "complete": "PARTIAL (interrupted)" if rep.partial else "yes"})
+        side = getattr(rep, "side", None)  # what measured it (ab: baseline or current side)
+        if isinstance(side, dict) and side:
+            rows[-1]["side"] = ", ".join(f"{k}={v}" for k, v in side.items() if v not in (None, "", [], {}))
+    if any("side" in row for row in rows):
+        rows = [{**row, "side": row.get("side", "")} for row in rows]
     return html.table(rows)
 
 
@@ -297,8 +176,8 @@ def _gate(result: GateResult) -> str:
     with_mde = any(getattr(f.row, "mde", None) is not None for f in findings)
     rows, classes = [], []
     for f in findings:
-        row = {"outcome": badge(f.outcome), "case": f.row.key.label, comp.base_name: fmt_median(f.row.base),
-               pair.name: fmt_median(f.row.other), "change [interval]": fmt_pct(f.row.change),
+        row = {"outcome": badge(f.outcome), "case": f.row.key.label, "baseline": fmt_median(f.row.base),
+               "current": fmt_median(f.row.other), "change [interval]": fmt_pct(f.row.change),
                "verdict": f.row.verdict}
         if with_mde:
             row["detectable effect"] = _mde_text(f.row)
@@ -452,6 +331,8 @@ def _compiled(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Result]
                          "break-even (warm)": _steps(mt.get("break_even_steps_warm"), mt.get("speedup")),
                          "graph breaks": mt.get("graph_breaks", ""),
                          "note": "" if r.ok else r.reason or ""})
+        if rows and not any(row["note"] for row in rows):
+            rows = [{c: v for c, v in row.items() if c != "note"} for row in rows]
         if rows:
             out.append((f"<h3>{esc(name)}</h3>" if len(names) > 1 else "")
                        + html.table(rows, numeric=("speed-up", "compile (cold)", "compile (warm cache)",
@@ -607,12 +488,16 @@ def report_page(reports: Sequence[Report], names: Sequence[str], comparison: Com
     keys = sorted({r.key for rep in reports for r in rep.results}, key=CaseKey.sort_key)
     by_report = [{r.key: r for r in rep.results} for rep in reports]
     backend = len({k.backend for k in keys}) > 1
-    sections = [Section("Runs", _runs(reports, names, base)
-                        + "".join(f'<p class="note">{esc(n)}</p>' for n in notes))]
+    verdict = ""
+    if gate is not None:  # the verdict up front; its cases follow the machine, backends and checks
+        verdict = (f'<p><a href="#s-gate" class="badge" style="background:'
+                   f'{html.STATUS_COLOURS.get(gate.verdict, "#2e7d32")}">gate: {esc(headline(gate))}</a></p>')
+    sections = [Section("Runs", verdict + _runs(reports, names, base)
+                        + "".join(f'<p class="note">{esc(n)}</p>' for n in notes)),
+                Section("Machine", _machine(reports, names)), Section("Backends", _backends(reports, names)),
+                Section("Environment checks", _checks(reports, names))]
     if gate is not None:
         sections.append(Section(f"Gate: {gate.verdict}", _gate(gate), "s-gate"))
-    sections += [Section("Machine", _machine(reports, names)), Section("Backends", _backends(reports, names)),
-                 Section("Environment checks", _checks(reports, names))]
     if comparison is not None and gate is None:
         sections.append(Section("Comparison", _comparison(comparison)))
     elif comparison is not None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from benchbench.ceilings import ceiling_fraction
+from benchbench.ceilings import ceiling_fraction, find_ceiling
 from benchbench.output.units import fmt_time, rate_text
 from benchbench.peaks import peak_fraction
 from benchbench.report import Report, Result
@@ -32,6 +32,16 @@ def _percent(fraction: float | None) -> str:
     return f"{100 * fraction:.0f}%" if fraction is not None else ""
 
 
+def _ceiling_text(report: Report, result: Result) -> str:
+    """% of the measured ceiling; the case that beat its ceiling case and so set the ceiling says so."""
+    text = _percent(ceiling_fraction(report.results, result))
+    if text:
+        ceiling = find_ceiling(report.results, result)
+        if ceiling is not None and ceiling.raised and ceiling.set_by is result:
+            text += " (sets ceiling)"
+    return text
+
+
 def result_rows(report: Report) -> list[dict[str, Any]]:
     """One row per result. "% peak" is against the datasheet peak, "% ceiling" against the device's
     own measured ceiling (benchbench.ceilings), when the report holds one."""
@@ -47,7 +57,7 @@ def result_rows(report: Report) -> list[dict[str, Any]]:
             "median": _median_text(r),
             "rate": rate_text(r) if r.ok else "",
             "% peak": f"{100 * next(iter(frac.values())):.0f}%" if frac else "",
-            "% ceiling": _percent(ceiling_fraction(report.results, r)),
+            "% ceiling": _ceiling_text(report, r),
             "note": _note(r),
         })
     return rows

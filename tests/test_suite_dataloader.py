@@ -1,0 +1,521 @@
+"""The dataloader suite: the image set, loader timing, stage accounting, the recommendation, failing workers.
+
+Speeds are never asserted: statistics and the recommendation are tested on given samples, timing on a
+fake clock, and the real DataLoader only for behaviour (a worker that raises, exits or hangs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, run_cli
+
+from benchbench import api, execute, registry
+from benchbench.backends import get as get_backend
+from benchbench.measure import Budget
+from benchbench.report import CaseKey, Result, load
+from benchbench.runner import plan
+
+TINY = Budget(warmup_calls=1, warmup_min_s=0.0, warmup_max_s=0.1, block_min_s=0.001, min_samples=3,
+              max_samples=5, max_time_s=0.1, target_rel_ci=1.0, timeout_s=120)
+
+
+@pytest.fixture(scope="module")
+def suite():
+    return registry.load_source({"path": str(ROOT / "suites" / "dataloader.py")})
+
+
+@pytest.fixture(scope="module")
+def dl(suite):
+    return suite.module
+
+
+@pytest.fixture(scope="module")
+def tiny_set(dl, tmp_path_factory):
+    return dl.image_set(8, cache=tmp_path_factory.mktemp("cache"))
+
+
+# --- the image set ------------------------------------------------------------------------------
+def test_jpegs_are_photo_sized_deterministic_and_varied(dl):
+    from PIL import Image
+
+    blobs = [dl.make_jpeg(0, i) for i in range(4)]
+    assert blobs == [dl.make_jpeg(0, i) for i in range(4)]  # byte for byte
+    assert len(set(blobs)) == 4 and dl.make_jpeg(1, 0) != blobs[0]
+    for blob in blobs:
+        img = Image.open(io.BytesIO(blob))
+        assert img.format == "JPEG" and img.mode == "RGB"
+        assert img.size in dl.SIZES
+        assert 30_000 < len(blob) < 250_000, len(blob)  # ImageNet's JPEGs average about 110 KB
+
+
+def test_image_set_is_made_once_then_reused(dl, tmp_path, monkeypatch):
+    first = dl.image_set(6, cache=tmp_path)
+    assert first.made and len(first.files) == 6
+    assert first.total_bytes == sum(p.stat().st_size for p in first.files)
+    monkeypatch.setattr(dl, "make_jpeg", lambda *a: pytest.fail("the cached set was regenerated"))
+    again = dl.image_set(6, cache=tmp_path)
+    assert not again.made and again.root == first.root and again.files == first.files
+    assert [p.name for p in (tmp_path / "images").iterdir()] == [first.root.name]  # no half-made folder left
+
+
+def test_image_set_is_byte_for_byte_the_same_in_another_cache(dl, tmp_path):
+    a = dl.image_set(5, cache=tmp_path / "a")
+    b = dl.image_set(5, cache=tmp_path / "b")
+    assert a.root.name == b.root.name
+    assert [p.read_bytes() for p in a.files] == [p.read_bytes() for p in b.files]
+    manifest = json.loads((a.root / dl.MANIFEST).read_text())
+    assert [f["sha256"] for f in manifest["files"]] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in b.files]
+
+
+def test_image_set_is_an_image_folder(dl, tiny_set):
+    from torchvision.datasets import ImageFolder
+
+    folder = ImageFolder(str(tiny_set.root))
+    assert len(folder) == 8 and len(folder.classes) == dl.CLASSES
+
+
+def test_cache_key_follows_every_parameter(dl, monkeypatch):
+    base = dl.image_set_key(dl.image_set_spec(512))
+    assert base == dl.image_set_key(dl.image_set_spec(512))
+    others = {dl.image_set_key(dl.image_set_spec(513)), dl.image_set_key(dl.image_set_spec(512, seed=1)),
+              dl.image_set_key(dl.image_set_spec(512, classes=3))}
+    monkeypatch.setattr(dl, "GENERATOR_VERSION", dl.GENERATOR_VERSION + 1)
+    others.add(dl.image_set_key(dl.image_set_spec(512)))
+    assert base not in others and len(others) == 4
+
+
+def test_cache_root_follows_the_xdg_convention(dl, monkeypatch, tmp_path):
+    monkeypatch.setenv("BENCHBENCH_CACHE_DIR", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert dl.cache_root() == tmp_path / "mine"
+    monkeypatch.delenv("BENCHBENCH_CACHE_DIR")
+    assert dl.cache_root() == tmp_path / "xdg" / "benchbench"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert dl.cache_root() == tmp_path / ".cache" / "benchbench"
+
+
+def test_a_set_finished_first_by_another_process_wins(dl, tmp_path, monkeypatch):
+    """Two processes making the same set: the one whose rename loses uses the winner's set."""
+    real_rename = os.rename
+    other = dl.image_set(3, cache=tmp_path / "other")
+
+    def other_process_wins(src, dst):
+        real_rename(other.root, dst)
+        raise OSError(39, "Directory not empty")
+
+    monkeypatch.setattr(dl.os, "rename", other_process_wins)
+    got = dl.image_set(3, cache=tmp_path / "mine")
+    assert got.made and len(got.files) == 3 and all(p.is_file() for p in got.files)
+    assert [p.name for p in (tmp_path / "mine" / "images").iterdir()] == [got.root.name]
+
+
+def test_image_count_comes_from_the_profile_or_the_environment(dl, monkeypatch):
+    monkeypatch.delenv(dl.IMAGES_ENV, raising=False)
+    assert dl.image_count("quick") == 256
+    monkeypatch.setenv(dl.IMAGES_ENV, "24")
+    assert dl.image_count("quick") == 24
+    monkeypatch.setenv(dl.IMAGES_ENV, "many")
+    with pytest.raises(ValueError, match="positive number"):
+        dl.image_count("quick")
+
+
+# --- the pipeline -------------------------------------------------------------------------------
+@pytest.mark.parametrize("decoder", ["pil", "torchvision"])
+def test_both_decoders_give_normalized_crops(dl, tiny_set, decoder):
+    x, y = dl.make_dataset(tiny_set.root, decoder)[0]
+    assert x.shape == (3, dl.CROP, dl.CROP) and x.dtype == torch.float32 and 0 <= y < dl.CLASSES
+    assert x.min() < 0 < x.max()  # normalized around the ImageNet mean
+
+
+def test_both_decoders_decode_the_same_pixels(dl, tiny_set):
+    import numpy as np
+    from PIL import Image
+
+    blob = tiny_set.files[0].read_bytes()
+    pil = torch.from_numpy(np.array(Image.open(io.BytesIO(blob)).convert("RGB"))).permute(2, 0, 1)
+    tv = dl.decode_jpeg_rgb()(torch.frombuffer(bytearray(blob), dtype=torch.uint8))
+    assert tv.shape == pil.shape
+    assert (tv.int() - pil.int()).abs().float().mean() < 2  # both libjpeg; IDCT rounding may differ
+
+
+@pytest.mark.parametrize(("cpus", "profile", "expected"), [
+    (1, "quick", [0, 1]), (2, "quick", [0, 1, 2]), (2, "default", [0, 1, 2]), (16, "quick", [0, 1, 4, 16]),
+    (16, "default", [0, 1, 2, 4, 8, 16]), (6, "default", [0, 1, 2, 4, 6]), (2, "full", [0, 1, 2, 4])])
+def test_worker_counts_stop_at_the_usable_cpus(dl, cpus, profile, expected):
+    assert dl.worker_counts(cpus, profile) == expected
+
+
+def test_planned_cases_never_use_more_workers_than_cpus(suite, dl):
+    cpu = get_backend("cpu")
+    for profile in ("quick", "default"):
+        for case in plan([suite], [cpu], profile):
+            workers = case.key.params_dict.get("num_workers")
+            assert workers is None or workers <= dl.usable_cpus(), case.key.label
+
+
+# --- timing a loader: a fake loader on a fake clock -----------------------------------------------
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class FakeLoader:
+    """`batches` per epoch; the first costs `startup` more, each costs `per_batch` (clock seconds)."""
+
+    def __init__(self, clock: FakeClock, batches: int, startup: float, per_batch: float, fail_at: int | None = None):
+        self.clock, self.batches, self.startup, self.per_batch, self.fail_at = clock, batches, startup, per_batch, fail_at
+        self.epochs = 0
+
+    def __iter__(self):
+        self.epochs += 1
+        for i in range(self.batches):
+            if self.fail_at is not None and i == self.fail_at:
+                raise ValueError("Caught ValueError in DataLoader worker process 1.\nOriginal Traceback (most "
+                                 "recent call last):\n  File \"x.py\", line 3, in f\nValueError: bad image 7\n")
+            self.clock.t += self.per_batch + (self.startup if i == 0 else 0.0)
+            yield torch.zeros(2, 3)
+
+
+def test_windows_leave_out_each_epochs_start_up(dl):
+    clock = FakeClock()
+    loader = FakeLoader(clock, batches=8, startup=5.0, per_batch=0.5)
+    t = dl.time_loader(loader, window=2, min_samples=5, max_samples=100, max_s=0.0, clock=clock)
+    # epoch 1 gives 3 samples (windows 2-4), epoch 2 the other two; no sample holds the 5 s start-up
+    assert t.samples == [0.5] * 5 and t.epochs == 2
+    assert t.first_batch_s == [5.5, 5.5]
+    assert t.batches == 8 + 6 and t.batch_bytes == 2 * 3 * 4
+
+
+def test_sampling_stops_on_time_or_count(dl):
+    clock = FakeClock()
+    t = dl.time_loader(FakeLoader(clock, 100, 0.0, 1.0), window=1, min_samples=3, max_samples=100, max_s=10.0,
+                       clock=clock)
+    assert len(t.samples) == 11  # 10 clock seconds after the first sample
+    clock = FakeClock()
+    t = dl.time_loader(FakeLoader(clock, 100, 0.0, 1.0), window=1, min_samples=3, max_samples=6, max_s=1e9,
+                       clock=clock)
+    assert len(t.samples) == 6
+    clock = FakeClock()  # an epoch that ends with enough samples: no second epoch (no second start-up)
+    t = dl.time_loader(FakeLoader(clock, 8, 0.0, 1.0), window=1, min_samples=3, max_samples=100, max_s=1e9,
+                       clock=clock)
+    assert len(t.samples) == 7 and t.epochs == 1
+
+
+def test_an_epoch_too_short_for_its_windows_is_an_error(dl):
+    clock = FakeClock()
+    with pytest.raises(ValueError, match="too short"):
+        dl.time_loader(FakeLoader(clock, 3, 0.0, 1.0), window=2, min_samples=5, max_samples=10, max_s=1.0,
+                       clock=clock)
+
+
+def test_a_worker_error_keeps_the_workers_own_message(dl):
+    clock = FakeClock()
+    with pytest.raises(dl.WorkerError) as info:
+        dl.time_loader(FakeLoader(clock, 8, 0.0, 1.0, fail_at=3), window=1, min_samples=5, max_samples=10,
+                       max_s=1.0, clock=clock)
+    assert str(info.value) == "ValueError in DataLoader worker process 1: ValueError: bad image 7"
+
+
+def test_memory_is_read_while_workers_run(dl):
+    clock = FakeClock()
+    reads = []
+    t = dl.time_loader(FakeLoader(clock, 8, 0.0, 1.0), window=1, min_samples=3, max_samples=3, max_s=0.0,
+                       memory=lambda: reads.append(1) or {"workers_uss_bytes": 10.0}, clock=clock)
+    assert reads == [1] and t.worker_memory == {"workers_uss_bytes": 10.0}
+
+
+# --- stage accounting ---------------------------------------------------------------------------
+def test_stage_breakdown_shares_and_the_rest(dl):
+    rows = dl.stage_breakdown({"read": 0.001, "decode": 0.003, "transform": 0.004, "collate": 0.001}, 0.010)
+    got = {r["stage"]: (r["s_per_image"], r["share"]) for r in rows}
+    assert got["decode"] == pytest.approx((0.003, 0.3))
+    assert got["other"] == pytest.approx((0.001, 0.1))
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        dl.stage_breakdown({"read": 1.0}, 0.0)
+
+
+def _shuffled(n: int) -> list[int]:
+    return [(i * 5) % n for i in range(n)]  # 0..n-1 in a fixed, unsorted order (n odd, not a multiple of 5)
+
+
+def _result(bench: str, params: dict, per_call: float, items: float | None = None, spread: float = 0.01,
+            n: int = 9, **metrics) -> Result:
+    samples = [per_call * (1 + spread * (k - n // 2) / (n // 2)) for k in _shuffled(n)]  # median: per_call
+    return Result(key=CaseKey.make("dataloader", bench, params), status="ok", samples=samples,
+                  work={"items": items} if items else {}, metrics=dict(metrics))
+
+
+def _stages(decoder_cost: dict[str, float]) -> list[Result]:
+    out = [_result("stage", {"stage": "read", "batch": 32}, 0.0001, items=1),
+           _result("stage", {"stage": "collate", "batch": 32}, 0.032, items=32)]
+    for decoder, cost in decoder_cost.items():
+        out.append(_result("stage", {"stage": f"decode-{decoder}", "batch": 32}, cost, items=1))
+        out.append(_result("stage", {"stage": f"transform-{decoder}", "batch": 32}, 0.004, items=1))
+    return out
+
+
+def _pipeline(decoder: str, workers: int, s_per_batch: float, knob: str | None = None, batch: int = 32) -> Result:
+    params = {"decoder": decoder, "num_workers": workers, "batch": batch}
+    if knob:
+        params["knob"] = knob
+    return _result("jpeg_knobs" if knob else "jpeg_pipeline", params, s_per_batch, items=batch)
+
+
+def test_derive_accounts_stages_against_one_worker(dl):
+    results = _stages({"pil": 0.005, "torchvision": 0.003}) + [
+        _pipeline("pil", 1, 0.0111 * 32), _pipeline("torchvision", 1, 0.0091 * 32), _pipeline("pil", 0, 0.4)]
+    dl.derive(results)
+    pil = {r["stage"]: r for r in results[-3].metrics["stages"]}
+    assert pil["decode"]["s_per_image"] == pytest.approx(0.005)  # PIL's own decode, not torchvision's
+    assert pil["collate"]["s_per_image"] == pytest.approx(0.001)  # a batch's collate, per image
+    assert pil["other"]["s_per_image"] == pytest.approx(0.0111 - 0.0101, rel=0.05)
+    tv = {r["stage"]: r for r in results[-2].metrics["stages"]}
+    assert tv["decode"]["s_per_image"] == pytest.approx(0.003)
+    assert "stages" not in results[-1].metrics  # num_workers=0 is not the accounting's reference
+    lines = "\n".join(dl.notes(results))
+    assert "where the time goes" in lines and "decode" in lines and "other" in lines
+
+
+# --- the recommendation ---------------------------------------------------------------------------
+def S(dl, workers: int, rate: float, knob: str = "none", decoder: str = "pil", n: int = 9, spread: float = 0.02,
+      batch: int = 32):
+    per_batch = batch / rate
+    samples = tuple(per_batch * (1 + spread * (k - n // 2) / (n // 2)) for k in _shuffled(n))
+    return dl.Setting(decoder, workers, knob, batch, samples, label=f"{decoder}-{workers}-{knob}")
+
+
+def test_recommend_picks_the_knee(dl):
+    settings = [S(dl, 0, 100), S(dl, 1, 180), S(dl, 2, 303), S(dl, 4, 310), S(dl, 8, 305),
+                S(dl, 4, 316, knob="prefetch4")]
+    rec = dl.recommend(settings)
+    assert rec["num_workers"] == 2 and rec["knob"] == "none"  # 303 >= 0.95 * 316 = 300.2; 180 is not
+    assert rec["best_label"] == "pil-4-prefetch4"
+    assert rec["speedup"] == pytest.approx(3.03, rel=0.02)
+    low, high = rec["speedup_ci"]
+    assert low < rec["speedup"] < high and high - low < 0.3
+    assert not rec["is_default"]
+
+
+def test_recommend_prefers_no_extra_knob_then_imagefolders_decoder(dl):
+    rec = dl.recommend([S(dl, 0, 100), S(dl, 2, 200, knob="spawn"), S(dl, 2, 199, knob="unordered"),
+                        S(dl, 2, 198, decoder="torchvision"), S(dl, 2, 197)])
+    assert (rec["knob"], rec["decoder"]) == ("none", "pil")
+    rec = dl.recommend([S(dl, 0, 100), S(dl, 2, 200, knob="spawn"), S(dl, 2, 199, knob="unordered"),
+                        S(dl, 2, 150)])
+    assert rec["knob"] == "unordered" and "in_order=False" in rec["setting"]
+
+
+def test_a_flat_curve_recommends_the_default(dl):
+    rec = dl.recommend([S(dl, 0, 100), S(dl, 1, 102), S(dl, 2, 103), S(dl, 2, 101, knob="prefetch4")])
+    assert rec["is_default"] and rec["num_workers"] == 0
+    assert rec["speedup"] == pytest.approx(1.0)
+
+
+def test_recommend_needs_the_default_and_one_batch_size(dl):
+    assert dl.recommend([S(dl, 1, 100), S(dl, 2, 150)]) is None
+    assert dl.recommend([]) is None
+    with pytest.raises(ValueError, match="one batch size"):
+        dl.recommend([S(dl, 0, 100), S(dl, 2, 150, batch=64)])
+
+
+def test_ratio_interval_is_seeded_and_covers_the_true_ratio(dl):
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    base = 2.0 * (1 + 0.05 * rng.standard_normal(30))
+    new = 1.0 * (1 + 0.05 * rng.standard_normal(30))
+    first = dl.ratio_interval(base, new, seed=3)
+    assert first == dl.ratio_interval(base, new, seed=3)
+    ratio, low, high = first
+    assert low < 2.0 < high and low < ratio < high and high - low < 0.2
+    assert dl.ratio_interval([2.0] * 5, [1.0] * 5) == (2.0, 2.0, 2.0)
+
+
+def test_derive_keeps_the_recommendation_in_the_report_and_notes_print_it(dl):
+    results = [_pipeline("pil", 0, 32 / 100), _pipeline("pil", 1, 32 / 192), _pipeline("pil", 2, 32 / 200),
+               _pipeline("pil", 2, 32 / 201, knob="prefetch4"),
+               _result("train_step", {"model": "resnet18", "batch": 8}, 8 / 150, items=8)]
+    dl.derive(results)
+    dl.derive(results)  # the runner derives after every case: idempotent
+    chosen = [r for r in results if "recommendation" in r.metrics]
+    assert [r.key.name for r in chosen] == ["jpeg_pipeline[batch=32,decoder=pil,num_workers=1]"]
+    rec = chosen[0].metrics["recommendation"]
+    assert rec["speedup"] == pytest.approx(1.92, rel=0.01)
+    json.dumps(rec)  # stored in the report as plain data
+    check = results[-1].metrics["input_bound"]
+    assert check["wait_share"] == pytest.approx(0.0)  # 192 images/s from workers, a step eats 150
+    assert check["wait_share_default"] == pytest.approx((1 / 100) / (1 / 100 + 1 / 150))
+    text = "\n".join(dl.notes(results))
+    assert "use num_workers=1 for batch 32: 1.92x faster than the default DataLoader(num_workers=0)" in text
+    assert "waits for data 0% of the time, with the default 60%" in text
+
+
+def test_notes_say_when_the_default_is_best(dl):
+    results = [_pipeline("pil", 0, 32 / 100), _pipeline("pil", 1, 32 / 101)]
+    dl.derive(results)
+    assert any("keep the default (num_workers=0)" in line for line in dl.notes(results))
+
+
+def test_persistent_workers_saving_is_derived_and_recommended(dl):
+    params = {"epoch": 2, "num_workers": 2, "start": "fork", "decoder": "pil", "batch": 32}
+    results = [_result("first_batch", {**params, "persistent": False}, 0.8),
+               _result("first_batch", {**params, "persistent": True}, 0.3),
+               _pipeline("pil", 0, 32 / 100), _pipeline("pil", 2, 32 / 300)]
+    dl.derive(results)
+    assert results[1].metrics["saved_per_epoch_s"] == pytest.approx(0.5)
+    rec = results[-1].metrics["recommendation"]
+    assert rec["persistent_workers"] and rec["persistent_saves_s"] == pytest.approx(0.5)
+    text = "\n".join(dl.notes(results))
+    assert "use num_workers=2, persistent_workers=True for batch 32: 3.00x faster" in text
+    assert "comes after 300 ms instead of 800 ms" in text
+
+
+def test_persistent_workers_within_noise_are_not_recommended(dl):
+    params = {"epoch": 2, "num_workers": 2, "start": "fork", "decoder": "pil", "batch": 32}
+    results = [_result("first_batch", {**params, "persistent": False}, 0.80, spread=0.2),
+               _result("first_batch", {**params, "persistent": True}, 0.78, spread=0.2),
+               _pipeline("pil", 0, 32 / 100), _pipeline("pil", 2, 32 / 300)]
+    dl.derive(results)
+    assert not results[-1].metrics["recommendation"]["persistent_workers"]
+
+
+@pytest.mark.parametrize(("loader", "step", "overlapped", "share"), [
+    (100, 50, True, 0.0), (50, 100, True, 0.5), (100, 100, False, 0.5), (300, 100, False, 0.25)])
+def test_data_wait_share(dl, loader, step, overlapped, share):
+    assert dl.data_wait_share(loader, step, overlapped) == pytest.approx(share)
+
+
+# --- a DataLoader worker that fails ----------------------------------------------------------------
+class Faulty(torch.utils.data.Dataset):
+    """Each worker delivers `good` items, then raises or exits: the epoch breaks mid-way."""
+
+    def __init__(self, how: str, good: int = 8) -> None:
+        self.how, self.good, self.calls = how, good, 0
+
+    def __len__(self) -> int:
+        return 64
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        self.calls += 1  # counts per worker: each has its own copy
+        if self.calls > self.good:
+            if self.how == "raise":
+                raise ValueError(f"cannot decode image {i}")
+            os._exit(3)
+        return torch.zeros(4)
+
+
+@pytest.mark.parametrize(("how", "reason"), [
+    ("raise", r"WorkerError: ValueError in DataLoader worker process \d: ValueError: cannot decode image \d+$"),
+    # DataLoader's SIGCHLD handler may report the exit first (a RuntimeError), or the suite does
+    ("exit", r"(Worker|Runtime)Error: DataLoader worker \(pids?(\(s\))? [\d, ]+\) exited unexpectedly")])
+def test_a_failing_worker_fails_its_case_with_the_reason(dl, how, reason):
+    def setup(ctx):
+        loader = dl.make_loader(Faulty(how), 4, 2, epoch_batches=16)
+        timing = dl.time_loader(loader, 2, 3, 10, 1.0)
+        return api.Case(None, samples=timing.samples)
+
+    bench = api.benchmark(name="faulty")(setup)
+    key = CaseKey.make("dataloader", "faulty", {}, "cpu")
+    t0 = time.monotonic()
+    result = execute.run_case(bench, key, get_backend("cpu"), TINY)
+    assert result.status == "failed"
+    assert re.match(reason, result.reason), result.reason
+    assert time.monotonic() - t0 < 60
+
+
+HANGS = '''
+import os, sys, time
+import torch
+from benchbench import Case, benchmark
+
+sys.path.insert(0, {suites!r})
+import dataloader as dl
+
+class Hangs(torch.utils.data.Dataset):
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        if i >= 8:
+            with open(os.environ["WORKER_PID_FILE"], "a") as fh:
+                fh.write(f"{{os.getpid()}}\\n")
+            time.sleep(600)
+        return torch.zeros(4)
+
+@benchmark(timeout=20)
+def hangs(ctx):
+    loader = dl.make_loader(Hangs(), 4, 2, epoch_batches=16)
+    return Case(None, samples=dl.time_loader(loader, 2, 3, 10, 1.0).samples)
+
+@benchmark
+def after(ctx):
+    x = torch.ones(4)
+    return Case(lambda: x + 1)
+'''
+
+
+@pytest.mark.slow
+def test_a_hanging_worker_times_out_and_is_killed(write_suite, tmp_path):
+    pids = tmp_path / "pids"
+    path = write_suite(HANGS.format(suites=str(ROOT / "suites")), name="hangs_suite.py")
+    out = tmp_path / "r.json"
+    proc = run_cli("run", "--suite-path", str(path), "--profile", "quick", "-o", str(out),
+                   env={"WORKER_PID_FILE": str(pids)})
+    assert proc.returncode == 4, proc.stderr
+    by_name = {r.key.benchmark: r for r in load(out).results}
+    assert by_name["hangs"].status == "timeout" and "20 s" in by_name["hangs"].reason
+    assert by_name["after"].status == "ok"  # the run went on
+    workers = {int(x) for x in pids.read_text().split()}
+    assert workers
+    time.sleep(0.5)
+    assert not any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in workers)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next(line for line in fh if line.startswith("State:")).split()[1]
+    except (OSError, StopIteration):
+        return "Z"
+
+
+# --- end to end -----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_run_quick_prints_stages_and_recommendation_and_reuses_images(tmp_path):
+    env = {"BENCHBENCH_CACHE_DIR": str(tmp_path / "cache"), "BENCHBENCH_DATALOADER_IMAGES": "24"}
+    picked = (r"stage\[batch=16,stage=(read|decode-pil|transform-pil|collate)\]"
+              r"|jpeg_pipeline\[batch=16,decoder=pil,num_workers=[01]\]")
+    out = tmp_path / "r.json"
+    proc = run_cli("run", "--suite", "dataloader", "--profile", "quick", "--rounds", "1", "--filter", picked,
+                   "-o", str(out), env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "where the time goes" in proc.stdout
+    assert "dataloader: use num_workers=1" in proc.stdout or "dataloader: keep the default" in proc.stdout
+    report = load(out)
+    by_name = {r.key.name: r for r in report.results}
+    assert len(by_name) == 6 and all(r.ok for r in report.results)
+    pipe = by_name["jpeg_pipeline[batch=16,decoder=pil,num_workers=1]"]
+    assert pipe.derived()["items_per_s"] > 0 and pipe.work["items_unit"] == "images"
+    assert pipe.metrics["images"] == 24 and pipe.metrics["first_batch_s"] > 0
+    assert any("recommendation" in r.metrics for r in report.results)
+    assert sum(r.metrics.get("image_set_made", False) for r in report.results) == 1
+
+    again = tmp_path / "again.json"
+    run_cli("run", "--suite", "dataloader", "--profile", "quick", "--rounds", "1", "--filter",
+            r"stage\[batch=16,stage=read\]", "-o", str(again), env=env, check_rc=0)
+    assert load(again).results[0].metrics["image_set_made"] is False
+    run_cli("compare", str(out), str(again), check_rc=0)
