@@ -24,6 +24,7 @@ COMMANDS = [
     ("validate", "benchbench.commands.validate", "check the timing engine against torch.utils.benchmark"),
     ("compare", "benchbench.commands.compare", "compare two or more reports"),
     ("gate", "benchbench.commands.gate", "fail when a report is slower than its baseline beyond noise"),
+    ("ab", "benchbench.commands.ab", "measure a baseline and a current side alternately, then gate"),
     ("export", "benchbench.commands.export", "convert a report (csv, markdown, pytest-benchmark)"),
     ("report", "benchbench.commands.report", "one self-contained HTML page of reports, with plots"),
     ("history", "benchbench.commands.history", "trends and change points over the reports in a folder"),
@@ -68,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchbench: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
     except Interrupted as exc:
-        print(f"\nbenchbench: interrupted; partial report written to {exc.report_path}", file=sys.stderr)
+        paths = [str(p) for p in exc.report_paths]
+        print(f"\nbenchbench: interrupted; partial report{'s' if len(paths) > 1 else ''} written to "
+              f"{', '.join(paths) or '(none)'}", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except KeyboardInterrupt:
         print("\nbenchbench: interrupted", file=sys.stderr)

@@ -4,25 +4,61 @@ Pure functions of `Report` objects: no files, no printing (renderers live in `be
 policy in `gate.py`). Every random draw comes from a numpy Generator seeded from the case key, so
 the same two reports always give the same table.
 
-The verdict rule (`classify`) needs three independent pieces of evidence before it calls a change
-real, because each one alone is fooled by something timing data does routinely:
+The unit of evidence is a round. A result measured in rounds (schema 2) has one value per round,
+each from a fresh worker process; samples inside one round share that process's luck and are not
+independent draws of what another run would see (between processes, timings on a shared machine
+spread ten times more than inside one).
 
-- significance: Mann-Whitney U on the raw samples, p < alpha. Distribution-free, so skew and
-  outliers (a stray context switch) do not fake a difference; but with many samples it flags
-  differences far too small to matter.
-- effect size: the whole (1 - alpha) bootstrap confidence interval of the ratio of medians lies
-  beyond the threshold (above 1 + t for slower, below 1 / (1 + t) for faster). This is what the
-  user asked about ("more than 5% slower") and it is stated with confidence, not as a point.
-- noise: the point estimate moves by more than the spread seen inside the samples (half the relative
-  IQR of the noisier side). A bimodal or thermally drifting benchmark can yield a tight interval on
-  a shift that is smaller than its own run-to-run wobble; that is not evidence of a code change.
+A round stands for itself by its fastest sample (`Criteria.round_quantile`, 0.0), not its median.
+Interference from other processes only ever adds time, and on a busy machine it comes in bursts: a
+case whose calls take a few milliseconds is descheduled in some rounds for most of its samples and
+not in others, so its round medians are bimodal (measured here: 1.1 ms in three baseline rounds,
+5-6.6 ms in the three current rounds of an A/A run, whose fastest samples were 0.94-1.02 ms on
+both sides). A t test on three bimodal values calls that a 5x regression. The fastest sample of a
+round is the op's cost with the least interference that round saw; more work in the code still
+raises it. The tables keep showing medians (the reports' estimates); the change and its interval
+are those of the per-round values. So when both sides have two or more rounds:
 
-A change is `same` when the interval lies inside the band (1/(1+t), 1+t): we are confident that
-whatever changed is smaller than the threshold. Anything else is `noisy`: the data cannot tell, and
-saying so is the point (a larger budget or a quieter machine will decide it). Fewer than
-`Criteria.min_samples` samples on either side is always `noisy` (flag `few-samples`): a bootstrap of
-three values is not an interval. Results with statistics but no raw samples (pytest-benchmark files
-saved without data) get an approximate interval and no test (flag `no-samples`).
+- unpaired (two stored reports, `gate`): Welch's t on the logarithms of the round values. The
+  change is exp(mean log B - mean log A), its (1 - alpha) interval exp(d -/+ t(1 - alpha/2, df) se)
+  with se = sqrt(sA^2/nA + sB^2/nB) and Welch-Satterthwaite df.
+- paired (`ab`: both sides measured round by round, back to back, in the same order): a one-sample t
+  on the per-round log ratios d_i = log B_i - log A_i of rounds with the same index, df = n - 1, so
+  a slow minute of the machine, which hits both sides of a round, cancels.
+
+`classify` calls a change `slower` when the whole interval lies above 1 + threshold (which implies
+p < alpha against "no change"), `faster` when it lies below 1 / (1 + threshold), `same` when it lies
+inside that band, and `noisy` otherwise.
+
+The minimum detectable effect (`Row.mde`) is the smallest true slowdown that this rule, on data with
+this spread and this many rounds, calls `slower` with probability `Criteria.power` (90%):
+
+    mde = exp(log(1 + threshold) + lambda * se) - 1
+
+where lambda solves P(T > t(1 - alpha/2, df)) = power for T noncentral t with df degrees of freedom
+and noncentrality lambda: the rule calls `slower` when (d - log(1 + threshold)) / se > t(1 - alpha/2,
+df), and that statistic is noncentral t with lambda = (true log slowdown - log(1 + threshold)) /
+se. (The textbook shortcut lambda = t(1 - alpha/2, df) + t(power, df) gives only 80-84% power at
+three rounds.) The data's own se stands in for the true one; for Welch's t, whose df is itself
+estimated, the MDE takes df = min(nA, nB) - 1 (Welch's lower bound), so the power it states is at
+least nominal. A `noisy` verdict states it: a slowdown smaller than the MDE can hide in this data.
+
+Results with a single round on either side (old v1 reports, `--rounds 1`, pytest-benchmark files)
+fall back to the samples and carry the flag `single-round`: Mann-Whitney U on the raw samples
+(p < alpha), a bootstrap interval of the ratio of medians beyond the threshold, and a change larger
+than the spread inside the samples (half the relative IQR of the noisier side). This sees one
+process per side only: it is blind to the variation between processes, and its MDE (a normal
+approximation from the bootstrap interval) is a lower bound. Fewer than `Criteria.min_samples` samples
+on either side is always `noisy` (flag `few-samples`). Results with statistics but no raw samples
+(pytest-benchmark files saved without data) get an approximate interval and no test (flag
+`no-samples`).
+
+The canary (`benchbench/canary.py`): when two stored reports were measured while the machine itself
+ran at different speeds (the median canary over each run's rounds differs by more than the
+threshold), or when the machine's speed moved by more than the threshold during either run, no
+timing verdict of that pair can be trusted: `Row.machine` records why, and the gate makes those
+cases inconclusive. Paired rounds (`ab`) need no such check: a change of the machine's speed hits
+both sides of a round.
 
 Instruction counts (timing method `callgrind-instructions`) are not samples of a noisy distribution:
 they follow the tolerance rule of `benchbench/instructions.py` (`_count_row`), and never compare with
@@ -35,9 +71,10 @@ import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from benchbench import instructions
+from benchbench import canary, instructions
 from benchbench.environment.fingerprint import fingerprint_diff
 from benchbench.errors import UserError
 from benchbench.report import CaseKey, Report, Result
@@ -71,6 +108,12 @@ class Criteria:
     n_boot: int = 2000
     min_samples: int = FEW_SAMPLES
     instructions_tolerance: float = instructions.DEFAULT_TOLERANCE  # instruction counts: benchbench/instructions.py
+    power: float = 0.9  # of the minimum detectable effect
+    # What stands for a round: this quantile of its samples (module docstring: why the fastest, 0.0).
+    round_quantile: float = 0.0
+    # Pair rounds by index (both sides measured round by round, back to back: `ab`). None: pair when
+    # the two reports say they were measured that way (`paired_reports`).
+    paired: bool | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 10:
@@ -78,6 +121,8 @@ class Criteria:
         if not 0 < self.alpha < 0.5:
             raise UserError(f"alpha must be between 0 and 0.5, got {self.alpha:g}")
         instructions.check_tolerance(self.instructions_tolerance)
+        if not 0 <= self.round_quantile <= 0.5:
+            raise UserError(f"round_quantile must be between 0 and 0.5, got {self.round_quantile:g}")
 
     @property
     def level(self) -> float:
@@ -114,20 +159,32 @@ def summary_of(result: Result | None) -> Summary | None:
 
 @dataclass(frozen=True)
 class Change:
-    """The ratio other/base of median times per call (above 1 is slower), with its uncertainty."""
+    """The ratio other/base of the time per call (above 1 is slower), with its uncertainty.
+
+    `unit` says what the evidence is: "round" (Welch t on log round values), "paired-round" (t on
+    the log ratios of rounds measured back to back), "sample" (one round per side: Mann-Whitney and a
+    bootstrap on the raw samples) or "summary" (no raw samples). For round units `se` and `df` are the
+    standard error and degrees of freedom of the log ratio."""
 
     ratio: float
     ci_low: float
     ci_high: float
     level: float
-    p_value: float | None  # Mann-Whitney U, two-sided; None when a side has no raw samples
-    noise: float  # half the relative IQR of the noisier side
-    n_base: int
+    p_value: float | None  # two-sided: t test (rounds) or Mann-Whitney U (samples); None without samples
+    noise: float  # half the relative IQR of the noisier side (sample units); the between-round sd (rounds)
+    n_base: int  # rounds (round units) or samples
     n_other: int
+    unit: str = "sample"
+    se: float | None = None
+    df: float | None = None
 
     @property
     def from_samples(self) -> bool:
         return self.p_value is not None
+
+    @property
+    def from_rounds(self) -> bool:
+        return self.unit in ("round", "paired-round")
 
 
 def key_seed(key: CaseKey) -> int:
@@ -189,21 +246,161 @@ def change_from_summaries(base: Summary, other: Summary, level: float = 0.95) ->
     return Change(ratio, ratio * math.exp(-half), ratio * math.exp(half), level, None, noise, base.n, other.n)
 
 
+def round_values(result: Result, q: float = 0.0) -> dict[int, float]:
+    """Round index -> the q-quantile of that round's samples (0: its fastest sample, 0.5: its median);
+    rounds without samples are left out."""
+    from benchbench.stats import quantile
+
+    out = {}
+    for i, (meta, samples) in enumerate(zip(result.rounds, result.round_samples, strict=True)):
+        if samples:
+            out[int(meta.get("round", i))] = quantile(sorted(samples), q)
+    return out
+
+
+def _t(p: float, df: float) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(p, df))
+
+
+def _t_p(stat: float, df: float) -> float:
+    from scipy.stats import t
+
+    return float(2 * t.sf(abs(stat), df))
+
+
+def _t_change(d: float, se: float, df: float, level: float, noise: float, n_base: int, n_other: int,
+              unit: str) -> Change:
+    if se > 0:
+        half = _t(0.5 + level / 2, df) * se
+        p = _t_p(d / se, df)
+    else:  # every round agrees exactly: the change is known
+        half, p = 0.0, 1.0 if d == 0 else 0.0
+    return Change(math.exp(d), math.exp(d - half), math.exp(d + half), level, p, noise, n_base, n_other,
+                  unit, se, df)
+
+
+def change_from_rounds(base: Sequence[float], other: Sequence[float], level: float = 0.95) -> Change:
+    """Welch's t on the logarithms of two independent sets of round values (two or more each)."""
+    import statistics
+
+    la, lb = [math.log(x) for x in base], [math.log(x) for x in other]
+    na, nb = len(la), len(lb)
+    if na < 2 or nb < 2:
+        raise ValueError("Welch's t needs two or more rounds on each side")
+    va, vb = statistics.variance(la), statistics.variance(lb)
+    wa, wb = va / na, vb / nb
+    se = math.sqrt(wa + wb)
+    df = (wa + wb) ** 2 / (wa**2 / (na - 1) + wb**2 / (nb - 1)) if wa + wb > 0 else float(na + nb - 2)
+    d = statistics.fmean(lb) - statistics.fmean(la)
+    return _t_change(d, se, df, level, max(math.sqrt(va), math.sqrt(vb)), na, nb, "round")
+
+
+def change_from_paired_rounds(pairs: Sequence[tuple[float, float]], level: float = 0.95) -> Change:
+    """A t interval on the per-round log ratios log(other_i / base_i) of rounds measured back to back."""
+    import statistics
+
+    if len(pairs) < 2:
+        raise ValueError("a paired comparison needs two or more rounds")
+    d = [math.log(b / a) for a, b in pairs]
+    n = len(d)
+    sd = statistics.stdev(d)
+    return _t_change(statistics.fmean(d), sd / math.sqrt(n), n - 1, level, sd, n, n, "paired-round")
+
+
+@lru_cache(maxsize=1024)
+def power_noncentrality(df: float, alpha: float, power: float) -> float:
+    """The noncentrality lambda at which a one-sided t test at level alpha/2 with df degrees of freedom
+    rejects with probability `power`: P(T(df, lambda) > t(1 - alpha/2, df)) = power."""
+    from scipy.optimize import brentq
+    from scipy.stats import nct
+
+    crit = _t(1 - alpha / 2, df)
+    return float(brentq(lambda lam: nct.sf(crit, df, lam) - power, 0.0, 10 * crit + 50))
+
+
+def detectable_slowdown(change: Change, threshold: float, alpha: float, power: float = 0.9) -> float:
+    """The minimum detectable effect: the smallest relative slowdown (0.12 = 12%) that `classify`
+    calls `slower` with probability `power` on data with this change's spread and count.
+
+    Round units: log(1 + mde) = log(1 + threshold) + lambda * se, lambda from the noncentral t
+    (`power_noncentrality`; see the module docstring). Sample and summary units: the same with
+    normal quantiles and the standard error read off the interval, and never below the noise the
+    rule also requires; those see one process per side, so it is a lower bound.
+    """
+    from statistics import NormalDist
+
+    if change.from_rounds and change.se is not None and change.df is not None:
+        # Welch's df is itself estimated, and low more often than not with few rounds: the MDE uses its
+        # lower bound min(nA, nB) - 1, which keeps the stated power at or above nominal (checked in
+        # tests/test_compare.py); a paired test's df, n - 1, is exact.
+        df = change.df if change.unit == "paired-round" else max(min(change.n_base, change.n_other) - 1, 1)
+        lam = power_noncentrality(round(df, 2), alpha, power)
+        return math.expm1(math.log1p(threshold) + lam * change.se)
+    z = NormalDist().inv_cdf
+    se = math.log(change.ci_high / change.ci_low) / (2 * z(0.5 + change.level / 2)) \
+        if change.ci_low > 0 and change.ci_high > 0 else math.inf
+    mde = math.expm1(math.log1p(threshold) + (z(1 - alpha / 2) + z(power)) * se)
+    return max(mde, change.noise)
+
+
 def classify(change: Change, threshold: float, alpha: float) -> str:
     """faster / slower / same / noisy from a Change; the rule and its reasons are in the module docstring.
 
-    Without raw samples (p_value None) the significance test cannot run and the interval alone decides;
-    rows built that way carry the flag `no-samples`.
+    Round units: the interval alone decides (it already holds the spread between rounds, and lying
+    beyond 1 + threshold implies p < alpha). One round per side: Mann-Whitney significance, the
+    interval and the change beyond the noise inside the samples. Without raw samples (p_value None)
+    the significance test cannot run and the interval alone decides; rows built that way carry the
+    flag `no-samples`.
     """
     up, down = 1.0 + threshold, 1.0 / (1.0 + threshold)
-    significant = change.p_value is None or change.p_value < alpha
-    if significant and change.ci_low > up and change.ratio > 1.0 + change.noise:
+    if change.from_rounds:
+        noise, significant = 0.0, True
+    else:
+        noise, significant = change.noise, change.p_value is None or change.p_value < alpha
+    if significant and change.ci_low > up and change.ratio > 1.0 + noise:
         return "slower"
-    if significant and change.ci_high < down and change.ratio < 1.0 / (1.0 + change.noise):
+    if significant and change.ci_high < down and change.ratio < 1.0 / (1.0 + noise):
         return "faster"
     if down < change.ci_low and change.ci_high < up:
         return "same"
     return "noisy"
+
+
+def paired_reports(base: Report, other: Report) -> bool:
+    """Two reports measured round by round together (`ab`): two different sides, and the same rounds
+    (index and seed) in both."""
+    if not (isinstance(base.side, dict) and isinstance(other.side, dict)) or base.side.get("name") == other.side.get("name"):
+        return False
+
+    def seeds(rep: Report) -> dict[Any, Any]:
+        return {r.get("round"): r.get("seed") for r in rep.rounds if isinstance(r, dict)}
+
+    sa = seeds(base)
+    return len(sa) >= 2 and None not in sa.values() and sa == seeds(other)
+
+
+@dataclass(frozen=True)
+class MachineDrift:
+    """How the machine's own speed (the canary's Python loop) moved: between the two runs (other over
+    base) and within each run (slowest over fastest round). 1.0 is no change; None: not measured."""
+
+    between: float | None
+    within_base: float | None
+    within_other: float | None
+
+    def beyond(self, threshold: float) -> list[tuple[str, float]]:
+        """(where, ratio) for every movement larger than the threshold: "between", "base" or "other"."""
+        out = []
+        for where, r in (("between", self.between), ("base", self.within_base), ("other", self.within_other)):
+            if r is not None and abs(math.log(r)) > math.log1p(threshold):
+                out.append((where, r))
+        return out
+
+
+def machine_drift(base: Report, other: Report) -> MachineDrift:
+    return MachineDrift(canary.between_runs(base, other), canary.within_run(base), canary.within_run(other))
 
 
 # --- environment --------------------------------------------------------------------------------
@@ -223,7 +420,11 @@ class Row:
     statistical: str | None = None  # faster/slower/same/noisy from the numbers, even when incomparable
     reasons: list[str] = field(default_factory=list)  # different definition or timing method
     env: list[str] = field(default_factory=list)  # environment differences that matter for this case
-    flags: list[str] = field(default_factory=list)  # no-samples, few-samples
+    flags: list[str] = field(default_factory=list)  # no-samples, few-samples, single-round
+    mde: float | None = None  # minimum detectable slowdown (0.12 = 12%) at the criteria's alpha and power
+    # The machine's own speed moved by more than the threshold (canary): (where, ratio) as in
+    # MachineDrift.beyond. A timing verdict of this row cannot be trusted; the gate says inconclusive.
+    machine: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def in_geomean(self) -> bool:
@@ -240,6 +441,8 @@ class Pair:
     report: Report
     rows: list[Row]
     env_diff: list[EnvDiff]
+    paired: bool = False  # rounds compared pairwise (measured back to back: `ab`)
+    drift: MachineDrift | None = None  # the canary's reading (unpaired pairs only)
 
 
 @dataclass
@@ -258,11 +461,12 @@ def _status(r: Result | None) -> str:
 
 
 def compare_pair(key: CaseKey, base: Result | None, other: Result | None, criteria: Criteria,
-                 threshold: float | None = None, env_diff: Sequence[EnvDiff] = (),
-                 tolerance: float | None = None) -> Row:
+                 threshold: float | None = None, env_diff: Sequence[EnvDiff] = (), paired: bool = False,
+                 drift: MachineDrift | None = None, tolerance: float | None = None) -> Row:
     """The verdict for one key. `threshold` overrides the criteria's (per-benchmark rules); `env_diff` is
-    the fingerprint difference as it applies to this key's backend; `tolerance` overrides the criteria's
-    instructions_tolerance."""
+    the fingerprint difference as it applies to this key's backend; `paired` pairs rounds by index;
+    `drift` is the canary's reading of the two runs (ignored when paired); `tolerance` overrides the
+    criteria's instructions_tolerance."""
     b, o = _status(base), _status(other)
     if b == "absent":
         return Row(key, base, other, "new")
@@ -289,18 +493,31 @@ def compare_pair(key: CaseKey, base: Result | None, other: Result | None, criter
         row.reasons.append("no timing to compare")
         row.verdict = "incomparable"
         return row
-    if sa.from_samples and sb.from_samples:
+    t = criteria.threshold if threshold is None else threshold
+    few = min(sa.n, sb.n) < criteria.min_samples
+    q = criteria.round_quantile
+    ma, mb = (round_values(base, q), round_values(other, q)) if sa.from_samples and sb.from_samples else ({}, {})
+    positive = all(v > 0 for v in [*ma.values(), *mb.values()])
+    common = sorted(set(ma) & set(mb))
+    if paired and positive and len(common) >= 2:
+        row.change = change_from_paired_rounds([(ma[i], mb[i]) for i in common], criteria.level)
+    elif positive and len(ma) >= 2 and len(mb) >= 2:
+        row.change = change_from_rounds(list(ma.values()), list(mb.values()), criteria.level)
+    elif sa.from_samples and sb.from_samples:
         row.change = change_from_samples(base.samples, other.samples, criteria.level, criteria.n_boot,
                                          key_seed(key))
+        row.flags.append("single-round")
     else:
         row.change = change_from_summaries(sa, sb, criteria.level)
         row.flags.append("no-samples")
-    if min(sa.n, sb.n) < criteria.min_samples:
+    row.mde = detectable_slowdown(row.change, t, criteria.alpha, criteria.power)
+    if few:
         row.flags.append("few-samples")
         row.statistical = "noisy"
     else:
-        t = criteria.threshold if threshold is None else threshold
         row.statistical = classify(row.change, t, criteria.alpha)
+    if drift is not None and not paired:
+        row.machine = drift.beyond(t)
     row.verdict = "incomparable" if row.reasons or row.env else row.statistical
     return row
 
@@ -356,10 +573,13 @@ def compare(reports: Sequence[Report], names: Sequence[str | None] | None = None
         all_keys.update(dict.fromkeys(other_by_key))
         keys = sorted(set(base_by_key) | set(other_by_key), key=CaseKey.sort_key)
         env = {bk: fingerprint_diff(base.fingerprint, rep.fingerprint, [bk]) for bk in {k.backend for k in keys}}
+        paired = paired_reports(base, rep) if criteria.paired is None else criteria.paired
+        drift = None if paired else machine_drift(base, rep)
         rows = [compare_pair(k, base_by_key.get(k), other_by_key.get(k), criteria,
-                             threshold_for(k) if threshold_for else None, env[k.backend],
-                             tolerance_for(k) if tolerance_for else None) for k in keys]
-        pairs.append(Pair(name, rep, rows, fingerprint_diff(base.fingerprint, rep.fingerprint)))
+                             threshold_for(k) if threshold_for else None, env[k.backend], paired, drift,
+                             tolerance_for(k) if tolerance_for else None)
+                for k in keys]
+        pairs.append(Pair(name, rep, rows, fingerprint_diff(base.fingerprint, rep.fingerprint), paired, drift))
     return Comparison(names[0], base, pairs, criteria, sorted(all_keys, key=CaseKey.sort_key))
 
 

@@ -73,7 +73,7 @@ def comparison_frame(comp: Comparison) -> pd.DataFrame:
     """One row per key and compared report: both medians, the ratio with its interval, p-value, verdict."""
     df = pd.DataFrame.from_records(comparison_records(comp), columns=RECORD_FIELDS)
     numeric = ["base_median_s", "base_iqr_s", "base_n", "other_median_s", "other_iqr_s", "other_n", "ratio",
-               "ratio_ci_low", "ratio_ci_high", "ci_level", "p_value", "noise"]
+               "ratio_ci_low", "ratio_ci_high", "ci_level", "p_value", "noise", "df", "mde"]
     for col in numeric:
         df[col] = pd.to_numeric(df[col])
     return df

@@ -1,11 +1,16 @@
 """The CI gate: a comparison of CURRENT against a BASELINE plus a policy gives pass / regression / inconclusive.
 
 A case is a regression when it was ok in the baseline and failed now (`broke`), or when compare.py's
-rule calls it `slower` on raw samples: Mann-Whitney significant, the whole confidence interval of the
+rule calls it `slower`: with rounds on both sides, the whole (1 - alpha) interval of the change,
+built from each round's fastest sample (Welch t; paired t for `ab`), above 1 + threshold; with one round per
+side (old reports, pytest-benchmark files), Mann-Whitney significant, the bootstrap interval of the
 ratio of medians above 1 + threshold, and the change larger than the noise in the samples.
 
 Everything the data cannot settle makes the gate inconclusive (exit 3) rather than pass, unless the
 policy says to ignore it:
+- the machine itself changed speed (the canary, see compare.py) by more than the threshold between
+  the two runs or during one: every timed case is inconclusive, whatever its numbers say, and no
+  policy turns that into a pass or a regression.
 - `noisy`: the interval straddles the threshold, or the change is within the noise.
 - `incomparable`: the benchmark's definition or timing method changed, or the environment differs in
   a way that matters (another GPU, torch version, thread count, ...).
@@ -38,6 +43,7 @@ from benchbench.report import Report
 
 EXIT_CODES = {"pass": ExitCode.OK, "regression": ExitCode.REGRESSION, "inconclusive": ExitCode.INCONCLUSIVE}
 ACTIONS = ("ignore", "inconclusive", "regression")  # what a noisy / incomparable / missing case does
+TIMING_VERDICTS = ("slower", "faster", "same", "noisy")  # verdicts that rest on the timings alone
 
 _FAIL_ON = re.compile(r"^(?:(?P<field>[a-z_]+):)?(?P<value>[0-9]*\.?[0-9]+)%$")
 
@@ -234,6 +240,9 @@ class Finding:
     row: Row
     outcome: str  # regression / inconclusive / ok / ignored
     why: str
+    # What decided it, for the output layer: "machine" (the canary moved: row.machine says how), "noisy"
+    # (the data cannot tell: row.mde says what it could have seen), or None.
+    cause: str | None = None
 
 
 @dataclass
@@ -266,6 +275,8 @@ def judge(row: Row, policy: Policy) -> Finding:
         return _judge_counts(row, row.change, policy)
     if v == "broke":
         return Finding(row, "regression", f"ok in the baseline, {row.other.status if row.other else 'failed'} now")
+    if row.machine and v in TIMING_VERDICTS:
+        return Finding(row, "inconclusive", "the machine's own speed changed", "machine")
     if v == "slower":
         if row.change is not None and not row.change.from_samples:
             return Finding(row, "inconclusive", f"slower than {limit} by the statistics, but without raw samples "
@@ -283,7 +294,8 @@ def judge(row: Row, policy: Policy) -> Finding:
                "incomparable": "; ".join(row.reasons + row.env) or "not comparable",
                "missing": "ok in the baseline, " + ("skipped now" if row.other is not None else "absent now")}[v]
         outcome = {"ignore": "ok", "inconclusive": "inconclusive", "regression": "regression"}[action]
-        return Finding(row, outcome, why + (f" ({v} = ignore)" if action == "ignore" else ""))
+        return Finding(row, outcome, why + (f" ({v} = ignore)" if action == "ignore" else ""),
+                       "noisy" if v == "noisy" else None)
     return Finding(row, "ok", v)
 
 
@@ -314,9 +326,13 @@ def decide(comparison: Comparison, policy: Policy) -> GateResult:
 
 
 def gate(baseline: Report, current: Report, policy: Policy | None = None,
-         names: tuple[str | None, str | None] = (None, None)) -> GateResult:
-    """Compare `current` against `baseline` under `policy` (per-case thresholds included) and decide."""
+         names: tuple[str | None, str | None] = (None, None), paired: bool | None = None) -> GateResult:
+    """Compare `current` against `baseline` under `policy` (per-case thresholds included) and decide.
+
+    `paired`: pair the rounds by index (True for `ab`); None pairs them when the reports say they were
+    measured together (compare.paired_reports)."""
     policy = policy or Policy()
-    comp = compare([baseline, current], list(names), policy.criteria, threshold_for=policy.threshold_for,
+    criteria = replace(policy.criteria, paired=paired)
+    comp = compare([baseline, current], list(names), criteria, threshold_for=policy.threshold_for,
                    tolerance_for=policy.tolerance_for)
     return decide(comp, policy)

@@ -278,3 +278,201 @@ def test_instruction_counts_with_an_environment_difference_are_incomparable():
 def test_a_bad_instructions_tolerance_is_a_user_error():
     with pytest.raises(UserError, match="instructions tolerance"):
         Criteria(instructions_tolerance=2.0)
+
+
+# --- rounds: the unit of evidence is a round -------------------------------------------------------------
+def rounds_result(key, medians, rng, n=12, within=0.01, start=0):
+    """A result measured in rounds: round i's samples scatter by `within` around `medians[i]`."""
+    samples, meta = [], []
+    for i, m in enumerate(medians):
+        samples += timings(rng, n, m, within)
+        meta.append({"round": start + i, "position": 0, "n": n, "loops": 1})
+    return Result(key=key, status="ok", samples=samples, rounds=meta)
+
+
+def process_medians(rng, r, sd, median=1e-3, slowdown=0.0, machine=None):
+    """R rounds, each a fresh process with its own lognormal offset (sd); `machine[i]` scales round i."""
+    offsets = np.exp(sd * rng.standard_normal(r))
+    speed = np.ones(r) if machine is None else np.asarray(machine, dtype=float)
+    return (median * (1 + slowdown) * offsets * speed).tolist()
+
+
+def test_welch_and_paired_changes_match_scipy():
+    from scipy import stats
+
+    from benchbench.compare import change_from_paired_rounds, change_from_rounds
+
+    a, b = [1.0, 1.1, 0.95, 1.05], [1.2, 1.3, 1.1, 1.25, 1.22]
+    c = change_from_rounds(a, b)
+    ref = stats.ttest_ind(np.log(b), np.log(a), equal_var=False)
+    assert c.p_value == pytest.approx(ref.pvalue) and c.unit == "round"
+    assert c.ratio == pytest.approx(math.exp(np.mean(np.log(b)) - np.mean(np.log(a))))
+    lo, hi = ref.confidence_interval(0.95)
+    assert (c.ci_low, c.ci_high) == pytest.approx((math.exp(lo), math.exp(hi)))
+    p = change_from_paired_rounds(list(zip(a, b[:4], strict=True)))
+    ref = stats.ttest_rel(np.log(b[:4]), np.log(a))
+    assert p.p_value == pytest.approx(ref.pvalue) and p.df == 3 and p.unit == "paired-round"
+
+
+def test_round_interval_covers_the_true_ratio_at_its_nominal_rate():
+    from benchbench.compare import change_from_rounds
+
+    covered = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        c = change_from_rounds(process_medians(rng, 5, 0.08), process_medians(rng, 5, 0.08, slowdown=0.2))
+        covered += c.ci_low <= 1.2 <= c.ci_high
+    assert covered >= 186  # 95% nominal: 190 expected
+
+
+def _detection_rate(rounds, sd, paired, trials=600):
+    """How often `classify` calls `slower` when the true slowdown is exactly the MDE of the true spread."""
+    from benchbench.compare import change_from_paired_rounds, change_from_rounds, detectable_slowdown
+
+    threshold, alpha = 0.05, 0.05
+    # The MDE for data whose spread is the true one: build a Change with the true se and ask.
+    se = sd / math.sqrt(rounds) if paired else sd * math.sqrt(2 / rounds)
+    unit = "paired-round" if paired else "round"
+    truth = Change(1.0, 1.0, 1.0, 0.95, 1.0, sd, rounds, rounds, unit, se, rounds - 1 if paired else 2 * rounds - 2)
+    mde = detectable_slowdown(truth, threshold, alpha, 0.9)
+    hits = 0
+    for seed in range(trials):
+        rng = np.random.default_rng(seed)
+        if paired:  # each round's machine state hits both sides; the pair differs by sd
+            machine = np.exp(0.3 * rng.standard_normal(rounds))
+            a = process_medians(rng, rounds, sd / math.sqrt(2), machine=machine)
+            b = process_medians(rng, rounds, sd / math.sqrt(2), slowdown=mde, machine=machine)
+            c = change_from_paired_rounds(list(zip(a, b, strict=True)))
+        else:
+            c = change_from_rounds(process_medians(rng, rounds, sd), process_medians(rng, rounds, sd, slowdown=mde))
+        hits += classify(c, threshold, alpha) == "slower"
+    return mde, hits / trials
+
+
+@pytest.mark.parametrize("rounds, paired", [(3, True), (5, True), (10, True), (5, False), (10, False)])
+def test_the_stated_detectable_effect_is_met_at_its_nominal_power(rounds, paired):
+    mde, rate = _detection_rate(rounds, 0.05, paired)
+    assert mde > 0.05  # never below the threshold: the rule needs the interval above it
+    assert rate >= 0.86, (mde, rate)  # 90% nominal (600 trials: sd of the rate ~1.2%)
+    assert rate <= 0.99 if paired else True  # paired: exact df, not grossly conservative either
+
+
+def test_stated_mde_shrinks_with_rounds_and_grows_with_spread():
+    from benchbench.compare import change_from_paired_rounds, detectable_slowdown
+
+    rng = np.random.default_rng(3)
+    d = rng.standard_normal(40) * 0.05
+    mde = [detectable_slowdown(change_from_paired_rounds([(1.0, math.exp(x)) for x in d[:n]]), 0.05, 0.05)
+           for n in (3, 5, 10, 40)]
+    assert mde == sorted(mde, reverse=True) and mde[-1] > 0.05
+    wide = detectable_slowdown(change_from_paired_rounds([(1.0, math.exp(3 * x)) for x in d[:5]]), 0.05, 0.05)
+    assert wide > mde[1]
+
+
+def _aa_false_alarms(paired, threshold, trials=1000, r=5, sd=0.10):
+    """A/A with per-process lognormal offsets (sd 10%) far larger than the spread inside a round (1%)."""
+    from benchbench.compare import change_from_paired_rounds, change_from_rounds
+
+    alarms = Counter()
+    for seed in range(trials):
+        rng = np.random.default_rng(10_000 + seed)
+        machine = np.exp(0.2 * rng.standard_normal(r)) if paired else None  # per-run (per-round) machine state
+        a, b = process_medians(rng, r, sd, machine=machine), process_medians(rng, r, sd, machine=machine)
+        c = change_from_paired_rounds(list(zip(a, b, strict=True))) if paired else change_from_rounds(a, b)
+        alarms[classify(c, threshold, 0.05)] += 1
+    return alarms
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_at_a_near_zero_threshold_the_false_alarm_rate_is_alpha(paired):
+    # The threshold alone cannot hide a broken test here: at 0.01% only the test's own error rate remains.
+    counts = _aa_false_alarms(paired, 0.0001)
+    rate = (counts["slower"] + counts["faster"]) / 1000
+    assert 0.025 <= rate <= 0.075, counts  # alpha = 0.05 (sd of the rate over 1000 trials: 0.7%)
+
+
+def test_sample_level_statistics_would_cry_wolf_on_the_same_data():
+    """Why rounds: the same A/A data pooled into samples (one round per side) alarms most of the time."""
+    alarms = 0
+    for seed in range(100):
+        rng = np.random.default_rng(20_000 + seed)
+        a, b = process_medians(rng, 1, 0.10), process_medians(rng, 1, 0.10)
+        ca = change_from_samples(timings(rng, 60, a[0], 0.01), timings(rng, 60, b[0], 0.01))
+        alarms += classify(ca, 0.0001, 0.05) in ("slower", "faster")
+    assert alarms >= 80
+
+
+def test_compare_uses_rounds_welch_for_stored_reports_and_pairs_rounds_measured_together():
+    rng = np.random.default_rng(5)
+    machine = [1.0, 1.4, 0.8, 1.2, 1.0]  # a clock whose speed changes round by round, on both sides
+    base = rounds_result(KEY, process_medians(rng, 5, 0.01, machine=machine), rng)
+    cur = rounds_result(KEY, process_medians(rng, 5, 0.01, slowdown=0.15, machine=machine), rng)
+    unpaired = compare_pair(KEY, base, cur, Criteria())
+    paired = compare_pair(KEY, base, cur, Criteria(), paired=True)
+    assert unpaired.change.unit == "round" and unpaired.verdict == "noisy"  # the machine's swings hide it
+    assert paired.change.unit == "paired-round" and paired.verdict == "slower"  # they cancel in pairs
+    assert paired.change.ci_low < 1.15 < paired.change.ci_high
+    assert paired.mde < 0.15 < unpaired.mde
+    assert not paired.flags and not unpaired.flags
+
+
+def test_single_round_results_keep_the_sample_rule_and_say_so():
+    rng = np.random.default_rng(6)
+    row = compare_pair(KEY, result(KEY, timings(rng, 30, 1e-3, 0.01)), rounds_result(KEY, [1.2e-3] * 3, rng),
+                       Criteria())
+    assert row.change.unit == "sample" and "single-round" in row.flags and row.verdict == "slower"
+    assert row.mde is not None and row.mde > 0.05
+
+
+def test_paired_reports_are_recognised_by_sides_and_round_seeds():
+    from benchbench.compare import paired_reports
+
+    def rep(side, seeds):
+        r = make_report([])
+        r.side = {"name": side} if side else None
+        r.rounds = [{"round": i, "seed": s} for i, s in enumerate(seeds)]
+        return r
+
+    assert paired_reports(rep("baseline", [7, 8, 9]), rep("current", [7, 8, 9]))
+    assert not paired_reports(rep("baseline", [7, 8, 9]), rep("current", [7, 8, 10]))
+    assert not paired_reports(rep(None, [7, 8, 9]), rep(None, [7, 8, 9]))  # two plain runs
+    assert not paired_reports(rep("current", [7, 8]), rep("current", [7, 8]))
+
+
+def _with_canary(report, loops):
+    report.rounds = [{"round": i, "seed": i, "canary": {"python_loop_s": v, "torch_dispatch_s": 1e-6}}
+                     for i, v in enumerate(loops)]
+    return report
+
+
+def test_the_canary_voids_timing_verdicts_when_the_machine_moved_between_or_within_runs():
+    rng = np.random.default_rng(8)
+    base = _with_canary(make_report([rounds_result(KEY, [1e-3] * 5, rng)]), [5e-6] * 5)
+    slow_machine = _with_canary(make_report([rounds_result(KEY, [1.3e-3] * 5, rng)]), [6.5e-6] * 5)
+    (row,) = compare([base, slow_machine]).pairs[0].rows
+    assert row.statistical == "slower" and row.machine == [("between", pytest.approx(1.3))]
+    drifting = _with_canary(make_report([rounds_result(KEY, [1e-3] * 5, rng)]), [5e-6, 5e-6, 5e-6, 7e-6, 7e-6])
+    (row,) = compare([base, drifting]).pairs[0].rows
+    assert [w for w, _ in row.machine] == ["other"]
+    steady = _with_canary(make_report([rounds_result(KEY, [1e-3] * 5, rng)]), [5.1e-6, 4.9e-6, 9e-6, 5e-6, 5e-6])
+    (row,) = compare([base, steady]).pairs[0].rows
+    assert row.machine == []  # one preempted canary is the canary's noise
+    (row,) = compare([base, slow_machine], criteria=Criteria(paired=True)).pairs[0].rows
+    assert row.machine == []  # paired rounds share the machine: no canary check
+
+
+def test_bursts_of_interference_do_not_fake_a_regression():
+    """A/A on a busy machine: in the current side's rounds the process was descheduled for most of its
+    samples (they take 5x as long); the op itself was as fast as ever, as its fastest samples show."""
+    rng = np.random.default_rng(11)
+    base = rounds_result(KEY, [1e-3] * 3, rng, n=20)
+    contended = []
+    for _ in range(3):
+        clean = timings(rng, 6, 1e-3, 0.01)
+        contended += clean + [x * 5 for x in timings(rng, 14, 1e-3, 0.05)]
+    cur = Result(key=KEY, status="ok", samples=contended, rounds=[{"round": i, "n": 20} for i in range(3)])
+    assert summary_of(cur).median > 4 * summary_of(base).median
+    row = compare_pair(KEY, base, cur, Criteria(), paired=True)
+    assert row.verdict != "slower" and 0.95 < row.change.ratio < 1.05
+    by_median = compare_pair(KEY, base, cur, Criteria(round_quantile=0.5), paired=True)
+    assert by_median.verdict == "slower"  # what a test on round medians would claim

@@ -283,3 +283,88 @@ def test_jittery_instruction_counts_follow_the_noisy_policy():
 def test_a_time_baseline_against_instruction_counts_is_inconclusive():
     g = decide_on([result(KEY, STEADY, timing_method="perf_counter")], [counted(COUNTS)])
     assert g.verdict == "inconclusive" and "callgrind-instructions" in g.findings[0].why
+
+
+# --- rounds, the canary, the minimum detectable effect ----------------------------------------------------
+def _rounds_report(medians, loops, rng, side=None, seeds=None):
+    from test_compare import rounds_result
+
+    rep = make_report([rounds_result(KEY, medians, rng)])
+    rep.rounds = [{"round": i, "seed": (seeds or list(range(len(medians))))[i],
+                   "canary": {"python_loop_s": v, "torch_dispatch_s": 1e-6}} for i, v in enumerate(loops)]
+    rep.side = {"name": side} if side else None
+    return rep
+
+
+def test_only_the_machine_changed_is_inconclusive_not_regression():
+    """Same code, but the whole machine ran 30% slower during CURRENT (a busy neighbour): every timing
+    moved, and so did the canary. The numbers alone say `slower`; the gate must not."""
+    rng = np.random.default_rng(1)
+    base = _rounds_report([1e-3] * 5, [5e-6] * 5, rng)
+    cur = _rounds_report([1.3e-3] * 5, [6.5e-6] * 5, rng)
+    for policy in (Policy(), Policy(noisy="ignore")):
+        result = gate(base, cur, policy)
+        (finding,) = result.findings
+        assert finding.row.statistical == "slower"
+        assert result.verdict == "inconclusive" and finding.cause == "machine"
+    from benchbench.output.gate import markdown_summary, reason
+
+    text = reason(finding, result)
+    assert text.startswith("the machine itself was 30% slower in ") and "benchbench ab" in text
+    assert "the machine itself was 30% slower" in markdown_summary(result)
+
+
+def test_a_machine_that_sped_up_cannot_make_the_gate_pass_either():
+    rng = np.random.default_rng(2)
+    base = _rounds_report([1e-3] * 5, [5e-6] * 5, rng)
+    cur = _rounds_report([0.7e-3] * 5, [3.5e-6] * 5, rng)
+    assert gate(base, cur).verdict == "inconclusive"
+
+
+def test_a_clock_that_steps_mid_run_hits_both_sides_of_paired_rounds():
+    """ab: the machine slows down 40% from round 3 on, in the middle of the run, for both sides alike."""
+    from test_compare import process_medians
+
+    rng = np.random.default_rng(3)
+    machine = [1.0, 1.0, 1.0, 1.4, 1.4]
+    outcomes, unpaired = Counter(), Counter()
+    for _ in range(50):
+        base = _rounds_report(process_medians(rng, 5, 0.02, machine=machine), [5e-6] * 5, rng, "baseline")
+        cur = _rounds_report(process_medians(rng, 5, 0.02, machine=machine), [5e-6] * 5, rng, "current")
+        result = gate(base, cur)
+        assert result.pair.paired  # recognised from the sides and the rounds' seeds
+        outcomes[result.verdict] += 1
+        unpaired[gate(base, cur, paired=False).verdict] += 1
+    assert outcomes["regression"] == 0 and outcomes["pass"] >= 30, outcomes
+    # the same data as two independent runs: the step makes the rounds disagree, nothing can be said
+    assert unpaired["regression"] == 0 and unpaired["inconclusive"] >= 45, unpaired
+
+
+def test_noisy_rounds_state_what_they_could_have_detected():
+    from test_compare import process_medians
+
+    from benchbench.output.gate import markdown_summary, reason, terminal_text
+
+    rng = np.random.default_rng(4)
+    base = _rounds_report(process_medians(rng, 3, 0.15), [5e-6] * 3, rng, "baseline")
+    cur = _rounds_report(process_medians(rng, 3, 0.15, slowdown=0.05), [5e-6] * 3, rng, "current")
+    result = gate(base, cur)
+    (finding,) = result.findings
+    assert result.verdict == "inconclusive" and finding.cause == "noisy" and finding.row.mde > 0.20
+    text = reason(finding, result)
+    assert "can detect >= " in text and "add rounds (--rounds) or use a quieter machine" in text
+    assert "can detect" in markdown_summary(result) and "can detect >= " in terminal_text(result)
+    assert markdown_summary(result).startswith("### benchbench ab: ")  # paired rounds: an ab run
+
+
+def test_round_level_a_a_gate_false_regressions_stay_below_alpha_with_per_process_offsets():
+    """Stored reports of back-to-back runs: each round a process with its own 8% offset."""
+    from test_compare import process_medians
+
+    regressions = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        base = _rounds_report(process_medians(rng, 5, 0.08), [5e-6] * 5, rng)
+        cur = _rounds_report(process_medians(rng, 5, 0.08), [5e-6] * 5, rng)
+        regressions += gate(base, cur).verdict == "regression"
+    assert regressions <= 2  # at most 1%; the rule's own error rate at a 5% threshold is far smaller

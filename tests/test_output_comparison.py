@@ -5,7 +5,7 @@ import io
 import json
 from pathlib import Path
 
-from test_canary import A, slower
+from test_canary import slower
 from test_compare import make_report, result
 
 from benchbench.compare import compare
@@ -52,14 +52,23 @@ def test_environment_differences_are_listed_above_the_table():
     assert "2.00x faster" in text
 
 
-def test_drift_lines_name_a_slower_machine_and_a_run_that_drifted():
-    base = {"canary": {"start": A, "end": A}}
-    same = {"canary": {"start": slower(1.03), "end": slower(1.02)}}
-    assert drift_lines("a", base, [("b", same)]) == []
-    busy = {"canary": {"start": slower(1.96), "end": slower(1.9)}}
-    (line,) = drift_lines("a", base, [("b", busy)])
-    assert "1.96x as long in b than in a" in line
-    drifted = {"canary": {"start": A, "end": slower(1.5)}}
-    (line,) = drift_lines("a", base, [("c", drifted)])
-    assert line.startswith("c: the machine's speed changed during the run (canary 1.50x")
-    assert drift_lines("a", {}, [("b", {})]) == []  # reports without a canary: nothing to say
+def _with_canaries(report, factors):
+    report.rounds = [{"round": i, "seed": i, "canary": slower(f)} for i, f in enumerate(factors)]
+    return report
+
+
+def test_drift_lines_read_the_median_canary_over_rounds_and_name_a_slower_machine_or_a_drifting_run():
+    k = CaseKey.make("ops", "mm")
+
+    def lines(base_factors, other_factors):
+        a = _with_canaries(make_report([result(k, [1.0] * 6)]), base_factors)
+        b = _with_canaries(make_report([result(k, [1.0] * 6)]), other_factors)
+        return drift_lines(compare([a, b], ["a", "b"]))
+
+    assert lines([1, 1.01, 1], [1.03, 1.02, 1.0]) == []
+    assert lines([1, 1, 1, 1, 1], [1.02, 3.0, 1.01, 1.0, 1.0]) == []  # one preempted canary is ignored
+    (line,) = lines([1, 1, 1], [1.96, 1.95, 1.97])
+    assert "1.96x as long in b as in a" in line
+    (line,) = lines([1, 1, 1, 1, 1], [1.0, 1.0, 1.0, 1.5, 1.5])
+    assert line.startswith("b: the machine's own speed moved by 50% during the run")
+    assert drift_lines(compare([make_report([result(k, [1.0] * 6)])] * 2, ["a", "b"])) == []  # no canary

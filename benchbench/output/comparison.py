@@ -10,7 +10,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from benchbench.canary import DRIFT, run_canary, speed_ratio
+from benchbench import canary
 from benchbench.compare import (
     VERDICT_HELP,
     Change,
@@ -39,6 +39,28 @@ def fmt_ratio(change: Change | None) -> str:
     return f"{change.ratio:.3f} [{change.ci_low:.3f}, {change.ci_high:.3f}]"
 
 
+def fmt_mde(mde: float | None) -> str:
+    """A minimum detectable slowdown: 0.123 -> "12.3%"."""
+    if mde is None:
+        return "-"
+    if not math.isfinite(mde):
+        return "inf"
+    return f"{100 * mde:.1f}%" if mde < 1 else f"{mde + 1:.1f}x"
+
+
+def machine_text(machine: list[tuple[str, float]], base_name: str, name: str) -> str:
+    """The canary's reading of a pair, for a case whose verdict it voids."""
+    parts = []
+    for where, r in machine:
+        if where == "between":
+            how = f"{100 * (r - 1):.0f}% slower" if r > 1 else f"{100 * (1 / r - 1):.0f}% faster"
+            parts.append(f"the machine itself was {how} in {name} than in {base_name}")
+        else:
+            parts.append(f"the machine's own speed moved by {100 * (r - 1):.0f}% during {base_name if where == 'base' else name}")
+    return ("; ".join(parts) + " (canary: a fixed Python loop, median over rounds): the timings cannot tell the "
+            "code from the machine; measure both sides in one job (`benchbench ab`) or on a quiet machine")
+
+
 def fmt_pct(change: Change | None) -> str:
     if change is None:
         return "-"
@@ -59,6 +81,8 @@ def row_note(row: Row) -> str:
         if res is not None and not res.ok and res.reason:
             parts.append(f"{res.status} {side}: {res.reason}")
     parts += row.flags
+    if row.machine:
+        parts.append("machine speed changed")
     return "; ".join(parts)
 
 
@@ -80,6 +104,7 @@ def table_rows(comp: Comparison, pct: bool = False, max_note: int | None = 60) -
             out[pair.name] = fmt_median(row.other) if row else "-"
             out[("change" if pct else "ratio") + suffix] = (fmt_pct if pct else fmt_ratio)(row.change if row else None)
             out["verdict" + suffix] = row.verdict if row else "-"
+            out["can detect" + suffix] = fmt_mde(row.mde) if row else "-"
             if row and row_note(row):
                 notes.append(row_note(row))
         note = " | ".join(notes)
@@ -108,27 +133,33 @@ def env_lines(comp: Comparison) -> list[str]:
     timed = any(r.ok and r.timing_method != INSTRUCTIONS for rep in [comp.base] + [p.report for p in comp.pairs]
                 for r in rep.results)
     if timed:  # a busy or throttled machine does not change instruction counts
-        lines += drift_lines(comp.base_name, comp.base.environment, [(p.name, p.report.environment) for p in comp.pairs])
+        lines += drift_lines(comp)
     for name, rep in [(comp.base_name, comp.base)] + [(p.name, p.report) for p in comp.pairs]:
         if rep.partial:
             lines.append(f"{name} is a partial report (the run was interrupted)")
     return lines
 
 
-def drift_lines(base_name: str, base_env: dict[str, Any], others: list[tuple[str, dict[str, Any]]]) -> list[str]:
-    """Human lines about machine speed: within each run, and between the base and each other report."""
+def drift_lines(comp: Comparison) -> list[str]:
+    """Human lines about the machine's speed (the canary) within each run and between the base and each
+    other report; pairs measured round by round together (`ab`) share the machine and are not checked."""
     lines = []
-    for name, env in [(base_name, base_env), *others]:
-        r = speed_ratio(run_canary(env, "start"), run_canary(env, "end"))
-        if r is not None and abs(math.log(r)) > math.log1p(DRIFT):
-            lines.append(f"{name}: the machine's speed changed during the run (canary {r:.2f}x between start and "
-                         "end): results from this run are less reliable")
-    for name, env in others:
-        r = speed_ratio(run_canary(base_env, "start"), run_canary(env, "start"))
-        if r is not None and abs(math.log(r)) > math.log1p(DRIFT):
-            lines.append(f"machine speed: the canary ran {r:.2f}x as long in {name} than "
-                         f"in {base_name}: part of every ratio below is the machine, not the code "
-                         "(busy host, throttling); re-run on a quiet machine or use gate --rerun")
+    threshold = comp.criteria.threshold
+    seen = set()
+    for pair in comp.pairs:
+        if pair.paired:
+            continue
+        for name, rep in ((comp.base_name, comp.base), (pair.name, pair.report)):
+            r = canary.within_run(rep)
+            if name not in seen and r is not None and abs(math.log(r)) > math.log1p(threshold):
+                lines.append(f"{name}: the machine's own speed moved by {100 * (r - 1):.0f}% during the run "
+                             "(canary, slowest over fastest round): its timings are less reliable")
+            seen.add(name)
+        r = canary.between_runs(comp.base, pair.report)
+        if r is not None and abs(math.log(r)) > math.log1p(threshold):
+            lines.append(f"machine speed: the canary ran {r:.2f}x as long in {pair.name} as in {comp.base_name} "
+                         "(median over rounds): part of every ratio below is the machine, not the code (busy host, "
+                         "throttling); timing verdicts of this pair are not trusted")
     return lines
 
 
@@ -176,16 +207,18 @@ def comparison_text(comp: Comparison, fmt: str = "simple") -> str:
         out.append(("- " if md else "") + f"{pair.name}: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     c = comp.criteria
     out.append("")
-    out.append(f"ratio = median time {'/'.join(p.name for p in comp.pairs)} / {comp.base_name} with its "
-               f"{100 * c.level:g}% bootstrap interval; below 1 is faster. slower/faster: Mann-Whitney p < "
-               f"{c.alpha:g}, the interval beyond ±{100 * c.threshold:g}% and the change beyond the noise.")
+    out.append(f"ratio = time {'/'.join(p.name for p in comp.pairs)} / {comp.base_name} with its "
+               f"{100 * c.level:g}% interval from the rounds (t on the log of each round's fastest sample; paired by round for reports "
+               f"measured together); below 1 is faster. slower/faster: the interval beyond ±{100 * c.threshold:g}%. "
+               "One round per side (single-round): Mann-Whitney and a bootstrap on the samples. can detect: the "
+               f"slowdown this data would catch with {100 * c.power:g}% power.")
     return "\n".join(out)
 
 
 RECORD_FIELDS = ["suite", "benchmark", "params", "backend", "dtype", "mode", "base", "other", "base_status",
                  "other_status", "base_median_s", "base_iqr_s", "base_n", "other_median_s", "other_iqr_s", "other_n",
-                 "ratio", "ratio_ci_low", "ratio_ci_high", "ci_level", "p_value", "noise", "verdict", "statistical",
-                 "reasons", "flags"]
+                 "ratio", "ratio_ci_low", "ratio_ci_high", "ci_level", "p_value", "noise", "unit", "df", "mde",
+                 "machine", "verdict", "statistical", "reasons", "flags"]
 
 
 def comparison_records(comp: Comparison) -> list[dict[str, Any]]:
@@ -207,6 +240,8 @@ def comparison_records(comp: Comparison) -> list[dict[str, Any]]:
                 "ratio": ch.ratio if ch else None, "ratio_ci_low": ch.ci_low if ch else None,
                 "ratio_ci_high": ch.ci_high if ch else None, "ci_level": ch.level if ch else None,
                 "p_value": ch.p_value if ch else None, "noise": ch.noise if ch else None,
+                "unit": ch.unit if ch else None, "df": ch.df if ch else None, "mde": row.mde,
+                "machine": "; ".join(f"{w}:{r:.4g}" for w, r in row.machine),
                 "verdict": row.verdict, "statistical": row.statistical,
                 "reasons": "; ".join(row.reasons + row.env), "flags": ";".join(row.flags),
             })
@@ -228,7 +263,9 @@ def comparison_doc(comp: Comparison) -> dict[str, Any]:
     return {
         "base": comp.base_name,
         "others": [p.name for p in comp.pairs],
-        "criteria": {"threshold": c.threshold, "alpha": c.alpha, "ci_level": c.level, "n_boot": c.n_boot},
+        "criteria": {"threshold": c.threshold, "alpha": c.alpha, "ci_level": c.level, "n_boot": c.n_boot,
+                     "power": c.power},
+        "paired": {p.name: p.paired for p in comp.pairs},
         "environment_differences": {p.name: [{"key": k, "base": a, "other": b, "matters": m}
                                              for k, a, b, m in p.env_diff] for p in comp.pairs},
         "geomeans": {p.name: {(s if s is not None else "overall"): {"ratio": g.ratio, "speedup": g.speedup, "n": g.n}

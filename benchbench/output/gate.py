@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from tabulate import tabulate
@@ -13,9 +14,11 @@ from benchbench.output.comparison import (
     comparison_doc,
     comparison_text,
     env_lines,
+    fmt_mde,
     fmt_median,
     fmt_pct,
     geomean_lines,
+    machine_text,
     markdown_list,
 )
 from benchbench.report import report_fact
@@ -33,11 +36,29 @@ def headline(result: GateResult) -> str:
     return f"{result.verdict.upper()}: " + ", ".join(parts)
 
 
+def reason(f: Finding, result: GateResult) -> str:
+    """Why a case decided what it did, in words: the gate's reason, the machine's speed when the canary
+    moved, and what the data could have detected when it cannot tell."""
+    if f.cause == "machine":
+        return machine_text(f.row.machine, result.comparison.base_name, result.pair.name)
+    if f.cause == "noisy" and f.row.mde is not None:
+        return (f"{f.why}; can detect >= {fmt_mde(f.row.mde)} here: add rounds (--rounds) or use a quieter "
+                "machine")
+    return f.why
+
+
 def _policy_text(result: GateResult) -> str:
     p = result.policy
-    text = (f"A case regresses when it broke, or when it is slower with Mann-Whitney p < {p.alpha:g}, the "
-            f"{100 * (1 - p.alpha):g}% interval of the median ratio entirely above +{100 * p.threshold:g}%, and the "
-            "change larger than the noise in its samples.")
+    level = f"{100 * (1 - p.alpha):g}%"
+    if result.pair.paired:
+        unit = (f"the {level} t interval of the paired rounds' time ratios (each round by its fastest sample; both sides measured "
+                "back to back)")
+    else:
+        unit = f"the {level} Welch t interval of the time ratio, each round standing by its fastest sample"
+    text = (f"A case regresses when it broke, or when {unit} lies entirely above +{100 * p.threshold:g}% "
+            f"(one round per side: Mann-Whitney p < {p.alpha:g}, the bootstrap interval above the threshold and "
+            f"the change beyond the noise). \"can detect\": the slowdown this data would catch with "
+            f"{100 * p.criteria.power:g}% power.")
     if any(counts_instructions(f.row) for f in result.findings):
         text += (f" Instruction counts (Callgrind) regress beyond +{100 * p.instructions_tolerance:g}%, without a "
                  "significance test: they are exact up to interpreter jitter.")
@@ -59,13 +80,14 @@ def _report_desc(name: str, report: Any) -> str:
 MAX_MD_ROWS = 200  # a PR comment holds 65536 characters
 
 
-def _md_table(findings: list[Finding], base_name: str, name: str) -> str:
+def _md_table(findings: list[Finding], base_name: str, name: str, result: GateResult) -> str:
     more = len(findings) - MAX_MD_ROWS
     findings = findings[:MAX_MD_ROWS]
     rows = [{"": _ROW_ICON[f.outcome], "case": case_name(f.row.key), base_name: fmt_median(f.row.base),
              name: fmt_median(f.row.other), "change [CI]": fmt_pct(f.row.change),
              "p": f"{f.row.change.p_value:.2g}" if f.row.change and f.row.change.p_value is not None else "-",
-             "verdict": f.row.verdict, "why": f.why if f.outcome != "ok" else ""} for f in findings]
+             "can detect": fmt_mde(f.row.mde), "verdict": f.row.verdict,
+             "why": reason(f, result) if f.outcome != "ok" else ""} for f in findings]
     table = tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True)
     return table + (f"\n\n…and {more} more (the full table: `benchbench gate --json`)" if more > 0 else "")
 
@@ -73,16 +95,17 @@ def _md_table(findings: list[Finding], base_name: str, name: str) -> str:
 def markdown_summary(result: GateResult) -> str:
     """A PR-comment-sized Markdown summary: verdict first, then the cases that need a look."""
     comp, pair = result.comparison, result.pair
-    out = [f"### benchbench gate: {_ICON[result.verdict]} {headline(result)}", "",
+    title = "benchbench ab" if pair.paired else "benchbench gate"
+    out = [f"### {title}: {_ICON[result.verdict]} {headline(result)}", "",
            f"Baseline {_report_desc(comp.base_name, comp.base)} · current {_report_desc(pair.name, pair.report)}",
            ""]
     attention = [f for f in result.findings if f.outcome in ("regression", "inconclusive")]
     if attention:
-        out += [_md_table(attention, comp.base_name, pair.name), ""]
+        out += [_md_table(attention, comp.base_name, pair.name, result), ""]
     rest = [f for f in result.findings if f.outcome not in ("regression", "inconclusive")]
     if rest:
         out += [f"<details><summary>{len(rest)} other case{'s' if len(rest) != 1 else ''} (ok or ignored)</summary>",
-                "", _md_table(rest, comp.base_name, pair.name), "", "</details>", ""]
+                "", _md_table(rest, comp.base_name, pair.name, result), "", "</details>", ""]
     out += markdown_list(geomean_lines(pair, comp.base_name))
     env = env_lines(comp)
     if env:
@@ -96,7 +119,8 @@ def terminal_text(result: GateResult) -> str:
     out = [comparison_text(result.comparison), ""]
     decided = [f for f in result.findings if f.outcome in ("regression", "inconclusive")]
     if decided:
-        out.append(tabulate([{"": f.outcome, "case": f.row.key.label, "why": f.why} for f in decided],
+        out.append(tabulate([{"": f.outcome, "case": f.row.key.label, "can detect": fmt_mde(f.row.mde),
+                              "why": reason(f, result)} for f in decided],
                             headers="keys", tablefmt="simple", disable_numparse=True))
         out.append("")
     out.append(f"gate: {headline(result)} (exit {result.exit_code})")
@@ -108,6 +132,24 @@ def gate_json(result: GateResult) -> str:
     doc = comparison_doc(result.comparison)
     doc["gate"] = {"verdict": result.verdict, "exit_code": result.exit_code,
                    "threshold": result.policy.threshold, "alpha": result.policy.alpha,
+                   "power": result.policy.criteria.power, "paired": result.pair.paired,
                    "cases": [{"case": f.row.key.label, "key": f.row.key.to_dict(), "verdict": f.row.verdict,
-                              "outcome": f.outcome, "why": f.why} for f in result.findings]}
+                              "outcome": f.outcome, "why": reason(f, result), "cause": f.cause, "mde": f.row.mde,
+                              "machine": [{"where": w, "ratio": r} for w, r in f.row.machine]}
+                             for f in result.findings]}
     return json.dumps(doc, indent=1, default=str)
+
+
+def ab_sides_text(sides: list[Any]) -> str:
+    """What each side of an `ab` run differs by, one line per side."""
+    lines = []
+    for side in sides:
+        bits = []
+        if side.ref:
+            bits.append(f"ref {side.ref} (worktree {side.cwd})")
+        if side.python != sys.executable:
+            bits.append(f"python {side.python}")
+        if side.env:
+            bits.append("env " + " ".join(f"{k}={v}" for k, v in side.env))
+        lines.append(f"  {side.name}: " + (", ".join(bits) or "this interpreter, environment and tree"))
+    return "\n".join(lines)

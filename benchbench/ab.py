@@ -1,0 +1,223 @@
+"""A/B in one job: measure a baseline side and a current side alternately, round by round, and decide.
+
+A side is what a worker runs with: an interpreter (`python`), environment variables (`env`), and a
+source tree (`ref`: a git ref checked out into a temporary `git worktree`, put first on the side's
+PYTHONPATH, `src/` layouts included, with the worker started in it so that `python -m` does not put
+the current tree ahead of it). Both sides measure the same planned cases; a suite loaded from a
+file of the repository is loaded, on the baseline side, from the same place inside the worktree.
+
+`session.measure` runs round r of both sides back to back on the same shuffled order (ABBA across
+rounds), each in fresh workers, so the decision can pair the rounds: each current round against
+the baseline round with the same index. Whatever the machine does during a round hits both sides.
+With identical sides this is the machine's A/A calibration: the verdicts show what this runner can
+and cannot detect.
+
+`run_ab` is one Python call (a notebook can make it); `benchbench ab` parses arguments around it.
+The worktree is removed afterwards, also on errors and on interrupt (Ctrl-C, SIGTERM).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from benchbench.errors import UserError
+from benchbench.gate import GateResult, Policy, gate
+from benchbench.report import Report
+from benchbench.runner import Side
+
+CHECK_TIMEOUT_S = 300.0  # importing torch on a busy machine can take a while
+
+
+@dataclass(frozen=True)
+class SideSpec:
+    """What the user asks a side to differ by. Empty: the interpreter, environment and tree of this process."""
+
+    python: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    ref: str | None = None
+
+
+@dataclass
+class AbResult:
+    baseline: Report
+    current: Report
+    gate: GateResult
+    paths: dict[str, Path] = field(default_factory=dict)  # side name -> report file
+
+
+def parse_env(items: Sequence[str] | None, what: str) -> tuple[tuple[str, str], ...]:
+    """["KEY=VALUE", ...] -> (("KEY", "VALUE"), ...); a malformed item is a one-line error."""
+    out = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not key.replace("_", "a").isalnum():
+            raise UserError(f"{what} {item!r}: expected KEY=VALUE")
+        out.append((key, value))
+    return tuple(out)
+
+
+def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    except FileNotFoundError:
+        raise UserError("--baseline-ref needs git, which is not installed") from None
+
+
+def repo_root(cwd: Path | None = None) -> Path:
+    cwd = Path(cwd or Path.cwd())
+    proc = _git(["rev-parse", "--show-toplevel"], cwd)
+    if proc.returncode != 0:
+        raise UserError(f"--baseline-ref: {cwd} is not inside a git repository")
+    return Path(proc.stdout.strip()).resolve()
+
+
+@contextlib.contextmanager
+def source_tree(ref: str, root: Path) -> Iterator[Path]:
+    """A temporary `git worktree add --detach` of `ref`, removed (`git worktree remove --force`) on exit,
+    whatever the exit: an error, Ctrl-C or SIGTERM (turned into KeyboardInterrupt by the session)."""
+    if _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root).returncode != 0:
+        raise UserError(f"--baseline-ref {ref}: no such commit, branch or tag in {root} "
+                        "(in CI, check out with fetch-depth: 0)")
+    parent = Path(tempfile.mkdtemp(prefix="benchbench-ab-"))
+    tree = parent / "baseline"
+    try:
+        proc = _git(["worktree", "add", "--detach", str(tree), ref], root)
+        if proc.returncode != 0:
+            raise UserError(f"--baseline-ref {ref}: git worktree add failed: {proc.stderr.strip().splitlines()[-1:]}")
+        yield tree
+    finally:
+        if tree.exists():
+            _git(["worktree", "remove", "--force", str(tree)], root)
+        shutil.rmtree(parent, ignore_errors=True)
+        _git(["worktree", "prune"], root)
+
+
+def tree_pythonpath(tree: Path) -> tuple[str, ...]:
+    """What goes first on PYTHONPATH for a source tree: `src/` (a src layout) and the tree itself."""
+    src = tree / "src"
+    return (str(src), str(tree)) if src.is_dir() else (str(tree),)
+
+
+def tree_sources(suites: Sequence[Any], root: Path, tree: Path) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """Suites loaded from files of the repository, loaded on the baseline side from the worktree's copy
+    (when the baseline has that file; otherwise from where the plan found it)."""
+    out = []
+    for suite in suites:
+        path = suite.source.get("path")
+        if not path:
+            continue
+        try:
+            rel = Path(path).resolve().relative_to(root)
+        except ValueError:
+            continue  # outside the repository: the same file on both sides
+        if (tree / rel).is_file():
+            out.append((suite.name, (("path", str(tree / rel)),)))
+    return tuple(out)
+
+
+def check_side(side: Side, what: str) -> None:
+    """The side's interpreter must import benchbench and torch (as its workers will); else a one-line error."""
+    code = "import benchbench, torch"
+    env = {**os.environ, **side.worker_env()}
+    try:
+        proc = subprocess.run([side.python, "-c", code], env=env, cwd=side.cwd, capture_output=True, text=True,
+                              timeout=CHECK_TIMEOUT_S)
+    except FileNotFoundError:
+        raise UserError(f"{what} {side.python}: no such interpreter") from None
+    except PermissionError:
+        raise UserError(f"{what} {side.python}: not executable") from None
+    except subprocess.TimeoutExpired:
+        raise UserError(f"{what} {side.python}: `{code}` did not finish in {CHECK_TIMEOUT_S:g} s") from None
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        raise UserError(f"{what} {side.python} cannot import benchbench and torch "
+                        f"({lines[-1] if lines else f'exit {proc.returncode}'}); install both into that environment")
+
+
+def make_side(name: str, spec: SideSpec, tree: Path | None = None,
+              sources: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()) -> Side:
+    side = Side(name=name, env=spec.env, ref=spec.ref)
+    if spec.python:
+        side = replace(side, python=spec.python)
+    if tree is not None:
+        side = replace(side, pythonpath=tree_pythonpath(tree), cwd=str(tree), sources=sources)
+    return side
+
+
+@contextlib.contextmanager
+def _term_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt for the whole run (not only while measuring), so that the
+    worktree is removed whenever the job is stopped."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | None = None,
+           backends: Sequence[str] | None = None, profile: str = "default", rounds: int | None = None,
+           pattern: str | None = None, timeout: float | None = None, seed: int | None = None,
+           baseline: SideSpec = SideSpec(), current: SideSpec = SideSpec(), policy: Policy | None = None,
+           output: str | os.PathLike | None = None, label: str | None = None, progress: Any = None,
+           command: Sequence[str] | None = None, on_start: Any = None) -> AbResult:
+    """Measure both sides round by round and gate current against baseline on the paired rounds.
+
+    `output`: a folder for baseline.json and current.json (saved after every case; on interrupt they
+    are partial and `runner.Interrupted` names them). `on_start(session, sides)` is called once the
+    plan is made and both interpreters are checked, before the first worker starts.
+    """
+    from benchbench import session as sess
+
+    if current.ref:
+        raise UserError("the current side is this working tree; only the baseline takes a ref (--baseline-ref)")
+    command = list(command) if command is not None else ["benchbench", *sys.argv[1:]]
+    folder = Path(output) if output is not None else None
+    if folder is not None:
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"-o {folder}: not a folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"-o {folder}: cannot create: {exc.strerror or exc}") from None
+        if not os.access(folder, os.W_OK):
+            raise UserError(f"-o {folder}: not writable")
+    session = sess.prepare(suites, suite_paths, backends, profile, rounds, pattern, False, timeout, seed)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_term_interrupts())
+        tree = sources = None
+        if baseline.ref:
+            root = repo_root()
+            tree = stack.enter_context(source_tree(baseline.ref, root))
+            sources = tree_sources(session.suites, root, tree)
+        sides = [make_side("baseline", baseline, tree, sources or ()), make_side("current", current)]
+        check_side(sides[0], "--baseline-python" if baseline.python else "the baseline interpreter")
+        if current.python:
+            check_side(sides[1], "--current-python")
+        reports = [sess.new_report(session, label, command, side) for side in sides]
+        paths = {s.name: folder / f"{s.name}.json" for s in sides} if folder is not None else {}
+        if on_start:
+            on_start(session, sides)
+        sess.measure(session, [sess.Target(s, r, paths.get(s.name)) for s, r in zip(sides, reports, strict=True)],
+                     progress)
+    result = gate(reports[0], reports[1], policy or Policy(), ("baseline", "current"), paired=True)
+    return AbResult(reports[0], reports[1], result, paths)

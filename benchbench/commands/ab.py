@@ -1,0 +1,84 @@
+"""`benchbench ab`: measure a baseline and a current side alternately, round by round, and gate on the pair.
+
+Exit codes are the gate's: 0 pass, 1 regression, 3 inconclusive (2: bad input; 130: interrupted, both
+partial reports kept). With identical sides (`benchbench ab --suite X`) it is the machine's A/A
+calibration. The work is `benchbench.ab.run_ab`; this module parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchbench.measure import PROFILE_NAMES, PROFILES
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--suite", action="append", metavar="NAME", help="run this suite (repeatable; default: all)")
+    p.add_argument("--suite-path", action="append", metavar="FILE_OR_DIR",
+                   help="load your own suites from here (relative paths are found in the baseline's tree too)")
+    p.add_argument("--backend", action="append", metavar="NAME",
+                   help="cpu, cuda, mps or xpu (repeatable; default: every usable one)")
+    p.add_argument("--filter", metavar="REGEX", help="only cases whose label matches, e.g. 'matmul.*float32'")
+    p.add_argument("--profile", default="default", choices=PROFILE_NAMES,
+                   help="budget per case and number of rounds per side: "
+                   + ", ".join(f"{n} {p.rounds} rounds" for n, p in PROFILES.items()))
+    p.add_argument("--quick", dest="profile", action="store_const", const="quick", help="same as --profile quick")
+    p.add_argument("--full", dest="profile", action="store_const", const="full", help="same as --profile full")
+    p.add_argument("--rounds", type=int, metavar="N", help="rounds per side (default: the profile's)")
+    p.add_argument("--seed", type=int, help="seed of the rounds' shuffled case orders (default: random, recorded)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-case timeout (default: the profile's)")
+    p.add_argument("--label", help="a name for this run, stored in both reports")
+    p.add_argument("--baseline-ref", metavar="GITREF",
+                   help="measure the baseline on this commit of the repository around the current folder "
+                   "(a temporary git worktree, first on the baseline's PYTHONPATH)")
+    p.add_argument("--baseline-python", metavar="PATH", help="the baseline's interpreter (another venv, another torch)")
+    p.add_argument("--baseline-env", action="append", metavar="KEY=VALUE",
+                   help="an environment variable for the baseline's workers (repeatable)")
+    p.add_argument("--current-python", metavar="PATH", help="the current side's interpreter (default: this one)")
+    p.add_argument("--current-env", action="append", metavar="KEY=VALUE",
+                   help="an environment variable for the current side's workers (repeatable)")
+    p.add_argument("--output", "-o", metavar="DIR", help="write baseline.json and current.json here "
+                   "(default: reports/<UTC time>_<host>_ab[_<label>]/)")
+    p.add_argument("--fail-on", metavar="median:PCT",
+                   help="slowdown that counts as a regression, e.g. median:5%% (default: the rules file's, else 5%%)")
+    p.add_argument("--alpha", help="significance level (default: 0.05)")
+    p.add_argument("--rules", metavar="TOML", help="per-benchmark thresholds and ignores (as for gate)")
+    p.add_argument("--summary", metavar="PATH", help="write a Markdown summary here (also appended to "
+                   "$GITHUB_STEP_SUMMARY when that is set)")
+    p.add_argument("--json", action="store_true", help="print the comparison and verdict as JSON")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+
+
+def main(args: argparse.Namespace) -> int:
+    from benchbench.ab import SideSpec, parse_env, run_ab
+    from benchbench.commands.gate import write_summary
+    from benchbench.gate import load_policy
+    from benchbench.output.gate import ab_sides_text, gate_json, markdown_summary, terminal_text
+    from benchbench.progress import Progress
+    from benchbench.session import default_path
+
+    policy = load_policy(args.rules, args.fail_on, args.alpha)  # bad policy: fail before measuring
+    baseline = SideSpec(args.baseline_python, parse_env(args.baseline_env, "--baseline-env"), args.baseline_ref)
+    current = SideSpec(args.current_python, parse_env(args.current_env, "--current-env"))
+    output = args.output or default_path(f"ab_{args.label}" if args.label else "ab").with_suffix("")
+    err = sys.stderr
+
+    def on_start(session, sides) -> None:
+        if not args.quiet:
+            print(f"ab: {len(session.cases)} cases x {session.rounds} rounds per side, sides alternating "
+                  f"(profile {session.profile.name}); reports in {output}/", file=err)
+            print(ab_sides_text(sides), file=err)
+            print(file=err)
+
+    result = run_ab(args.suite, suite_paths=args.suite_path, backends=args.backend, profile=args.profile,
+                    rounds=args.rounds, pattern=args.filter, timeout=args.timeout, seed=args.seed,
+                    baseline=baseline, current=current, policy=policy, output=output, label=args.label,
+                    progress=Progress(quiet=args.quiet), command=["benchbench", *sys.argv[1:]], on_start=on_start)
+    gate_result = result.gate
+    print(gate_json(gate_result) if args.json else terminal_text(gate_result))
+    for name, path in result.paths.items():
+        print(f"{name} report: {path}", file=err)
+    for path in write_summary(markdown_summary(gate_result), args.summary):
+        print(f"summary written to {path}", file=err)
+    return gate_result.exit_code

@@ -1,0 +1,112 @@
+"""ab.py: sides (environment, interpreter, source tree from a git ref) and their checks, without measuring."""
+
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from benchbench.ab import (
+    SideSpec,
+    check_side,
+    make_side,
+    parse_env,
+    repo_root,
+    source_tree,
+    tree_pythonpath,
+    tree_sources,
+)
+from benchbench.errors import UserError
+from benchbench.runner import Side
+
+
+def git(cwd, *args):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path):
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q")
+    (root / "bench").mkdir()
+    (root / "bench" / "suite.py").write_text("VERSION = 1\n")
+    git(root, "add", ".")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    (root / "bench" / "suite.py").write_text("VERSION = 2\n")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two")
+    return root
+
+
+def worktrees(root):
+    return [line for line in git(root, "worktree", "list").splitlines() if line.strip()]
+
+
+def test_parse_env():
+    assert parse_env(["A=1", "B_2=x=y", "C="], "--baseline-env") == (("A", "1"), ("B_2", "x=y"), ("C", ""))
+    assert parse_env(None, "--x") == ()
+    for bad in ("A", "=1", "A B=1"):
+        with pytest.raises(UserError, match="expected KEY=VALUE"):
+            parse_env([bad], "--baseline-env")
+
+
+def test_source_tree_is_the_ref_and_is_removed_afterwards_even_on_errors(repo, monkeypatch):
+    monkeypatch.chdir(repo / "bench")
+    root = repo_root()
+    assert root == repo.resolve()
+    with source_tree("HEAD~1", root) as tree:
+        assert (tree / "bench" / "suite.py").read_text() == "VERSION = 1\n"
+        assert len(worktrees(repo)) == 2
+    assert not tree.exists() and len(worktrees(repo)) == 1
+    with pytest.raises(KeyboardInterrupt), source_tree("HEAD~1", root) as tree:
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM turned into it
+    assert not tree.parent.exists() and len(worktrees(repo)) == 1
+    with pytest.raises(UserError, match="--baseline-ref nope: no such commit"), source_tree("nope", root):
+        pass
+
+
+def test_repo_root_outside_git_is_a_user_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="not inside a git repository"):
+        repo_root()
+
+
+def test_tree_pythonpath_handles_src_layouts(tmp_path):
+    assert tree_pythonpath(tmp_path) == (str(tmp_path),)
+    (tmp_path / "src").mkdir()
+    assert tree_pythonpath(tmp_path) == (str(tmp_path / "src"), str(tmp_path))
+
+
+def test_suites_of_the_repository_load_from_the_worktree_on_the_baseline_side(tmp_path):
+    root, tree = tmp_path / "repo", tmp_path / "tree"
+    for base in (root, tree):
+        (base / "bench").mkdir(parents=True)
+        (base / "bench" / "mine.py").write_text("")
+    (root / "bench" / "new.py").write_text("")  # not in the baseline: loaded from the current tree
+    outside = tmp_path / "elsewhere.py"
+    outside.write_text("")
+    suites = [SimpleNamespace(name=n, source={"path": str(p)}) for n, p in
+              (("mine", root / "bench" / "mine.py"), ("new", root / "bench" / "new.py"), ("out", outside))]
+    suites.append(SimpleNamespace(name="tensor_ops", source={"module": "suites.tensor_ops"}))
+    assert tree_sources(suites, root, tree) == (("mine", (("path", str(tree / "bench" / "mine.py")),)),)
+    side = make_side("baseline", SideSpec(env=(("K", "v"),), ref="main"), tree, tree_sources(suites, root, tree))
+    assert side.cwd == str(tree) and side.pythonpath == (str(tree),) and side.ref == "main"
+    assert side.worker_env()["K"] == "v" and side.worker_env()["PYTHONPATH"].startswith(str(tree))
+    assert side.source_for(SimpleNamespace(name="mine", source={"path": "x"})) == {"path": str(tree / "bench" / "mine.py")}
+
+
+def test_a_baseline_interpreter_without_benchbench_or_torch_is_a_one_line_error(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\nexec {sys.executable} -c 'raise ModuleNotFoundError(\"No module named torch\")'\n")
+    fake.chmod(0o755)
+    with pytest.raises(UserError) as err:
+        check_side(Side(name="baseline", python=str(fake)), "--baseline-python")
+    assert str(err.value).startswith(f"--baseline-python {fake} cannot import benchbench and torch (")
+    assert "No module named torch" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(UserError, match="no such interpreter"):
+        check_side(Side(name="baseline", python=str(tmp_path / "nope")), "--baseline-python")
+
+
+def test_this_interpreter_passes_the_check():
+    check_side(Side(name="baseline", env=(("PYTHONPATH", str(Path(__file__).parent.parent)),)), "--baseline-python")
