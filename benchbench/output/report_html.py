@@ -152,13 +152,13 @@ def _checks(reports: Sequence[Report], names: Sequence[str]) -> str:
 
 
 def _mde_text(row: Row) -> str:
-    """The smallest change this row could have detected, when the comparison carries one."""
+    """The smallest slowdown this row could have detected (one-sided), when the comparison carries one."""
     mde = getattr(row, "mde", None)
     if mde is None:
         return ""
     value = getattr(mde, "relative", mde)
     if isinstance(value, (int, float)) and math.isfinite(value):
-        return f"±{100 * value:.1f}%"
+        return f"≥{100 * value:.1f}%"  # a slowdown: one-sided
     return str(mde)
 
 
