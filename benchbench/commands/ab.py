@@ -10,24 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchbench.measure import PROFILE_NAMES, PROFILES
+from benchbench.commands.gate import add_policy_arguments
+from benchbench.commands.run import add_case_arguments
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--suite", action="append", metavar="NAME", help="run this suite (repeatable; default: all)")
+    add_case_arguments(p, "rounds per side (default: the profile's)")
     p.add_argument("--suite-path", action="append", metavar="FILE_OR_DIR",
                    help="load your own suites from here (relative paths are found in the baseline's tree too)")
-    p.add_argument("--backend", action="append", metavar="NAME",
-                   help="cpu, cuda, mps or xpu (repeatable; default: every usable one)")
-    p.add_argument("--filter", metavar="REGEX", help="only cases whose label matches, e.g. 'matmul.*float32'")
-    p.add_argument("--profile", default="default", choices=PROFILE_NAMES,
-                   help="budget per case and number of rounds per side: "
-                   + ", ".join(f"{n} {p.rounds} rounds" for n, p in PROFILES.items()))
-    p.add_argument("--quick", dest="profile", action="store_const", const="quick", help="same as --profile quick")
-    p.add_argument("--full", dest="profile", action="store_const", const="full", help="same as --profile full")
-    p.add_argument("--rounds", type=int, metavar="N", help="rounds per side (default: the profile's)")
-    p.add_argument("--seed", type=int, help="seed of the rounds' shuffled case orders (default: random, recorded)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-case timeout (default: the profile's)")
     p.add_argument("--label", help="a name for this run, stored in both reports")
     p.add_argument("--baseline-ref", metavar="GITREF",
                    help="measure the baseline on this commit of the repository around the current folder "
@@ -40,13 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="an environment variable for the current side's workers (repeatable)")
     p.add_argument("--output", "-o", metavar="DIR", help="write baseline.json and current.json here "
                    "(default: reports/<UTC time>_<host>_ab[_<label>]/)")
-    p.add_argument("--fail-on", metavar="median:PCT",
-                   help="slowdown that counts as a regression, e.g. median:5%% (default: the rules file's, else 5%%)")
-    p.add_argument("--alpha", help="significance level (default: 0.05)")
-    p.add_argument("--rules", metavar="TOML", help="per-benchmark thresholds and ignores (as for gate)")
-    p.add_argument("--summary", metavar="PATH", help="write a Markdown summary here (also appended to "
-                   "$GITHUB_STEP_SUMMARY when that is set)")
-    p.add_argument("--json", action="store_true", help="print the comparison and verdict as JSON")
+    add_policy_arguments(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
 

@@ -20,18 +20,23 @@ from benchbench.errors import UserError
 from benchbench.report import write_atomic
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("current", metavar="CURRENT", help="the report to judge (benchbench or pytest-benchmark JSON)")
-    p.add_argument("--baseline", "-b", required=True, metavar="BASE", help="the report to compare against")
+def add_policy_arguments(p: argparse.ArgumentParser) -> None:
+    """How to decide and what to write: the options `gate` and `ab` share."""
     p.add_argument("--fail-on", metavar="median:PCT",
                    help="slowdown that counts as a regression, e.g. median:5%% (default: the rules file's, else 5%%)")
-    p.add_argument("--alpha", help="significance level of the Mann-Whitney test (default: 0.05)")
+    p.add_argument("--alpha", help="significance level (default: 0.05)")
     p.add_argument("--rules", metavar="TOML", help="per-benchmark thresholds and ignores (see benchbench.gate)")
     p.add_argument("--summary", metavar="PATH", help="write a Markdown summary here (it is also appended to "
                    "$GITHUB_STEP_SUMMARY when that is set)")
-    p.add_argument("--json", action="store_true", help="print the comparison as JSON instead of a table")
+    p.add_argument("--json", action="store_true", help="print the comparison and verdict as JSON")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("current", metavar="CURRENT", help="the report to judge (benchbench or pytest-benchmark JSON)")
+    p.add_argument("--baseline", "-b", required=True, metavar="BASE", help="the report to compare against")
+    add_policy_arguments(p)
     p.add_argument("--rerun", action="store_true",
-                   help="re-measure suspected regressions with a larger budget before deciding")
+                   help="measure suspected regressions in more rounds, added to CURRENT's, before deciding")
     p.add_argument("--suite-path", action="append", metavar="FILE_OR_DIR",
                    help="where CURRENT's own suites live (needed by --rerun for suites that are not built in)")
     p.add_argument("--quiet", "-q", action="store_true", help="no re-run progress")

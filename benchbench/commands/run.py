@@ -15,7 +15,8 @@ from benchbench.measure import PROFILE_NAMES, PROFILES
 from benchbench.session import default_path, select_backends  # noqa: F401 - used by other commands
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_case_arguments(p: argparse.ArgumentParser, rounds_help: str) -> None:
+    """What to measure and how much: the options `run` and `ab` share."""
     p.add_argument("--suite", action="append", metavar="NAME", help="run this suite (repeatable; default: all)")
     p.add_argument("--backend", action="append", metavar="NAME",
                    help="cpu, cuda, mps or xpu (repeatable; default: every usable one)")
@@ -25,15 +26,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    + ", ".join(f"{n} {p.rounds} rounds" for n, p in PROFILES.items()))
     p.add_argument("--quick", dest="profile", action="store_const", const="quick", help="same as --profile quick")
     p.add_argument("--full", dest="profile", action="store_const", const="full", help="same as --profile full")
-    p.add_argument("--rounds", type=int, metavar="N",
-                   help="measure every case in N rounds, each a fresh worker process (default: the profile's)")
+    p.add_argument("--rounds", type=int, metavar="N", help=rounds_help)
     p.add_argument("--seed", type=int, help="seed of the rounds' shuffled case orders (default: random, recorded)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-case timeout (default: the profile's)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_case_arguments(p, "measure every case in N rounds, each a fresh worker process (default: the profile's)")
     p.add_argument("--overview", action="store_true",
                    help="a few representative cases of every suite, quick budgets (what plain `benchbench` runs)")
     p.add_argument("--label", help="a name for this run (machine, branch, ...), stored in the report")
     p.add_argument("--output", "-o", metavar="PATH", help="report file (default: reports/<time>_<host>_<label>.json)")
     p.add_argument("--suite-path", action="append", metavar="FILE_OR_DIR", help="load your own suites from here")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-case timeout (default: the profile's)")
     p.add_argument("--metric", choices=("time", "instructions"), default="time",
                    help="what to measure per call: wall time (default), or CPU instructions counted under "
                         "Valgrind's Callgrind (CPU cases only; needs valgrind installed)")
