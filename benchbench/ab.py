@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from benchbench.errors import UserError
-from benchbench.gate import GateResult, Policy, gate
+from benchbench.gate import EXIT_CODES, GateResult, Policy, gate
+from benchbench.instructions import Disagreement, disagreements
 from benchbench.report import Report
 from benchbench.runner import Side
 
@@ -46,12 +47,35 @@ class SideSpec:
     ref: str | None = None
 
 
+METRICS = ("time", "instructions")
+
+
 @dataclass
 class AbResult:
+    """Both sides' reports of one metric and the gate's verdict on them. With both metrics, this is the
+    time part and `instructions` the counts' part, and `disagreements` the cases where they differ."""
+
     baseline: Report
     current: Report
     gate: GateResult
     paths: dict[str, Path] = field(default_factory=dict)  # side name -> report file
+    metric: str = "time"
+    instructions: AbResult | None = None
+    disagreements: list[Disagreement] = field(default_factory=list)
+
+    @property
+    def parts(self) -> list[AbResult]:
+        return [self, *([self.instructions] if self.instructions is not None else [])]
+
+    @property
+    def verdict(self) -> str:
+        """The worse of the parts' verdicts: regression, then inconclusive, then pass."""
+        verdicts = {p.gate.verdict for p in self.parts}
+        return next(v for v in ("regression", "inconclusive", "pass") if v in verdicts or v == "pass")
+
+    @property
+    def exit_code(self) -> int:
+        return int(EXIT_CODES[self.verdict])
 
 
 def parse_env(items: Sequence[str] | None, what: str) -> tuple[tuple[str, str], ...]:
@@ -174,22 +198,51 @@ def _term_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def check_metrics(metrics: Sequence[str] | None) -> tuple[str, ...]:
+    """The metrics to measure, time first; an unknown one is a one-line error."""
+    wanted = list(dict.fromkeys(metrics or ["time"]))
+    unknown = [m for m in wanted if m not in METRICS]
+    if unknown:
+        raise UserError(f"unknown metric {unknown[0]!r} (known: {', '.join(METRICS)})")
+    return tuple(m for m in METRICS if m in wanted)
+
+
+def counting_session(session: Any, rounds: int | None = None) -> Any:
+    """The session's cases counted under Callgrind: CPU cases only, one round (a count does not move
+    between processes the way a time does: one Valgrind worker per side is enough) unless asked."""
+    from benchbench import callgrind
+
+    return replace(session, metric="instructions", cases=callgrind.plan(session.cases), rounds=rounds or 1)
+
+
 def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | None = None,
            backends: Sequence[str] | None = None, profile: str = "default", rounds: int | None = None,
            pattern: str | None = None, timeout: float | None = None, seed: int | None = None,
            baseline: SideSpec = SideSpec(), current: SideSpec = SideSpec(), policy: Policy | None = None,
            output: str | os.PathLike | None = None, label: str | None = None, progress: Any = None,
-           command: Sequence[str] | None = None, on_start: Any = None) -> AbResult:
+           command: Sequence[str] | None = None, on_start: Any = None,
+           metrics: Sequence[str] = ("time",)) -> AbResult:
     """Measure both sides round by round and gate current against baseline on the paired rounds.
 
     `output`: a folder for baseline.json and current.json (saved after every case; on interrupt they
     are partial and `runner.Interrupted` names them). `on_start(session, sides)` is called once the
-    plan is made and both interpreters are checked, before the first worker starts.
+    plan is made and both interpreters are checked, before the first worker starts (once per metric).
+
+    `metrics`: "time" (rounds of fresh workers per side), "instructions" (counted under Callgrind, one
+    worker per side and one round unless `rounds` says otherwise: an exact count needs no rounds), or
+    both: then the time reports are baseline.json and current.json, the counts'
+    baseline-instructions.json and current-instructions.json, and the result names the cases where the
+    two metrics disagree (instructions up but time flat, or time up with instructions flat).
     """
     from benchbench import session as sess
 
+    metrics = check_metrics(metrics)
     if current.ref:
         raise UserError("the current side is this working tree; only the baseline takes a ref (--baseline-ref)")
+    if "instructions" in metrics:  # before anything slow: no Valgrind, no run
+        from benchbench import callgrind
+
+        callgrind.require()
     command = list(command) if command is not None else ["benchbench", *sys.argv[1:]]
     folder = Path(output) if output is not None else None
     if folder is not None:
@@ -202,6 +255,8 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
         if not os.access(folder, os.W_OK):
             raise UserError(f"-o {folder}: not writable")
     session = sess.prepare(suites, suite_paths, backends, profile, rounds, pattern, False, timeout, seed)
+    sessions = [session if m == "time" else counting_session(session, rounds) for m in metrics]
+    results: list[AbResult] = []
     with contextlib.ExitStack() as stack:
         stack.enter_context(_term_interrupts())
         tree = sources = None
@@ -213,11 +268,19 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
         check_side(sides[0], "--baseline-python" if baseline.python else "the baseline interpreter")
         if current.python:
             check_side(sides[1], "--current-python")
-        reports = [sess.new_report(session, label, command, side) for side in sides]
-        paths = {s.name: folder / f"{s.name}.json" for s in sides} if folder is not None else {}
-        if on_start:
-            on_start(session, sides)
-        sess.measure(session, [sess.Target(s, r, paths.get(s.name)) for s, r in zip(sides, reports, strict=True)],
-                     progress)
-    result = gate(reports[0], reports[1], policy or Policy(), ("baseline", "current"), paired=True)
-    return AbResult(reports[0], reports[1], result, paths)
+        for metric, part in zip(metrics, sessions, strict=True):
+            suffix = "-instructions" if metric == "instructions" and len(metrics) > 1 else ""
+            reports = [sess.new_report(part, label, command, side) for side in sides]
+            paths = {s.name: folder / f"{s.name}{suffix}.json" for s in sides} if folder is not None else {}
+            if on_start:
+                on_start(part, sides)
+            # the canary times the machine: nothing a count depends on
+            sess.measure(part, [sess.Target(s, r, paths.get(s.name)) for s, r in zip(sides, reports, strict=True)],
+                         progress, canary=metric == "time")
+            result = gate(reports[0], reports[1], policy or Policy(), ("baseline", "current"), paired=True)
+            results.append(AbResult(reports[0], reports[1], result, paths, metric))
+    first = results[0]
+    if len(results) > 1:
+        first.instructions = results[1]
+        first.disagreements = disagreements(first.gate.pair.rows, results[1].gate.pair.rows)
+    return first

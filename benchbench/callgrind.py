@@ -17,6 +17,7 @@ Valgrind is an optional system dependency; `valgrind_status()` says whether it i
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import platform
 import re
@@ -41,7 +42,8 @@ INSTALL_HINT = ("install Valgrind: `apt-get install valgrind` (Debian/Ubuntu) or
 TOP_FUNCTIONS = 15
 TARGET_INSTRUCTIONS = 2e7  # per region of n calls: long against the toggles' cost, short under Valgrind
 CALL_LADDER = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
-REPEATS = 3
+REPEATS = 5
+WARMUP_REGIONS = 3  # uncounted regions of n calls before the counted ones
 # Under Callgrind the worker runs single-threaded: an OpenMP pool's spin-waits would add instructions
 # that depend on scheduling, not on the code. A fixed hash seed makes CPython's dict and set probes,
 # and so their instructions, the same in every run. glibc's malloc costs depend on the heap's state
@@ -254,6 +256,18 @@ def breakdown(base: Profile, bigger: Profile, calls: int, n: int = TOP_FUNCTIONS
 
 
 # --- measuring in the worker ----------------------------------------------------------------------------
+def read_total(path: str | os.PathLike) -> int:
+    """The total Ir of a Callgrind dump from its `totals:`/`summary:` line, without parsing every function."""
+    events: list[str] = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith("events:"):
+                events = line.split(":", 1)[1].split()
+            elif line.startswith(("totals:", "summary:")) and events and "Ir" in events:
+                return int(line.split(":", 1)[1].split()[events.index("Ir")])
+    return parse_file(path).total  # no header total: sum the cost lines
+
+
 class Collector:
     """Runs toggled regions in a worker started under Callgrind and reads their dumps.
 
@@ -264,7 +278,8 @@ class Collector:
 
     def __init__(self, out_file: str | os.PathLike, toggle: Callable[[], None] | None = None,
                  toggle_and_dump: Callable[[], None] | None = None, repeats: int = REPEATS,
-                 target: float = TARGET_INSTRUCTIONS, keep_dir: str | os.PathLike | None = None) -> None:
+                 target: float = TARGET_INSTRUCTIONS, keep_dir: str | os.PathLike | None = None,
+                 warmup_regions: int = WARMUP_REGIONS) -> None:
         self.out_file = Path(out_file)
         self.keep_dir = Path(keep_dir) if keep_dir else None
         if toggle is None or toggle_and_dump is None:
@@ -277,32 +292,39 @@ class Collector:
         self._toggle_and_dump = toggle_and_dump
         self.repeats = repeats
         self.target = target
+        self.warmup_regions = warmup_regions
 
     def _dumps(self) -> set[Path]:
         return set(self.out_file.parent.glob(self.out_file.name + ".*"))
 
-    def region(self, fn: Callable[[], Any], calls: int) -> Profile:
-        """Collection on around `calls` calls of fn (GC paused, as when timing), then the dump, parsed."""
-        before = self._dumps()
-        loop = range(calls)
+    def _loop(self, fn: Callable[[], Any], calls: int, count: bool) -> None:
+        """`calls` calls of fn with GC paused (as when timing), counted or not: the same code either way."""
+        loop = itertools.repeat(None, calls)
+        toggle, toggle_and_dump = (self._toggle, self._toggle_and_dump) if count else (_nothing, _nothing)
         enabled = gc.isenabled()
         gc.collect()
         gc.disable()
         try:
-            self._toggle()
+            toggle()
             for _ in loop:
                 fn()
-            self._toggle_and_dump()
+            toggle_and_dump()
         finally:
             if enabled:
                 gc.enable()
+
+    def region(self, fn: Callable[[], Any], calls: int, full: bool = True) -> Profile:
+        """Collection on around `calls` calls of fn, then the dump: parsed per function (`full`), or
+        only its total (a Profile without functions)."""
+        before = self._dumps()
+        self._loop(fn, calls, count=True)
         new = sorted(self._dumps() - before, key=lambda p: (len(p.name), p.name))
         if not new:
             raise RuntimeError(f"no Callgrind dump appeared next to {self.out_file}: is the worker running under "
                                "`valgrind --tool=callgrind`?")
         path = new[-1]
         try:
-            return parse_file(path)
+            return parse_file(path) if full else Profile(total=read_total(path))
         finally:
             if self.keep_dir is not None:
                 self.keep_dir.mkdir(parents=True, exist_ok=True)
@@ -310,12 +332,9 @@ class Collector:
             else:
                 path.unlink(missing_ok=True)
 
-    def per_call(self, fn: Callable[[], Any], calls: int) -> tuple[float, Profile, Profile]:
-        one, two = self.region(fn, calls), self.region(fn, 2 * calls)
-        return (two.total - one.total) / calls, one, two
-
     def measure(self, fn: Callable[[], Any], on_phase: Callable[[str], None] | None = None) -> tuple[Any, dict]:
-        """Instructions per call: `repeats` measurements of (Ir(2n calls) - Ir(n calls)) / n.
+        """Instructions per call: `repeats` regions of n calls each, after `warmup_regions` uncounted ones;
+        each sample is (Ir(n calls) - Ir(no call)) / n.
 
         Returns a Measurement (samples in instructions per call) and the metrics to store with it.
         """
@@ -324,31 +343,36 @@ class Collector:
         phase = on_phase or (lambda _p: None)
         t0 = time.perf_counter()
         phase("calibrate")
-        first = self.region(fn, 1)  # also warms up: caches, lazy initialisation, the allocator
+        first = self.region(fn, 1, full=False)
         calls = pick_calls(first.total, self.target)
-        for _ in range(calls):
-            fn()
+        for _ in range(self.warmup_regions):  # caches, lazy initialisation and allocator pools settle
+            self._loop(fn, calls, count=False)
         warmup_s = time.perf_counter() - t0
         phase("count")
-        samples, overheads = [], []
-        one = two = first
-        for _ in range(self.repeats):
-            value, one, two = self.per_call(fn, calls)
-            samples.append(value)
-            overheads.append(one.total - calls * value)
+        empty = self.region(fn, 0)  # the toggles and the loop's set-up, without a call
+        samples = []
+        last = empty
+        for i in range(self.repeats):
+            last = self.region(fn, calls, full=i == self.repeats - 1)
+            samples.append((last.total - empty.total) / calls)
         metrics = {
             "instructions": {
                 "calls_per_region": calls,
-                "regions": 2 * self.repeats,
-                "toggle_overhead": round(sorted(overheads)[len(overheads) // 2]),
-                "top_functions": breakdown(one, two, calls),
+                "regions": self.repeats,
+                "warmup_calls": 1 + self.warmup_regions * calls,
+                "toggle_overhead": empty.total,
+                "top_functions": breakdown(empty, last, calls),
                 "threads": _threads(),
             },
             "stopped": "repeats",
         }
-        m = Measurement(samples=samples, loops=calls, warmup_calls=1 + calls, warmup_s=warmup_s, overhead_s=0.0,
-                        stopped="repeats")
+        m = Measurement(samples=samples, loops=calls, warmup_calls=1 + self.warmup_regions * calls,
+                        warmup_s=warmup_s, overhead_s=0.0, stopped="repeats")
         return m, metrics
+
+
+def _nothing() -> None:
+    pass
 
 
 def pick_calls(first_call_instructions: float, target: float = TARGET_INSTRUCTIONS,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from benchbench.errors import UserError
 
@@ -91,38 +91,46 @@ def _direction(verdict: str | None) -> str | None:
     return {"slower": UP, "faster": DOWN, "same": FLAT}.get(verdict or "")
 
 
+@dataclass(frozen=True)
+class Disagreement:
+    """The time and the instruction count of one case moving differently: each direction is up, down or
+    flat (compare's slower, faster, same), with the ratios (current / baseline) when known."""
+
+    time: str
+    instructions: str
+    time_ratio: float | None = None
+    instructions_ratio: float | None = None
+    key: CaseKey | None = None
+
+    @property
+    def kind(self) -> str:
+        """instructions-only: more (or less) CPU work without a measurable change in time (cheap work, or
+        within timing noise). time-only: the time moved where counts cannot see (memory bandwidth,
+        caches, other threads, the GPU, the machine). opposite: they move in opposite directions."""
+        if self.time == FLAT:
+            return "instructions-only"
+        if self.instructions == FLAT:
+            return "time-only"
+        return "opposite"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"case": self.key.label if self.key is not None else None, "kind": self.kind, "time": self.time,
+                "instructions": self.instructions, "time_ratio": self.time_ratio,
+                "instructions_ratio": self.instructions_ratio}
+
+
 def disagreement(time_verdict: str | None, instructions_verdict: str | None,
-                 time_ratio: float | None = None, instructions_ratio: float | None = None) -> str | None:
-    """A sentence when the time and the instruction count of one case tell different stories, else None.
+                 time_ratio: float | None = None, instructions_ratio: float | None = None,
+                 key: CaseKey | None = None) -> Disagreement | None:
+    """Where the time and the instruction count of one case tell different stories, else None.
 
     Verdicts are compare's (slower / faster / same / noisy / ...). Only decided verdicts count: a noisy
-    time says nothing, so it cannot disagree. Instructions up while time stays flat: the extra work is
-    cheap or hidden in timing noise, and may still matter elsewhere. Time up while instructions stay
-    flat: the cost is where instruction counts cannot see (memory bandwidth, caches, other threads, the
-    GPU, or the machine).
+    time says nothing, so it cannot disagree.
     """
     t, i = _direction(time_verdict), _direction(instructions_verdict)
     if t is None or i is None or t == i:
         return None
-
-    def pct(r: float | None) -> str:
-        return f" ({100 * (r - 1):+.1f}%)" if r is not None else ""
-
-    tw, iw = f"time {'up' if t == UP else 'down' if t == DOWN else 'flat'}{pct(time_ratio)}", \
-        f"instructions {'up' if i == UP else 'down' if i == DOWN else 'flat'}{pct(instructions_ratio)}"
-    if t == FLAT:
-        return (f"{iw} but {tw}: the CPU does {'more' if i == UP else 'less'} work per call without a "
-                "measurable change in time here (cheap work, or within timing noise); check before trusting either")
-    if i == FLAT:
-        return (f"{tw} but {iw}: the change is where instruction counts cannot see (memory bandwidth, caches, "
-                "other threads, GPU work) or in the machine, not in the code's CPU work")
-    return f"{tw} but {iw}: they move in opposite directions; look at both before trusting either"
-
-
-@dataclass(frozen=True)
-class Disagreement:
-    key: CaseKey
-    text: str
+    return Disagreement(t, i, time_ratio, instructions_ratio, key)
 
 
 def disagreements(time_rows: Sequence[Row], instruction_rows: Sequence[Row]) -> list[Disagreement]:
@@ -133,8 +141,8 @@ def disagreements(time_rows: Sequence[Row], instruction_rows: Sequence[Row]) -> 
         i = by_key.get(t.key)
         if i is None:
             continue
-        text = disagreement(t.verdict, i.verdict, t.change.ratio if t.change else None,
-                            i.change.ratio if i.change else None)
-        if text:
-            out.append(Disagreement(t.key, text))
+        found = disagreement(t.verdict, i.verdict, t.change.ratio if t.change else None,
+                             i.change.ratio if i.change else None, t.key)
+        if found:
+            out.append(found)
     return out

@@ -110,3 +110,76 @@ def test_a_baseline_interpreter_without_benchbench_or_torch_is_a_one_line_error(
 
 def test_this_interpreter_passes_the_check():
     check_side(Side(name="baseline", env=(("PYTHONPATH", str(Path(__file__).parent.parent)),)), "--baseline-python")
+
+
+# --- metrics: time, instruction counts, or both ------------------------------------------------------------
+def test_check_metrics_orders_time_first_and_rejects_unknown_ones():
+    from benchbench.ab import check_metrics
+
+    assert check_metrics(None) == ("time",)
+    assert check_metrics(["instructions", "time", "instructions"]) == ("time", "instructions")
+    with pytest.raises(UserError, match="unknown metric 'cycles'"):
+        check_metrics(["cycles"])
+
+
+def fake_measure(calls, counts, times):
+    """Stands in for session.measure: fills each side's report with counts (instructions) or times."""
+    from benchbench.report import Result
+
+    def measure(session, targets, progress=None, rounds=None, canary=True, on_result=None):
+        calls.append((session.metric, session.rounds, canary, [t.path.name for t in targets]))
+        values = counts if session.metric == "instructions" else times
+        method = "callgrind-instructions" if session.metric == "instructions" else "perf_counter"
+        for t in targets:
+            t.report.results = [Result(key=c.key, status="ok", samples=values[t.side.name], timing_method=method,
+                                       definition_hash="h") for c in session.cases]
+        return [t.report for t in targets]
+    return measure
+
+
+def test_ab_with_both_metrics_gates_on_each_and_names_the_disagreement(monkeypatch, tmp_path):
+    from benchbench import callgrind, session
+    from benchbench.ab import run_ab
+
+    monkeypatch.setattr(callgrind, "valgrind_status", lambda: callgrind.ValgrindStatus(True, "/usr/bin/valgrind", "3"))
+    calls = []
+    counts = {"baseline": [1000.0, 1000.0, 1001.0], "current": [1020.0, 1020.0, 1021.0]}  # +2% instructions
+    times = {"baseline": [1e-3] * 30, "current": [1e-3] * 30}  # time flat
+    monkeypatch.setattr(session, "measure", fake_measure(calls, counts, times))
+    result = run_ab(["tensor_ops"], backends=["cpu"], pattern="dispatch_overhead", profile="quick",
+                    metrics=["instructions", "time"], output=tmp_path / "ab", command=["benchbench", "ab"])
+    assert [c[:3] for c in calls] == [("time", session.get_profile("quick").rounds, True), ("instructions", 1, False)]
+    assert calls[0][3] == ["baseline.json", "current.json"]
+    assert calls[1][3] == ["baseline-instructions.json", "current-instructions.json"]
+    assert result.metric == "time" and result.instructions.metric == "instructions"
+    assert result.gate.verdict == "pass" and result.instructions.gate.verdict == "regression"
+    assert result.verdict == "regression" and result.exit_code == 1
+    (d,) = result.disagreements
+    assert (d.kind, d.time, d.instructions) == ("instructions-only", "flat", "up")
+    assert d.instructions_ratio == pytest.approx(1.02)
+
+
+def test_ab_instructions_only_is_one_round_in_one_valgrind_worker_per_side(monkeypatch, tmp_path):
+    from benchbench import callgrind, session
+    from benchbench.ab import run_ab
+    from benchbench.output.gate import ab_json, ab_text
+
+    monkeypatch.setattr(callgrind, "valgrind_status", lambda: callgrind.ValgrindStatus(True, "/usr/bin/valgrind", "3"))
+    calls = []
+    same = {"baseline": [1000.0, 1000.0], "current": [1001.0, 1000.0]}
+    monkeypatch.setattr(session, "measure", fake_measure(calls, same, {}))
+    result = run_ab(["tensor_ops"], backends=["cpu"], pattern="dispatch_overhead", metrics=["instructions"],
+                    output=tmp_path / "ab", command=["benchbench", "ab"])
+    assert [c[:3] for c in calls] == [("instructions", 1, False)] and calls[0][3] == ["baseline.json", "current.json"]
+    assert result.parts == [result] and result.verdict == "pass" and result.disagreements == []
+    assert "ab:" not in ab_text(result) and '"gate"' in ab_json(result)  # one metric: the gate's own output
+
+
+def test_ab_with_instructions_but_no_valgrind_stops_before_measuring(monkeypatch, tmp_path):
+    from benchbench import callgrind, session
+    from benchbench.ab import run_ab
+
+    monkeypatch.setattr(callgrind, "valgrind_status", lambda: callgrind.ValgrindStatus(False, reason="not installed"))
+    monkeypatch.setattr(session, "prepare", lambda *a, **k: pytest.fail("planned without Valgrind"))
+    with pytest.raises(UserError, match="needs Valgrind.*apt-get install valgrind"):
+        run_ab(["tensor_ops"], metrics=["time", "instructions"], output=tmp_path / "ab")

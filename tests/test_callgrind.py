@@ -128,25 +128,37 @@ class FakeCallgrind:
 
 def test_collector_counts_instructions_per_call_without_the_toggle_overhead(tmp_path):
     fake = FakeCallgrind(tmp_path / "callgrind.out", per_call=8300)
-    collector = cg.Collector(fake.out_file, fake.toggle, fake.toggle_and_dump, repeats=3, target=2e7)
+    uncounted = []
+    fn = lambda: fake.fn() if fake.on else uncounted.append(1)  # noqa: E731
+    collector = cg.Collector(fake.out_file, fake.toggle, fake.toggle_and_dump, repeats=3, target=2e7,
+                             warmup_regions=2)
     phases = []
-    m, metrics = collector.measure(fake.fn, on_phase=phases.append)
+    m, metrics = collector.measure(fn, on_phase=phases.append)
     assert m.samples == [8300.0, 8300.0, 8300.0]
     calls = cg.pick_calls(5000 + 8300, 2e7)
     assert m.loops == calls and m.stopped == "repeats"
+    assert len(uncounted) == 2 * calls and m.warmup_calls == 1 + 2 * calls  # warmed up, uncounted, before counting
     info = metrics["instructions"]
-    assert info["calls_per_region"] == calls and info["regions"] == 6 and info["toggle_overhead"] == 5000
+    assert info["calls_per_region"] == calls and info["regions"] == 3 and info["toggle_overhead"] == 5000
     assert info["top_functions"][0]["function"] == "fn" and info["top_functions"][0]["self"] == 8300.0
     assert phases == ["calibrate", "count"]
-    assert fake.toggles == ["on", "off+dump"] * 7  # calibration + 3 x (n, 2n)
+    assert fake.toggles == ["on", "off+dump"] * 5  # calibration, the empty region, 3 counted regions
     assert list(tmp_path.iterdir()) == []  # every dump read and removed
 
 
 def test_collector_keeps_jitter_in_the_samples(tmp_path):
-    fake = FakeCallgrind(tmp_path / "cg.out", per_call=1000, jitter=lambda i: 50 if i == 3 else 0)
-    m, _ = cg.Collector(fake.out_file, fake.toggle, fake.toggle_and_dump, repeats=2, target=1e4).measure(fake.fn)
+    # dumps: 1 calibration, 2 the empty region, 3.. the counted regions
+    fake = FakeCallgrind(tmp_path / "cg.out", per_call=1000, jitter=lambda i: 50 if i == 4 else 0)
+    m, _ = cg.Collector(fake.out_file, fake.toggle, fake.toggle_and_dump, repeats=3, target=1e4).measure(fake.fn)
     calls = m.loops
-    assert m.samples == [1000 + 50 / calls, 1000.0]
+    assert m.samples == [1000.0, 1000 + 50 / calls, 1000.0]
+
+
+def test_read_total_takes_the_header_and_falls_back_to_the_cost_lines(tmp_path):
+    assert cg.read_total(GOLDEN) == 900
+    bare = tmp_path / "bare.out"
+    bare.write_text("events: Ir\nfn=(1) f\n1 40\n2 2\n")
+    assert cg.read_total(bare) == 42
 
 
 def test_collector_without_a_dump_says_it_is_not_under_callgrind(tmp_path):
@@ -266,7 +278,7 @@ def test_collector_can_keep_the_dumps_for_callgrind_annotate(tmp_path):
     m, _ = cg.Collector(fake.out_file, fake.toggle, fake.toggle_and_dump, repeats=1, target=1e4,
                         keep_dir=keep).measure(fake.fn)
     kept = sorted(p.name for p in keep.iterdir())
-    assert len(kept) == 3 and f"cg.out.2.n{m.loops}" in kept and f"cg.out.3.n{2 * m.loops}" in kept
+    assert kept == ["cg.out.1.n1", "cg.out.2.n0", f"cg.out.3.n{m.loops}"]  # calibration, empty, counted
     assert cg.collector_from_env({cg.OUT_ENV: str(fake.out_file), cg.KEEP_ENV: str(keep)}).keep_dir == keep
 
 

@@ -52,26 +52,23 @@ def test_check_tolerance():
 
 
 @pytest.mark.parametrize("time_v, instr_v, expected", [
-    ("same", "slower", "instructions up (+2.0%) but time flat"),
-    ("slower", "same", "time up (+10.0%) but instructions flat"),
-    ("faster", "same", "time down"),
-    ("slower", "faster", "opposite directions"),
+    ("same", "slower", ("flat", "up", "instructions-only")),
+    ("slower", "same", ("up", "flat", "time-only")),
+    ("faster", "same", ("down", "flat", "time-only")),
+    ("same", "faster", ("flat", "down", "instructions-only")),
+    ("slower", "faster", ("up", "down", "opposite")),
     ("slower", "slower", None), ("same", "same", None),
     ("noisy", "slower", None),  # a noisy time cannot disagree
     ("slower", "noisy", None), ("incomparable", "slower", None), (None, "slower", None),
 ])
 def test_disagreement(time_v, instr_v, expected):
     ratios = {"slower": 1.10, "faster": 0.9, "same": 1.0, "noisy": 1.0}
-    text = disagreement(time_v, instr_v, ratios.get(time_v), {"slower": 1.02, "faster": 0.98}.get(instr_v, 1.0))
+    found = disagreement(time_v, instr_v, ratios.get(time_v), {"slower": 1.02, "faster": 0.98}.get(instr_v, 1.0))
     if expected is None:
-        assert text is None
+        assert found is None
     else:
-        assert expected in text and "\n" not in text
-
-
-def test_time_up_with_instructions_flat_names_what_counts_cannot_see():
-    text = disagreement("slower", "same")
-    assert "memory bandwidth" in text and "GPU" in text
+        assert (found.time, found.instructions, found.kind) == expected
+        assert found.time_ratio == ratios[time_v]
 
 
 def test_disagreements_match_rows_by_key():
@@ -84,4 +81,5 @@ def test_disagreements_match_rows_by_key():
     instr_rows = [row(a, "same", 1.0), row(b, "same", 1.001)]
     found = disagreements(time_rows, instr_rows)
     assert [d.key for d in found] == [a]
-    assert "time up (+20.0%)" in found[0].text
+    assert (found[0].kind, found[0].time_ratio, found[0].instructions_ratio) == ("time-only", 1.2, 1.0)
+    assert found[0].to_dict()["case"] == a.label and found[0].to_dict()["kind"] == "time-only"

@@ -72,3 +72,18 @@ def test_drift_lines_read_the_median_canary_over_rounds_and_name_a_slower_machin
     (line,) = lines([1, 1, 1, 1, 1], [1.0, 1.0, 1.0, 1.5, 1.5])
     assert line.startswith("b: the machine's own speed moved by 50% during the run")
     assert drift_lines(compare([make_report([result(k, [1.0] * 6)])] * 2, ["a", "b"])) == []  # no canary
+
+
+def test_disagreement_text_says_what_each_kind_means():
+    from benchbench.instructions import Disagreement
+    from benchbench.output.comparison import disagreement_lines, disagreement_text
+
+    key = CaseKey.make("s", "b")
+    instr_only = disagreement_text(Disagreement("flat", "up", 1.0, 1.02, key))
+    assert instr_only.startswith("instructions up (+2.0%) but time flat (+0.0%)") and "more work" in instr_only
+    time_only = disagreement_text(Disagreement("up", "flat", 1.10))
+    assert time_only.startswith("time up (+10.0%) but instructions flat:")
+    assert "memory bandwidth" in time_only and "GPU" in time_only
+    assert "opposite directions" in disagreement_text(Disagreement("up", "down"))
+    (line,) = disagreement_lines([Disagreement("flat", "down", 1.0, 0.97, key)])
+    assert line.startswith(f"{key.label}: instructions down (-3.0%)") and "less work" in line and "\n" not in line

@@ -45,3 +45,34 @@ def test_terminal_text_ends_with_the_verdict_and_json_carries_it():
     doc = json.loads(gate_json(res))
     assert doc["gate"]["verdict"] == "regression" and doc["gate"]["exit_code"] == 1
     assert {c["outcome"] for c in doc["gate"]["cases"]} == {"regression", "ok"}
+
+
+def test_ab_output_with_both_metrics_shows_each_gate_and_the_disagreement():
+    from benchbench.ab import AbResult
+    from benchbench.instructions import disagreements
+    from benchbench.output.gate import ab_json, ab_markdown, ab_text
+
+    key = CaseKey.make("s", "b", {}, "cpu")
+    rng = np.random.default_rng(0)
+    t_base, t_cur = (make_report([result(key, timings(rng, 30, 1e-3, 0.01), timing_method="perf_counter")])
+                     for _ in range(2))
+    i_base, i_cur = (make_report([result(key, [v, v], timing_method="callgrind-instructions")]) for v in (1000, 1030))
+    time_part = AbResult(t_base, t_cur, gate(t_base, t_cur, Policy()))
+    counts = AbResult(i_base, i_cur, gate(i_base, i_cur, Policy()), metric="instructions")
+    both = AbResult(t_base, t_cur, time_part.gate, instructions=counts,
+                    disagreements=disagreements(time_part.gate.pair.rows, counts.gate.pair.rows))
+    assert both.verdict == "regression" and both.exit_code == 1
+    text = ab_text(both)
+    assert "== wall time ==" in text and "== instruction counts (Callgrind) ==" in text
+    assert "time and instruction counts disagree:" in text and "instructions up (+3.0%) but time flat" in text
+    assert text.rstrip().endswith("ab: REGRESSION (exit 1; the worse of the two gates)")
+    md = ab_markdown(both)
+    assert "**Time and instruction counts disagree**" in md and md.count("benchbench gate") == 2
+    doc = json.loads(ab_json(both))
+    assert doc["verdict"] == "regression" and doc["exit_code"] == 1
+    assert doc["time"]["gate"]["verdict"] == "pass" and doc["instructions"]["gate"]["verdict"] == "regression"
+    assert doc["disagreements"] == [{"case": key.label, "kind": "instructions-only", "time": "flat",
+                                     "instructions": "up", "time_ratio": doc["disagreements"][0]["time_ratio"],
+                                     "instructions_ratio": 1.03}]
+    # one metric: exactly the gate's own output
+    assert ab_text(counts) == terminal_text(counts.gate) and ab_json(counts) == gate_json(counts.gate)

@@ -28,6 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--current-python", metavar="PATH", help="the current side's interpreter (default: this one)")
     p.add_argument("--current-env", action="append", metavar="KEY=VALUE",
                    help="an environment variable for the current side's workers (repeatable)")
+    p.add_argument("--metric", action="append", choices=("time", "instructions"), metavar="{time,instructions}",
+                   help="what to compare: wall time in rounds of fresh workers (default), or CPU instructions counted "
+                   "under Valgrind's Callgrind (CPU cases only; an exact count needs no rounds: one Valgrind worker "
+                   "per side, one round). Give both (--metric time --metric instructions) to gate on both and see "
+                   "the cases where they disagree")
     p.add_argument("--output", "-o", metavar="DIR", help="write baseline.json and current.json here "
                    "(default: reports/<UTC time>_<host>_ab[_<label>]/)")
     add_policy_arguments(p)
@@ -38,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
     from benchbench.ab import SideSpec, parse_env, run_ab
     from benchbench.commands.gate import write_summary
     from benchbench.gate import load_policy
-    from benchbench.output.gate import ab_sides_text, gate_json, markdown_summary, terminal_text
+    from benchbench.output.gate import ab_json, ab_markdown, ab_sides_text, ab_text
     from benchbench.progress import Progress
     from benchbench.session import default_path
 
@@ -50,19 +55,25 @@ def main(args: argparse.Namespace) -> int:
 
     def on_start(session, sides) -> None:
         if not args.quiet:
-            print(f"ab: {len(session.cases)} cases x {session.rounds} rounds per side, sides alternating "
-                  f"(profile {session.profile.name}); reports in {output}/", file=err)
+            if session.metric == "instructions":
+                print(f"ab: {len(session.cases)} cases, instructions counted under Valgrind in one worker per side "
+                      f"({session.rounds} round{'s' if session.rounds != 1 else ''}; the workers take minutes to "
+                      f"start); reports in {output}/", file=err)
+            else:
+                print(f"ab: {len(session.cases)} cases x {session.rounds} rounds per side, sides alternating "
+                      f"(profile {session.profile.name}); reports in {output}/", file=err)
             print(ab_sides_text(sides), file=err)
             print(file=err)
 
     result = run_ab(args.suite, suite_paths=args.suite_path, backends=args.backend, profile=args.profile,
                     rounds=args.rounds, pattern=args.filter, timeout=args.timeout, seed=args.seed,
                     baseline=baseline, current=current, policy=policy, output=output, label=args.label,
-                    progress=Progress(quiet=args.quiet), command=["benchbench", *sys.argv[1:]], on_start=on_start)
-    gate_result = result.gate
-    print(gate_json(gate_result) if args.json else terminal_text(gate_result))
-    for name, path in result.paths.items():
-        print(f"{name} report: {path}", file=err)
-    for path in write_summary(markdown_summary(gate_result), args.summary):
+                    progress=Progress(quiet=args.quiet), command=["benchbench", *sys.argv[1:]], on_start=on_start,
+                    metrics=args.metric or ["time"])
+    print(ab_json(result) if args.json else ab_text(result))
+    for part in result.parts:
+        for name, path in part.paths.items():
+            print(f"{name} report: {path}", file=err)
+    for path in write_summary(ab_markdown(result), args.summary):
         print(f"summary written to {path}", file=err)
-    return gate_result.exit_code
+    return result.exit_code

@@ -22,6 +22,7 @@ from benchbench.compare import (
     verdict_counts,
 )
 from benchbench.instructions import METHOD as INSTRUCTIONS
+from benchbench.instructions import Disagreement
 from benchbench.output.units import fmt_per_call, fmt_speed
 from benchbench.report import CaseKey, Result
 
@@ -178,6 +179,26 @@ def geomean_lines(pair: Pair, base_name: str) -> list[str]:
     if len(gms) > 1:
         lines += [f"  {suite}: {g.ratio:.3f} ({fmt_speed(g.ratio)}), {_cases(g.n)}" for suite, g in sorted(gms.items())]
     return lines
+
+
+def disagreement_text(d: Disagreement) -> str:
+    """One sentence on a case whose time and instruction count tell different stories."""
+    def pct(r: float | None) -> str:
+        return f" ({100 * (r - 1):+.1f}%)" if r is not None else ""
+
+    tw, iw = f"time {d.time}{pct(d.time_ratio)}", f"instructions {d.instructions}{pct(d.instructions_ratio)}"
+    if d.kind == "instructions-only":
+        return (f"{iw} but {tw}: the CPU does {'more' if d.instructions == 'up' else 'less'} work per call without "
+                "a measurable change in time here (cheap work, or within timing noise); check before trusting either")
+    if d.kind == "time-only":
+        return (f"{tw} but {iw}: the change is where instruction counts cannot see (memory bandwidth, caches, "
+                "other threads, GPU work) or in the machine, not in the code's CPU work")
+    return f"{tw} but {iw}: they move in opposite directions; look at both before trusting either"
+
+
+def disagreement_lines(found: list[Disagreement]) -> list[str]:
+    """`case: sentence` per case where time and instructions disagree (empty when they agree)."""
+    return [f"{d.key.label if d.key is not None else '?'}: {disagreement_text(d)}" for d in found]
 
 
 def markdown_list(lines: list[str]) -> list[str]:

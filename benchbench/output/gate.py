@@ -13,6 +13,7 @@ from benchbench.output.comparison import (
     case_name,
     comparison_doc,
     comparison_text,
+    disagreement_lines,
     env_lines,
     fmt_mde,
     fmt_median,
@@ -129,6 +130,10 @@ def terminal_text(result: GateResult) -> str:
 
 def gate_json(result: GateResult) -> str:
     """The comparison document plus the gate's verdict and every case's part in it."""
+    return json.dumps(gate_doc(result), indent=1, default=str)
+
+
+def gate_doc(result: GateResult) -> dict[str, Any]:
     doc = comparison_doc(result.comparison)
     doc["gate"] = {"verdict": result.verdict, "exit_code": result.exit_code,
                    "threshold": result.policy.threshold, "alpha": result.policy.alpha,
@@ -137,6 +142,50 @@ def gate_json(result: GateResult) -> str:
                               "outcome": f.outcome, "why": reason(f, result), "cause": f.cause, "mde": f.row.mde,
                               "machine": [{"where": w, "ratio": r} for w, r in f.row.machine]}
                              for f in result.findings]}
+    return doc
+
+
+# --- ab: one metric, or time and instruction counts side by side -------------------------------------------
+_METRIC_TITLE = {"time": "wall time", "instructions": "instruction counts (Callgrind)"}
+
+
+def ab_text(result: Any) -> str:
+    """`ab`'s terminal output: each metric's comparison and verdict, then where time and counts disagree."""
+    parts = result.parts
+    if len(parts) == 1:
+        return terminal_text(result.gate)
+    out = []
+    for part in parts:
+        out += [f"== {_METRIC_TITLE[part.metric]} ==", terminal_text(part.gate), ""]
+    lines = disagreement_lines(result.disagreements)
+    if lines:
+        out += ["time and instruction counts disagree:", *(f"  {line}" for line in lines), ""]
+    out.append(f"ab: {result.verdict.upper()} (exit {result.exit_code}; the worse of the two gates)")
+    return "\n".join(out)
+
+
+def ab_markdown(result: Any) -> str:
+    """`ab`'s PR-comment summary: one gate summary per metric, then where time and counts disagree."""
+    parts = result.parts
+    if len(parts) == 1:
+        return markdown_summary(result.gate)
+    out = [f"## benchbench ab: {_ICON[result.verdict]} {result.verdict.upper()} (time and instruction counts)", ""]
+    for part in parts:
+        out += [f"#### {_METRIC_TITLE[part.metric]}", markdown_summary(part.gate)]
+    lines = disagreement_lines(result.disagreements)
+    if lines:
+        out += ["**Time and instruction counts disagree**", *markdown_list(lines), ""]
+    return "\n".join(out)
+
+
+def ab_json(result: Any) -> str:
+    """One metric: the gate's JSON. Both: {verdict, exit_code, time, instructions, disagreements}."""
+    parts = result.parts
+    if len(parts) == 1:
+        return gate_json(result.gate)
+    doc = {"verdict": result.verdict, "exit_code": result.exit_code,
+           **{part.metric: gate_doc(part.gate) for part in parts},
+           "disagreements": [d.to_dict() for d in result.disagreements]}
     return json.dumps(doc, indent=1, default=str)
 
 
