@@ -4,8 +4,10 @@ A worker started under `valgrind --tool=callgrind --collect-atstart=no` (see `co
 every case of the run. For each case, `Collector.measure` switches collection on around `n` calls of
 the case's callable only, through the toggles torch already exposes (`torch._C._valgrind_toggle`,
 `torch._C._valgrind_toggle_and_dump_stats`), and reads the dump Callgrind writes for that region.
-Every measurement runs the region twice, with `n` and `2n` calls: the difference divided by `n` is
-the instructions of one call, with the toggles' own cost and the loop's set-up cancelled out.
+Before counting, the callable runs uncounted regions of the same `n` calls, so that caches, lazy
+initialisation and allocator pools are in their steady state. Each sample is then one region:
+(Ir(n calls) - Ir(no call)) / n, the empty region being the toggles' and the loop's own cost. (A
+difference of two regions, (Ir(2n) - Ir(n)) / n, doubles the jitter of a single region instead.)
 
 Instruction counts are exact up to small interpreter jitter (CPython's dict lookups and allocator
 follow the hash seed and addresses), so they compare with a tolerance rule of their own

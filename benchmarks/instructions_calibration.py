@@ -3,24 +3,24 @@
 A user suite calls `calib_lib.work()`, a function in a separate module on PYTHONPATH (outside the
 suite file, so the benchmark's definition hash does not change). With CALIB_EXTRA_WORK=1 that function
 does one more small tensor op out of 50: about 2% more work per call. Each repetition is one case of
-the suite (`rep=0..R-1`); both sides are measured with `benchbench run --metric instructions`:
+the suite (`rep=0..R-1`), and both experiments are one `benchbench ab --metric instructions` each
+(one Valgrind worker per side; an exact count needs no rounds):
 
-    A/A: side A against side A again (fresh worker processes)  -> how many false regressions
-    A/B: side A against side B (CALIB_EXTRA_WORK=1)             -> how many regressions caught
+    A/A: both sides alike                                      -> how many false regressions
+    A/B: CALIB_EXTRA_WORK=1 on the current side (--current-env) -> how many regressions caught
 
-and judged by `benchbench gate` with its default policy (instructions tolerance 0.5%).
+judged by ab's own gate with its default policy (instructions tolerance 0.5%), read from `ab --json`.
 
-`--fresh-processes` measures every repetition in worker processes of its own (three runs per
-repetition instead of three in all: slower, and stricter, since no two repetitions share a process).
+`--with-builtin` adds the built-in overhead cases (`dispatch_overhead`, `layout`,
+`autograd/graph_overhead`) to the A/A run: its two sides are then also two separate runs of those
+cases, and the script prints how far apart they are (the reproducibility table).
+`--fresh-processes` runs one ab per repetition (filtered to `rep=i`): no two repetitions share a
+worker process (slower: two Valgrind start-ups per repetition and experiment).
 
-    PYTHONPATH=. python benchmarks/instructions_calibration.py --repetitions 10 --json out.json
+    PYTHONPATH=. python benchmarks/instructions_calibration.py --repetitions 10 --with-builtin --json out.json
 
 `--write-suite DIR` only writes the suite and library (to add the calibration cases to a run of your
-own: `run --metric instructions --suite-path DIR/calib_suite.py`, with DIR on PYTHONPATH), and
-`--reports A1 A2 B` judges three such reports instead of measuring.
-
-`measure_side` is the one place that runs a side; an `ab` command measuring both sides in one call
-replaces it and `pair_outcomes` without touching the rest.
+own: `ab --metric instructions --suite-path DIR/calib_suite.py`, with DIR on PYTHONPATH).
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchbench.gate import Policy, gate  # noqa: E402
-from benchbench.report import Report, load  # noqa: E402
+from benchbench.report import Report, Result, load  # noqa: E402
 
 OPS = 50  # small tensor ops per call on side A; side B does one more: +2%
 EXTRA_ENV = "CALIB_EXTRA_WORK"
@@ -83,87 +82,120 @@ def write_files(workdir: Path, reps: int) -> Path:
     return suite
 
 
-def measure_side(suite: Path, out: Path, extra: bool, filt: str | None = None) -> Report:
-    """One `benchbench run --metric instructions` of the calibration suite on one side."""
+BUILTIN = ["--suite", "tensor_ops", "--suite", "autograd"]
+BUILTIN_FILTER = r"dispatch_overhead|/layout\[|graph_overhead"
+
+
+def run_ab(suite: Path, out: Path, current_env: dict[str, str], builtin: bool = False,
+           filt: str | None = None) -> tuple[dict, Report, Report]:
+    """One `benchbench ab --metric instructions --json`: its gate document and both sides' reports."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(suite.parent)])}
     env.pop(EXTRA_ENV, None)
-    if extra:
-        env[EXTRA_ENV] = "1"
-    cmd = [sys.executable, "-m", "benchbench", "run", "--metric", "instructions", "--suite-path", str(suite),
-           "--backend", "cpu", "-o", str(out), "--quiet"]
-    if filt:
+    cmd = [sys.executable, "-m", "benchbench", "ab", "--metric", "instructions", "--suite-path", str(suite),
+           "--backend", "cpu", "-o", str(out), "--json", "--quiet"]
+    if builtin:
+        cmd += ["--suite", "calibration", *BUILTIN, "--filter", f"library_call|{BUILTIN_FILTER}"]
+    elif filt:
         cmd += ["--filter", filt]
+    for key, value in current_env.items():
+        cmd += ["--current-env", f"{key}={value}"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return load(out)
+    if proc.returncode not in (0, 1, 3):  # pass, regression, inconclusive
+        raise SystemExit(f"ab failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout), load(out / "baseline.json"), load(out / "current.json")
 
 
-def pair_outcomes(base: Report, current: Report) -> list[dict]:
-    """The gate's finding per case (repetition): verdict, outcome, change in instructions per call."""
-    result = gate(base, current, Policy())
+def _medians(report: Report) -> dict[str, Result]:
+    return {r.key.label: r for r in report.results}
+
+
+def outcomes(doc: dict, baseline: Report, current: Report) -> list[dict]:
+    """ab's finding per calibration case (repetition): verdict, outcome, change in instructions per call."""
+    base, cur = _medians(baseline), _medians(current)
     rows = []
-    for f in result.findings:
-        if f.row.key.suite != "calibration":  # reports may hold other cases too (--reports)
+    for case in doc["gate"]["cases"]:
+        if case["key"]["suite"] != "calibration":
             continue
-        rows.append({"rep": dict(f.row.key.params)["rep"], "verdict": f.row.verdict, "outcome": f.outcome,
-                     "change": f.row.change.ratio - 1 if f.row.change else None,
-                     "base": f.row.base.stats.median if f.row.base and f.row.base.stats else None,
-                     "other": f.row.other.stats.median if f.row.other and f.row.other.stats else None})
+        b, c = base.get(case["case"]), cur.get(case["case"])
+        bm = b.stats.median if b is not None and b.stats else None
+        cm = c.stats.median if c is not None and c.stats else None
+        rows.append({"rep": case["key"]["params"]["rep"], "verdict": case["verdict"], "outcome": case["outcome"],
+                     "change": cm / bm - 1 if bm and cm else None, "base": bm, "other": cm})
     return sorted(rows, key=lambda r: r["rep"])
+
+
+def reproducibility(baseline: Report, current: Report) -> list[dict]:
+    """The built-in cases of an A/A ab: two separate runs (one Valgrind worker each), median and repeats."""
+    base, cur = _medians(baseline), _medians(current)
+    rows = []
+    for label, b in sorted(base.items()):
+        c = cur.get(label)
+        if b.key.suite == "calibration" or c is None or not b.ok or not c.ok:
+            continue
+        rows.append({"case": label, "run1": b.stats.median, "run1_repeats": b.samples, "run2": c.stats.median,
+                     "run2_repeats": c.samples, "change": c.stats.median / b.stats.median - 1})
+    return rows
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repetitions", type=int, default=10)
-    p.add_argument("--fresh-processes", action="store_true", help="three worker processes per repetition")
+    p.add_argument("--fresh-processes", action="store_true", help="one ab (two Valgrind workers) per repetition")
+    p.add_argument("--with-builtin", action="store_true",
+                   help="add the built-in overhead cases to the A/A run and print their run-to-run agreement")
     p.add_argument("--workdir", type=Path, help="keep the suite, library and reports here")
     p.add_argument("--json", type=Path, help="write the table as JSON here")
     p.add_argument("--write-suite", type=Path, metavar="DIR",
                    help="only write the suite and library into DIR (to measure them in a run of your own)")
-    p.add_argument("--reports", nargs=3, type=Path, metavar=("A1", "A2", "B"),
-                   help="judge three existing reports (side A twice, side B once) instead of measuring")
     args = p.parse_args()
     if args.write_suite:
         args.write_suite.mkdir(parents=True, exist_ok=True)
         print(write_files(args.write_suite, args.repetitions))
         return 0
     t0 = time.monotonic()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="instructions-calibration-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    suite = write_files(workdir, args.repetitions)
     aa: list[dict] = []
     ab: list[dict] = []
-    if args.reports:
-        a1, a2, b = (load(p) for p in args.reports)
-        aa, ab = pair_outcomes(a1, a2), pair_outcomes(a1, b)
-    else:
-        workdir = args.workdir or Path(tempfile.mkdtemp(prefix="instructions-calibration-"))
-        workdir.mkdir(parents=True, exist_ok=True)
-        suite = write_files(workdir, args.repetitions)
-        batches = [f"rep={r}\\b" for r in range(args.repetitions)] if args.fresh_processes else [None]
-        for i, filt in enumerate(batches):
-            a1 = measure_side(suite, workdir / f"A1_{i}.json", extra=False, filt=filt)
-            a2 = measure_side(suite, workdir / f"A2_{i}.json", extra=False, filt=filt)
-            b = measure_side(suite, workdir / f"B_{i}.json", extra=True, filt=filt)
-            aa += pair_outcomes(a1, a2)
-            ab += pair_outcomes(a1, b)
-            print(f"[{i + 1}/{len(batches)} {time.monotonic() - t0:.0f}s] measured", file=sys.stderr)
+    repro: list[dict] = []
+    batches = [f"rep={r}\\b" for r in range(args.repetitions)] if args.fresh_processes else [None]
+    for i, filt in enumerate(batches):
+        doc, a1, a2 = run_ab(suite, workdir / f"aa_{i}", {}, builtin=args.with_builtin and i == 0, filt=filt)
+        aa += outcomes(doc, a1, a2)
+        repro += reproducibility(a1, a2)
+        print(f"[{i + 1}/{len(batches)} {time.monotonic() - t0:.0f}s] A/A measured", file=sys.stderr)
+        doc, b1, b2 = run_ab(suite, workdir / f"ab_{i}", {EXTRA_ENV: "1"}, filt=filt)
+        ab += outcomes(doc, b1, b2)
+        print(f"[{i + 1}/{len(batches)} {time.monotonic() - t0:.0f}s] A/B measured", file=sys.stderr)
 
-    print("| rep | A instr/call | A/A change | A/A gate | B instr/call | A/B change | A/B gate |")
-    print("|---:|---:|---:|---|---:|---:|---|")
     def num(v: float | None, pct: bool = False) -> str:
         return "-" if v is None else f"{100 * v:+.3f}%" if pct else f"{v:,.0f}"
 
-    for x, y in zip(aa, ab, strict=True):
+    print("| rep | A/A: baseline instr/call | A/A change | A/A gate | A/B: current instr/call | A/B change | A/B gate |")
+    print("|---:|---:|---:|---|---:|---:|---|")
+    by_rep = {r["rep"]: r for r in ab}
+    for x in aa:
+        y = by_rep.get(x["rep"], {})
         print(f"| {x['rep']} | {num(x['base'])} | {num(x['change'], True)} | {x['outcome']} ({x['verdict']}) "
-              f"| {num(y['other'])} | {num(y['change'], True)} | {y['outcome']} ({y['verdict']}) |")
+              f"| {num(y.get('other'))} | {num(y.get('change'), True)} | {y.get('outcome')} ({y.get('verdict')}) |")
     false_regressions = sum(r["outcome"] == "regression" for r in aa)
     caught = sum(r["outcome"] == "regression" for r in ab)
-    how = ("existing reports" if args.reports else "fresh processes per repetition" if args.fresh_processes
-           else "three worker processes in all")
+    how = "one ab per repetition" if args.fresh_processes else "one ab per experiment"
     print(f"\nA/B: {caught}/{len(ab)} regressions caught; A/A: {false_regressions}/{len(aa)} false regressions; "
           f"{how}; {time.monotonic() - t0:.0f} s")
+    if repro:
+        print("\n| case | run 1: instructions per call (repeats) | run 2 | run 2 / run 1 |")
+        print("|---|---:|---:|---:|")
+        for r in repro:
+            reps1, reps2 = (", ".join(f"{v:,.0f}" for v in r[k]) for k in ("run1_repeats", "run2_repeats"))
+            print(f"| `{r['case']}` | {num(r['run1'])} ({reps1}) | {num(r['run2'])} ({reps2}) | "
+                  f"{num(r['change'], True)} |")
+        print(f"\nlargest difference between the two runs: {100 * max(abs(r['change']) for r in repro):.3f}%")
     if args.json:
         args.json.write_text(json.dumps({"aa": aa, "ab": ab, "caught": caught, "false_regressions": false_regressions,
-                                         "fresh_processes": args.fresh_processes}, indent=1))
+                                         "fresh_processes": args.fresh_processes, "reproducibility": repro},
+                                        indent=1))
     return 0 if caught == len(ab) and false_regressions == 0 else 1
 
 

@@ -48,6 +48,35 @@ def test_compare_formats(capsys, fmt, tmp_path):
     assert rc == 0 and (tmp_path / "c.out").read_text().strip() == out.strip()
 
 
+def test_compare_with_instruction_counts_names_where_time_and_counts_disagree(capsys, tmp_path):
+    from test_compare import make_report, result
+
+    from benchbench.report import CaseKey, save
+
+    flat, more = CaseKey.make("s", "flat_time"), CaseKey.make("s", "agree")
+    times = [1e-3 * (1 + 0.001 * (i % 5)) for i in range(30)]
+    paths = {}
+    for name, t_factor, c_value in (("base", 1.0, 1000.0), ("cur", 1.0, 1030.0)):
+        save(make_report([result(flat, [t * t_factor for t in times], timing_method="perf_counter"),
+                          result(more, times, timing_method="perf_counter")]), tmp_path / f"{name}.json")
+        save(make_report([result(flat, [c_value] * 3, timing_method="callgrind-instructions"),
+                          result(more, [1000.0] * 3, timing_method="callgrind-instructions")]),
+             tmp_path / f"{name}-instr.json")
+        paths[name] = (str(tmp_path / f"{name}.json"), str(tmp_path / f"{name}-instr.json"))
+    args = ["compare", paths["base"][0], paths["cur"][0], "--instructions", paths["base"][1], paths["cur"][1]]
+    rc, out, err = cli(capsys, *args)
+    assert rc == 0, err
+    assert "time and instruction counts disagree:" in out
+    (line,) = [x for x in out.splitlines() if "but time flat" in x]
+    assert flat.label in line and "instructions up (+3.0%)" in line and more.label not in line
+    rc, out, err = cli(capsys, *args, "--format", "json")
+    doc = json.loads(out)
+    assert [d["case"] for d in doc["disagreements"]] == [flat.label] and doc["disagreements"][0]["kind"] == \
+        "instructions-only"
+    assert len(doc["time"]["rows"]) == 2 and len(doc["instructions"]["rows"]) == 2
+    assert cli(capsys, *args, "--format", "csv")[0] == 2  # one comparison per csv: a one-line error
+
+
 # --- gate ---------------------------------------------------------------------------------------------------
 def test_tests_never_write_to_the_ci_job_summary():
     """Under GitHub Actions GITHUB_STEP_SUMMARY is set: conftest clears it, so gates here cannot append to it."""

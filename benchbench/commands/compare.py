@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", default="0.05", help="significance level of the Mann-Whitney test (default: 0.05)")
     p.add_argument("--instructions-tolerance", default="0.5%", metavar="PCT",
                    help="instruction counts (run --metric instructions) within this are 'same' (default: 0.5%%)")
+    p.add_argument("--instructions", nargs=2, metavar=("BASE_COUNTS", "OTHER_COUNTS"),
+                   help="instruction-count reports of the same cases (run/ab --metric instructions): compare them "
+                   "too and name the cases where time and instruction counts disagree (with two time reports)")
     p.add_argument("--output", "-o", metavar="PATH", help="write to this file instead of stdout")
 
 
@@ -37,10 +40,44 @@ def main(args: argparse.Namespace) -> int:
     comp = compare(reports, [Path(p).stem for p in args.reports], criteria)
     render = {"table": lambda c: comparison_text(c, "simple"), "markdown": lambda c: comparison_text(c, "github"),
               "csv": comparison_csv, "json": comparison_json}[args.format]
-    text = render(comp)
+    if args.instructions:
+        text = _with_counts(args, comp, criteria)
+    else:
+        text = render(comp)
     if args.output:
         write_atomic(args.output, text if text.endswith("\n") else text + "\n")
         print(f"comparison written to {args.output}", file=sys.stderr)
     else:
         print(text)
     return 0
+
+
+def _with_counts(args: argparse.Namespace, comp, criteria) -> str:
+    """The time comparison, the instruction counts' comparison, and where the two disagree."""
+    import json
+
+    from benchbench.compare import compare
+    from benchbench.errors import UserError
+    from benchbench.formats import load_any
+    from benchbench.instructions import disagreements
+    from benchbench.output.comparison import comparison_doc, comparison_text, disagreement_lines
+
+    if len(args.reports) != 2:
+        raise UserError("--instructions compares with exactly two time reports: BASE OTHER")
+    if args.format == "csv":
+        raise UserError("--instructions: choose --format table, markdown or json (csv holds one comparison)")
+    counts = compare([load_any(p) for p in args.instructions], [Path(p).stem for p in args.instructions], criteria)
+    found = disagreements(comp.pairs[0].rows, counts.pairs[0].rows)
+    if args.format == "json":
+        return json.dumps({"time": comparison_doc(comp), "instructions": comparison_doc(counts),
+                           "disagreements": [d.to_dict() for d in found]}, indent=1, default=str)
+    fmt = "github" if args.format == "markdown" else "simple"
+    lines = disagreement_lines(found)
+    out = [comparison_text(comp, fmt), "", comparison_text(counts, fmt), ""]
+    if args.format == "markdown":
+        out += ["**Time and instruction counts disagree**", "", *(f"- {line}" for line in lines)] if lines else []
+    else:
+        out += ["time and instruction counts disagree:", *(f"  {line}" for line in lines)] if lines else []
+    if not lines:
+        out.append("time and instruction counts agree wherever both decided")
+    return "\n".join(out)
