@@ -24,6 +24,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -45,16 +46,25 @@ TOP_FUNCTIONS = 15
 TARGET_INSTRUCTIONS = 2e7  # per region of n calls: long against the toggles' cost, short under Valgrind
 CALL_LADDER = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 REPEATS = 5
-WARMUP_REGIONS = 3  # uncounted regions of n calls before the counted ones
+WARMUP_REGIONS = 2  # uncounted regions of n calls before the counted ones
 # Under Callgrind the worker runs single-threaded: an OpenMP pool's spin-waits would add instructions
 # that depend on scheduling, not on the code. A fixed hash seed makes CPython's dict and set probes,
-# and so their instructions, the same in every run. glibc's malloc costs depend on the heap's state
-# (bins to search, chunks to consolidate, a threshold that moves): a deep per-thread cache and fixed
-# mmap and trim thresholds make most small allocations the same cheap path every time. CPython's own
-# small-object allocator has the same problem with its pools, so Python objects use malloc too.
-WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0", "PYTHONMALLOC": "malloc",
+# and so their instructions, the same in every run. A deep per-thread cache and fixed mmap and trim
+# thresholds keep most of glibc's small allocations on the same cheap path.
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0",
               "GLIBC_TUNABLES": "glibc.malloc.tcache_count=65535:glibc.malloc.mmap_threshold=4194304:"
                                 "glibc.malloc.trim_threshold=1073741824"}
+# The memory allocators' internals: glibc malloc's free-list searches, consolidation and splitting, and
+# CPython's small-object allocator (pymalloc). How many instructions they execute depends on the heap's
+# history (which chunks happen to be free, and where), not on the code being measured: in one process
+# they moved a case of 100 small autograd ops by 1-2% from one region to the next, while everything
+# else stayed exact. They are counted apart (metrics.instructions.allocator) and left out of the samples.
+# Their callers (an allocation's wrapper, the object it creates) stay in.
+ALLOCATOR_FUNCTIONS = re.compile(
+    r"^(?:_int_malloc|_int_free|_int_realloc|_int_memalign|malloc_consolidate|unlink_chunk(?:\..*)?|sysmalloc"
+    r"|systrim(?:\..*)?|alloc_perturb|tcache_init(?:\..*)?|munmap_chunk|mremap_chunk"
+    r"|_PyObject_Malloc|_PyObject_Calloc|_PyObject_Realloc|_PyObject_Free|allocate_from_new_pool"
+    r"|insert_to_usedpool|insert_to_freepool|new_arena|_PyObject_ArenaMmap|_PyObject_ArenaMunmap)$")
 
 
 # --- is Valgrind usable here ---------------------------------------------------------------------------
@@ -129,6 +139,10 @@ class Profile:
 
     def top(self, n: int = TOP_FUNCTIONS, by: str = "self") -> list[FunctionCost]:
         return sorted(self.functions, key=lambda f: (-getattr(f, by), f.name))[:n]
+
+    def self_cost(self, pattern: re.Pattern[str]) -> int:
+        """The own instructions of the functions whose name matches `pattern` (e.g. ALLOCATOR_FUNCTIONS)."""
+        return sum(f.self for f in self.functions if pattern.match(f.name))
 
 
 _NAME = re.compile(r"^\((\d+)\)(?:\s+(.*))?$")
@@ -281,7 +295,8 @@ class Collector:
     def __init__(self, out_file: str | os.PathLike, toggle: Callable[[], None] | None = None,
                  toggle_and_dump: Callable[[], None] | None = None, repeats: int = REPEATS,
                  target: float = TARGET_INSTRUCTIONS, keep_dir: str | os.PathLike | None = None,
-                 warmup_regions: int = WARMUP_REGIONS) -> None:
+                 warmup_regions: int = WARMUP_REGIONS,
+                 exclude: re.Pattern[str] | None = ALLOCATOR_FUNCTIONS) -> None:
         self.out_file = Path(out_file)
         self.keep_dir = Path(keep_dir) if keep_dir else None
         if toggle is None or toggle_and_dump is None:
@@ -295,6 +310,7 @@ class Collector:
         self.repeats = repeats
         self.target = target
         self.warmup_regions = warmup_regions
+        self.exclude = exclude  # functions whose own instructions stay out of the samples
 
     def _dumps(self) -> set[Path]:
         return set(self.out_file.parent.glob(self.out_file.name + ".*"))
@@ -336,7 +352,7 @@ class Collector:
 
     def measure(self, fn: Callable[[], Any], on_phase: Callable[[str], None] | None = None) -> tuple[Any, dict]:
         """Instructions per call: `repeats` regions of n calls each, after `warmup_regions` uncounted ones;
-        each sample is (Ir(n calls) - Ir(no call)) / n.
+        each sample is (Ir(n calls) - Ir(no call)) / n, without the allocators' internals (`exclude`).
 
         Returns a Measurement (samples in instructions per call) and the metrics to store with it.
         """
@@ -351,18 +367,30 @@ class Collector:
             self._loop(fn, calls, count=False)
         warmup_s = time.perf_counter() - t0
         phase("count")
+
+        def apart(p: Profile) -> int:
+            return p.self_cost(self.exclude) if self.exclude is not None else 0
+
         empty = self.region(fn, 0)  # the toggles and the loop's set-up, without a call
-        samples = []
+        samples, allocator, totals = [], [], []
         last = empty
-        for i in range(self.repeats):
-            last = self.region(fn, calls, full=i == self.repeats - 1)
-            samples.append((last.total - empty.total) / calls)
+        for _ in range(self.repeats):
+            last = self.region(fn, calls)
+            kept = (last.total - apart(last)) - (empty.total - apart(empty))
+            samples.append(kept / calls)
+            allocator.append((apart(last) - apart(empty)) / calls)
+            totals.append((last.total - empty.total) / calls)
         metrics = {
             "instructions": {
                 "calls_per_region": calls,
                 "regions": self.repeats,
                 "warmup_calls": 1 + self.warmup_regions * calls,
                 "toggle_overhead": empty.total,
+                # per call, median over the regions: inside the allocators (not in the samples), and everything
+                "allocator": statistics.median(allocator),
+                "with_allocator": statistics.median(totals),
+                "allocator_functions": sorted({f.name for f in last.functions
+                                               if self.exclude is not None and self.exclude.match(f.name)}),
                 "top_functions": breakdown(empty, last, calls),
                 "threads": _threads(),
             },
