@@ -111,7 +111,9 @@ def markdown_summary(result: GateResult) -> str:
     env = env_lines(comp)
     if env:
         out += ["", "**Environment differences**", *("- " + line for line in env)]
-    out += ["", f"<sub>{_policy_text(result)} Change = median time {pair.name} / {comp.base_name} - 1.</sub>", ""]
+    counts = bool(result.findings) and all(counts_instructions(f.row) for f in result.findings)
+    what = "median instructions per call" if counts else "median time"
+    out += ["", f"<sub>{_policy_text(result)} Change = {what} {pair.name} / {comp.base_name} - 1.</sub>", ""]
     return "\n".join(out)
 
 
