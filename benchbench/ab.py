@@ -12,6 +12,11 @@ the baseline round with the same index. Whatever the machine does during a round
 With identical sides this is the machine's A/A calibration: the verdicts show what this runner can
 and cannot detect.
 
+With `metrics=("instructions",)` each side's cases are counted under Callgrind instead
+(benchbench/callgrind.py): one Valgrind worker per side, one round, the exact-count rule deciding.
+With both metrics, time is measured first and counts second, each gated on its own, and the result
+lists the cases where the two disagree (benchbench/instructions.py).
+
 `run_ab` is one Python call (a notebook can make it); `benchbench ab` parses arguments around it.
 The worktree is removed afterwards, also on errors and on interrupt (Ctrl-C, SIGTERM).
 """
