@@ -9,9 +9,10 @@ initialisation and allocator pools are in their steady state. Each sample is the
 (Ir(n calls) - Ir(no call)) / n, the empty region being the toggles' and the loop's own cost. (A
 difference of two regions, (Ir(2n) - Ir(n)) / n, doubles the jitter of a single region instead.)
 
-Instruction counts are exact up to small interpreter jitter (CPython's dict lookups and allocator
-follow the hash seed and addresses), so they compare with a tolerance rule of their own
-(`benchbench.instructions`), not with the statistics used for times.
+The memory allocators' internals (ALLOCATOR_FUNCTIONS) execute a number of instructions that depends
+on the heap's history, not on the code: their own instructions are counted apart and left out of the
+samples. What remains is exact up to small interpreter jitter, so counts compare with a tolerance
+rule of their own (`benchbench.instructions`), not with the statistics used for times.
 
 Valgrind is an optional system dependency; `valgrind_status()` says whether it is usable here.
 """
