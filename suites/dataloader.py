@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from benchbench import Case, Skip, benchmark
+from benchbench import Case, Skip, benchmark, usable_cpus
 
 if TYPE_CHECKING:  # pragma: no cover
     from benchbench import Context, Result
@@ -249,13 +249,6 @@ def make_dataset(root: Path, decoder: str) -> Any:
         transform = v2.Compose([v2.Lambda(decode_jpeg_rgb(), torch.Tensor), make_transform()])
         return datasets.ImageFolder(str(root), loader=tvio.read_file, transform=transform)
     raise ValueError(f"unknown decoder {decoder!r} (known: {', '.join(DECODERS)})")
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def worker_counts(cpus: int, profile: str) -> list[int]:
