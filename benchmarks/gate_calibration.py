@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         records = rederive(args, work)
     else:
         t0 = time.time()
-        log(f"calibration: {args.repeats} A/A, 2 x {args.injected_repeats} injected, {args.gate_runs} runs; "
+        log(f"calibration: {args.repeats} A/A, {len(args.injected)} x {args.injected_repeats} injected, {args.gate_runs} runs; "
             f"profile {args.profile}")
         measure(args, work, records)
         log(f"done in {(time.time() - t0) / 60:.1f} min")
