@@ -470,6 +470,11 @@ class Comparison:
     keys: list[CaseKey]
 
 
+# Metrics that describe what a case ran on rather than how fast, and are not in its key because a
+# launch option sets them (the distributed suite's ranks): results that differ in one are not comparable.
+SHAPE_METRICS = {"world_size": "world size", "nnodes": "nodes"}
+
+
 def _status(r: Result | None) -> str:
     if r is None:
         return "absent"
@@ -500,6 +505,10 @@ def compare_pair(key: CaseKey, base: Result | None, other: Result | None, criter
         row.reasons.append("benchmark definition changed")
     if base.timing_method and other.timing_method and base.timing_method != other.timing_method:
         row.reasons.append(f"timed with {base.timing_method} vs {other.timing_method}")
+    for name, what in SHAPE_METRICS.items():
+        va, vb = (base.metrics or {}).get(name), (other.metrics or {}).get(name)
+        if va is not None and vb is not None and va != vb:
+            row.reasons.append(f"{what} {va:g} vs {vb:g}" if isinstance(va, (int, float)) else f"{what} {va} vs {vb}")
     row.env = [f"{k}: {va} vs {vb}" for k, va, vb, matters in env_diff if matters]
     if instructions.METHOD in (base.timing_method, other.timing_method):
         return _count_row(row, criteria.instructions_tolerance if tolerance is None else tolerance)

@@ -436,6 +436,17 @@ def test_a_streaming_case_is_compared_on_its_round_medians_not_its_fastest_windo
     assert median.verdict == "same" and median.change.ratio == pytest.approx(1.0, abs=0.02)
 
 
+def test_results_run_with_a_different_world_size_are_not_comparable():
+    rng = np.random.default_rng(9)
+    base = rounds_result(KEY, [1e-3] * 3, rng)
+    other = rounds_result(KEY, [1e-3] * 3, rng)
+    base.metrics, other.metrics = {"world_size": 2, "nnodes": 1}, {"world_size": 4, "nnodes": 1}
+    row = compare_pair(KEY, base, other, Criteria())
+    assert row.verdict == "incomparable" and row.reasons == ["world size 2 vs 4"]
+    other.metrics = {"world_size": 2, "nnodes": 1}
+    assert compare_pair(KEY, base, other, Criteria()).verdict != "incomparable"
+
+
 def test_single_round_results_keep_the_sample_rule_and_say_so():
     rng = np.random.default_rng(6)
     row = compare_pair(KEY, result(KEY, timings(rng, 30, 1e-3, 0.01)), rounds_result(KEY, [1.2e-3] * 3, rng),
