@@ -5,7 +5,7 @@ package does not import torch.
 """
 
 from benchbench._version import __version__
-from benchbench.api import Benchmark, Case, Context, benchmark
+from benchbench.api import Benchmark, Case, Context, benchmark, usable_cpus
 from benchbench.errors import Skip, UserError
 from benchbench.formats import load_any
 from benchbench.report import CaseKey, Report, Result
@@ -18,4 +18,4 @@ def load(path: str) -> Report:
 
 
 __all__ = ["__version__", "Benchmark", "Case", "CaseKey", "Context", "Report", "Result", "Skip", "UserError",
-           "benchmark", "load"]
+           "benchmark", "load", "usable_cpus"]

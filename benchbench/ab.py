@@ -24,6 +24,7 @@ The worktree is removed afterwards, also on errors and on interrupt (Ctrl-C, SIG
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import shutil
 import subprocess
@@ -172,6 +173,52 @@ def check_side(side: Side, what: str) -> None:
                         f"({lines[-1] if lines else f'exit {proc.returncode}'}); install both into that environment")
 
 
+_ENV_CODE = """
+import json, sys
+from benchbench import backends as bk
+from benchbench.environment import Context, collect
+a = json.loads(sys.argv[1])
+ctx = Context(suites=tuple(a["suites"]), backends=tuple(a["backends"]) if a["backends"] else None)
+print(json.dumps(collect(bk.discover(), ctx), default=str))
+"""
+
+
+def differs(side: Side) -> bool:
+    """Whether a side's workers run with another interpreter, environment or source tree than this process."""
+    return bool(side.python != sys.executable or side.env or side.pythonpath)
+
+
+def side_environment(side: Side, suites: Sequence[str], backends: Sequence[str] | None,
+                     fallback: dict[str, Any]) -> dict[str, Any]:
+    """The environment (facts, fingerprint, checks) as the side's workers see it: collected by the side's
+    own interpreter, with its environment variables and source tree, so that a baseline on another torch
+    or with other thread settings records its own versions and settings. Where that interpreter cannot
+    report (e.g. an older benchbench), the `fallback` (this process's environment) is used and says so."""
+    import copy
+    import json
+
+    payload = json.dumps({"suites": list(suites), "backends": list(backends) if backends else None})
+    env = {**os.environ, **side.worker_env()}
+    why = None
+    try:
+        proc = subprocess.run([side.python, "-c", _ENV_CODE, payload], env=env, cwd=side.cwd, capture_output=True,
+                              text=True, timeout=CHECK_TIMEOUT_S)
+        if proc.returncode == 0:
+            found = json.loads(proc.stdout.strip().splitlines()[-1])
+            if isinstance(found, dict) and "facts" in found:
+                return found
+            why = "it printed no environment"
+        else:
+            lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+            why = lines[-1] if lines else f"exit {proc.returncode}"
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+    out = copy.deepcopy(fallback)
+    out.setdefault("facts", {})["side_environment"] = (
+        f"collected by the process that ran ab; the {side.name} side's interpreter could not report its own ({why})")
+    return out
+
+
 def make_side(name: str, spec: SideSpec, tree: Path | None = None,
               sources: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()) -> Side:
     side = Side(name=name, env=spec.env, ref=spec.ref)
@@ -273,9 +320,16 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
         check_side(sides[0], "--baseline-python" if baseline.python else "the baseline interpreter")
         if current.python:
             check_side(sides[1], "--current-python")
+        # the environment as each side's workers see it: collected once, copied into every report of the side
+        environments = {side.name: side_environment(side, [s.name for s in session.suites], backends,
+                                                    session.environment)
+                        for side in sides if differs(side)}
         for metric, part in zip(metrics, sessions, strict=True):
             suffix = "-instructions" if metric == "instructions" and len(metrics) > 1 else ""
             reports = [sess.new_report(part, label, command, side) for side in sides]
+            for side, report in zip(sides, reports, strict=True):
+                if side.name in environments:
+                    report.environment = copy.deepcopy(environments[side.name])
             paths = {s.name: folder / f"{s.name}{suffix}.json" for s in sides} if folder is not None else {}
             if on_start:
                 on_start(part, sides)

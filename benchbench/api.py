@@ -40,7 +40,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from benchbench.backends import Backend
 
-__all__ = ["Case", "Context", "Benchmark", "Skip", "benchmark"]
+__all__ = ["Case", "Context", "Benchmark", "Skip", "benchmark", "usable_cpus"]
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask where the OS has one (a container or `taskset`
+    may allow fewer than the machine has), else the CPU count."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 @dataclass

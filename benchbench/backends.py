@@ -172,11 +172,10 @@ class CpuBackend(Backend):
     def __init__(self) -> None:
         import torch
 
+        from benchbench.api import usable_cpus
+
         cores = os.cpu_count()
-        try:
-            usable = len(os.sched_getaffinity(0))
-        except AttributeError:  # macOS, Windows
-            usable = cores
+        usable = usable_cpus()
         super().__init__(
             name="cpu", available=True, device="cpu", device_name=_cpu_model(),
             properties={"logical_cpus": cores, "usable_cpus": usable, "torch_threads": torch.get_num_threads(),

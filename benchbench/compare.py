@@ -17,7 +17,10 @@ not in others, so its round medians are bimodal (measured here: 1.1 ms in three 
 both sides). A t test on three bimodal values calls that a 5x regression. The fastest sample of a
 round is the op's cost with the least interference that round saw; more work in the code still
 raises it. The tables keep showing medians (the reports' estimates); the change and its interval
-are those of the per-round values. So when both sides have two or more rounds:
+are those of the per-round values. A case whose samples are not repeated calls of the same work declares
+`metrics["round_statistic"] = "median"`, and its rounds stand for themselves by their median: a
+DataLoader's samples are windows of a stream, and a window served from batches the workers had
+prefetched is fast for a reason that is not the code (`round_quantile_of`). So when both sides have two or more rounds:
 
 - unpaired (two stored reports, `gate`): Welch's t on the logarithms of the round values. The
   change is exp(mean log B - mean log A), its (1 - alpha) interval exp(d -/+ t(1 - alpha/2, df) se)
@@ -246,6 +249,19 @@ def change_from_summaries(base: Summary, other: Summary, level: float = 0.95) ->
     return Change(ratio, ratio * math.exp(-half), ratio * math.exp(half), level, None, noise, base.n, other.n)
 
 
+ROUND_STATISTICS = {"fastest": 0.0, "median": 0.5}
+
+
+def round_quantile_of(base: Result, other: Result, criteria: Criteria) -> float:
+    """The quantile of a round's samples that stands for the round: the criteria's (the fastest sample),
+    unless either side's case declares `metrics["round_statistic"]` ("median" or "fastest")."""
+    for res in (base, other):
+        declared = (res.metrics or {}).get("round_statistic")
+        if declared in ROUND_STATISTICS:
+            return ROUND_STATISTICS[declared]
+    return criteria.round_quantile
+
+
 def round_values(result: Result, q: float = 0.0) -> dict[int, float]:
     """Round index -> the q-quantile of that round's samples (0: its fastest sample, 0.5: its median);
     rounds without samples are left out."""
@@ -454,6 +470,11 @@ class Comparison:
     keys: list[CaseKey]
 
 
+# Metrics that describe what a case ran on rather than how fast, and are not in its key because a
+# launch option sets them (the distributed suite's ranks): results that differ in one are not comparable.
+SHAPE_METRICS = {"world_size": "world size", "nnodes": "nodes"}
+
+
 def _status(r: Result | None) -> str:
     if r is None:
         return "absent"
@@ -484,6 +505,10 @@ def compare_pair(key: CaseKey, base: Result | None, other: Result | None, criter
         row.reasons.append("benchmark definition changed")
     if base.timing_method and other.timing_method and base.timing_method != other.timing_method:
         row.reasons.append(f"timed with {base.timing_method} vs {other.timing_method}")
+    for name, what in SHAPE_METRICS.items():
+        va, vb = (base.metrics or {}).get(name), (other.metrics or {}).get(name)
+        if va is not None and vb is not None and va != vb:
+            row.reasons.append(f"{what} {va:g} vs {vb:g}" if isinstance(va, (int, float)) else f"{what} {va} vs {vb}")
     row.env = [f"{k}: {va} vs {vb}" for k, va, vb, matters in env_diff if matters]
     if instructions.METHOD in (base.timing_method, other.timing_method):
         return _count_row(row, criteria.instructions_tolerance if tolerance is None else tolerance)
@@ -495,7 +520,7 @@ def compare_pair(key: CaseKey, base: Result | None, other: Result | None, criter
         return row
     t = criteria.threshold if threshold is None else threshold
     few = min(sa.n, sb.n) < criteria.min_samples
-    q = criteria.round_quantile
+    q = round_quantile_of(base, other, criteria)
     ma, mb = (round_values(base, q), round_values(other, q)) if sa.from_samples and sb.from_samples else ({}, {})
     positive = all(v > 0 for v in [*ma.values(), *mb.values()])
     common = sorted(set(ma) & set(mb))

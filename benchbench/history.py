@@ -293,7 +293,7 @@ def analyse(reports: list[tuple[Report, str]] | list[Report], *, patterns: Itera
                     points.append(Point(runs[i], "failed" if res.ok else res.status,
                                         reason=res.reason or ("no samples" if res.ok else None)))
             series.append(_with_changes(key, machine, method, points, reps, defs, max_pvalue, min_size, seed))
-    settings = {"method": "e-divisive means + Student t-test", "max_pvalue": max_pvalue, "min_size": min_size,
+    settings = {"method": "t scan on log values + binary segmentation", "max_pvalue": max_pvalue, "min_size": min_size,
                 "nearby_runs": NEARBY}
     return History(folder, runs, series, list(skipped or []), settings)
 
@@ -308,7 +308,7 @@ def _with_changes(key: CaseKey, machine: str, method: str | None, points: list[P
         return Series(key, machine, method, tuple(points), (), note)
     values = [points[i].median for i in ok]
     changes = []
-    # unweighted: the calibrated test (winsorised, so one disturbed run cannot make a step on its own)
+    # unweighted: the calibrated scan (outliers left out, so one disturbed run cannot make a step on its own)
     for c in cp.detect(values, max_pvalue=max_pvalue, min_size=min_size, seed=seed):
         at, prev = ok[c.index], ok[c.index - 1]
         # environment changes between consecutive successful runs near the change point

@@ -51,13 +51,20 @@ def _numeric(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _kept(v: Any) -> bool:
+    """Metrics a round record keeps: numbers (merged as the median) and flags (merged as any)."""
+    return isinstance(v, (int, float))
+
+
 def merge_round(acc: Result | None, new: Result, round_index: int, position: int) -> Result:
     """Fold one round's result for a case into what the earlier rounds gave.
 
     Samples are appended with a round record (index, position in the round's order, sample count,
-    calls per sample, warm-up, first call, peak memory, the round's numeric metrics). Numeric metrics of
-    the merged result are medians over rounds; peak memory is the largest; the first round's warm-up
-    and first call stand for the case. A round that did not end ok ends the case with its status.
+    calls per sample, warm-up, first call, peak memory, the round's numeric and boolean metrics). Numeric
+    metrics of the merged result are medians over rounds, a boolean is true when it was true in any round
+    (e.g. "the image set was made in this run"), other metrics are the last round's; peak memory is the
+    largest; the first round's warm-up and first call stand for the case. A round that did not end ok
+    ends the case with its status.
     """
     if new.status != "ok":
         if acc is None or not acc.ok:
@@ -68,18 +75,21 @@ def merge_round(acc: Result | None, new: Result, round_index: int, position: int
     record = {"round": round_index, "position": position, "n": len(new.samples), "loops": new.loops_per_sample,
               "warmup": new.warmup, "first_call_s": new.first_call_s, "peak_memory_bytes": new.peak_memory_bytes,
               "duration_s": new.duration_s,
-              "metrics": {k: v for k, v in new.metrics.items() if _numeric(v)}}
+              "metrics": {k: v for k, v in new.metrics.items() if _kept(v)}}
     if acc is None or not acc.ok:
         rounds, samples, first = [record], list(new.samples), new
     else:
         prior = acc.rounds or [{"round": 0, "n": len(acc.samples), "loops": acc.loops_per_sample,
                                 "peak_memory_bytes": acc.peak_memory_bytes, "duration_s": acc.duration_s,
-                                "metrics": {k: v for k, v in acc.metrics.items() if _numeric(v)}}]
+                                "metrics": {k: v for k, v in acc.metrics.items() if _kept(v)}}]
         rounds, samples, first = [*prior, record], [*acc.samples, *new.samples], acc
     metrics = dict(new.metrics)
     for k in {k for r in rounds for k in r.get("metrics") or {}}:
         values = [r["metrics"][k] for r in rounds if k in (r.get("metrics") or {})]
-        metrics[k] = statistics.median(values)
+        if all(isinstance(v, bool) for v in values):
+            metrics[k] = any(values)
+        elif all(_numeric(v) for v in values):
+            metrics[k] = statistics.median(values)
     peaks = [r["peak_memory_bytes"] for r in rounds if r.get("peak_memory_bytes") is not None]
     merged = Result(
         key=new.key, status="ok", reason=None, definition_hash=new.definition_hash, timing_method=new.timing_method,

@@ -80,15 +80,15 @@ def measure(args: argparse.Namespace, work: Path, records: list[dict]) -> None:
     policy = Policy(threshold=args.threshold, alpha=args.alpha)
     common = {"suite_paths": [str(SUITE)], "backends": ["cpu"], "profile": args.profile, "rounds": args.rounds}
     plan = [("aa", i, None) for i in range(args.repeats)]
-    for pct in (10, 5):
-        plan += [(f"slow{pct}", i, pct) for i in range(args.injected_repeats)]
+    for pct in args.injected:
+        plan += [(f"slow{pct:g}", i, pct) for i in range(args.injected_repeats)]
     # interleave the kinds, so that a change of the machine's load during the hour hits all of them
     plan.sort(key=lambda p: (p[1], p[0]))
     done = {(r["kind"], r["repeat"]) for r in records}
     for kind, i, pct in plan:
         if (kind, i) in done:
             continue
-        current = SideSpec(env=((SLOWDOWN_VAR, str(pct)),)) if pct else SideSpec()
+        current = SideSpec(env=((SLOWDOWN_VAR, f"{pct:g}"),)) if pct else SideSpec()
         t0 = time.time()
         res = run_ab(**common, current=current, policy=policy, output=work / f"{kind}_{i}", label=f"{kind}_{i}",
                      command=["gate_calibration.py", kind, str(i)])
@@ -161,10 +161,13 @@ def table(records: list[dict], args: argparse.Namespace) -> str:
     def by(kind: str, case: str | None = None) -> list[dict]:
         return [r for r in records if r["kind"] == kind and (case is None or r["case"] == case)]
 
-    header = ["case", "between-process CV (round medians)", "between-process CV (round minimums)", "paired round sd", "MDE quick (3 rounds)", "MDE default (5 rounds)",
-              "ab A/A: regression / inconclusive / ok", "ab +10%: regression / inconclusive / pass",
-              "+10%: regression among MDE < 10%", "ab +5%: regression / inconclusive / pass",
-              "+5%: regression among MDE < 5%", "gate A/A: regression / inconclusive / ok"]
+    injected = [p for p in args.injected if by(f"slow{p:g}")] if not args.table_only else sorted(
+        {float(r["kind"][4:]) for r in records if r["kind"].startswith("slow")}, reverse=True)
+    header = ["case", "between-process CV (round medians)", "between-process CV (round minimums)", "paired round sd",
+              "MDE quick (3 rounds)", "MDE default (5 rounds)", "ab A/A: regression / inconclusive / ok"]
+    for p in injected:
+        header += [f"ab +{p:g}%: regression / inconclusive / pass", f"+{p:g}%: regression among MDE < {p:g}%"]
+    header.append("gate A/A: regression / inconclusive / ok")
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     totals: dict[str, list[int]] = {}
@@ -209,14 +212,14 @@ def table(records: list[dict], args: argparse.Namespace) -> str:
                  pct(predicted_mde(sd, 3, args.threshold, args.alpha)) if sd else "-",
                  pct(predicted_mde(sd, 5, args.threshold, args.alpha)) if sd else "-"]
         cells.append("{} / {} / {}".format(*counts(by("aa", case), "aa")))
-        cells.append("{} / {} / {}".format(*counts(by("slow10", case), "slow10")))
-        cells.append(among(by("slow10", case), 0.10, "among10"))
-        cells.append("{} / {} / {}".format(*counts(by("slow5", case), "slow5")))
-        cells.append(among(by("slow5", case), 0.05, "among5"))
+        for p in injected:
+            kind = f"slow{p:g}"
+            cells.append("{} / {} / {}".format(*counts(by(kind, case), kind)))
+            cells.append(among(by(kind, case), p / 100, f"among{p:g}"))
         cells.append("{} / {} / {}".format(*counts(by("gate", case), "gate")))
         lines.append("| " + " | ".join(cells) + " |")
     cells = ["**all**", "", "", "", "", ""]
-    for key in ("aa", "slow10", "among10", "slow5", "among5", "gate"):
+    for key in ["aa", *(k for p in injected for k in (f"slow{p:g}", f"among{p:g}")), "gate"]:
         t = totals.get(key)
         if not t:
             cells.append("-")
@@ -226,16 +229,17 @@ def table(records: list[dict], args: argparse.Namespace) -> str:
             n = sum(t)
             cells.append(f"{t[0]} / {t[1]} / {t[2]} ({100 * t[0] / n:.1f}% regression)" if n else "-")
     lines.append("| " + " | ".join(cells) + " |")
-    n_runs = {k: len({r["repeat"] for r in by(k)}) for k in ("aa", "slow10", "slow5", "gate")}
-    honest = [r for r in by("slow10") + by("slow5") if r["outcome"] in ("ok",)]
-    bad_mde = [r for r in by("slow10") + by("slow5") if r["outcome"] == "inconclusive" and r["mde"] is not None
-               and r["mde"] < (0.10 if r["kind"] == "slow10" else 0.05)]
+    slow = [r for r in records if r["kind"].startswith("slow")]
+    n_runs = {k: len({r["repeat"] for r in by(k)}) for k in ("aa", "gate", *(f"slow{p:g}" for p in injected))}
+    honest = [r for r in slow if r["outcome"] in ("ok",)]
+    bad_mde = [r for r in slow if r["outcome"] == "inconclusive" and r["mde"] is not None
+               and r["mde"] < float(r["kind"][4:]) / 100]
     notes = [
         "",
         f"Profile {args.profile}{f', {args.rounds} rounds' if args.rounds else ''}, threshold {100 * args.threshold:g}%, "
         f"alpha {args.alpha:g}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}. Runs: {n_runs['aa']} ab A/A, "
-        f"{n_runs['slow10']} ab +10%, {n_runs['slow5']} ab +5%, {n_runs['gate']} gated pairs of back-to-back runs "
-        f"(each row: one decision per run).",
+        + "".join(f"{n_runs[f'slow{p:g}']} ab +{p:g}%, " for p in injected)
+        + f"{n_runs['gate']} gated pairs of back-to-back runs (each row: one decision per run).",
         f"Injected runs decided pass/same (misses): {len(honest)}; inconclusive with a stated detectable effect "
         f"below the injected slowdown: {len(bad_mde)}.",
         "Between-process CV: sd of the log round medians, and of the log of each round's fastest sample (what the "
@@ -249,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=20, help="ab runs with identical sides (default 20)")
     p.add_argument("--injected-repeats", type=int, default=10, help="ab runs per injected slowdown (default 10)")
+    p.add_argument("--injected", type=lambda t: [float(x) for x in t.split(",") if x], default=[10.0, 5.0],
+                   help="injected slowdowns in %%, comma-separated (default 10,5)")
     p.add_argument("--gate-runs", type=int, default=11, help="back-to-back runs for the gate's A/A (default 11)")
     p.add_argument("--profile", default="default", help="profile of every run (default: default)")
     p.add_argument("--rounds", type=int, help="rounds per run (default: the profile's)")
@@ -269,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         records = rederive(args, work)
     else:
         t0 = time.time()
-        log(f"calibration: {args.repeats} A/A, 2 x {args.injected_repeats} injected, {args.gate_runs} runs; "
+        log(f"calibration: {args.repeats} A/A, {len(args.injected)} x {args.injected_repeats} injected, {args.gate_runs} runs; "
             f"profile {args.profile}")
         measure(args, work, records)
         log(f"done in {(time.time() - t0) / 60:.1f} min")

@@ -31,6 +31,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from benchbench.api import usable_cpus
+
 FAULT_ENV = "BENCHBENCH_DISTRIBUTED_FAULT"
 FAULT_AT = 2  # the timed iteration at which an injected fault fires
 
@@ -39,13 +41,6 @@ FAULT_AT = 2  # the timed iteration at which an injected fault fires
 def process_group_backend(device_type: str) -> str:
     """nccl for CUDA devices (ROCm's RCCL answers to the same name), gloo for the CPU."""
     return "nccl" if device_type == "cuda" else "gloo"
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def threads_per_rank(cpus: int, local_world_size: int) -> int:

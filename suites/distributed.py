@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchbench import Case, Skip, benchmark
+from benchbench import Case, Skip, benchmark, usable_cpus
 
 if TYPE_CHECKING:  # pragma: no cover
     from benchbench import Context, Result
@@ -157,13 +157,6 @@ def launch_config(env: dict[str, str], device: str, gpus: int, cpus: int) -> Lau
     if device == "cuda" and nproc > gpus:
         raise Skip(f"--nproc-per-node {nproc} needs {nproc} GPUs, {gpus} visible (nccl: one GPU per rank)")
     return Launch(nproc, nnodes, node_rank, endpoint)
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def threads_per_rank(cpus: int, local_world_size: int) -> int:

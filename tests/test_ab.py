@@ -10,9 +10,11 @@ import pytest
 from benchbench.ab import (
     SideSpec,
     check_side,
+    differs,
     make_side,
     parse_env,
     repo_root,
+    side_environment,
     source_tree,
     tree_pythonpath,
     tree_sources,
@@ -106,6 +108,25 @@ def test_a_baseline_interpreter_without_benchbench_or_torch_is_a_one_line_error(
     assert "No module named torch" in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(UserError, match="no such interpreter"):
         check_side(Side(name="baseline", python=str(tmp_path / "nope")), "--baseline-python")
+
+
+def test_a_side_reports_the_environment_its_workers_see(tmp_path):
+    root = str(Path(__file__).parent.parent)
+    side = Side(name="baseline", env=(("OMP_NUM_THREADS", "1"), ("PYTHONPATH", root)))
+    assert differs(side) and not differs(Side(name="current"))
+    env = side_environment(side, ["tensor_ops"], ["cpu"], fallback={"facts": {"threads": {"torch_threads": 99}}})
+    assert env["facts"]["threads"]["torch_threads"] == 1 and "side_environment" not in env["facts"]
+    assert env["fingerprint"]["torch"] and env["checks"]
+
+
+def test_a_side_that_cannot_report_its_environment_keeps_this_one_and_says_so(tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'ImportError: cannot import name collect' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    fallback = {"facts": {"torch": {"version": "2.14.1"}}, "fingerprint": {}, "checks": []}
+    env = side_environment(Side(name="baseline", python=str(fake)), [], None, fallback)
+    assert env["facts"]["torch"] == {"version": "2.14.1"} and "side_environment" not in fallback["facts"]
+    assert "could not report its own (ImportError: cannot import name collect)" in env["facts"]["side_environment"]
 
 
 def test_this_interpreter_passes_the_check():

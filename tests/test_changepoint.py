@@ -1,5 +1,4 @@
 import importlib.util
-import itertools
 import sys
 from pathlib import Path
 
@@ -21,60 +20,67 @@ def load_calibration():
     return mod
 
 
-def brute_energy(x, tau):
-    left, right = x[:tau], x[tau:]
-    m, n = len(left), len(right)
-    xy = np.mean([abs(a - b) for a in left for b in right])
-    xx = np.mean([abs(a - b) for a, b in itertools.permutations(left, 2)])
-    yy = np.mean([abs(a - b) for a, b in itertools.permutations(right, 2)])
-    return m * n / (m + n) * (2 * xy - xx - yy)
+def test_scan_statistic_is_students_pooled_t_at_every_split():
+    x = 3 + np.random.default_rng(0).standard_normal(23)
+    t = cp.scan_statistic(x, min_size=3)
+    assert np.isnan(t[:3]).all() and np.isnan(t[21:]).all()
+    for k in range(3, 21):
+        assert t[k] == pytest.approx(abs(stats.ttest_ind(x[:k], x[k:], equal_var=True).statistic), rel=1e-9)
 
 
-def test_energy_statistic_matches_its_definition():
-    x = np.random.default_rng(0).standard_normal(23)
-    q = cp.energy_statistic(x, min_size=3)
-    assert np.isnan(q[:3]).all() and np.isnan(q[21:]).all()
-    for tau in range(3, 21):
-        assert q[tau] == pytest.approx(brute_energy(x, tau))
+def test_scan_statistic_peaks_at_a_step():
+    x = np.r_[np.zeros(30), np.ones(20)] + 0.3 * np.random.default_rng(1).standard_normal(50)
+    assert int(np.nanargmax(cp.scan_statistic(x))) == 30
 
 
-def test_energy_statistic_peaks_at_a_step():
-    x = np.r_[np.zeros(30), np.ones(20)] + 0.1 * np.random.default_rng(1).standard_normal(50)
-    assert int(np.nanargmax(cp.energy_statistic(x))) == 30
-
-
-def test_ttest_is_students_pooled_test_on_winsorised_values():
-    rng = np.random.default_rng(2)
-    for n1, n2 in ((4, 96), (10, 10), (37, 12)):
-        a, b = rng.standard_normal(n1), rng.standard_normal(n2) + 0.5
-        a[0] += 8  # an outlier
-        plain = stats.ttest_ind(a, b, equal_var=True).pvalue
-        assert cp.ttest_pvalue(a, b, clip=None) == pytest.approx(plain, rel=1e-9)
-        ma, mb = np.median(a), np.median(b)
-        bound = 3 * 1.4826 * np.median(np.abs(np.r_[a - ma, b - mb]))
-        clipped = stats.ttest_ind(ma + np.clip(a - ma, -bound, bound), mb + np.clip(b - mb, -bound, bound),
-                                  equal_var=True).pvalue
-        assert cp.ttest_pvalue(a, b) == pytest.approx(clipped, rel=1e-9)
-
-
-def test_winsorising_keeps_one_outlier_from_making_a_step():
-    x = 1 + 0.01 * np.random.default_rng(3).standard_normal(40)
-    x[-2] = 1.5
-    assert cp.ttest_pvalue(x[:36], x[36:], clip=None) < 0.01  # raw, one outlier looks like a step
-    assert cp.ttest_pvalue(x[:36], x[36:]) > 0.05
-    assert cp.detect(x) == []
-
-
-def test_equal_weights_change_nothing_and_imprecise_points_count_less():
+def test_weights_equal_change_nothing_and_imprecise_points_count_less():
     rng = np.random.default_rng(4)
-    a, b = 1 + 0.02 * rng.standard_normal(20), 1.03 + 0.02 * rng.standard_normal(20)
-    plain = cp.ttest_pvalue(a, b)
-    assert cp.ttest_pvalue(a, b, np.ones(20), np.ones(20)) == pytest.approx(plain)
-    b_bad = b.copy()
-    b_bad[:3] = 0.9  # three wild points...
-    w = np.ones(20)
-    w[:3] = 0.01  # ...whose intervals were wide
-    assert cp.ttest_pvalue(a, b_bad, np.ones(20), w, clip=None) < cp.ttest_pvalue(a, b_bad, clip=None)
+    x = np.r_[1 + 0.02 * rng.standard_normal(20), 1.03 + 0.02 * rng.standard_normal(20)]
+    plain = cp.scan_statistic(x)
+    assert cp.scan_statistic(x, weights=np.full(40, 3.0)) == pytest.approx(plain, nan_ok=True)
+    assert cp.scan_pvalue(plain[20], 40, weights=np.full(40, 3.0)) == pytest.approx(cp.scan_pvalue(plain[20], 40))
+    bad = x.copy()
+    bad[20:23] = 0.9  # three wild points on the new level...
+    w = np.ones(40)
+    w[20:23] = 0.01  # ...whose intervals were wide
+    assert cp.scan_statistic(bad, weights=w)[20] > cp.scan_statistic(bad)[20]
+
+
+def test_scan_pvalue_of_a_single_split_is_the_t_test():
+    x = np.random.default_rng(2).standard_normal(8)
+    t = cp.scan_statistic(x, 4)[4]
+    assert cp.scan_pvalue(t, 8, 4) == pytest.approx(stats.ttest_ind(x[:4], x[4:]).pvalue, rel=1e-9)
+
+
+@pytest.mark.parametrize("n", [12, 50, 200])
+def test_scan_pvalue_matches_the_simulated_null(n):
+    """The false-alarm probability it gives is the one flat Gaussian series show (seeded simulation)."""
+    cal = load_calibration()
+    peaks = cal.tscan(np.random.default_rng(n).standard_normal((40_000, n)), 4)[0]
+    for tail in (0.05, 0.01):
+        simulated = float(np.mean(peaks >= np.quantile(peaks, 1 - tail)))
+        assert 0.75 * simulated <= cp.scan_pvalue(float(np.quantile(peaks, 1 - tail)), n, 4) <= 1.1 * simulated
+    # the search over splits matters: one split's t-test p-value would be far too small
+    q = float(np.quantile(peaks, 0.99))
+    assert 2 * stats.t.sf(q, n - 2) < 0.01 / 3 < cp.scan_pvalue(q, n, 4)
+    assert cp.scan_pvalue(0.0, n) == 1.0 and cp.scan_pvalue(float("inf"), n) == 0.0
+
+
+def test_outliers_are_far_from_the_moving_median_and_a_step_is_not():
+    rng = np.random.default_rng(3)
+    y = np.log(np.r_[1 + 0.01 * rng.standard_normal(30), 1.2 + 0.01 * rng.standard_normal(30)])
+    assert not cp.outliers(y)[25:35].any()  # the values beside a 20% step stay in
+    assert cp.outliers(y).sum() <= 1  # a Gaussian value beyond 3.5 SDs of its neighbours is rare
+    y[[12, 40, 59]] += np.log(1.4)
+    assert {12, 40, 59} <= set(np.flatnonzero(cp.outliers(y))) and not cp.outliers(y)[25:35].any()
+    assert not cp.outliers(y, clip=None).any()
+
+
+def test_a_few_outliers_do_not_make_a_step():
+    x = 1 + 0.01 * np.random.default_rng(3).standard_normal(40)
+    x[[-5, -3, -2]] = [1.3, 1.5, 1.4]  # three disturbed runs among the last five
+    assert [c.index for c in cp.detect(x, clip=None)] == [35]  # kept in, they look like a step
+    assert cp.detect(x) == []
 
 
 def test_weights_from_intervals():
@@ -92,9 +98,19 @@ def test_detect_finds_a_step_with_its_size_interval_and_pvalue():
     assert c.index == 40 and (c.before, c.after) == (40, 20)
     assert c.ratio == pytest.approx(1.10, abs=0.015)
     assert c.ratio_low < 1.10 < c.ratio_high and c.ratio_high - c.ratio_low < 0.05
-    assert c.pvalue < 1e-10
+    assert c.pvalue < 1e-8
     assert cp.detect(x, seed=9)[0].ratio_low != c.ratio_low  # the interval is a seeded bootstrap...
     assert cp.detect(x)[0] == c  # ...so the same seed gives the same answer
+
+
+def test_detect_maps_indices_past_left_out_outliers():
+    rng = np.random.default_rng(8)
+    x = 1 + 0.01 * rng.standard_normal(60)
+    x[35:] *= 1.10
+    x[[5, 20, 31, 50]] *= 1.5
+    (c,) = cp.detect(x)
+    assert c.index == 35 and (c.before, c.after) == (35, 25)
+    assert c.ratio == pytest.approx(1.10, abs=0.015)
 
 
 def test_detect_finds_several_steps_and_respects_min_size():
@@ -118,20 +134,37 @@ def test_eight_runs_are_enough_for_a_step_after_four():
 
 def test_detect_edge_cases():
     assert cp.detect([]) == [] and cp.detect([1.0] * 5) == [] and cp.detect([2.0] * 50) == []
+    assert [c.index for c in cp.detect([0.0] * 10 + [1.0] * 10)] == [10]  # not all positive: raw values
     with pytest.raises(ValueError):
         cp.detect([1.0, float("nan"), 2.0])
     with pytest.raises(ValueError):
         cp.detect([1.0] * 10, weights=[1.0] * 9)
 
 
+def test_false_change_points_stay_rare_at_other_lengths():
+    """The threshold is calibrated per segment length, not for 100 points only (seeded flat series)."""
+    cal = load_calibration()
+    rates = cal.null_rates((12, 30, 300), 300, seed=3, resamples=20)
+    assert all(rate <= 0.02 for *_, rate in rates), rates  # 1% is 3 of 300; 6 would be 2 SE over
+    assert sum(rate for *_, rate in rates) / len(rates) <= 0.01, rates
+
+
 def test_calibration_targets_hold_on_seeded_series():
     """The README's calibration table in small: 100-point series with and without a 5% step, seeded."""
     cal = load_calibration()
-    cells = [cal.evaluate(cv, noise, 250, seed=2, resamples=20)
+    oracle = cal.oracle_threshold(series=20_000)
+    cells = [cal.evaluate(cv, noise, 250, seed=2, oracle=oracle, resamples=20)
              for cv, noise in ((0.02, "normal"), (0.02, "outliers"), (0.03, "normal"), (0.03, "outliers"),
-                               (0.05, "normal"))]
+                               (0.05, "normal"), (0.05, "outliers"))]
     assert sum(c.false_rate for c in cells) / len(cells) <= 0.01, cells  # at most 1% false change points
     assert all(c.false_rate <= 0.012 for c in cells), cells  # 3 of 250 in one cell is sampling, not drift
     for c in cells[:4]:
-        assert c.detect_rate >= (0.9 if c.noise == "normal" else 0.88), c  # the step, within 5 points
-    assert 0.25 <= cells[4].detect_rate < 0.9, cells[4]  # at CV 5%, a 5% step is often missed (README)
+        assert c.detect_rate >= 0.9, c  # the step, within 5 points
+    for c in cells:  # close to the best single-change detector at a 1% false-alarm rate, which reads the
+        # Gaussian noise without the outliers: at CV 5% a 20% outlier is only 3.6 SDs out, and the
+        # detector, which cannot tell it from noise for sure, pays for it in power (README)
+        assert c.detect_rate >= c.oracle_detect - (0.25 if c.noise == "outliers" and c.cv == 0.05 else 0.08), c
+    # at CV 5%, a 5% step is one standard deviation: even the oracle misses it often, mostly near an end
+    for c in cells[4:]:
+        assert 0.5 <= c.oracle_detect < 0.8, c
+        assert c.oracle_near < c.oracle_middle and c.detect_near < c.detect_middle, c

@@ -416,6 +416,37 @@ def test_compare_uses_rounds_welch_for_stored_reports_and_pairs_rounds_measured_
     assert not paired.flags and not unpaired.flags
 
 
+def test_a_streaming_case_is_compared_on_its_round_medians_not_its_fastest_window():
+    """A DataLoader window served from prefetched batches is fast for a reason that is not the code: with
+    a few such windows in every round of the baseline, the fastest sample would call an unchanged
+    pipeline 3x slower."""
+    rng = np.random.default_rng(8)
+
+    def stream(prefetched: bool, declare: bool) -> Result:
+        r = rounds_result(KEY, [10e-3] * 5, rng, n=12, within=0.01)
+        if prefetched:  # the first window of every round came from the prefetch buffer
+            r.samples = [s / 3 if i % 12 == 0 else s for i, s in enumerate(r.samples)]
+        if declare:
+            r.metrics = {"round_statistic": "median"}
+        return r
+
+    fastest = compare_pair(KEY, stream(True, False), stream(False, False), Criteria())
+    assert fastest.verdict == "slower" and fastest.change.ratio > 2.5
+    median = compare_pair(KEY, stream(True, True), stream(False, True), Criteria())
+    assert median.verdict == "same" and median.change.ratio == pytest.approx(1.0, abs=0.02)
+
+
+def test_results_run_with_a_different_world_size_are_not_comparable():
+    rng = np.random.default_rng(9)
+    base = rounds_result(KEY, [1e-3] * 3, rng)
+    other = rounds_result(KEY, [1e-3] * 3, rng)
+    base.metrics, other.metrics = {"world_size": 2, "nnodes": 1}, {"world_size": 4, "nnodes": 1}
+    row = compare_pair(KEY, base, other, Criteria())
+    assert row.verdict == "incomparable" and row.reasons == ["world size 2 vs 4"]
+    other.metrics = {"world_size": 2, "nnodes": 1}
+    assert compare_pair(KEY, base, other, Criteria()).verdict != "incomparable"
+
+
 def test_single_round_results_keep_the_sample_rule_and_say_so():
     rng = np.random.default_rng(6)
     row = compare_pair(KEY, result(KEY, timings(rng, 30, 1e-3, 0.01)), rounds_result(KEY, [1.2e-3] * 3, rng),

@@ -35,6 +35,16 @@ def test_merge_appends_rounds_and_takes_medians_of_numeric_metrics():
     assert r.stats.rounds == 3
 
 
+def test_a_boolean_metric_is_true_when_any_round_set_it():
+    r = merge_round(None, ok([1.0], metrics={"image_set_made": True, "note": "first"}), 0, 0)
+    r = merge_round(r, ok([1.1], metrics={"image_set_made": False, "note": "second"}), 1, 0)
+    r = merge_round(r, ok([1.2], metrics={"image_set_made": False, "note": "third"}), 2, 0)
+    assert r.metrics["image_set_made"] is True and r.metrics["note"] == "third"
+    assert [m["metrics"]["image_set_made"] for m in r.rounds] == [True, False, False]
+    never = merge_round(merge_round(None, ok([1.0], metrics={"made": False}), 0, 0), ok([1.0], metrics={"made": False}), 1, 0)
+    assert never.metrics["made"] is False
+
+
 def test_a_failed_round_ends_the_case_but_keeps_what_came_before():
     r = merge_round(None, ok([1.0, 1.1]), 0, 0)
     bad = Result(key=KEY, status="timeout", reason="no result within 5 s", duration_s=5.0)

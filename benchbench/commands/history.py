@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="only these benchmarks, e.g. 'tensor_ops/matmul*' (matched against suite/name and the "
                         "full label; repeatable)")
     p.add_argument("--max-pvalue", type=float, metavar="P",
-                   help="significance threshold of a change point (default: the calibrated 3e-5)")
+                   help="significance threshold of a change point: the p-value of the scan over all splits of a "
+                        "segment (default: the calibrated 0.005)")
     p.add_argument("--min-runs", type=int, metavar="N", help="fewest runs on each level of a step (default: 4)")
     p.add_argument("--output", "-o", metavar="PATH", help="write the text to this file instead of stdout")
 
