@@ -148,7 +148,9 @@ def load(path: Path, screenshot: Path | None = None, width: int = 1280, height: 
                                                           "mobile": False}, session=session)
             b.send("Page.navigate", {"url": url}, session=session)
             result.loaded = b.wait_for("Page.loadEventFired", timeout)
-            b.drain(0.5)  # late console messages
+            # late console messages (a Content-Security-Policy refusal is logged asynchronously): read until
+            # Chromium has been silent for 2 s, which a loaded machine needs (0.5 s missed some)
+            b.drain(2.0)
             metrics = b.send("Page.getLayoutMetrics", session=session)
             size = metrics.get("cssContentSize") or metrics.get("contentSize") or {}
             result.height = int(size.get("height", height))
