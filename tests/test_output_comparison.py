@@ -87,3 +87,16 @@ def test_disagreement_text_says_what_each_kind_means():
     assert "opposite directions" in disagreement_text(Disagreement("up", "down"))
     (line,) = disagreement_lines([Disagreement("flat", "down", 1.0, 0.97, key)])
     assert line.startswith(f"{key.label}: instructions down (-3.0%)") and "less work" in line and "\n" not in line
+
+
+def test_instruction_reports_are_described_as_instruction_count_ratios():
+    from benchbench.instructions import METHOD
+
+    k = CaseKey.make("ops", "dispatch", {}, "cpu", "float32")
+    counts = [make_report([result(k, [1000.0] * 5, timing_method=METHOD)], run_id=r) for r in ("a", "b")]
+    counts[1].results[0].samples = [1020.0] * 5
+    text = comparison_text(compare(counts, ["a", "b"]))
+    assert "geometric mean instruction count ratio 1.020" in text and "ratio = instruction count b / a" in text
+    assert "time ratio" not in text
+    times = compare([make_report([result(k, [1e-3] * 9)], run_id=r) for r in ("a", "b")], ["a", "b"])
+    assert "geometric mean time ratio" in comparison_text(times)

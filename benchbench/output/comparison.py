@@ -169,12 +169,21 @@ def _short(v: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def quantity(rows: Any) -> str:
+    """What the ratios of these rows are ratios of: "instruction count" when every compared row holds
+    instruction counts (Callgrind reports), else "time"."""
+    compared = [r for r in rows if r.change is not None]
+    counted = [r for r in compared if INSTRUCTIONS in (getattr(r.base, "timing_method", None),
+                                                       getattr(r.other, "timing_method", None))]
+    return "instruction count" if compared and len(counted) == len(compared) else "time"
+
+
 def geomean_lines(pair: Pair, base_name: str) -> list[str]:
     gms = geomeans(pair.rows)
     if not gms:
         return [f"{pair.name} vs {base_name}: no case measured on both sides"]
     overall = gms.pop(None)
-    lines = [f"{pair.name} vs {base_name}: geometric mean time ratio {overall.ratio:.3f} "
+    lines = [f"{pair.name} vs {base_name}: geometric mean {quantity(pair.rows)} ratio {overall.ratio:.3f} "
              f"({fmt_speed(overall.ratio)}) over {_cases(overall.n)}"]
     if len(gms) > 1:
         lines += [f"  {suite}: {g.ratio:.3f} ({fmt_speed(g.ratio)}), {_cases(g.n)}" for suite, g in sorted(gms.items())]
@@ -228,7 +237,8 @@ def comparison_text(comp: Comparison, fmt: str = "simple") -> str:
         out.append(("- " if md else "") + f"{pair.name}: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     c = comp.criteria
     out.append("")
-    out.append(f"ratio = time {'/'.join(p.name for p in comp.pairs)} / {comp.base_name} with its "
+    what = quantity([r for p in comp.pairs for r in p.rows])
+    out.append(f"ratio = {what} {'/'.join(p.name for p in comp.pairs)} / {comp.base_name} with its "
                f"{100 * c.level:g}% interval from the rounds (t on the log of each round's fastest sample; paired by round for reports "
                f"measured together); below 1 is faster. slower/faster: the interval beyond ±{100 * c.threshold:g}%. "
                "One round per side (single-round): Mann-Whitney and a bootstrap on the samples. can detect: the "

@@ -25,7 +25,7 @@ from benchbench.environment.checks import VERDICTS
 from benchbench.gate import GateResult
 from benchbench.output import html
 from benchbench.output.charts import Bar, Entry, bars, forest, lines
-from benchbench.output.comparison import env_lines, fmt_median, fmt_pct
+from benchbench.output.comparison import env_lines, fmt_median, fmt_pct, quantity
 from benchbench.output.gate import headline
 from benchbench.output.html import Raw, Section, badge, esc
 from benchbench.output.units import fmt_si, fmt_speed, fmt_time
@@ -203,19 +203,21 @@ def _comparison(comp: Comparison) -> str:
                    + "</ul>")
     rows = []
     speedups: list[tuple[str, Entry]] = []
+    what = quantity([r for p in comp.pairs for r in p.rows])
+    column = f"geometric mean {what} ratio"
     for pair in comp.pairs:
         gms = geomeans(pair.rows)
         overall = gms.pop(None, None)
         counts = verdict_counts(pair.rows)
-        rows.append({"report": pair.name, "geometric mean time ratio": f"{overall.ratio:.3f}" if overall else "-",
+        rows.append({"report": pair.name, column: f"{overall.ratio:.3f}" if overall else "-",
                      "speed": fmt_speed(overall.ratio) if overall else "no case measured on both sides",
                      "cases": overall.n if overall else 0,
                      "per suite": "; ".join(f"{s}: {g.ratio:.3f} ({g.n})" for s, g in sorted(gms.items())),
                      "verdicts": Raw(" ".join(badge(f"{n} {v}", _verdict_kind(v)) for v, n in counts.items()))})
         speedups.append((pair.name, Bar(overall.speedup, note=fmt_speed(overall.ratio)) if overall else "no overlap"))
     out.append(f'<p class="note">Against <b>{esc(comp.base_name)}</b>: geometric mean over the cases measured on '
-               "both sides of the median-time ratio (below 1 is faster).</p>")
-    out.append(html.table(rows, numeric=("geometric mean time ratio", "cases")))
+               f"both sides of the median-{what.replace(' ', '-')} ratio (below 1 is faster).</p>")
+    out.append(html.table(rows, numeric=(column, "cases")))
     if speedups:
         out.append(html.chart(bars([s[0] for s in speedups], [("speed-up", [s[1] for s in speedups])],
                                    f"speed-up over {comp.base_name} (geometric mean; 1 = same)", ref=1.0)))
