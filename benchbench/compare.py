@@ -510,6 +510,10 @@ def compare_pair(key: CaseKey, base: Result | None, other: Result | None, criter
         if va is not None and vb is not None and va != vb:
             row.reasons.append(f"{what} {va:g} vs {vb:g}" if isinstance(va, (int, float)) else f"{what} {va} vs {vb}")
     row.env = [f"{k}: {va} vs {vb}" for k, va, vb, matters in env_diff if matters]
+    if instructions.METHOD == base.timing_method == other.timing_method \
+            and instructions.allocators_apart(base) != instructions.allocators_apart(other):
+        row.reasons.append("instruction counts with the allocators' internals in one and left out in the other "
+                           "(measure both with the same benchbench, on a libc with symbols)")
     if instructions.METHOD in (base.timing_method, other.timing_method):
         return _count_row(row, criteria.instructions_tolerance if tolerance is None else tolerance)
 

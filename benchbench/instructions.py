@@ -47,6 +47,13 @@ class CountChange:
         return self.ratio - 1.0
 
 
+def allocators_apart(result: Any) -> bool:
+    """Whether a count result leaves the memory allocators' internals out of its samples (benchbench/callgrind.py
+    does where the libc has symbols for them; reports made before it did, or on a libc without them, do not)."""
+    info = (getattr(result, "metrics", None) or {}).get("instructions")
+    return bool(isinstance(info, dict) and info.get("allocator_functions"))
+
+
 def check_tolerance(value: float, what: str = "instructions tolerance") -> float:
     if not 0 < value < 1:
         raise UserError(f"{what} must be between 0% and 100%, got {100 * value:g}%")

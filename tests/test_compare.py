@@ -275,6 +275,15 @@ def test_instruction_counts_with_an_environment_difference_are_incomparable():
     assert row.verdict == "incomparable" and row.statistical == "same"
 
 
+def test_counts_with_and_without_the_allocators_internals_are_incomparable():
+    apart = {"instructions": {"allocator": 9e4, "allocator_functions": ["_int_malloc"]}}
+    old = counted(KEY, [x * 1.1 for x in COUNTS])  # made before the allocators were counted apart
+    row = compare_pair(KEY, old, counted(KEY, COUNTS, metrics=apart), Criteria())
+    assert row.verdict == "incomparable" and "allocators' internals" in row.reasons[0]
+    both = compare_pair(KEY, counted(KEY, COUNTS, metrics=apart), counted(KEY, COUNTS, metrics=apart), Criteria())
+    assert both.verdict == "same"
+
+
 def test_a_bad_instructions_tolerance_is_a_user_error():
     with pytest.raises(UserError, match="instructions tolerance"):
         Criteria(instructions_tolerance=2.0)
