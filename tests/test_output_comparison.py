@@ -96,7 +96,8 @@ def test_instruction_reports_are_described_as_instruction_count_ratios():
     counts = [make_report([result(k, [1000.0] * 5, timing_method=METHOD)], run_id=r) for r in ("a", "b")]
     counts[1].results[0].samples = [1020.0] * 5
     text = comparison_text(compare(counts, ["a", "b"]))
-    assert "geometric mean instruction count ratio 1.020" in text and "ratio = instruction count b / a" in text
+    assert "geometric mean instruction count ratio 1.020" in text and "ratio = instructions per call b / a" in text
+    assert "0.5% tolerance" in text and "fastest sample" not in text
     assert "time ratio" not in text
     times = compare([make_report([result(k, [1e-3] * 9)], run_id=r) for r in ("a", "b")], ["a", "b"])
     assert "geometric mean time ratio" in comparison_text(times)

@@ -238,6 +238,12 @@ def comparison_text(comp: Comparison, fmt: str = "simple") -> str:
     c = comp.criteria
     out.append("")
     what = quantity([r for p in comp.pairs for r in p.rows])
+    if what == "instruction count":
+        out.append(f"ratio = instructions per call {'/'.join(p.name for p in comp.pairs)} / {comp.base_name} (median "
+                   f"of the repeats); slower/faster: beyond the {100 * c.instructions_tolerance:g}% tolerance and "
+                   "beyond the repeats' own spread (noisy otherwise). Counts are exact up to small jitter: no "
+                   "significance test is made.")
+        return "\n".join(out)
     out.append(f"ratio = {what} {'/'.join(p.name for p in comp.pairs)} / {comp.base_name} with its "
                f"{100 * c.level:g}% interval from the rounds (t on the log of each round's fastest sample; paired by round for reports "
                f"measured together); below 1 is faster. slower/faster: the interval beyond ±{100 * c.threshold:g}%. "
