@@ -194,7 +194,6 @@ def side_environment(side: Side, suites: Sequence[str], backends: Sequence[str] 
     own interpreter, with its environment variables and source tree, so that a baseline on another torch
     or with other thread settings records its own versions and settings. Where that interpreter cannot
     report (e.g. an older benchbench), the `fallback` (this process's environment) is used and says so."""
-    import copy
     import json
 
     payload = json.dumps({"suites": list(suites), "backends": list(backends) if backends else None})

@@ -183,14 +183,17 @@ def plain_loop(fn: Callable[[], Any], synchronize: Callable[[], None], seconds: 
     """
     import gc
 
-    batch = 1
-    while True:
+    def loop(n: int) -> float:
         synchronize()
         t0 = clock()
-        for _ in range(batch):
+        for _ in range(n):
             fn()
         synchronize()
-        took = clock() - t0
+        return clock() - t0
+
+    batch = 1
+    while True:
+        took = loop(batch)
         if took >= seconds / 8 or batch >= 2**30:
             break
         batch *= 2
@@ -198,12 +201,7 @@ def plain_loop(fn: Callable[[], Any], synchronize: Callable[[], None], seconds: 
     enabled = gc.isenabled()
     gc.disable()
     try:
-        synchronize()
-        t0 = clock()
-        for _ in range(calls):
-            fn()
-        synchronize()
-        wall = clock() - t0
+        wall = loop(calls)
     finally:
         if enabled:
             gc.enable()

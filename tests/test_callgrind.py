@@ -243,15 +243,16 @@ def test_require_is_a_one_line_user_error_saying_how_to_install():
     assert cg.require(status) is status
 
 
-def test_run_without_valgrind_stops_with_exit_2_and_the_install_hint(tmp_path):
+@pytest.mark.parametrize("command, output", [("run", "r.json"), ("ab", "ab")])
+def test_without_valgrind_run_and_ab_stop_with_exit_2_and_the_install_hint(tmp_path, command, output):
     empty = tmp_path / "bin"
     empty.mkdir()
-    proc = run_cli("run", "--metric", "instructions", "--suite", "tensor_ops", "--filter", "dispatch_overhead",
-                   "-o", str(tmp_path / "r.json"), env={"PATH": str(empty)}, timeout=120)
+    proc = run_cli(command, "--metric", "instructions", "--suite", "tensor_ops", "--filter", "dispatch_overhead",
+                   "-o", str(tmp_path / output), env={"PATH": str(empty)}, timeout=120)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "needs Valgrind" in lines[0] and "apt-get install valgrind" in lines[0]
-    assert "Traceback" not in proc.stderr and not (tmp_path / "r.json").exists()
+    assert "Traceback" not in proc.stderr and not (tmp_path / output).exists()
 
 
 # --- planning a run ----------------------------------------------------------------------------------------

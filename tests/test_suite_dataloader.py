@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ROOT, run_cli
+from fakes import FakeClock
 
 from benchbench import api, execute, registry
 from benchbench.backends import get as get_backend
@@ -164,14 +165,6 @@ def test_planned_cases_never_use_more_workers_than_cpus(suite, dl):
 
 
 # --- timing a loader: a fake loader on a fake clock -----------------------------------------------
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 class FakeLoader:
     """`batches` per epoch; the first costs `startup` more, each costs `per_batch` (clock seconds)."""
 
