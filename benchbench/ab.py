@@ -38,8 +38,10 @@ from typing import Any
 from benchbench.errors import UserError
 from benchbench.gate import EXIT_CODES, GateResult, Policy, gate
 from benchbench.instructions import Disagreement, disagreements
+from benchbench.interleave import Interleaved, Outcome
 from benchbench.report import Report
 from benchbench.runner import Side
+from benchbench.sequential import Plan
 
 CHECK_TIMEOUT_S = 300.0  # importing torch on a busy machine can take a while
 
@@ -68,6 +70,8 @@ class AbResult:
     metric: str = "time"
     instructions: AbResult | None = None
     disagreements: list[Disagreement] = field(default_factory=list)
+    # time: how the block-interleaved rounds went (rounds run, why they stopped, time taken)
+    outcome: Outcome | None = None
 
     @property
     def parts(self) -> list[AbResult]:
@@ -272,8 +276,13 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
            baseline: SideSpec = SideSpec(), current: SideSpec = SideSpec(), policy: Policy | None = None,
            output: str | os.PathLike | None = None, label: str | None = None, progress: Any = None,
            command: Sequence[str] | None = None, on_start: Any = None,
-           metrics: Sequence[str] = ("time",)) -> AbResult:
-    """Measure both sides round by round and gate current against baseline on the paired rounds.
+           metrics: Sequence[str] = ("time",), budget: float | None = None) -> AbResult:
+    """Measure both sides and gate current against baseline on the paired rounds.
+
+    Time: rounds of block-interleaved process pairs (benchbench/interleave.py), added until every case
+    is decided by the sequential plan (benchbench/sequential.py), the plan's last look (the profile's
+    `ab_max_rounds`) or the time `budget` in seconds (default: the profile's `ab_budget_s`). `rounds`
+    fixes the count instead: one look after exactly that many rounds.
 
     `output`: a folder for baseline.json and current.json (saved after every case; on interrupt they
     are partial and `runner.Interrupted` names them). `on_start(session, sides)` is called once the
@@ -305,6 +314,9 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
             raise UserError(f"-o {folder}: cannot create: {exc.strerror or exc}") from None
         if not os.access(folder, os.W_OK):
             raise UserError(f"-o {folder}: not writable")
+    if budget is not None and not budget > 0:
+        raise UserError("--budget must be positive")
+    policy = policy or Policy()
     session = sess.prepare(suites, suite_paths, backends, profile, rounds, pattern, False, timeout, seed)
     sessions = [session if m == "time" else counting_session(session, rounds) for m in metrics]
     results: list[AbResult] = []
@@ -332,11 +344,18 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
             paths = {s.name: folder / f"{s.name}{suffix}.json" for s in sides} if folder is not None else {}
             if on_start:
                 on_start(part, sides)
-            # the canary times the machine: nothing a count depends on
-            sess.measure(part, [sess.Target(s, r, paths.get(s.name)) for s, r in zip(sides, reports, strict=True)],
-                         progress, canary=metric == "time")
-            result = gate(reports[0], reports[1], policy or Policy(), ("baseline", "current"), paired=True)
-            results.append(AbResult(reports[0], reports[1], result, paths, metric))
+            targets = [sess.Target(s, r, paths.get(s.name)) for s, r in zip(sides, reports, strict=True)]
+            outcome = None
+            if metric == "time":
+                plan = Plan.fixed(rounds, policy.alpha) if rounds else \
+                    Plan(alpha=policy.alpha, max_rounds=part.profile.ab_max_rounds)
+                outcome = Interleaved(part, targets, plan, policy.threshold_for,
+                                      budget if budget is not None else part.profile.ab_budget_s,
+                                      progress=progress).run()
+            else:
+                sess.measure(part, targets, progress, canary=False)
+            result = gate(reports[0], reports[1], policy, ("baseline", "current"), paired=True)
+            results.append(AbResult(reports[0], reports[1], result, paths, metric, outcome=outcome))
     first = results[0]
     if len(results) > 1:
         first.instructions = results[1]

@@ -73,11 +73,11 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from benchbench import canary, instructions
+from benchbench import blocks, canary, instructions, sequential
 from benchbench.environment.fingerprint import fingerprint_diff
 from benchbench.errors import UserError
 from benchbench.report import CaseKey, Report, Result
@@ -315,14 +315,31 @@ def change_from_rounds(base: Sequence[float], other: Sequence[float], level: flo
 
 def change_from_paired_rounds(pairs: Sequence[tuple[float, float]], level: float = 0.95) -> Change:
     """A t interval on the per-round log ratios log(other_i / base_i) of rounds measured back to back."""
+    return change_from_paired_logs([math.log(b / a) for a, b in pairs], level)
+
+
+def change_from_paired_logs(d: Sequence[float], level: float = 0.95) -> Change:
+    """A t interval on per-round log ratios (other over base), one per round measured as a pair."""
     import statistics
 
-    if len(pairs) < 2:
+    if len(d) < 2:
         raise ValueError("a paired comparison needs two or more rounds")
-    d = [math.log(b / a) for a, b in pairs]
     n = len(d)
     sd = statistics.stdev(d)
     return _t_change(statistics.fmean(d), sd / math.sqrt(n), n - 1, level, sd, n, n, "paired-round")
+
+
+def change_from_sequential(d: Sequence[float], plan: sequential.Plan, threshold: float) -> Change:
+    """The paired change at the look a sequential plan makes after len(d) rounds: the interval at the
+    alpha that look may spend (benchbench/sequential.py), so a decision read back from stored reports is
+    the one `ab` took while measuring."""
+    import statistics
+
+    seen = sequential.look(list(d), plan, threshold)
+    sd = statistics.stdev(d)
+    p = _t_p(math.log(seen.ratio) / seen.se, seen.df) if seen.se > 0 else (1.0 if seen.ratio == 1 else 0.0)
+    return Change(seen.ratio, seen.low, seen.high, 1.0 - seen.alpha, p, sd, seen.n, seen.n, "paired-round",
+                  seen.se, seen.df)
 
 
 @lru_cache(maxsize=1024)
@@ -483,11 +500,13 @@ def _status(r: Result | None) -> str:
 
 def compare_pair(key: CaseKey, base: Result | None, other: Result | None, criteria: Criteria,
                  threshold: float | None = None, env_diff: Sequence[EnvDiff] = (), paired: bool = False,
-                 drift: MachineDrift | None = None, tolerance: float | None = None) -> Row:
+                 drift: MachineDrift | None = None, tolerance: float | None = None,
+                 plan: sequential.Plan | None = None) -> Row:
     """The verdict for one key. `threshold` overrides the criteria's (per-benchmark rules); `env_diff` is
     the fingerprint difference as it applies to this key's backend; `paired` pairs rounds by index;
     `drift` is the canary's reading of the two runs (ignored when paired); `tolerance` overrides the
-    criteria's instructions_tolerance."""
+    criteria's instructions_tolerance; `plan` is the sequential plan paired rounds were decided by (a
+    block-interleaved `ab`), whose look after the rounds at hand sets the interval's level."""
     b, o = _status(base), _status(other)
     if b == "absent":
         return Row(key, base, other, "new")
@@ -527,9 +546,17 @@ def compare_pair(key: CaseKey, base: Result | None, other: Result | None, criter
     q = round_quantile_of(base, other, criteria)
     ma, mb = (round_values(base, q), round_values(other, q)) if sa.from_samples and sb.from_samples else ({}, {})
     positive = all(v > 0 for v in [*ma.values(), *mb.values()])
-    common = sorted(set(ma) & set(mb))
-    if paired and positive and len(common) >= 2:
-        row.change = change_from_paired_rounds([(ma[i], mb[i]) for i in common], criteria.level)
+    logs = blocks.paired_round_logs(base, other, q) if paired and sa.from_samples and sb.from_samples else {}
+    alpha = criteria.alpha
+    if len(logs) >= 2:
+        d = [v for v, _ in logs.values()]
+        if plan is not None:
+            row.change = change_from_sequential(d, plan, t)
+            alpha = 1.0 - row.change.level
+        else:
+            row.change = change_from_paired_logs(d, criteria.level)
+        if blocks.pairs_disagree(d, [se for _, se in logs.values()]):
+            row.flags.append("pairs-disagree")
     elif positive and len(ma) >= 2 and len(mb) >= 2:
         row.change = change_from_rounds(list(ma.values()), list(mb.values()), criteria.level)
     elif sa.from_samples and sb.from_samples:
@@ -539,7 +566,7 @@ def compare_pair(key: CaseKey, base: Result | None, other: Result | None, criter
     else:
         row.change = change_from_summaries(sa, sb, criteria.level)
         row.flags.append("no-samples")
-    row.mde = detectable_slowdown(row.change, t, criteria.alpha, criteria.power)
+    row.mde = detectable_slowdown(row.change, t, alpha, criteria.power) if alpha > 0 else math.inf
     if few:
         row.flags.append("few-samples")
         row.statistical = "noisy"
@@ -604,9 +631,12 @@ def compare(reports: Sequence[Report], names: Sequence[str | None] | None = None
         env = {bk: fingerprint_diff(base.fingerprint, rep.fingerprint, [bk]) for bk in {k.backend for k in keys}}
         paired = paired_reports(base, rep) if criteria.paired is None else criteria.paired
         drift = None if paired else machine_drift(base, rep)
+        plan = sequential.Plan.from_dict(rep.sequential) if paired else None
+        if plan is not None and plan.alpha != criteria.alpha:  # --alpha on stored reports: same looks, that alpha
+            plan = replace(plan, alpha=criteria.alpha)
         rows = [compare_pair(k, base_by_key.get(k), other_by_key.get(k), criteria,
                              threshold_for(k) if threshold_for else None, env[k.backend], paired, drift,
-                             tolerance_for(k) if tolerance_for else None)
+                             tolerance_for(k) if tolerance_for else None, plan)
                 for k in keys]
         pairs.append(Pair(name, rep, rows, fingerprint_diff(base.fingerprint, rep.fingerprint), paired, drift))
     return Comparison(names[0], base, pairs, criteria, sorted(all_keys, key=CaseKey.sort_key))

@@ -15,7 +15,7 @@ from typing import Any
 from benchbench.api import Benchmark, Case, Context
 from benchbench.backends import Backend
 from benchbench.errors import Skip
-from benchbench.measure import Budget, Measurement, measure
+from benchbench.measure import Budget, Calibration, measure, timed_block, warm_up_and_calibrate
 from benchbench.report import CaseKey, Result
 from benchbench.stats import health_flags
 
@@ -57,6 +57,134 @@ def error_reason(exc: BaseException) -> str:
     return f"{name}: {first}" if first else name
 
 
+class Prepared:
+    """A case set up in this process, called once, warmed up and calibrated: ready to be timed block by
+    block (`block`), as block-interleaved A/B does over the worker's channel, then turned into its
+    Result (`result`). `run_case` is the same steps with the engine's own sampling in the middle.
+
+    A benchmark that timed itself (`Case.fn` is None) has its samples already: `self_timed` is true
+    and there is nothing to call."""
+
+    def __init__(self, bench: Benchmark, key: CaseKey, backend: Backend, case: Case, clock: Callable[[], float],
+                 t_case: float) -> None:
+        self.bench, self.key, self.backend, self.case = bench, key, backend, case
+        self.clock, self.t_case = clock, t_case
+        self.timer = backend.timer()
+        self.flags = list(case.flags)
+        self.first_s: float | None = None
+        self.method = case.timing_method or self.timer.method
+        self.samples: list[float] = [float(x) for x in case.samples or []] if case.fn is None else []
+        self.loops = 1
+        self.warmup = {"calls": 0, "seconds": 0.0}
+        self.engine: dict[str, Any] = {"overhead_s": 0.0, "stopped": "external"}
+        self.block_s: float | None = None
+
+    @property
+    def self_timed(self) -> bool:
+        return self.case.fn is None
+
+    @property
+    def base(self) -> dict[str, Any]:
+        return {"key": self.key, "definition_hash": self.bench.definition_hash}
+
+    def first_call(self, ctx: Context) -> None:
+        """The first call (compilation, lazy init) timed once; its output checked once for NaN/Inf."""
+        self.method = self.timer.method
+        self.first_s, out = ctx.time_once(self.case.fn)
+        if self.case.check_output and _nonfinite(out):
+            self.flags.append("nonfinite-output")
+        del out
+        # peak memory of the steady state, not of setup or a compiling first call
+        self.backend.reset_peak_memory()
+
+    def calibrate(self, budget: Budget, on_phase: Callable[[str], None] | None = None) -> Calibration:
+        cal = warm_up_and_calibrate(self.case.fn, self.timer, budget, self.clock, on_phase)
+        self.loops = cal.loops
+        self.warmup = {"calls": cal.warmup_calls, "seconds": cal.warmup_s}
+        self.engine = {"overhead_s": cal.overhead_s, "stopped": "interleaved"}
+        return cal
+
+    def block(self, loops: int) -> float:
+        """One timed block of `loops` calls; returns (and keeps) the seconds per call."""
+        self.loops = loops
+        sample = timed_block(self.timer, self.case.fn, loops)
+        self.samples.append(sample)
+        self.block_s = sample * loops
+        return sample
+
+    def result(self, engine: dict[str, Any] | None = None, counted: bool = False) -> Result:
+        """The case's Result from the samples taken: its metrics, peak memory and health flags."""
+        try:
+            metrics = dict(self.case.metrics)
+            if self.case.finish is not None:
+                metrics.update(self.case.finish() or {})
+            peak, memory_kind = self.backend.peak_memory(self.case.memory_counter)
+        except Skip as exc:
+            return Result(status="skipped", reason=str(exc) or "skipped by the benchmark", **self.base,
+                          duration_s=self.clock() - self.t_case)
+        except Exception as exc:  # noqa: BLE001 - a failing case is data, not a crash
+            return Result(status="failed", reason=error_reason(exc), **self.base, duration_s=self.clock() - self.t_case,
+                          details=traceback.format_exc(limit=-8))
+        result = Result(
+            status="ok",
+            timing_method=self.method,
+            samples=list(self.samples),
+            loops_per_sample=self.loops,
+            warmup=dict(self.warmup),
+            first_call_s=self.first_s,
+            # per-second rates from instruction counts would be meaningless: the work stays out of it
+            work=self.case.work() if not counted else {},
+            metrics={**metrics, **(engine if engine is not None else self.engine), "memory_kind": memory_kind},
+            peak_memory_bytes=peak,
+            duration_s=self.clock() - self.t_case,
+            **self.base,
+        )
+        result.flags = self.flags if counted else \
+            self.flags + health_flags(result.stats, self.block_s, self.timer.resolution)
+        return result
+
+
+def prepare_case(
+    bench: Benchmark,
+    key: CaseKey,
+    backend: Backend,
+    profile: str = "default",
+    scratch_dir: Path | None = None,
+    on_phase: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Prepared | Result:
+    """Set the case up and call it once. A Result instead when it is skipped or fails on the way."""
+    t_case = clock()
+    phase = on_phase or (lambda _p: None)
+    reason = skip_reason(bench, key, backend)
+    if reason:
+        return Result(status="skipped", reason=reason, key=key, definition_hash=bench.definition_hash)
+    try:
+        phase("setup")
+        backend.reset_peak_memory()
+        ctx = Context(backend=backend, key=key, profile=profile, scratch_dir=scratch_dir)
+        case = bench.setup(ctx, **key.params_dict)
+        if not isinstance(case, Case):
+            raise TypeError(f"setup of {bench.name} returned {type(case).__name__}, expected benchbench.Case")
+        prepared = Prepared(bench, key, backend, case, clock, t_case)
+        if not prepared.self_timed:
+            phase("first-call")
+            prepared.first_call(ctx)
+        return prepared
+    except Skip as exc:
+        return Result(status="skipped", reason=str(exc) or "skipped by the benchmark", key=key,
+                      definition_hash=bench.definition_hash, duration_s=clock() - t_case)
+    except Exception as exc:  # noqa: BLE001 - a failing case is data, not a crash
+        return Result(status="failed", reason=error_reason(exc), key=key, definition_hash=bench.definition_hash,
+                      duration_s=clock() - t_case, details=traceback.format_exc(limit=-8))
+
+
+def failed(prepared: Prepared, exc: BaseException) -> Result:
+    """A prepared case whose timing raised: failed, with the error in one line and its traceback."""
+    return Result(status="failed", reason=error_reason(exc), **prepared.base,
+                  duration_s=prepared.clock() - prepared.t_case, details=traceback.format_exc(limit=-8))
+
+
 def run_case(
     bench: Benchmark,
     key: CaseKey,
@@ -70,65 +198,26 @@ def run_case(
 ) -> Result:
     """Set up, call once, then time the case (or, with `counter`, count its instructions instead:
     a `benchbench.callgrind.Collector` in a worker running under Callgrind)."""
-    t_case = clock()
-    phase = on_phase or (lambda _p: None)
-    base = {"key": key, "definition_hash": bench.definition_hash}
-    reason = skip_reason(bench, key, backend)
-    if reason:
-        return Result(status="skipped", reason=reason, **base)
-    timer = backend.timer()
+    prepared = prepare_case(bench, key, backend, profile, scratch_dir, on_phase, clock)
+    if isinstance(prepared, Result):
+        return prepared
+    if prepared.self_timed:
+        if counter is not None:
+            return Result(status="skipped", reason="the benchmark times itself: there is no callable to count "
+                          "instructions of", **prepared.base, duration_s=clock() - prepared.t_case)
+        return prepared.result()
     try:
-        phase("setup")
-        backend.reset_peak_memory()
-        ctx = Context(backend=backend, key=key, profile=profile, scratch_dir=scratch_dir)
-        case = bench.setup(ctx, **key.params_dict)
-        if not isinstance(case, Case):
-            raise TypeError(f"setup of {bench.name} returned {type(case).__name__}, expected benchbench.Case")
-        flags = list(case.flags)
-        if case.fn is None:  # the benchmark timed itself
-            if counter is not None:
-                raise Skip("the benchmark times itself: there is no callable to count instructions of")
-            first_s, method = None, case.timing_method or timer.method
-            m = Measurement(samples=[float(x) for x in case.samples or []], loops=1, warmup_calls=0,
-                            warmup_s=0.0, overhead_s=0.0, stopped="external")
-        else:
-            method = timer.method
-            phase("first-call")
-            first_s, out = ctx.time_once(case.fn)
-            if case.check_output and _nonfinite(out):
-                flags.append("nonfinite-output")
-            del out
-            # peak memory of the steady state, not of setup or a compiling first call
-            backend.reset_peak_memory()
-            if counter is None:
-                m = measure(case.fn, timer, budget, clock=clock, on_phase=phase)
-            else:  # instructions per call, counted under Callgrind: not a time
-                method = counter.method
-                m, counted = counter.measure(case.fn, on_phase=phase)
-        metrics = dict(case.metrics)
-        if case.finish is not None:
-            metrics.update(case.finish() or {})
-        peak, memory_kind = backend.peak_memory(case.memory_counter)
-    except Skip as exc:
-        return Result(status="skipped", reason=str(exc) or "skipped by the benchmark", **base,
-                      duration_s=clock() - t_case)
+        if counter is None:
+            m = measure(prepared.case.fn, prepared.timer, budget, clock=clock, on_phase=on_phase)
+            prepared.samples, prepared.loops = m.samples, m.loops
+            prepared.warmup = {"calls": m.warmup_calls, "seconds": m.warmup_s}
+            prepared.block_s = m.block_s
+            return prepared.result({"overhead_s": m.overhead_s, "stopped": m.stopped})
+        # instructions per call, counted under Callgrind: not a time
+        prepared.method = counter.method
+        m, counted = counter.measure(prepared.case.fn, on_phase=on_phase)
+        prepared.samples, prepared.loops = m.samples, m.loops
+        prepared.warmup = {"calls": m.warmup_calls, "seconds": m.warmup_s}
+        return prepared.result(counted, counted=True)
     except Exception as exc:  # noqa: BLE001 - a failing case is data, not a crash
-        return Result(status="failed", reason=error_reason(exc), **base, duration_s=clock() - t_case,
-                      details=traceback.format_exc(limit=-8))
-    engine = counted if counter is not None else {"overhead_s": m.overhead_s, "stopped": m.stopped}
-    result = Result(
-        status="ok",
-        timing_method=method,
-        samples=m.samples,
-        loops_per_sample=m.loops,
-        warmup={"calls": m.warmup_calls, "seconds": m.warmup_s},
-        first_call_s=first_s,
-        # per-second rates from instruction counts would be meaningless: the work stays out of it
-        work=case.work() if counter is None else {},
-        metrics={**metrics, **engine, "memory_kind": memory_kind},
-        peak_memory_bytes=peak,
-        duration_s=clock() - t_case,
-        **base,
-    )
-    result.flags = flags if counter is not None else flags + health_flags(result.stats, m.block_s, timer.resolution)
-    return result
+        return failed(prepared, exc)

@@ -60,21 +60,32 @@ class Profile:
     budget: Budget  # per case, per round
     rounds: int
     larger: str | None  # the next larger profile (gate --rerun measures suspects with it)
+    # block-interleaved `ab` (benchbench/interleave.py): at most this many rounds (the sequential
+    # plan's last look), at most this long in all (checked before each round after the first look),
+    # and at most this long of timed blocks per case and round, both sides together
+    ab_max_rounds: int = 12
+    ab_budget_s: float = 180.0
+    ab_case_round_s: float = 2.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "rounds": self.rounds, "larger": self.larger, "budget": self.budget.to_dict()}
+        return {"name": self.name, "rounds": self.rounds, "larger": self.larger, "budget": self.budget.to_dict(),
+                "ab_max_rounds": self.ab_max_rounds, "ab_budget_s": self.ab_budget_s,
+                "ab_case_round_s": self.ab_case_round_s}
 
 
 PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", Budget(warmup_calls=2, warmup_min_s=0.03, warmup_max_s=0.5, block_min_s=0.002,
                                      min_samples=5, max_samples=30, max_time_s=0.15, target_rel_ci=0.02,
-                                     timeout_s=180), rounds=3, larger="default"),
+                                     timeout_s=180), rounds=3, larger="default",
+                     ab_max_rounds=8, ab_budget_s=90.0, ab_case_round_s=1.0),
     "default": Profile("default", Budget(warmup_calls=3, warmup_min_s=0.1, warmup_max_s=2.0, block_min_s=0.005,
                                          min_samples=7, max_samples=100, max_time_s=0.5, target_rel_ci=0.01,
-                                         timeout_s=600), rounds=5, larger="full"),
+                                         timeout_s=600), rounds=5, larger="full",
+                       ab_max_rounds=12, ab_budget_s=180.0, ab_case_round_s=2.0),
     "full": Profile("full", Budget(warmup_calls=5, warmup_min_s=0.3, warmup_max_s=5.0, block_min_s=0.01,
                                    min_samples=10, max_samples=300, max_time_s=1.5, target_rel_ci=0.005,
-                                   timeout_s=1800), rounds=10, larger=None),
+                                   timeout_s=1800), rounds=10, larger=None,
+                    ab_max_rounds=24, ab_budget_s=600.0, ab_case_round_s=4.0),
 }
 PROFILE_NAMES = tuple(PROFILES)
 
@@ -136,14 +147,25 @@ def _timed(timer: TimerLike, fn: Callable[[], Any], loops: int) -> float:
             gc.enable()
 
 
-def measure(
+@dataclass
+class Calibration:
+    """What warm-up and calibration found: the warm-up calls, the inner loop, the empty block's cost."""
+
+    warmup_calls: int
+    warmup_s: float
+    loops: int
+    overhead_s: float
+    per_call_s: float  # the settled warm-up calls' median time, less the overhead
+
+
+def warm_up_and_calibrate(
     fn: Callable[[], Any],
     timer: TimerLike,
     budget: Budget,
     clock: Callable[[], float] = time.perf_counter,
     on_phase: Callable[[str], None] | None = None,
-) -> Measurement:
-    """Time fn: warm up, calibrate the inner loop, then sample until precise enough or out of budget."""
+) -> Calibration:
+    """Warm fn up until its times settle (within the budget's bounds), then size the inner loop."""
     phase = on_phase or (lambda _p: None)
 
     phase("warmup")
@@ -165,13 +187,32 @@ def measure(
     per_call = statistics.median(times[-max(3, len(times) // 4):]) - overhead
     target = max(budget.block_min_s, NEAR_RESOLUTION * timer.resolution, 100 * overhead)
     loops = max(1, math.ceil(target / per_call - 1e-9)) if per_call > 0 else 1000
+    return Calibration(len(times), warmup_s, loops, overhead, per_call)
+
+
+def timed_block(timer: TimerLike, fn: Callable[[], Any], loops: int) -> float:
+    """Seconds per call of one timed block of `loops` calls (GC paused, device work synchronised)."""
+    return _timed(timer, fn, loops) / loops
+
+
+def measure(
+    fn: Callable[[], Any],
+    timer: TimerLike,
+    budget: Budget,
+    clock: Callable[[], float] = time.perf_counter,
+    on_phase: Callable[[str], None] | None = None,
+) -> Measurement:
+    """Time fn: warm up, calibrate the inner loop, then sample until precise enough or out of budget."""
+    phase = on_phase or (lambda _p: None)
+    cal = warm_up_and_calibrate(fn, timer, budget, clock, phase)
+    loops = cal.loops
 
     phase("measure")
     samples: list[float] = []
     s0 = clock()
     stopped = "budget"
     while True:
-        samples.append(_timed(timer, fn, loops) / loops)
+        samples.append(timed_block(timer, fn, loops))
         n = len(samples)
         if n < budget.min_samples:
             continue
@@ -184,5 +225,5 @@ def measure(
         if n >= budget.max_samples:
             stopped = "max-samples"
             break
-    return Measurement(samples=samples, loops=loops, warmup_calls=len(times), warmup_s=warmup_s,
-                       overhead_s=overhead, stopped=stopped)
+    return Measurement(samples=samples, loops=loops, warmup_calls=cal.warmup_calls, warmup_s=cal.warmup_s,
+                       overhead_s=cal.overhead_s, stopped=stopped)

@@ -28,6 +28,9 @@ SCHEMA = "benchbench.report"
 #      "samples", "loops", ...}; the flat `samples` list is gone from the file), the report lists its
 #      rounds (`rounds`: seed, order, worker, canary) and the side that measured it (`side`).
 #      Version-1 files read as one round.
+#      Additions readers without them may ignore (no bump): a block-interleaved `ab` report carries
+#      `sequential` (the plan its rounds were decided by), and its results' round records `windows`
+#      (the round's samples cut into that many equal windows pair with the other side's: blocks.py).
 SCHEMA_VERSION = 2
 
 STATUSES = ("ok", "skipped", "failed", "timeout")
@@ -233,6 +236,8 @@ class Report:
     # per round: {"round", "seed", "order" (case labels in the order visited), "started_at", ...}
     rounds: list[dict[str, Any]] = field(default_factory=list)
     side: dict[str, Any] | None = None  # what measured it (ab: "baseline"/"current", python, env, ref)
+    # block-interleaved ab: the sequential plan its rounds were decided by (benchbench/sequential.py)
+    sequential: dict[str, Any] | None = None
 
     @property
     def fingerprint(self) -> dict[str, Any]:
@@ -260,6 +265,7 @@ class Report:
             "backends": self.backends,
             "rounds": self.rounds,
             "side": self.side,
+            **({"sequential": self.sequential} if self.sequential is not None else {}),
             "results": [r.to_dict() for r in self.results],
         }
 
@@ -280,6 +286,7 @@ class Report:
             schema_version=SCHEMA_VERSION,
             rounds=list(d.get("rounds") or []),
             side=d.get("side"),
+            sequential=d.get("sequential") if isinstance(d.get("sequential"), dict) else None,
         )
 
 

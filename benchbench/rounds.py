@@ -56,7 +56,8 @@ def _kept(v: Any) -> bool:
     return isinstance(v, (int, float))
 
 
-def merge_round(acc: Result | None, new: Result, round_index: int, position: int) -> Result:
+def merge_round(acc: Result | None, new: Result, round_index: int, position: int,
+                extra: dict[str, Any] | None = None) -> Result:
     """Fold one round's result for a case into what the earlier rounds gave.
 
     Samples are appended with a round record (index, position in the round's order, sample count,
@@ -64,7 +65,8 @@ def merge_round(acc: Result | None, new: Result, round_index: int, position: int
     metrics of the merged result are medians over rounds, a boolean is true when it was true in any round
     (e.g. "the image set was made in this run"), other metrics are the last round's; peak memory is the
     largest; the first round's warm-up and first call stand for the case. A round that did not end ok
-    ends the case with its status.
+    ends the case with its status. `extra` goes into the round record as it is (block-interleaved
+    rounds: their window count).
     """
     if new.status != "ok":
         if acc is None or not acc.ok:
@@ -75,7 +77,7 @@ def merge_round(acc: Result | None, new: Result, round_index: int, position: int
     record = {"round": round_index, "position": position, "n": len(new.samples), "loops": new.loops_per_sample,
               "warmup": new.warmup, "first_call_s": new.first_call_s, "peak_memory_bytes": new.peak_memory_bytes,
               "duration_s": new.duration_s,
-              "metrics": {k: v for k, v in new.metrics.items() if _kept(v)}}
+              "metrics": {k: v for k, v in new.metrics.items() if _kept(v)}, **(extra or {})}
     if acc is None or not acc.ok:
         rounds, samples, first = [record], list(new.samples), new
     else:

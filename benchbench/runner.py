@@ -119,7 +119,7 @@ class Worker:
 
     def __init__(self, log_dir: Path, env: dict[str, str] | None = None, python: str | None = None,
                  cwd: str | None = None, command_prefix: Sequence[str] = (),
-                 start_timeout: float = WORKER_START_TIMEOUT) -> None:
+                 start_timeout: float = WORKER_START_TIMEOUT, wait: bool = True) -> None:
         self.log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=log_dir)[1])
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the worker
         # Its own session (process group): a timeout or crash kills the worker *and* whatever it
@@ -132,7 +132,14 @@ class Worker:
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
-        msg = self._next(start_timeout, lambda _m: None)
+        self.start_timeout = start_timeout
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait for the worker's "ready" (it has imported torch). `wait=False` at start lets two workers
+        import at the same time (block-interleaved A/B starts both sides of a pair together)."""
+        msg = self._next(self.start_timeout, lambda _m: None)
         if msg.get("event") != "ready":
             raise WorkerDied(f"worker failed to start: {msg.get('error', msg)}")
 

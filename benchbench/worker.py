@@ -96,7 +96,7 @@ def main() -> int:
         from benchbench import backends, registry
         from benchbench.callgrind import collector_from_env
         from benchbench.errors import UserError
-        from benchbench.execute import run_case
+        from benchbench.execute import Prepared, prepare_case, run_case
         from benchbench.measure import Budget
         from benchbench.report import CaseKey
         counter = collector_from_env()  # started under Callgrind: count instructions instead of timing
@@ -112,28 +112,70 @@ def main() -> int:
 
     suites: dict[str, Any] = {}
     backend_cache: dict[str, Any] = {}
+    # block-interleaved A/B (benchbench/interleave.py): one case prepared at a time, timed block by block
+    held: dict[str, Any] = {"case": None, "scratch": None}
+
+    def locate(req: dict[str, Any]) -> tuple[Any, Any, Any, str | None]:
+        source = req["source"]
+        skey = json.dumps(source, sort_keys=True)
+        if skey not in suites:
+            suites[skey] = registry.load_source(source)
+        bench = suites[skey].benchmark(req["benchmark"])
+        key = CaseKey.from_dict(req["key"])
+        cap_note = cap.before_case(key.backend)
+        if key.backend not in backend_cache:
+            backend_cache[key.backend] = backends.get(key.backend)
+        return bench, key, backend_cache[key.backend], cap_note
+
+    def drop_held() -> None:
+        held["case"] = None
+        if held["scratch"] is not None:
+            shutil.rmtree(held["scratch"], ignore_errors=True)
+            held["scratch"] = None
+
+    def phase(p: str) -> None:
+        send({"event": "phase", "phase": p})
+
     for line in sys.stdin:
         if not line.strip():
             continue
         req = json.loads(line)
-        if req.get("op") == "exit":
+        op = req.get("op", "run")
+        if op == "exit":
             break
         try:
-            source = req["source"]
-            skey = json.dumps(source, sort_keys=True)
-            if skey not in suites:
-                suites[skey] = registry.load_source(source)
-            bench = suites[skey].benchmark(req["benchmark"])
-            key = CaseKey.from_dict(req["key"])
-            cap_note = cap.before_case(key.backend)
-            if key.backend not in backend_cache:
-                backend_cache[key.backend] = backends.get(key.backend)
+            if op == "block":
+                send({"event": "block", "s": held["case"].block(int(req["loops"]))})
+                continue
+            if op == "finish":
+                prepared, note = held["case"], held.get("note")
+                result = prepared.result()
+                drop_held()
+                if note:
+                    result.metrics["memory_cap"] = note
+                send({"event": "result", "result": result.to_dict()})
+                continue
+            bench, key, backend, cap_note = locate(req)
+            if op == "prepare":
+                drop_held()
+                held["scratch"] = Path(tempfile.mkdtemp(prefix="benchbench-case-"))
+                prepared = prepare_case(bench, key, backend, profile=req.get("profile", "default"),
+                                        scratch_dir=held["scratch"], on_phase=phase)
+                if not isinstance(prepared, Prepared):
+                    drop_held()
+                    send({"event": "result", "result": prepared.to_dict()})
+                    continue
+                held["case"], held["note"] = prepared, cap_note
+                cal = None if prepared.self_timed else prepared.calibrate(Budget(**req["budget"]), phase)
+                send({"event": "prepared", "self_timed": prepared.self_timed,
+                      "loops": cal.loops if cal else None, "per_call_s": cal.per_call_s if cal else None})
+                continue
             scratch = Path(tempfile.mkdtemp(prefix="benchbench-case-"))
             try:
                 result = run_case(
-                    bench, key, backend_cache[key.backend], Budget(**req["budget"]),
+                    bench, key, backend, Budget(**req["budget"]),
                     profile=req.get("profile", "default"), scratch_dir=scratch,
-                    on_phase=lambda p: send({"event": "phase", "phase": p}), counter=counter,
+                    on_phase=phase, counter=counter,
                 )
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -141,9 +183,12 @@ def main() -> int:
                 result.metrics["memory_cap"] = cap_note
             send({"event": "result", "result": result.to_dict()})
         except UserError as exc:  # e.g. the suite no longer imports
+            drop_held()
             send({"event": "error", "error": str(exc), "details": traceback.format_exc()})
         except Exception as exc:  # noqa: BLE001
+            drop_held()
             send({"event": "error", "error": f"{type(exc).__name__}: {exc}", "details": traceback.format_exc()})
+    drop_held()
     return 0
 
 

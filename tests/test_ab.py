@@ -158,20 +158,46 @@ def fake_measure(calls, counts, times):
     return measure
 
 
+class FakeInterleaved:
+    """Stands in for the block-interleaved time rounds: records how it was asked, fills the reports."""
+
+    calls: list = []
+    times: dict = {}
+
+    def __init__(self, session, targets, plan, threshold_for, budget_s=None, **kw):
+        self.session, self.targets, self.plan, self.budget_s = session, targets, plan, budget_s
+
+    def run(self):
+        from benchbench.interleave import Outcome
+        from benchbench.report import Result
+
+        FakeInterleaved.calls.append((self.session.metric, self.plan, self.budget_s, [t.path.name for t in self.targets]))
+        for t in self.targets:
+            t.report.results = [Result(key=c.key, status="ok", samples=self.times[t.side.name],
+                                       timing_method="perf_counter", definition_hash="h") for c in self.session.cases]
+        return Outcome(self.plan, 1, "max-rounds", 0.0)
+
+
 def test_ab_with_both_metrics_gates_on_each_and_names_the_disagreement(monkeypatch, tmp_path):
-    from benchbench import callgrind, session
+    from benchbench import ab, callgrind, session
     from benchbench.ab import run_ab
+    from benchbench.sequential import Plan
 
     monkeypatch.setattr(callgrind, "valgrind_status", lambda: callgrind.ValgrindStatus(True, "/usr/bin/valgrind", "3"))
     calls = []
     counts = {"baseline": [1000.0, 1000.0, 1001.0], "current": [1020.0, 1020.0, 1021.0]}  # +2% instructions
-    times = {"baseline": [1e-3] * 30, "current": [1e-3] * 30}  # time flat
-    monkeypatch.setattr(session, "measure", fake_measure(calls, counts, times))
+    monkeypatch.setattr(session, "measure", fake_measure(calls, counts, {}))
+    monkeypatch.setattr(FakeInterleaved, "calls", [])
+    monkeypatch.setattr(FakeInterleaved, "times", {"baseline": [1e-3] * 30, "current": [1e-3] * 30})  # time flat
+    monkeypatch.setattr(ab, "Interleaved", FakeInterleaved)
     result = run_ab(["tensor_ops"], backends=["cpu"], pattern="dispatch_overhead", profile="quick",
                     metrics=["instructions", "time"], output=tmp_path / "ab", command=["benchbench", "ab"])
-    assert [c[:3] for c in calls] == [("time", session.get_profile("quick").rounds, True), ("instructions", 1, False)]
-    assert calls[0][3] == ["baseline.json", "current.json"]
-    assert calls[1][3] == ["baseline-instructions.json", "current-instructions.json"]
+    quick = session.get_profile("quick")
+    # time: block-interleaved rounds under the profile's sequential plan and budget; then counts, one round
+    assert FakeInterleaved.calls == [("time", Plan(max_rounds=quick.ab_max_rounds), quick.ab_budget_s,
+                                      ["baseline.json", "current.json"])]
+    assert [c[:3] for c in calls] == [("instructions", 1, False)]
+    assert calls[0][3] == ["baseline-instructions.json", "current-instructions.json"]
     assert result.metric == "time" and result.instructions.metric == "instructions"
     assert result.gate.verdict == "pass" and result.instructions.gate.verdict == "regression"
     assert result.verdict == "regression" and result.exit_code == 1

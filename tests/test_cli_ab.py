@@ -149,3 +149,15 @@ def test_interrupted_ab_keeps_both_partial_reports_and_removes_the_worktree(proj
 def test_ab_metric_choices_are_checked_by_the_parser(tmp_path):
     proc = run_cli("ab", "--metric", "cycles", "--suite", "tensor_ops", timeout=120)
     assert proc.returncode == 2 and "invalid choice: 'cycles'" in proc.stderr
+
+
+@pytest.mark.parametrize("budget", ["abc", "0s", "-3m"])
+def test_ab_budget_must_be_a_positive_duration(budget):
+    proc = run_cli("ab", "--budget", budget, "--suite", "tensor_ops", timeout=120)
+    assert proc.returncode == 2 and "--budget" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ab_budget_reads_seconds_minutes_and_hours():
+    from benchbench.commands.ab import parse_duration
+
+    assert [parse_duration(t) for t in ("90", "90s", "3m", "1m30s", "1h", "0.5m")] == [90, 90, 180, 90, 3600, 30]

@@ -1,4 +1,4 @@
-"""`benchbench ab`: measure a baseline and a current side alternately, round by round, and gate on the pair.
+"""`benchbench ab`: measure a baseline and a current side block-interleaved, round by round, and gate on the pairs.
 
 Exit codes are the gate's: 0 pass, 1 regression, 3 inconclusive (2: bad input; 130: interrupted, both
 partial reports kept). With identical sides (`benchbench ab --suite X`) it is the machine's A/A
@@ -8,14 +8,29 @@ calibration. The work is `benchbench.ab.run_ab`; this module parses arguments an
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from benchbench.commands.gate import add_policy_arguments
 from benchbench.commands.run import add_case_arguments
 
+_DURATION = re.compile(r"^\s*(?:(?P<h>\d+(?:\.\d+)?)h)?\s*(?:(?P<m>\d+(?:\.\d+)?)m)?\s*"
+                       r"(?:(?P<s>\d+(?:\.\d+)?)s?)?\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """"90", "90s", "3m", "1m30s", "1h" -> seconds (argparse turns the ValueError into a usage error, exit 2)."""
+    m = _DURATION.match(text or "")
+    if not m or not any(m.group(g) for g in "hms"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a duration such as 90s, 3m or 1m30s")
+    seconds = sum(float(m.group(g) or 0) * f for g, f in (("h", 3600), ("m", 60), ("s", 1)))
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be longer than zero")
+    return seconds
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_case_arguments(p, "rounds per side (default: the profile's)")
+    add_case_arguments(p, "a fixed number of rounds (process pairs), decided at once after the last (default: rounds added until every case is decided, within --budget)")
     p.add_argument("--suite-path", action="append", metavar="FILE_OR_DIR",
                    help="load your own suites from here (relative paths are found in the baseline's tree too)")
     p.add_argument("--label", help="a name for this run, stored in both reports")
@@ -33,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "under Valgrind's Callgrind (CPU cases only; an exact count needs no rounds: one Valgrind worker "
                    "per side, one round). Give both (--metric time --metric instructions) to gate on both and see "
                    "the cases where they disagree")
+    p.add_argument("--budget", metavar="DURATION", type=parse_duration,
+                   help="time: stop adding rounds when the next would end after this long (e.g. 90s, 3m; "
+                   "default: the profile's, 3m for default). Rounds stop earlier once every case is decided")
     p.add_argument("--output", "-o", metavar="DIR", help="write baseline.json and current.json here "
                    "(default: reports/<UTC time>_<host>_ab[_<label>]/)")
     add_policy_arguments(p)
@@ -44,6 +62,7 @@ def main(args: argparse.Namespace) -> int:
     from benchbench.commands.gate import write_summary
     from benchbench.gate import load_policy
     from benchbench.output.gate import ab_json, ab_markdown, ab_sides_text, ab_text
+    from benchbench.output.units import fmt_duration
     from benchbench.progress import Progress
     from benchbench.session import default_path
 
@@ -60,8 +79,12 @@ def main(args: argparse.Namespace) -> int:
                       f"({session.rounds} round{'s' if session.rounds != 1 else ''}; the workers take minutes to "
                       f"start); reports in {output}/", file=err)
             else:
-                print(f"ab: {len(session.cases)} cases x {session.rounds} rounds per side, sides alternating "
-                      f"(profile {session.profile.name}); reports in {output}/", file=err)
+                rounds = f"{args.rounds} rounds" if args.rounds else (
+                    f"rounds added until decided (at most {session.profile.ab_max_rounds}, "
+                    f"{fmt_duration(args.budget or session.profile.ab_budget_s)})")
+                print(f"ab: {len(session.cases)} cases; each round a fresh process pair, both sides alive and "
+                      f"taking turns block by block; {rounds} (profile {session.profile.name}); reports in "
+                      f"{output}/", file=err)
             print(ab_sides_text(sides), file=err)
             print(file=err)
 
@@ -69,7 +92,7 @@ def main(args: argparse.Namespace) -> int:
                     rounds=args.rounds, pattern=args.filter, timeout=args.timeout, seed=args.seed,
                     baseline=baseline, current=current, policy=policy, output=output, label=args.label,
                     progress=Progress(quiet=args.quiet), command=["benchbench", *sys.argv[1:]], on_start=on_start,
-                    metrics=args.metric or ["time"])
+                    metrics=args.metric or ["time"], budget=args.budget)
     print(ab_json(result) if args.json else ab_text(result))
     for part in result.parts:
         for name, path in part.paths.items():

@@ -244,6 +244,16 @@ def comparison_text(comp: Comparison, fmt: str = "simple") -> str:
                    "beyond the repeats' own spread (noisy otherwise). Counts are exact up to small jitter: no "
                    "significance test is made.")
         return "\n".join(out)
+    plans = {p.report.sequential.get("spending") for p in comp.pairs if p.paired and p.report.sequential}
+    if plans:
+        out.append(f"ratio = {what} {'/'.join(p.name for p in comp.pairs)} / {comp.base_name}, from block-interleaved "
+                   "process pairs (both sides alive, taking turns ABBA; a pair's ratio is the median of its windows'), "
+                   f"with the t interval across pairs at the level its sequential look allows ({100 * c.alpha:g}% "
+                   f"spent over the planned looks, {', '.join(sorted(plans))}); below 1 is faster. slower/faster: the "
+                   f"interval beyond ±{100 * c.threshold:g}%. can detect: the slowdown these pairs would catch with "
+                   f"{100 * c.power:g}% power. pairs-disagree: the pairs spread far beyond their own windows (a "
+                   "per-process effect that only more pairs average out).")
+        return "\n".join(out)
     out.append(f"ratio = {what} {'/'.join(p.name for p in comp.pairs)} / {comp.base_name} with its "
                f"{100 * c.level:g}% interval from the rounds (t on the log of each round's fastest sample; paired by round for reports "
                f"measured together); below 1 is faster. slower/faster: the interval beyond ±{100 * c.threshold:g}%. "

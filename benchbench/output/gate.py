@@ -43,15 +43,23 @@ def reason(f: Finding, result: GateResult) -> str:
     if f.cause == "machine":
         return machine_text(f.row.machine, result.comparison.base_name, result.pair.name)
     if f.cause == "noisy" and f.row.mde is not None:
-        return (f"{f.why}; can detect >= {fmt_mde(f.row.mde)} here: add rounds (--rounds) or use a quieter "
-                "machine")
+        sequential = result.pair.paired and bool(result.pair.report.sequential)
+        more = "a larger --budget" if sequential else "add rounds (--rounds)"
+        why = f"{f.why}; can detect >= {fmt_mde(f.row.mde)} here: {more} or use a quieter machine"
+        if "pairs-disagree" in f.row.flags:
+            why += " (the process pairs disagree far beyond their own windows: a per-process effect)"
+        return why
     return f.why
 
 
 def _policy_text(result: GateResult) -> str:
     p = result.policy
     level = f"{100 * (1 - p.alpha):g}%"
-    if result.pair.paired:
+    if result.pair.paired and result.pair.report.sequential:
+        unit = ("the t interval of the process pairs' time ratios (both sides alive together, taking turns block by "
+                "block; each pair's ratio the median of its windows'), at the level its sequential look allows "
+                f"({100 * p.alpha:g}% spent over the planned looks)")
+    elif result.pair.paired:
         unit = (f"the {level} t interval of the paired rounds' time ratios (each round by its fastest sample; both sides measured "
                 "back to back)")
     else:
@@ -151,14 +159,34 @@ def gate_doc(result: GateResult) -> dict[str, Any]:
 _METRIC_TITLE = {"time": "wall time", "instructions": "instruction counts (Callgrind)"}
 
 
+def outcome_line(outcome: Any) -> str:
+    """How the block-interleaved rounds went: how many, why they stopped, how long the decision took."""
+    from benchbench.output.units import fmt_duration
+
+    why = {"decided": "every case decided", "max-rounds": f"the plan's last look ({outcome.plan.max_rounds} rounds)",
+           "budget": "the time budget"}[outcome.stopped]
+    per_case = sorted(outcome.rounds_of.values())
+    spread = f"{per_case[0]}" if per_case and per_case[0] == per_case[-1] else \
+        f"{per_case[0]}-{per_case[-1]}" if per_case else "0"
+    decided = sum(1 for lk in outcome.looks.values() if lk.decision != "undecided")
+    return (f"ab: {decided} of {len(outcome.rounds_of)} cases decided in {fmt_duration(outcome.elapsed_s)}; "
+            f"{outcome.rounds} round{'s' if outcome.rounds != 1 else ''} of process pairs ({spread} per case), "
+            f"stopped by {why}")
+
+
+def _part_text(part: Any) -> str:
+    text = terminal_text(part.gate)
+    return text + ("\n" + outcome_line(part.outcome) if part.outcome is not None else "")
+
+
 def ab_text(result: Any) -> str:
     """`ab`'s terminal output: each metric's comparison and verdict, then where time and counts disagree."""
     parts = result.parts
     if len(parts) == 1:
-        return terminal_text(result.gate)
+        return _part_text(result)
     out = []
     for part in parts:
-        out += [f"== {_METRIC_TITLE[part.metric]} ==", terminal_text(part.gate), ""]
+        out += [f"== {_METRIC_TITLE[part.metric]} ==", _part_text(part), ""]
     lines = disagreement_lines(result.disagreements)
     if lines:
         out += ["time and instruction counts disagree:", *(f"  {line}" for line in lines), ""]
@@ -180,13 +208,31 @@ def ab_markdown(result: Any) -> str:
     return "\n".join(out)
 
 
+def outcome_doc(outcome: Any) -> dict[str, Any]:
+    """The block-interleaved rounds as data: the plan, rounds run, why they stopped, each case's last look."""
+    return {"plan": outcome.plan.to_dict(), "rounds": outcome.rounds, "stopped": outcome.stopped,
+            "elapsed_s": outcome.elapsed_s,
+            "cases": [{"case": key.label, "rounds": outcome.rounds_of.get(key),
+                       **({"decision": lk.decision, "ratio": lk.ratio, "low": lk.low, "high": lk.high,
+                           "alpha": lk.alpha} if (lk := outcome.looks.get(key)) is not None else {})}
+                      for key in outcome.rounds_of]}
+
+
+def _part_doc(part: Any) -> dict[str, Any]:
+    doc = gate_doc(part.gate)
+    if part.outcome is not None:
+        doc["ab"] = outcome_doc(part.outcome)
+    return doc
+
+
 def ab_json(result: Any) -> str:
-    """One metric: the gate's JSON. Both: {verdict, exit_code, time, instructions, disagreements}."""
+    """One metric: the gate's JSON (with `ab`: how the rounds went). Both: {verdict, exit_code, time,
+    instructions, disagreements}."""
     parts = result.parts
     if len(parts) == 1:
-        return gate_json(result.gate)
+        return json.dumps(_part_doc(result), indent=1, default=str)
     doc = {"verdict": result.verdict, "exit_code": result.exit_code,
-           **{part.metric: gate_doc(part.gate) for part in parts},
+           **{part.metric: _part_doc(part) for part in parts},
            "disagreements": [d.to_dict() for d in result.disagreements]}
     return json.dumps(doc, indent=1, default=str)
 

@@ -17,6 +17,14 @@ def fmt_time(seconds: float | None) -> str:
     return f"{seconds:.3g} s"  # pragma: no cover
 
 
+def fmt_duration(seconds: float) -> str:
+    """A wall time a person reads: "48 s", "3 min 05 s"."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s"
+
+
 def fmt_per_call(value: float | None, timing_method: str | None = None) -> str:
     """A value per call in its unit: seconds, or instructions when counted under Callgrind."""
     if timing_method == INSTRUCTIONS:
