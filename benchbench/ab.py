@@ -1,4 +1,4 @@
-"""A/B in one job: measure a baseline side and a current side alternately, round by round, and decide.
+"""A/B in one job: measure a baseline side and a current side together, block by block, and decide.
 
 A side is what a worker runs with: an interpreter (`python`), environment variables (`env`), and a
 source tree (`ref`: a git ref checked out into a temporary `git worktree`, put first on the side's
@@ -6,9 +6,12 @@ PYTHONPATH, `src/` layouts included, with the worker started in it so that `pyth
 the current tree ahead of it). Both sides measure the same planned cases; a suite loaded from a
 file of the repository is loaded, on the baseline side, from the same place inside the worktree.
 
-`session.measure` runs round r of both sides back to back on the same shuffled order (ABBA across
-rounds), each in fresh workers, so the decision can pair the rounds: each current round against
-the baseline round with the same index. Whatever the machine does during a round hits both sides.
+Time is measured block-interleaved (`benchbench/interleave.py`): each round is a fresh process pair,
+one worker per side, both alive together and taking turns block by block (ABBA), so the machine's
+speed, which moves over seconds, hits both sides of every pair of blocks alike. Rounds are added
+until every case is decided by the sequential plan (`benchbench/sequential.py`), the plan's last look,
+or the time budget; `--rounds N` fixes the count instead. The decision is the gate's on the two
+reports, which carry the pairing (blocks.py) and the plan, so `gate` on them decides the same way.
 With identical sides this is the machine's A/A calibration: the verdicts show what this runner can
 and cannot detect.
 

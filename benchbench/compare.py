@@ -25,9 +25,12 @@ prefetched is fast for a reason that is not the code (`round_quantile_of`). So w
 - unpaired (two stored reports, `gate`): Welch's t on the logarithms of the round values. The
   change is exp(mean log B - mean log A), its (1 - alpha) interval exp(d -/+ t(1 - alpha/2, df) se)
   with se = sqrt(sA^2/nA + sB^2/nB) and Welch-Satterthwaite df.
-- paired (`ab`: both sides measured round by round, back to back, in the same order): a one-sample t
-  on the per-round log ratios d_i = log B_i - log A_i of rounds with the same index, df = n - 1, so
-  a slow minute of the machine, which hits both sides of a round, cancels.
+- paired (`ab`: both sides measured round by round together): a one-sample t on the per-round log
+  ratios d_i of rounds with the same index, df = n - 1, so a slow minute of the machine, which hits
+  both sides of a round, cancels. Block-interleaved rounds (both sides alive, taking turns block by
+  block) give d_i as the median of the round's window log ratios (`blocks.paired_round_logs`), and a
+  report that carries its sequential plan (`Report.sequential`) is judged at the level that plan's
+  look after n rounds may spend (`sequential.py`): the same interval `ab` stopped on.
 
 `classify` calls a change `slower` when the whole interval lies above 1 + threshold (which implies
 p < alpha against "no change"), `faster` when it lies below 1 / (1 + threshold), `same` when it lies

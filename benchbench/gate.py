@@ -2,7 +2,7 @@
 
 A case is a regression when it was ok in the baseline and failed now (`broke`), or when compare.py's
 rule calls it `slower`: with rounds on both sides, the whole (1 - alpha) interval of the change,
-built from each round's fastest sample (Welch t; paired t for `ab`), above 1 + threshold; with one round per
+built from each round's fastest sample (Welch t; for `ab`, paired t on block-interleaved process pairs at its sequential look's level), above 1 + threshold; with one round per
 side (old reports, pytest-benchmark files), Mann-Whitney significant, the bootstrap interval of the
 ratio of medians above 1 + threshold, and the change larger than the noise in the samples.
 

@@ -4,6 +4,11 @@ Started by the runner as `python -m benchbench.worker`. Requests arrive one JSON
 stdin; events and results go back as JSON lines on a private copy of the original stdout, while
 fd 1 is pointed at stderr, so nothing a benchmark prints (from Python or C) can corrupt the channel.
 The runner sends the worker's stderr to a log file and shows its tail when a case fails.
+
+Requests: `run` (the default: one case, set up, timed and returned as a result), and, for
+block-interleaved A/B (benchbench/interleave.py), `prepare` (set up, first call, warm-up and
+calibration; answers the loop count), `block` (one timed block of N calls; answers seconds per call)
+and `finish` (the case's result from the blocks timed), then `exit`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,184 @@
+"""How well does `ab` decide on this machine? Run it many times with known answers and write the table.
+
+    PYTHONPATH=. python benchmarks/ab_calibration.py --repeats 20 --profile default \
+        --work /tmp/abcal --doc docs/ab-calibration.md [--cpus 0 --threads 1]
+
+Each run is `benchbench.ab.run_ab` (the library call behind `benchbench ab`) over the six CPU ops of
+`benchmarks/calibration_suite.py`, every case deciding on its own, with a known truth:
+- `aa@5%`, `aa@2%`: identical sides at --fail-on 5% / 2%. Every `regression` is a false alarm; `ok` is
+  the right answer.
+- `+10%@5%`, `+20%@5%`, `+5%@2%`: the current side sets BENCHBENCH_CALIBRATION_SLOWDOWN, so the ops'
+  helper module (outside the suite file: the definition hash is the same on both sides) does that much
+  more work. `regression` is right; `ok` (a pass) is a miss.
+The kinds are interleaved run by run, so a change of the machine's load during the hour hits all of
+them. Records are saved after every run (`--work`/records.json; a rerun resumes), and `--table-only`
+redraws the table from them. The document states the machine, the settings and the load seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SUITE = HERE / "calibration_suite.py"
+SLOWDOWN_VAR = "BENCHBENCH_CALIBRATION_SLOWDOWN"
+KINDS = {  # name: (threshold, injected slowdown in %)
+    "aa@5%": (0.05, 0.0), "+10%@5%": (0.05, 10.0), "+20%@5%": (0.05, 20.0), "aa@2%": (0.02, 0.0), "+5%@2%": (0.02, 5.0),
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def records_of(kind: str, repeat: int, result, wall_s: float, load: tuple[float, float]) -> list[dict]:
+    from benchbench import blocks
+
+    outcome = result.outcome
+    out = []
+    for f in result.gate.findings:
+        row = f.row
+        lk = outcome.looks.get(row.key)
+        logs = blocks.paired_round_logs(row.base, row.other) if row.base is not None and row.other is not None \
+            and row.base.ok and row.other.ok else {}
+        out.append({"kind": kind, "repeat": repeat, "case": f"{row.key.suite}/{row.key.name}", "outcome": f.outcome,
+                    "verdict": row.verdict, "mde": row.mde, "flags": row.flags,
+                    "ratio": row.change.ratio if row.change else None,
+                    "low": row.change.ci_low if row.change else None, "high": row.change.ci_high if row.change else None,
+                    "rounds": outcome.rounds_of.get(row.key), "decision": lk.decision if lk else None,
+                    "round_logs": [v for v, _ in logs.values()], "within_se": [se for _, se in logs.values()],
+                    "wall_s": wall_s, "stopped": outcome.stopped, "exit_code": result.exit_code,
+                    "load_before": load[0], "load_after": load[1], **settings()})
+    return out
+
+
+def settings() -> dict:
+    """What a run was measured with: stored in every record, so a redrawn table states it."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {"threads": os.environ.get("OMP_NUM_THREADS", "unset"), "cpus": cpus, "cpu_count": os.cpu_count(),
+            "processor": platform.processor() or platform.machine()}
+
+
+def save(records: list[dict], work: Path) -> None:
+    tmp = work / "records.json.tmp"
+    tmp.write_text(json.dumps(records))
+    tmp.replace(work / "records.json")
+
+
+def measure(args: argparse.Namespace, work: Path, records: list[dict]) -> None:
+    from benchbench.ab import SideSpec, run_ab
+    from benchbench.gate import Policy
+
+    kinds = [k for k in KINDS if k in args.kinds]
+    plan = [(kind, i) for i in range(args.repeats) for kind in kinds]
+    done = {(r["kind"], r["repeat"]) for r in records}
+    for kind, i in plan:
+        if (kind, i) in done:
+            continue
+        threshold, pct = KINDS[kind]
+        current = SideSpec(env=((SLOWDOWN_VAR, f"{pct:g}"),)) if pct else SideSpec()
+        folder = work / f"{kind.replace('%', 'pct').replace('@', '_at_').replace('+', 'slow')}_{i}"
+        load0 = os.getloadavg()[0]
+        t0 = time.time()
+        res = run_ab(suite_paths=[str(SUITE)], backends=["cpu"], profile=args.profile, current=current,
+                     policy=Policy(threshold=threshold), output=folder, label=f"{kind}_{i}", budget=args.budget,
+                     command=["ab_calibration.py", kind, str(i)])
+        wall = time.time() - t0
+        records += records_of(kind, i, res, wall, (load0, os.getloadavg()[0]))
+        save(records, work)
+        counts = {o: sum(1 for f in res.gate.findings if f.outcome == o) for o in ("regression", "inconclusive", "ok")}
+        log(f"{kind} #{i}: {counts} in {wall:.0f} s ({res.outcome.rounds} rounds, {res.outcome.stopped})")
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def table(records: list[dict], args: argparse.Namespace) -> str:
+    kinds = [k for k in KINDS if any(r["kind"] == k for r in records)]
+    lines = ["| kind | decisions | regression | inconclusive | ok | right | median stated detectable effect "
+             "| median rounds per case | ab wall time (median, max) |", "|" + " --- |" * 9]
+    for kind in kinds:
+        rs = [r for r in records if r["kind"] == kind]
+        n = len(rs)
+        c = {o: sum(1 for r in rs if r["outcome"] == o) for o in ("regression", "inconclusive", "ok")}
+        right = c["ok"] if KINDS[kind][1] == 0 else c["regression"]
+        mdes = [r["mde"] for r in rs if r["mde"] is not None and math.isfinite(r["mde"])]
+        walls = {(r["repeat"]): r["wall_s"] for r in rs}
+        lines.append(f"| {kind} | {n} | {c['regression']} | {c['inconclusive']} | {c['ok']} | {right}/{n} "
+                     f"({_pct(right / n)}) | {_pct(statistics.median(mdes)) if mdes else '-'} "
+                     f"| {statistics.median(r['rounds'] or 0 for r in rs):g} "
+                     f"| {statistics.median(walls.values()):.0f} s, {max(walls.values()):.0f} s |")
+    lines += ["", "Per case, over every run: the spread of the process pairs' log ratios (their standard "
+              "deviation, about the coefficient of variation of a pair's ratio) next to the spread a pair's own "
+              "windows predict, and how often a case was flagged `pairs-disagree`.", "",
+              "| case | pairs | between-pair sd | median within-pair se | pairs-disagree | regression in A/A "
+              "| missed (ok) when slowed |", "|" + " --- |" * 7]
+    for case in sorted({r["case"] for r in records}):
+        rs = [r for r in records if r["case"] == case]
+        devs = []
+        for r in rs:  # deviations of each run's pair log ratios from that run's mean (the injection cancels)
+            if len(r["round_logs"]) >= 2:
+                m = statistics.fmean(r["round_logs"])
+                devs += [(x - m) ** 2 * len(r["round_logs"]) / (len(r["round_logs"]) - 1) for x in r["round_logs"]]
+        sd = math.sqrt(statistics.fmean(devs)) if devs else float("nan")
+        within = [s for r in rs for s in r["within_se"] if s is not None]
+        lines.append(f"| {case} | {sum(len(r['round_logs']) for r in rs)} | {_pct(sd)} "
+                     f"| {_pct(statistics.median(within)) if within else '-'} "
+                     f"| {sum(1 for r in rs if 'pairs-disagree' in r['flags'])}/{len(rs)} "
+                     f"| {sum(1 for r in rs if KINDS[r['kind']][1] == 0 and r['outcome'] == 'regression')} "
+                     f"| {sum(1 for r in rs if KINDS[r['kind']][1] > 0 and r['outcome'] == 'ok')} |")
+    loads = [r["load_before"] for r in records] + [r["load_after"] for r in records]
+    seen = {(r.get("threads"), str(r.get("cpus")), r.get("cpu_count"), r.get("processor")) for r in records}
+    budget = "the profile's budget" if args.budget is None else f"a budget of {args.budget:g} s"
+    header = (f"Profile `{args.profile}`, {budget}, alpha 0.05. Measured with (OMP_NUM_THREADS, CPUs used, CPUs in "
+              f"the machine, processor): {'; '.join(', '.join(map(str, s)) for s in sorted(seen))}. The 1-minute "
+              f"load average during the runs: {min(loads):.1f}-{max(loads):.1f}.")
+    return "\n".join([header, "", *lines])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=20, help="runs of ab per kind (6 decisions each)")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="which kinds, comma-separated (default: all of " + ", ".join(KINDS).replace("%", "%%") + ")")
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--budget", type=float, default=None, help="ab's time budget in seconds (default: the profile's)")
+    ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for both sides (default: unset)")
+    ap.add_argument("--cpus", default=None, help="pin this process and its workers to these CPUs, e.g. 0 or 0,1")
+    ap.add_argument("--work", default="/tmp/benchbench-ab-calibration")
+    ap.add_argument("--doc", default=None, help="write the table into this Markdown file (between markers)")
+    ap.add_argument("--table-only", action="store_true")
+    args = ap.parse_args()
+    args.kinds = [k.strip() for k in args.kinds.split(",")]
+    if args.threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    if args.cpus:
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "records.json"
+    records = json.loads(path.read_text()) if path.exists() else []
+    if not args.table_only:
+        measure(args, work, records)
+    text = table(records, args)
+    print(text)
+    if args.doc:
+        doc = Path(args.doc)
+        begin, end = "<!-- ab-calibration:begin -->", "<!-- ab-calibration:end -->"
+        old = doc.read_text() if doc.exists() else f"{begin}\n{end}\n"
+        head, _, rest = old.partition(begin)
+        _, _, tail = rest.partition(end)
+        doc.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
