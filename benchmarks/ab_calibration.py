@@ -102,10 +102,39 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def resolution(record: dict, profile: str) -> float | None:
+    """The smallest change from no change at all that a decision's pairs could detect with 90% power at its
+    look's alpha: expm1(lambda * se). The stated detectable effect (`mde`) is the same on top of the
+    threshold, log(1 + mde) = log(1 + threshold) + lambda * se, so it can never be below the threshold."""
+    from benchbench.compare import power_noncentrality
+    from benchbench.measure import get_profile
+    from benchbench.sequential import Plan
+
+    logs = record["round_logs"]
+    n = len(logs)
+    if n < 2:
+        return None
+    alpha = Plan(max_rounds=get_profile(profile).ab_max_rounds).alpha_at(n)
+    if alpha <= 0:
+        return None
+    se = statistics.stdev(logs) / math.sqrt(n)
+    return math.expm1(power_noncentrality(n - 1, alpha, 0.9) * se)
+
+
+def last_look_resolution(sd: float, profile: str) -> float:
+    """What the plan's last look resolves from no change (90% power) at a between-pair spread `sd`."""
+    from benchbench.compare import power_noncentrality
+    from benchbench.measure import get_profile
+    from benchbench.sequential import Plan
+
+    n = get_profile(profile).ab_max_rounds
+    return math.expm1(power_noncentrality(n - 1, Plan(max_rounds=n).alpha_at(n), 0.9) * sd / math.sqrt(n))
+
+
 def table(records: list[dict], args: argparse.Namespace) -> str:
     kinds = [k for k in KINDS if any(r["kind"] == k for r in records)]
     lines = ["| kind | decisions | regression | inconclusive | ok | right | median stated detectable effect "
-             "| median rounds per case | ab wall time (median, max) |", "|" + " --- |" * 9]
+             "| median resolution | median rounds per case | ab wall time (median, max) |", "|" + " --- |" * 10]
     for kind in kinds:
         rs = [r for r in records if r["kind"] == kind]
         n = len(rs)
@@ -113,15 +142,20 @@ def table(records: list[dict], args: argparse.Namespace) -> str:
         right = c["ok"] if KINDS[kind][1] == 0 else c["regression"]
         mdes = [r["mde"] for r in rs if r["mde"] is not None and math.isfinite(r["mde"])]
         walls = {(r["repeat"]): r["wall_s"] for r in rs}
+        res = [x for r in rs if (x := resolution(r, args.profile)) is not None]
         lines.append(f"| {kind} | {n} | {c['regression']} | {c['inconclusive']} | {c['ok']} | {right}/{n} "
                      f"({_pct(right / n)}) | {_pct(statistics.median(mdes)) if mdes else '-'} "
+                     f"| {_pct(statistics.median(res)) if res else '-'} "
                      f"| {statistics.median(r['rounds'] or 0 for r in rs):g} "
                      f"| {statistics.median(walls.values()):.0f} s, {max(walls.values()):.0f} s |")
-    lines += ["", "Per case, over every run: the spread of the process pairs' log ratios (their standard "
+    lines += ["", "Resolution: the smallest change from none that the decision's pairs could detect with 90% power at "
+              "its look's alpha; the stated detectable effect is that on top of the threshold (so never below it).",
+              "", "Per case, over every run: the spread of the process pairs' log ratios (their standard "
               "deviation, about the coefficient of variation of a pair's ratio) next to the spread a pair's own "
-              "windows predict, and how often a case was flagged `pairs-disagree`.", "",
-              "| case | pairs | between-pair sd | median within-pair se | pairs-disagree | regression in A/A "
-              "| missed (ok) when slowed |", "|" + " --- |" * 7]
+              "windows predict, what the plan's last look would resolve at that spread, and how often a case "
+              "was flagged `pairs-disagree`.", "",
+              "| case | pairs | between-pair sd | median within-pair se | resolution at the last look "
+              "| pairs-disagree | regression in A/A | missed (ok) when slowed |", "|" + " --- |" * 8]
     for case in sorted({r["case"] for r in records}):
         rs = [r for r in records if r["case"] == case]
         devs = []
@@ -131,8 +165,9 @@ def table(records: list[dict], args: argparse.Namespace) -> str:
                 devs += [(x - m) ** 2 * len(r["round_logs"]) / (len(r["round_logs"]) - 1) for x in r["round_logs"]]
         sd = math.sqrt(statistics.fmean(devs)) if devs else float("nan")
         within = [s for r in rs for s in r["within_se"] if s is not None]
+        last = last_look_resolution(sd, args.profile) if devs else None
         lines.append(f"| {case} | {sum(len(r['round_logs']) for r in rs)} | {_pct(sd)} "
-                     f"| {_pct(statistics.median(within)) if within else '-'} "
+                     f"| {_pct(statistics.median(within)) if within else '-'} | {_pct(last) if last else '-'} "
                      f"| {sum(1 for r in rs if 'pairs-disagree' in r['flags'])}/{len(rs)} "
                      f"| {sum(1 for r in rs if KINDS[r['kind']][1] == 0 and r['outcome'] == 'regression')} "
                      f"| {sum(1 for r in rs if KINDS[r['kind']][1] > 0 and r['outcome'] == 'ok')} |")
