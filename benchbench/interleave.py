@@ -97,11 +97,12 @@ class Outcome:
 class _Pair:
     """One worker per side, started together and alive together."""
 
-    def __init__(self, sides: Sequence[Side], log_dir: Path, worker_env: dict[str, str], start_timeout: float) -> None:
+    def __init__(self, sides: Sequence[Side], log_dir: Path, worker_env: dict[str, str], start_timeout: float,
+                 on_start: Callable[[], None] = lambda: None) -> None:
         self.sides, self.log_dir, self.worker_env, self.start_timeout = sides, log_dir, worker_env, start_timeout
         self.workers: list[Worker | None] = [None] * len(sides)
         self.errors: list[str | None] = [None] * len(sides)
-        self.started = 0
+        self.on_start = on_start
         for i in range(len(sides)):
             self._spawn(i)
         for i in range(len(sides)):
@@ -113,7 +114,7 @@ class _Pair:
         try:
             self.workers[i] = Worker(self.log_dir, env, side.python, side.cwd, start_timeout=self.start_timeout,
                                      wait=False)
-            self.started += 1
+            self.on_start()
             self.errors[i] = None
         except OSError as exc:
             self.workers[i], self.errors[i] = None, f"worker did not start: {exc}"
@@ -205,9 +206,13 @@ class Interleaved:
             if msg.get("event") in ("prepared", "block"):
                 return msg
             if msg.get("event") == "result":
-                return Result.from_dict(msg["result"])
-            result = Result(status="failed", reason=msg.get("error", "worker error"), details=msg.get("details"),
-                            **base)
+                result = Result.from_dict(msg["result"])
+                if result.status not in ("failed", "timeout"):
+                    return result
+            else:
+                result = Result(status="failed", reason=msg.get("error", "worker error"), details=msg.get("details"),
+                                **base)
+        # state after a failure (sticky CUDA errors, half-built graphs) must not leak into the next case
         pair.replace(i)
         return result
 
@@ -270,7 +275,7 @@ class Interleaved:
         Raises `Interrupted` (after saving both reports, marked partial) on Ctrl-C or SIGTERM (the
         caller turns SIGTERM into KeyboardInterrupt)."""
         t0 = self.clock()
-        last_round_s = None
+        last_round_s, last_active = None, 1
         stopped, r = "max-rounds", 0
         for ti, t in enumerate(self.targets):
             t.report.partial = True
@@ -283,13 +288,14 @@ class Interleaved:
                     stopped = "decided"
                     break
                 elapsed = self.clock() - t0
-                if (self.budget_s is not None and r >= self.plan.min_rounds and last_round_s is not None
-                        and elapsed + last_round_s > self.budget_s):
+                # the next round's length, guessed from the last one's per case (the pair's start included)
+                expected = last_round_s * len(active) / last_active if last_round_s is not None else 0.0
+                if self.budget_s is not None and r >= self.plan.min_rounds and elapsed + expected > self.budget_s:
                     stopped = "budget"
                     break
                 r0 = self.clock()
                 self._round(r, active)
-                last_round_s = self.clock() - r0
+                last_round_s, last_active = self.clock() - r0, len(active)
                 for st in active:
                     if not st.ended:
                         self._look(st)
@@ -359,6 +365,8 @@ class Interleaved:
                 t.report.rounds[-1]["finished_at"] = now()
 
     def _pair(self) -> _Pair:
-        pair = _Pair([t.side for t in self.targets], self._tmp, self.session.worker_env, self.start_timeout)
-        self.workers_started += pair.started
-        return pair
+        return _Pair([t.side for t in self.targets], self._tmp, self.session.worker_env, self.start_timeout,
+                     self._started)
+
+    def _started(self) -> None:
+        self.workers_started += 1

@@ -169,8 +169,8 @@ def test_sides_take_turns_abba_with_the_first_side_alternating_by_round(run_ab_f
 
 def test_each_pair_starts_both_sides_with_an_idle_policy_that_does_not_spin(run_ab_fake):
     machine = Machine(drift=0.0)
-    run_ab_fake(machine, plan=Plan.fixed(2))
-    assert len(machine.started) == 4  # one pair per round: the shared workers serve every case
+    _, _, runner = run_ab_fake(machine, plan=Plan.fixed(2))
+    assert len(machine.started) == runner.workers_started == 4  # one pair per round serves every case
     assert all(env["OMP_WAIT_POLICY"] == "PASSIVE" for env in machine.started)
     machine = Machine(drift=0.0)
     run_ab_fake(machine, plan=Plan.fixed(2), side_env=(("OMP_WAIT_POLICY", "ACTIVE"),))
@@ -199,7 +199,8 @@ def test_the_budget_stops_adding_rounds_after_the_first_look(run_ab_fake):
 def test_a_side_that_fails_mid_case_fails_that_case_only_and_the_gate_calls_it_broke(run_ab_fake):
     machine = Machine(drift=0.0)
     machine.fail_block = ("current", 5)
-    outcome, targets, _ = run_ab_fake(machine, plan=Plan.fixed(3))
+    outcome, targets, runner = run_ab_fake(machine, plan=Plan.fixed(3))
+    assert runner.workers_started == 3 * 2 + 1  # a pair per round, and the failed side's replacement
     cur = {r.key.label: r for r in targets[1].report.results}
     failed = [r for r in cur.values() if r.status == "failed"]
     assert len(failed) == 1 and "boom" in failed[0].reason
