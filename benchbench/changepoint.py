@@ -27,11 +27,11 @@ suits timings:
    large somewhere) comes from Siegmund's approximation for the maximum of a standardized CUSUM with
    its discrete-time correction (`scan_pvalue`). It depends on the segment's length and `min_size`
    only, so the false-alarm rate per segment holds for any length, not only the one calibrated.
-   Checked by simulation (`benchmarks/changepoint_calibration.py --approximation`, table in the
-   README): for 8 to 500 values it is within -21% and +11% of the simulated tail at p = 0.05, 0.01
-   and 0.001 (12 to 50 values get the lower ones: optimistic). The default `MAX_PVALUE` (0.005, below
-   the 1% target to absorb that and the outliers that pass the filter) keeps the measured rate of
-   false change points in flat series at or under 1% for every length and noise measured
+   Checked by simulation (`benchmarks/changepoint_calibration.py --approximation`, table in
+   docs/calibration.md): for 8 to 500 values it is within -21% and +11% of the simulated tail
+   at p = 0.05, 0.01 and 0.001 (12 to 50 values get the lower ones: optimistic). The default `MAX_PVALUE`
+   (0.005, below the 1% target to absorb that and the outliers that pass the filter) keeps the measured
+   rate of false change points in flat series at or under 1% for every length and noise measured
    (`--null`).
 4. **Several change points**: binary segmentation (split the series at its best significant split,
    then each side, while the split is significant), then a merge pass as in Hunter: every change
@@ -61,7 +61,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-# Calibrated defaults (see the module docstring and the README's calibration table).
+# Calibrated defaults (see the module docstring and the calibration table in docs/calibration.md).
 MAX_PVALUE = 0.005  # scan p-value (false-alarm probability of one segment with no change)
 MIN_SIZE = 4
 LEVEL = 0.95

@@ -150,7 +150,7 @@ def test_false_change_points_stay_rare_at_other_lengths():
 
 
 def test_calibration_targets_hold_on_seeded_series():
-    """The README's calibration table in small: 100-point series with and without a 5% step, seeded."""
+    """docs/calibration.md's table in small: 100-point series with and without a 5% step, seeded."""
     cal = load_calibration()
     oracle = cal.oracle_threshold(series=20_000)
     cells = [cal.evaluate(cv, noise, 250, seed=2, oracle=oracle, resamples=20)
@@ -162,7 +162,7 @@ def test_calibration_targets_hold_on_seeded_series():
         assert c.detect_rate >= 0.9, c  # the step, within 5 points
     for c in cells:  # close to the best single-change detector at a 1% false-alarm rate, which reads the
         # Gaussian noise without the outliers: at CV 5% a 20% outlier is only 3.6 SDs out, and the
-        # detector, which cannot tell it from noise for sure, pays for it in power (README)
+        # detector, which cannot tell it from noise for sure, pays for it in power (docs/calibration.md)
         assert c.detect_rate >= c.oracle_detect - (0.25 if c.noise == "outliers" and c.cv == 0.05 else 0.08), c
     # at CV 5%, a 5% step is one standard deviation: even the oracle misses it often, mostly near an end
     for c in cells[4:]:
