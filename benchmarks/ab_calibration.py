@@ -78,7 +78,11 @@ def measure(args: argparse.Namespace, work: Path, records: list[dict]) -> None:
     from benchbench.gate import Policy
 
     kinds = [k for k in KINDS if k in args.kinds]
-    plan = [(kind, i) for i in range(args.repeats) for kind in kinds]
+    repeats = {k: args.repeats for k in kinds}
+    for item in filter(None, (args.repeats_of or "").split(",")):
+        kind, _, n = item.partition("=")
+        repeats[kind.strip()] = int(n)
+    plan = [(kind, i) for i in range(max(repeats.values())) for kind in kinds if i < repeats[kind]]
     done = {(r["kind"], r["repeat"]) for r in records}
     for kind, i in plan:
         if (kind, i) in done:
@@ -183,6 +187,8 @@ def table(records: list[dict], args: argparse.Namespace) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=20, help="runs of ab per kind (6 decisions each)")
+    ap.add_argument("--repeats-of", default=None, metavar="KIND=N,...",
+                    help="other repeat counts for some kinds, e.g. +20%%@5%%=6 (the kinds stay interleaved)")
     ap.add_argument("--kinds", default=",".join(KINDS), help="which kinds, comma-separated (default: all of " + ", ".join(KINDS).replace("%", "%%") + ")")
     ap.add_argument("--profile", default="default")
     ap.add_argument("--budget", type=float, default=None, help="ab's time budget in seconds (default: the profile's)")
