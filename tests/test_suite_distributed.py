@@ -312,6 +312,7 @@ def test_cases_of_one_job_share_its_launch(dist_suite, monkeypatch, tmp_path):
 
     monkeypatch.setattr(dist_suite, "launch", fake_launch)
     monkeypatch.setattr(dist_suite, "_JOBS", {})
+    monkeypatch.setattr(dist_suite, "usable_cpus", lambda: 2)  # on one CPU, one rank is the default world too
     monkeypatch.delenv(dist_suite.NPROC_ENV, raising=False)
 
     def ctx(size: int, profile: str = "quick"):
