@@ -687,6 +687,8 @@ def stage(ctx: Context, stage: str, batch: int) -> Case:
     if reason:
         raise Skip(reason)
     images, metrics = images_for(ctx)
+    if decoder:
+        metrics["decoder_version"] = decoder_version(decoder)
     case = _stage_case(ctx, stage, batch, images, metrics)
     # One intra-op thread, as in a DataLoader worker: the stages are what each worker pays per image.
     threads = torch.get_num_threads()
@@ -757,6 +759,17 @@ def gpu_decode_stage(ctx: Context, encoded: Sequence[torch.Tensor], batch: int, 
                 metrics={**metrics, "per": "batch"}, check_output=False)
 
 
+def decoder_version(decoder: str) -> str:
+    """The library that decodes, with its installed version (decode speed moves with it)."""
+    from importlib import metadata
+
+    name = {"pil": "pillow", "torchvision": "torchvision"}.get(decoder, "torchcodec")
+    try:
+        return f"{name} {metadata.version(name)}"
+    except metadata.PackageNotFoundError:
+        return name
+
+
 def deprecation_metrics(decoder: str) -> dict[str, Any]:
     """{"deprecated": warning} for the deprecated torchvision.io decoder (the warning caught, once per
     process, by torchvision_deprecation), else nothing."""
@@ -772,8 +785,9 @@ def decoder_case(ctx: Context, decoder: str, batch: int, num_workers: int, knob:
     if reason:
         raise Skip(reason)
     images, metrics = images_for(ctx)
-    return loader_case(ctx, make_dataset(images.root, decoder), batch, num_workers, knob,
-                       {**metrics, **deprecation_metrics(decoder)}, decode_on_device=decoder == GPU_DECODER)
+    metrics = {**metrics, "decoder_version": decoder_version(decoder), **deprecation_metrics(decoder)}
+    return loader_case(ctx, make_dataset(images.root, decoder), batch, num_workers, knob, metrics,
+                       decode_on_device=decoder == GPU_DECODER)
 
 
 @benchmark(params={"decoder": DECODERS, "num_workers": WORKERS["default"], "batch": [32, 64]},

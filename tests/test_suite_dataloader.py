@@ -314,7 +314,7 @@ def test_gpu_decode_stage_is_timed_by_the_backends_timer(suite, dl, fake_gpu):
     ctx = api.Context(backend=backend, key=CaseKey.make("dataloader", "stage", params, "cuda"), profile="quick")
     case = suite.benchmark("stage").setup(ctx, **params)
     assert case.samples is None and case.fn is not None  # the harness times fn with the backend's timer
-    assert case.items == 4 and case.metrics["per"] == "batch"
+    assert case.items == 4 and case.metrics["per"] == "batch" and case.metrics["decoder_version"].startswith("torchcodec")
     case.fn()
     assert log == [("decode", 4, "cpu", "RGB")]
     case.finish()
