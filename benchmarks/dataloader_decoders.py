@@ -3,11 +3,11 @@
 Runs `python -m benchbench run --suite dataloader --profile quick` (or reads a report it wrote,
 `--report`), derives the suite's metrics as `run` does, and renders, per batch size, every decoder
 measured: its decode cost alone (the `stage` case, one thread), the pipeline's images/s at each
-`num_workers`, and the recommendation's comparison of the decoders (the fastest against the second,
-with the interval of their round ratios). `--write` replaces the table between the markers in
+`num_workers`, each with the half width of its 95% interval across rounds, and the recommendation's
+comparison of the decoders (the fastest against the second, with the interval of their round ratios). `--write` replaces the table between the markers in
 docs/dataloader.md; without it the table is printed.
 
-    PYTHONPATH=. python benchmarks/dataloader_decoders.py --write                 # measure, then write
+    PYTHONPATH=. python benchmarks/dataloader_decoders.py --write -o r.json       # measure, then write
     PYTHONPATH=. python benchmarks/dataloader_decoders.py --report r.json --write  # from a report
 """
 
@@ -50,7 +50,7 @@ def table(report: Report) -> str:
     facts = report.environment.get("facts", {})
     cpu = facts.get("cpu", {})
     lines.append(f"Measured {report.created_at[:10]} with `run --suite dataloader --profile quick` on "
-                 f"{cpu.get('model', 'an unknown CPU')} ({cpu.get('usable_cpus', '?')} usable CPUs, load average "
+                 f"{cpu.get('model', 'an unknown CPU')} (usable CPUs: {cpu.get('usable_cpus', '?')}, load average "
                  f"{(cpu.get('load_average') or ['?'])[0]} at the start), torch {facts.get('torch', {}).get('version', '?')}, "
                  f"{report.rounds and len(report.rounds)} rounds.")
     for rec in sorted((r.metrics["recommendation"] for r in ok if "recommendation" in r.metrics),
@@ -69,8 +69,9 @@ def table(report: Report) -> str:
             any_result = next(iter(mine.values()))
             name = decoder + (" (deprecated)" if any_result.metrics.get("deprecated") else "")
             row = [f"`{name}`", any_result.metrics.get("decoder_version", "?"),
-                   _ms(per_image) if per_image else "-"]
-            row += [f"{mine[w].derived()['items_per_s']:.0f}" if w in mine else "-" for w in workers]
+                   f"{_ms(per_image)} ±{stage.stats.rel_ci:.0%}" if stage else "-"]
+            row += [f"{mine[w].derived()['items_per_s']:.0f} ±{mine[w].stats.rel_ci:.0%}" if w in mine else "-"
+                    for w in workers]
             lines.append("| " + " | ".join(row) + " |")
         lines += [""] + [line.strip() for line in dl.decoder_lines(rec)]
         text = f"recommended: {rec['setting']}, {rec['speedup']:.2f}x the default DataLoader(num_workers=0) " \
@@ -91,11 +92,12 @@ def write(doc: Path, text: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", type=Path, help="a report of `run --suite dataloader` (default: measure now)")
+    parser.add_argument("-o", "--output", type=Path, help="keep the report of the run made here at this path")
     parser.add_argument("--write", action="store_true", help=f"write the table into {DOC.relative_to(ROOT)}")
     args = parser.parse_args()
     if args.report is None:
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "dataloader.json"
+            path = args.output or Path(tmp) / "dataloader.json"
             measure(path)
             report = load(path)
     else:
