@@ -6,9 +6,14 @@ layout, generated once from a fixed seed and cached under `$BENCHBENCH_CACHE_DIR
 `$XDG_CACHE_HOME/benchbench` or `~/.cache/benchbench`, keyed by the generator's parameters.
 
 The pipeline is the one users run: `ImageFolder` + `transforms.v2` (`RandomResizedCrop(224)`,
-horizontal flip, to float, normalize), decoding with PIL (ImageFolder's default) or with
-`torchvision.io.decode_jpeg`. Every loader object comes from torch or torchvision, so spawn and
-forkserver workers can unpickle it.
+horizontal flip, to float, normalize), decoding with PIL (ImageFolder's default), with
+`torchvision.io.decode_jpeg` (deprecated since torchvision 0.29: measured because people still run
+it; its per-call warning is caught and reported once per run), with TorchCodec's
+`torchcodec.decoders.decode_jpeg` (the optional extra `pip install "benchbench[codecs]"`; its cases
+are skipped with that hint without it) and, where CUDA is present, with TorchCodec decoding each batch
+on the GPU (workers read the bytes, the main process decodes and transforms on the device). Every
+loader object comes from torch, torchvision, torchcodec or numpy, so spawn and forkserver workers can
+unpickle it.
 
 - `stage`: one stage at a time in this process (read bytes, decode, transform, collate, and on
   accelerators the host-to-device copy with and without pinned memory).
@@ -19,6 +24,9 @@ forkserver workers can unpickle it.
 - `first_batch`: time from `iter(loader)` to the first batch, in epoch 1 and in epoch 2, with and
   without `persistent_workers`.
 - `train_step`: a resnet18 training step (as in the training suite) for the input-bound check.
+
+The recommendation's speed-up and its interval come from one estimator (`speedup_interval`: the
+settings' per-round ratios), so the number always lies inside its interval.
 
 `derive` writes the per-stage breakdown, the recommendation and the input-bound check into the
 results' metrics; `notes` turns them into the lines printed after a run. Worker counts never
@@ -218,8 +226,26 @@ def images_for(ctx: Context) -> tuple[ImageSet, dict[str, Any]]:
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 CROP = 224
-DECODERS = ("pil", "torchvision")
+GPU_DECODER = "torchcodec-cuda"  # TorchCodec's nvJPEG path: a batch decoded on the GPU in one call
 START_METHODS = ("fork", "forkserver", "spawn")
+CODECS_HINT = 'pip install "benchbench[codecs]"'
+DEPRECATED_DECODERS = ("torchvision",)
+# torchvision.io warns on every call since 0.29; the suite catches it and reports it once per run
+TORCHVISION_DEPRECATION = "The image decoding and encoding capabilities of TorchVision are deprecated"
+
+
+def decoders_for(cuda: bool) -> tuple[str, ...]:
+    """The decoders measured: PIL (ImageFolder's default), torchvision.io (deprecated since torchvision
+    0.29), TorchCodec on the CPU, and TorchCodec on the GPU where CUDA is present."""
+    return ("pil", "torchvision", "torchcodec") + ((GPU_DECODER,) if cuda else ())
+
+
+DECODERS = decoders_for(torch.cuda.is_available())
+DECODER_TEXT = {"pil": "PIL decoding (ImageFolder's default)", "torchvision": "torchvision.io.decode_jpeg (deprecated)",
+                "torchcodec": "torchcodec.decoders.decode_jpeg", GPU_DECODER: "torchcodec decode_jpeg on the GPU"}
+# The recommendation's order of preference among settings equally fast: ImageFolder's own decoder, then
+# TorchCodec (CPU before GPU), the deprecated torchvision.io path last.
+DECODER_PREFERENCE = ("pil", "torchcodec", GPU_DECODER, "torchvision")
 
 
 def make_transform() -> Any:
@@ -230,15 +256,87 @@ def make_transform() -> Any:
                        v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
 
 
+def torchvision_deprecation() -> str | None:
+    """Catch torchvision.io's deprecation warning: decode one tiny JPEG with it, then silence the
+    warning in this process (DataLoader workers forked from it inherit the filter).
+
+    torchvision 0.29 warns on every call of its decoders; caught here, the suite reports it once per
+    run (`notes`) instead of once per image. Returns the warning's first sentence, or None where this
+    torchvision does not deprecate its decoders.
+    """
+    import re
+    import warnings
+
+    from PIL import Image
+    from torchvision.io import decode_jpeg
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(out, format="JPEG")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        decode_jpeg(torch.frombuffer(bytearray(out.getvalue()), dtype=torch.uint8))
+    warnings.filterwarnings("ignore", message=re.escape(TORCHVISION_DEPRECATION), category=DeprecationWarning)
+    text = next((str(w.message) for w in seen if str(w.message).startswith(TORCHVISION_DEPRECATION)), None)
+    return text.split(". ")[0] + "." if text else None
+
+
 def decode_jpeg_rgb() -> Callable[[torch.Tensor], torch.Tensor]:
-    """torchvision.io.decode_jpeg to 3-channel RGB, as a picklable callable (spawn workers unpickle it)."""
+    """torchvision.io.decode_jpeg to 3-channel RGB, as a picklable callable (spawn workers unpickle it).
+    Its deprecation warning is silenced in this process (see torchvision_deprecation)."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
+    torchvision_deprecation()
     return functools.partial(decode_jpeg, mode=ImageReadMode.RGB)
 
 
+def torchcodec_reason() -> str | None:
+    """Why TorchCodec cannot decode here (not installed, or its libraries do not load), or None."""
+    try:
+        import torchcodec.decoders  # noqa: F401
+    except ImportError:
+        return f"torchcodec is not installed: {CODECS_HINT}"
+    except (OSError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"torchcodec does not load with this torch ({first}): {CODECS_HINT}"
+    return None
+
+
+def torchcodec_decode() -> Callable[..., Any]:
+    """torchcodec.decoders.decode_jpeg (tests replace it with a fake)."""
+    from torchcodec.decoders import decode_jpeg
+
+    return decode_jpeg
+
+
+def decode_torchcodec_rgb() -> Callable[[Any], torch.Tensor]:
+    """TorchCodec's JPEG decoder to RGB on the CPU, from a path, bytes or a uint8 tensor (picklable)."""
+    return functools.partial(torchcodec_decode(), mode="RGB")
+
+
+def decoder_reason(decoder: str, backend: str) -> str | None:
+    """Why a decoder cannot be measured on this backend, or None."""
+    if decoder not in DECODER_TEXT:
+        raise ValueError(f"unknown decoder {decoder!r} (known: {', '.join(DECODER_TEXT)})")
+    if decoder.startswith("torchcodec"):
+        reason = torchcodec_reason()
+        if reason:
+            return reason
+    if decoder == GPU_DECODER and backend != "cuda":
+        return "decodes on the GPU with nvJPEG: measured on the cuda backend"
+    return None
+
+
+def read_encoded() -> Callable[[str], Any]:
+    """A file's bytes as a 1-D uint8 array (picklable; the GPU decoder takes the encoded bytes)."""
+    import numpy as np
+
+    return functools.partial(np.fromfile, dtype=np.uint8)
+
+
 def make_dataset(root: Path, decoder: str) -> Any:
-    """ImageFolder decoding with PIL (its default loader) or reading bytes and decoding with decode_jpeg."""
+    """ImageFolder decoding with PIL (its default loader), torchvision.io.decode_jpeg (bytes read with
+    read_file), TorchCodec's decode_jpeg from the path, or (GPU) returning the encoded bytes for the
+    main process to decode on the device (`device_decoder`)."""
     from torchvision import datasets
     from torchvision import io as tvio
     from torchvision.transforms import v2
@@ -248,7 +346,30 @@ def make_dataset(root: Path, decoder: str) -> Any:
     if decoder == "torchvision":
         transform = v2.Compose([v2.Lambda(decode_jpeg_rgb(), torch.Tensor), make_transform()])
         return datasets.ImageFolder(str(root), loader=tvio.read_file, transform=transform)
-    raise ValueError(f"unknown decoder {decoder!r} (known: {', '.join(DECODERS)})")
+    if decoder == "torchcodec":
+        return datasets.ImageFolder(str(root), loader=decode_torchcodec_rgb(), transform=make_transform())
+    if decoder == GPU_DECODER:
+        return datasets.ImageFolder(str(root), loader=read_encoded())
+    raise ValueError(f"unknown decoder {decoder!r} (known: {', '.join(DECODER_TEXT)})")
+
+
+def device_decoder(device: torch.device, decode: Callable[..., Any] | None = None
+                   ) -> Callable[[list[tuple[Any, int]]], tuple[torch.Tensor, torch.Tensor]]:
+    """The GPU path: a batch of (encoded bytes, label) decoded on `device` in one call (TorchCodec's
+    nvJPEG batch decode), then transformed there image by image (each crop differs) and stacked.
+
+    It only queues device work: whoever times it synchronizes through the backend (`time_loader`'s
+    `sync` at window ends; the harness's device timer for the stage)."""
+    decode = decode or torchcodec_decode()
+    transform = make_transform()
+
+    def run(batch: list[tuple[Any, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        data = [torch.as_tensor(encoded) for encoded, _ in batch]
+        images = decode(data, mode="RGB", device=device)
+        labels = torch.tensor([label for _, label in batch]).to(device, non_blocking=True)
+        return torch.stack([transform(img) for img in images]), labels
+
+    return run
 
 
 def worker_counts(cpus: int, profile: str) -> list[int]:
@@ -266,7 +387,8 @@ def worker_counts(cpus: int, profile: str) -> list[int]:
 
 def make_loader(dataset: Any, batch: int, num_workers: int, *, epoch_batches: int, seed: int = 0,
                 persistent: bool = False, prefetch: int | None = None, start: str | None = None,
-                in_order: bool = True, pin: bool = False) -> torch.utils.data.DataLoader:
+                in_order: bool = True, pin: bool = False, collate: Callable[[list], Any] | None = None
+                ) -> torch.utils.data.DataLoader:
     """A shuffling DataLoader whose epoch is `epoch_batches` full batches, whatever the dataset's size."""
     from torch.utils.data import DataLoader, RandomSampler
 
@@ -279,7 +401,7 @@ def make_loader(dataset: Any, batch: int, num_workers: int, *, epoch_batches: in
                  "multiprocessing_context": multiprocessing.get_context(start) if start else None,
                  "in_order": in_order}
     return DataLoader(dataset, batch_size=batch, sampler=sampler, num_workers=num_workers, drop_last=True,
-                      pin_memory=pin, **extra)
+                      pin_memory=pin, collate_fn=collate, **extra)
 
 
 # --- timing a loader ----------------------------------------------------------------------------
@@ -442,15 +564,19 @@ def _nbytes(batch: Any) -> int:
         return sum(_nbytes(b) for b in batch)
     if isinstance(batch, dict):
         return sum(_nbytes(b) for b in batch.values())
-    return 0
+    return int(getattr(batch, "nbytes", 0))  # a numpy array (the GPU decoder's encoded bytes)
 
 
 def _timing_method(ctx: Context) -> str:
     return "perf_counter" if ctx.backend.name == "cpu" else "sync+perf_counter"
 
 
-def _device_consumer(ctx: Context, pin: bool) -> tuple[Callable[[Any], None] | None, Callable[[], None] | None]:
-    """On accelerators each batch is copied to the device (asynchronously from pinned memory)."""
+def _device_consumer(ctx: Context, pin: bool, decode_on_device: bool = False
+                     ) -> tuple[Callable[[Any], None] | None, Callable[[], None] | None]:
+    """On accelerators each batch is copied to the device (asynchronously from pinned memory), or, for
+    the GPU decoder, decoded and transformed there; the backend synchronizes at each window's end."""
+    if decode_on_device:
+        return device_decoder(ctx.device), ctx.synchronize
     if ctx.backend.name == "cpu":
         return None, None
     device = ctx.device
@@ -474,7 +600,6 @@ KNOB_SETTINGS: dict[str, dict[str, Any]] = {
 }
 KNOB_TEXT = {"none": "", "unordered": "in_order=False", "prefetch4": "prefetch_factor=4", "pinned": "pin_memory=True",
              "forkserver": "multiprocessing_context='forkserver'", "spawn": "multiprocessing_context='spawn'"}
-DECODER_TEXT = {"pil": "PIL decoding (ImageFolder's default)", "torchvision": "torchvision.io.decode_jpeg"}
 
 
 def knob_reason(knob: str, num_workers: int, backend: str) -> str | None:
@@ -491,7 +616,9 @@ def knob_reason(knob: str, num_workers: int, backend: str) -> str | None:
 
 
 def loader_case(ctx: Context, dataset: Any, batch: int, num_workers: int, knob: str,
-                metrics: dict[str, Any]) -> Case:
+                metrics: dict[str, Any], decode_on_device: bool = False) -> Case:
+    """A DataLoader over `dataset`, timed (see the module docstring). `decode_on_device`: the dataset
+    gives encoded bytes, batched as lists, that the main process decodes on the device."""
     reason = knob_reason(knob, num_workers, ctx.backend.name)
     if reason:
         raise Skip(reason)
@@ -500,8 +627,9 @@ def loader_case(ctx: Context, dataset: Any, batch: int, num_workers: int, knob: 
     window = max(1, num_workers)
     # an epoch long enough for the samples, so workers start once (twice when the machine is slow)
     epoch = max(MIN_EPOCH_BATCHES, (min_samples + 2) * window)
-    loader = make_loader(dataset, batch, num_workers, epoch_batches=epoch, **settings)
-    consume, sync = _device_consumer(ctx, settings.get("pin", False))
+    loader = make_loader(dataset, batch, num_workers, epoch_batches=epoch, collate=list if decode_on_device else None,
+                         **settings)
+    consume, sync = _device_consumer(ctx, settings.get("pin", False), decode_on_device)
     timing = time_loader(loader, window, min_samples, max_samples, max_s, consume=consume, sync=sync,
                          memory=worker_memory if num_workers else None)
     del loader
@@ -520,8 +648,12 @@ def loader_case(ctx: Context, dataset: Any, batch: int, num_workers: int, knob: 
 # --- the benchmarks -------------------------------------------------------------------------------
 CPUS = usable_cpus()
 WORKERS = {p: worker_counts(CPUS, p) for p in ("quick", "default", "full")}
-STAGES = ("read", "decode-pil", "decode-torchvision", "transform-pil", "transform-torchvision", "collate",
-          "h2d", "h2d-pinned")
+STAGES = ("read", "decode-pil", "decode-torchvision", "decode-torchcodec",
+          *((f"decode-{GPU_DECODER}",) if GPU_DECODER in DECODERS else ()),
+          "transform-pil", "transform-torchvision", "collate", "h2d", "h2d-pinned")
+# The transform stage each decoder's output goes through: every decoder but PIL gives a uint8 tensor.
+TRANSFORM_STAGE = {"pil": "transform-pil", "torchvision": "transform-torchvision",
+                   "torchcodec": "transform-torchvision"}
 STAGE_SAMPLE = 64  # stage cases cycle over this many images
 QUICK = {"batch": [16]}  # the quick profile's batches: a CPU without workers takes seconds for 32 images
 
@@ -537,7 +669,7 @@ def stage_inputs(images: ImageSet, stage: str) -> list[Any]:
     if stage == "decode-pil":
         return data
     tensors = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in data]
-    if stage == "decode-torchvision":
+    if stage.startswith("decode-"):
         return tensors
     if stage == "transform-pil":
         return [Image.open(io.BytesIO(b)).convert("RGB") for b in data]
@@ -548,9 +680,15 @@ def stage_inputs(images: ImageSet, stage: str) -> list[Any]:
 @benchmark(params={"stage": STAGES, "batch": [32]}, profiles={"quick": QUICK}, timeout=900)
 def stage(ctx: Context, stage: str, batch: int) -> Case:
     """One stage of the JPEG pipeline alone, in this process: per image (read, decode, transform) or per batch."""
-    images, metrics = images_for(ctx)
     if stage.startswith("h2d") and ctx.backend.name == "cpu":
         raise Skip("host-to-device copy: the cpu backend has no device to copy to")
+    decoder = stage.split("-", 1)[1] if stage.startswith("decode-") else None
+    reason = decoder_reason(decoder, ctx.backend.name) if decoder else None
+    if reason:
+        raise Skip(reason)
+    images, metrics = images_for(ctx)
+    if decoder:
+        metrics["decoder_version"] = decoder_version(decoder)
     case = _stage_case(ctx, stage, batch, images, metrics)
     # One intra-op thread, as in a DataLoader worker: the stages are what each worker pays per image.
     threads = torch.get_num_threads()
@@ -585,7 +723,13 @@ def _stage_case(ctx: Context, stage: str, batch: int, images: ImageSet, metrics:
                     metrics=metrics, check_output=False)
     if stage == "decode-torchvision":
         nxt, decode = itertools.cycle(stage_inputs(images, stage)).__next__, decode_jpeg_rgb()
+        return Case(lambda: decode(nxt()), items=1, items_unit="images",
+                    metrics={**metrics, **deprecation_metrics("torchvision")})
+    if stage == "decode-torchcodec":
+        nxt, decode = itertools.cycle(stage_inputs(images, stage)).__next__, decode_torchcodec_rgb()
         return Case(lambda: decode(nxt()), items=1, items_unit="images", metrics=metrics)
+    if stage == f"decode-{GPU_DECODER}":
+        return gpu_decode_stage(ctx, stage_inputs(images, stage), batch, metrics)
     if stage.startswith("transform"):
         nxt, transform = itertools.cycle(stage_inputs(images, stage)).__next__, make_transform()
         return Case(lambda: transform(nxt()), items=1, items_unit="images", metrics=metrics)
@@ -603,21 +747,62 @@ def _stage_case(ctx: Context, stage: str, batch: int, images: ImageSet, metrics:
                 bytes=x.numel() * x.element_size(), metrics=metrics)
 
 
+def gpu_decode_stage(ctx: Context, encoded: Sequence[torch.Tensor], batch: int, metrics: dict[str, Any],
+                     decode: Callable[..., Any] | None = None) -> Case:
+    """TorchCodec's GPU decode alone: `batch` encoded images per call, decoded on the device in one
+    call (nvJPEG works on batches). The call only queues device work; the harness times it with the
+    backend's timer (device events on CUDA), which waits for it."""
+    decode = decode or torchcodec_decode()
+    batches = [[encoded[(i * batch + j) % len(encoded)] for j in range(batch)] for i in range(len(encoded))]
+    nxt, device = itertools.cycle(batches).__next__, ctx.device
+    return Case(lambda: decode(nxt(), mode="RGB", device=device), items=batch, items_unit="images",
+                metrics={**metrics, "per": "batch"}, check_output=False)
+
+
+def decoder_version(decoder: str) -> str:
+    """The library that decodes, with its installed version (decode speed moves with it)."""
+    from importlib import metadata
+
+    name = {"pil": "pillow", "torchvision": "torchvision"}.get(decoder, "torchcodec")
+    try:
+        return f"{name} {metadata.version(name)}"
+    except metadata.PackageNotFoundError:
+        return name
+
+
+def deprecation_metrics(decoder: str) -> dict[str, Any]:
+    """{"deprecated": warning} for the deprecated torchvision.io decoder (the warning caught, once per
+    process, by torchvision_deprecation), else nothing."""
+    if decoder not in DEPRECATED_DECODERS:
+        return {}
+    text = torchvision_deprecation()
+    return {"deprecated": text} if text else {}
+
+
+def decoder_case(ctx: Context, decoder: str, batch: int, num_workers: int, knob: str) -> Case:
+    """The JPEG pipeline with this decoder through a DataLoader; skipped where the decoder cannot run."""
+    reason = decoder_reason(decoder, ctx.backend.name)
+    if reason:
+        raise Skip(reason)
+    images, metrics = images_for(ctx)
+    metrics = {**metrics, "decoder_version": decoder_version(decoder), **deprecation_metrics(decoder)}
+    return loader_case(ctx, make_dataset(images.root, decoder), batch, num_workers, knob, metrics,
+                       decode_on_device=decoder == GPU_DECODER)
+
+
 @benchmark(params={"decoder": DECODERS, "num_workers": WORKERS["default"], "batch": [32, 64]},
            profiles={"quick": {**QUICK, "num_workers": WORKERS["quick"]}, "full": {"num_workers": WORKERS["full"]}},
            overview={"decoder": ["pil"], "num_workers": sorted({0, CPUS}), **QUICK}, timeout=900)
 def jpeg_pipeline(ctx: Context, decoder: str, num_workers: int, batch: int) -> Case:
     """ImageFolder + transforms.v2 through a DataLoader (default settings): seconds per batch."""
-    images, metrics = images_for(ctx)
-    return loader_case(ctx, make_dataset(images.root, decoder), batch, num_workers, "none", metrics)
+    return decoder_case(ctx, decoder, batch, num_workers, "none")
 
 
-@benchmark(params={"knob": KNOBS[1:], "decoder": ["pil"], "num_workers": [CPUS], "batch": [32]},
+@benchmark(params={"knob": KNOBS[1:], "decoder": ["pil", "torchcodec"], "num_workers": [CPUS], "batch": [32]},
            profiles={"quick": {**QUICK, "knob": ["unordered", "prefetch4"]}}, timeout=900)
 def jpeg_knobs(ctx: Context, knob: str, decoder: str, num_workers: int, batch: int) -> Case:
     """The JPEG pipeline with one DataLoader setting changed (in_order, prefetch_factor, pin_memory, start method)."""
-    images, metrics = images_for(ctx)
-    return loader_case(ctx, make_dataset(images.root, decoder), batch, num_workers, knob, metrics)
+    return decoder_case(ctx, decoder, batch, num_workers, knob)
 
 
 IN_MEMORY_ITEMS = 256
@@ -741,9 +926,10 @@ THRESHOLD = 0.95  # a setting within 5% of the best counts as fast enough
 BOOTSTRAP = 2000
 
 
-def ratio_interval(base: Sequence[float], new: Sequence[float], level: float = 0.95, n: int = BOOTSTRAP,
-                   seed: int = 0) -> tuple[float, float, float]:
-    """median(base) / median(new) with a percentile-bootstrap interval (each side resampled on its own)."""
+def _bootstrap_ratio(base: Sequence[float], new: Sequence[float], level: float, n: int,
+                     seed: int) -> tuple[float, float, float]:
+    """median(base) / median(new) with a percentile-bootstrap interval (each side resampled on its own),
+    widened where resampling skews it to hold the estimate."""
     import numpy as np
 
     a, b = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
@@ -754,7 +940,35 @@ def ratio_interval(base: Sequence[float], new: Sequence[float], level: float = 0
     rb = np.median(b[rng.integers(0, b.size, (n, b.size))], axis=1)
     ratios = ra / rb
     tail = (1 - level) / 2
-    return float(np.median(a) / np.median(b)), float(np.quantile(ratios, tail)), float(np.quantile(ratios, 1 - tail))
+    est = float(np.median(a) / np.median(b))
+    return est, min(est, float(np.quantile(ratios, tail))), max(est, float(np.quantile(ratios, 1 - tail)))
+
+
+def speedup_interval(base: Setting, new: Setting, level: float = 0.95, n: int = BOOTSTRAP,
+                     seed: int = 0) -> tuple[float, float, float]:
+    """How many times faster `new` runs than `base` (base's time per batch / new's) and its interval,
+    both from one paired structure: the rounds.
+
+    A round is one worker process that measured both settings, so the ratio of their medians inside a
+    round cancels what that process's luck (its placement, a busy minute of the machine) did to both.
+    The estimate is the geometric mean of the round ratios and the interval a Student t interval on
+    their logarithms, centred on the estimate's logarithm: the estimate always lies inside it. (It is
+    also the ratio of the two settings' own estimates, the geometric means of their round medians,
+    when both have the same rounds.) With fewer than two rounds in common there is nothing to pair:
+    the ratio of the sample medians, with a bootstrap interval of the same ratio.
+    """
+    import math
+
+    from scipy.stats import t
+
+    a, b = dict(base.rounds), dict(new.rounds)
+    common = sorted(set(a) & set(b))
+    if len(common) < 2:
+        return _bootstrap_ratio(base.samples, new.samples, level, n, seed)
+    logs = [math.log(a[i] / b[i]) for i in common]
+    mean, sd = statistics.fmean(logs), statistics.stdev(logs)
+    half = float(t.ppf(0.5 + level / 2, len(logs) - 1)) * sd / math.sqrt(len(logs))
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
 
 
 @dataclass(frozen=True)
@@ -768,6 +982,7 @@ class Setting:
     samples: tuple[float, ...]
     label: str = ""
     median_s: float | None = None  # the result's median (over rounds); else the samples' median
+    rounds: tuple[tuple[int, float], ...] = ()  # (round index, that round's median), where measured in rounds
 
     @property
     def images_per_s(self) -> float:
@@ -775,20 +990,41 @@ class Setting:
 
     @property
     def cost(self) -> tuple[int, int, int]:
-        """Fewer workers first, then no extra setting, then ImageFolder's own decoder."""
-        return (self.num_workers, KNOBS.index(self.knob), DECODERS.index(self.decoder))
+        """Fewer workers first, then no extra setting, then the preferred decoder (ImageFolder's own first)."""
+        return (self.num_workers, KNOBS.index(self.knob), DECODER_PREFERENCE.index(self.decoder))
 
-    def text(self) -> str:
+    def loader_text(self) -> str:
         parts = [f"num_workers={self.num_workers}"]
         if self.knob != "none":
             parts.append(KNOB_TEXT[self.knob])
-        if self.decoder != "pil":
-            parts.append(DECODER_TEXT[self.decoder])
         return ", ".join(parts)
+
+    def text(self) -> str:
+        return self.loader_text() + (f", {DECODER_TEXT[self.decoder]}" if self.decoder != "pil" else "")
+
+
+def compare_decoders(settings: Sequence[Setting], seed: int = 0) -> dict[str, Any] | None:
+    """Every decoder measured, each at its fastest DataLoader (default settings, any num_workers),
+    fastest first, and how many times faster the fastest runs than the second, with its interval.
+    None with no decoder measured."""
+    best: dict[str, Setting] = {}
+    for s in settings:
+        if s.knob == "none" and (s.decoder not in best or s.images_per_s > best[s.decoder].images_per_s):
+            best[s.decoder] = s
+    ranked = sorted(best.values(), key=lambda s: s.images_per_s, reverse=True)
+    if not ranked:
+        return None
+    out: dict[str, Any] = {"ranked": [{"decoder": s.decoder, "label": s.label, "setting": s.loader_text(),
+                                       "images_per_s": s.images_per_s} for s in ranked]}
+    if len(ranked) > 1:
+        ratio, low, high = speedup_interval(ranked[1], ranked[0], seed=seed)
+        out.update(fastest=ranked[0].decoder, second=ranked[1].decoder, ratio=ratio, ratio_ci=[low, high])
+    return out
 
 
 def recommend(settings: Sequence[Setting], threshold: float = THRESHOLD, seed: int = 0) -> dict[str, Any] | None:
-    """The cheapest setting within `threshold` of the best throughput, and its speed-up over the default.
+    """The cheapest setting within `threshold` of the best throughput, its speed-up over the default
+    (`speedup_interval`), and the decoders compared (`compare_decoders`).
 
     The default is DataLoader(num_workers=0) with PIL decoding at the same batch size. On a flat curve
     the cheapest setting is the default itself (speed-up 1). None without a default to compare with.
@@ -804,13 +1040,13 @@ def recommend(settings: Sequence[Setting], threshold: float = THRESHOLD, seed: i
     best = max(settings, key=lambda s: s.images_per_s)
     good = [s for s in settings if s.images_per_s >= threshold * best.images_per_s]
     pick = min(good, key=lambda s: s.cost)
-    _, low, high = ratio_interval(base.samples, pick.samples, seed=seed)
-    speedup = pick.images_per_s / base.images_per_s
+    speedup, low, high = speedup_interval(base, pick, seed=seed)
     return {"batch": batch, "decoder": pick.decoder, "num_workers": pick.num_workers, "knob": pick.knob,
             "label": pick.label, "setting": pick.text(), "images_per_s": pick.images_per_s,
             "best_label": best.label, "best_images_per_s": best.images_per_s,
             "default_images_per_s": base.images_per_s, "speedup": speedup, "speedup_ci": [low, high],
-            "threshold": threshold, "candidates": len(settings), "is_default": pick is base}
+            "threshold": threshold, "candidates": len(settings), "is_default": pick is base,
+            "decoders": compare_decoders(settings, seed=seed)}
 
 
 def stage_breakdown(stage_s: dict[str, float], end_to_end_s: float) -> list[dict[str, Any]]:
@@ -844,6 +1080,13 @@ def _ok(r: Result) -> bool:
     return r.ok and bool(r.samples)
 
 
+def round_medians(result: Result) -> tuple[tuple[int, float], ...]:
+    """(round index, median of that round's samples) for each round that gave samples."""
+    return tuple((int(meta.get("round", i)), statistics.median(samples))
+                 for i, (meta, samples) in enumerate(zip(result.rounds, result.round_samples, strict=True))
+                 if samples)
+
+
 def _settings(results: Sequence[Result]) -> dict[int, list[tuple[Setting, Result]]]:
     out: dict[int, list[tuple[Setting, Result]]] = {}
     for r in results:
@@ -851,20 +1094,21 @@ def _settings(results: Sequence[Result]) -> dict[int, list[tuple[Setting, Result
             continue
         p = r.key.params_dict
         s = Setting(p["decoder"], int(p["num_workers"]), p.get("knob", "none"), int(p["batch"]), tuple(r.samples),
-                    label=r.key.name, median_s=r.stats.median)
+                    label=r.key.name, median_s=r.stats.median, rounds=round_medians(r))
         out.setdefault(s.batch, []).append((s, r))
     return out
 
 
 def _stage_seconds(results: Sequence[Result], decoder: str) -> dict[str, float]:
+    """Per-image seconds of the stages one worker of this decoder's pipeline runs: read, this decoder's
+    decode, the transform of what it decodes to, collate."""
+    wanted = {"read", f"decode-{decoder}", TRANSFORM_STAGE.get(decoder), "collate"}
     per: dict[str, float] = {}
     for r in results:
         if r.key.benchmark != "stage" or not _ok(r) or r.stats is None:
             continue
         name = r.key.params_dict["stage"]
-        if name.startswith("h2d"):
-            continue
-        if "-" in name and name.split("-", 1)[1] != decoder:
+        if name not in wanted:
             continue
         items = r.work.get("items") or 1
         per[name.split("-", 1)[0]] = r.stats.median / items
@@ -939,6 +1183,8 @@ def result_note(metrics: dict[str, Any]) -> str:
         parts.append("stages: " + ", ".join(f"{row['stage']} {row['share']:.0%}" for row in metrics["stages"]))
     if metrics.get("saved_per_epoch_s") is not None:
         parts.append(f"saves {metrics['saved_per_epoch_s']:.3g} s at each later epoch's start")
+    if metrics.get("deprecated"):
+        parts.append("deprecated decoder (torchvision.io)")
     if metrics.get("input_bound"):
         check = metrics["input_bound"]
         parts.append(f"waits for data {check['wait_share']:.0%} of a step with the recommended loader, "
@@ -947,6 +1193,23 @@ def result_note(metrics: dict[str, Any]) -> str:
 
 
 # --- text for the end of a run ------------------------------------------------------------------
+def _decoder_name(decoder: str) -> str:
+    return f"{decoder} (deprecated)" if decoder in DEPRECATED_DECODERS else decoder
+
+
+def decoder_lines(rec: dict[str, Any]) -> list[str]:
+    """The decoders compared: each at its fastest num_workers, and the fastest against the second."""
+    dec = rec.get("decoders")
+    if not dec or len(dec["ranked"]) < 2:
+        return []
+    each = ", ".join(f"{_decoder_name(d['decoder'])} {_rate(d['images_per_s'])} ({d['setting']})" for d in dec["ranked"])
+    low, high = dec["ratio_ci"]
+    verdict = "" if low > 1 else "; not a clear difference here"
+    return [f"  decoders at batch {rec['batch']}, each at its fastest (images/s): {each}",
+            f"  fastest: {_decoder_name(dec['fastest'])}, {dec['ratio']:.2f}x the second, {_decoder_name(dec['second'])} "
+            f"(95% CI {low:.2f}-{high:.2f}x){verdict}"]
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3g} ms"
 
@@ -994,6 +1257,11 @@ def notes(results: list[Result]) -> list[str]:
         if rec["best_label"] != rec["label"]:
             lines.append(f"  (the fastest, {rec['best_label']}, gives {_rate(rec['best_images_per_s'])} images/s: "
                          f"within {1 - rec['threshold']:.0%})")
+        lines.extend(decoder_lines(rec))
+    deprecated = next((r.metrics["deprecated"] for r in results if r.metrics.get("deprecated")), None)
+    if deprecated:  # once per run, however many cases and calls met the warning
+        lines.append(f"dataloader: decoder=torchvision is measured for comparison, but deprecated: {deprecated} "
+                     f"TorchCodec (decoder=torchcodec) replaces it.")
     for r in results:
         saved = r.metrics.get("saved_per_epoch_s")
         if saved is not None and r.stats is not None and saved > 0:

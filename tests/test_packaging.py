@@ -28,3 +28,14 @@ def test_readme_commands_match_ci():
     assert test_cmd in ci
     assert "pytest" in test_cmd
     assert Path(ROOT / ".ci" / "run").stat().st_mode & 0o111
+
+
+def test_the_test_command_installs_declared_extras_including_codecs():
+    """CI installs the codecs extra, so the dataloader suite's TorchCodec tests run there, not skip."""
+    import re
+
+    ci = (ROOT / ".ci" / "run").read_text()
+    extras = re.search(r'pip install "\.\[([\w,]+)\]"', ci).group(1).split(",")
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "codecs" in extras and set(extras) <= set(declared)
+    assert any(req.startswith("torchcodec>=") for req in declared["codecs"])

@@ -7,17 +7,19 @@ fake clock, and the real DataLoader only for behaviour (a worker that raises, ex
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import ROOT, run_cli
-from fakes import FakeClock
+from fakes import FakeBackend, FakeClock, FakeTimer
 
 from benchbench import api, execute, registry
 from benchbench.backends import get as get_backend
@@ -131,22 +133,197 @@ def test_image_count_comes_from_the_profile_or_the_environment(dl, monkeypatch):
 
 
 # --- the pipeline -------------------------------------------------------------------------------
-@pytest.mark.parametrize("decoder", ["pil", "torchvision"])
-def test_both_decoders_give_normalized_crops(dl, tiny_set, decoder):
+needs_torchcodec = pytest.mark.skipif(importlib.util.find_spec("torchcodec") is None,
+                                      reason='torchcodec is not installed: pip install "benchbench[codecs]"')
+
+
+@pytest.mark.parametrize("decoder", ["pil", "torchvision", pytest.param("torchcodec", marks=needs_torchcodec)])
+def test_every_decoder_gives_normalized_crops(dl, tiny_set, decoder):
     x, y = dl.make_dataset(tiny_set.root, decoder)[0]
     assert x.shape == (3, dl.CROP, dl.CROP) and x.dtype == torch.float32 and 0 <= y < dl.CLASSES
     assert x.min() < 0 < x.max()  # normalized around the ImageNet mean
 
 
-def test_both_decoders_decode_the_same_pixels(dl, tiny_set):
+@pytest.mark.parametrize("decoder", ["torchvision", pytest.param("torchcodec", marks=needs_torchcodec)])
+def test_every_decoder_decodes_the_same_pixels_as_pil(dl, tiny_set, decoder):
     import numpy as np
     from PIL import Image
 
     blob = tiny_set.files[0].read_bytes()
     pil = torch.from_numpy(np.array(Image.open(io.BytesIO(blob)).convert("RGB"))).permute(2, 0, 1)
-    tv = dl.decode_jpeg_rgb()(torch.frombuffer(bytearray(blob), dtype=torch.uint8))
-    assert tv.shape == pil.shape
-    assert (tv.int() - pil.int()).abs().float().mean() < 2  # both libjpeg; IDCT rounding may differ
+    decode = dl.decode_jpeg_rgb() if decoder == "torchvision" else dl.decode_torchcodec_rgb()
+    got = decode(torch.frombuffer(bytearray(blob), dtype=torch.uint8))
+    assert got.shape == pil.shape and got.dtype == torch.uint8
+    assert (got.int() - pil.int()).abs().float().mean() < 2  # all libjpeg; IDCT rounding may differ
+
+
+def test_decoders_measured_follow_cuda(dl):
+    assert dl.decoders_for(False) == ("pil", "torchvision", "torchcodec")
+    assert dl.decoders_for(True) == ("pil", "torchvision", "torchcodec", "torchcodec-cuda")
+    assert set(dl.DECODER_PREFERENCE) == set(dl.decoders_for(True)) == set(dl.DECODER_TEXT)
+    with pytest.raises(ValueError, match="unknown decoder"):
+        dl.decoder_reason("nvjpeg", "cuda")
+
+
+def test_without_torchcodec_its_cases_skip_with_the_install_command(suite, dl, monkeypatch, tiny_set):
+    monkeypatch.setitem(sys.modules, "torchcodec", None)  # import torchcodec raises ImportError
+    monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)
+    hint = 'pip install "benchbench[codecs]"'
+    assert dl.torchcodec_reason() == f"torchcodec is not installed: {hint}"
+    cpu = get_backend("cpu")
+    cases = [("jpeg_pipeline", {"decoder": "torchcodec", "num_workers": 0, "batch": 16}),
+             ("jpeg_pipeline", {"decoder": "torchcodec-cuda", "num_workers": 0, "batch": 16}),
+             ("jpeg_knobs", {"knob": "unordered", "decoder": "torchcodec", "num_workers": 2, "batch": 16}),
+             ("stage", {"stage": "decode-torchcodec", "batch": 16})]
+    for bench, params in cases:
+        ctx = api.Context(backend=cpu, key=CaseKey.make("dataloader", bench, params, "cpu"), profile="quick")
+        with pytest.raises(api.Skip, match=re.escape(hint)):
+            suite.benchmark(bench).setup(ctx, **params)
+
+
+def test_a_torchcodec_that_does_not_load_is_a_skip_with_its_reason(dl, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name.startswith("torchcodec"):
+            raise RuntimeError("Could not load libtorchcodec.\nLikely causes: ...")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "torchcodec.decoders", raising=False)
+    monkeypatch.setattr(builtins, "__import__", broken)
+    assert dl.torchcodec_reason() == ('torchcodec does not load with this torch (Could not load libtorchcodec.): '
+                                      'pip install "benchbench[codecs]"')
+
+
+# --- the deprecated torchvision.io decoder: measured, its warning caught and reported once ---------------
+def test_torchvision_decoding_warns_nothing_per_call(dl, tiny_set):
+    import warnings
+
+    blob = torch.frombuffer(bytearray(tiny_set.files[0].read_bytes()), dtype=torch.uint8)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        decode = dl.decode_jpeg_rgb()
+        for _ in range(3):
+            decode(blob)
+        dataset = dl.make_dataset(tiny_set.root, "torchvision")
+        dataset[0], dataset[1]
+    assert [str(w.message) for w in seen if "TorchVision" in str(w.message)] == []
+
+
+def test_the_deprecation_is_caught_where_torchvision_deprecates(dl):
+    import torchvision
+
+    text = dl.torchvision_deprecation()
+    major, minor = (int(x) for x in torchvision.__version__.split(".")[:2])
+    if (major, minor) >= (0, 29):
+        assert text.startswith(dl.TORCHVISION_DEPRECATION) and text.endswith(".") and "\n" not in text
+        assert dl.deprecation_metrics("torchvision") == {"deprecated": text}
+    else:
+        assert text is None and dl.deprecation_metrics("torchvision") == {}
+    assert dl.deprecation_metrics("torchcodec") == {}
+
+
+def test_the_deprecation_is_reported_once_per_run_and_labels_its_rows(dl):
+    warning = "The image decoding and encoding capabilities of TorchVision are deprecated since torchvision 0.29."
+    results = [_pipeline("pil", 0, 32 / 100), _pipeline("torchvision", 0, 32 / 110), _pipeline("torchvision", 2, 32 / 200)]
+    results += [_result("stage", {"stage": "decode-torchvision", "batch": 32}, 0.001, items=1)]
+    for r in results[1:]:
+        r.metrics["deprecated"] = warning
+    dl.derive(results)
+    lines = dl.notes(results)
+    said = [line for line in lines if "deprecated: " in line]
+    assert len(said) == 1 and warning in said[0] and "decoder=torchcodec" in said[0]
+    assert all("deprecated decoder" in r.metrics["note"] for r in results[1:])
+    assert "deprecated" not in results[0].metrics.get("note", "")
+    assert "torchvision.io.decode_jpeg (deprecated)" in "\n".join(lines)  # the recommendation names it so
+
+
+# --- TorchCodec's GPU path, on fakes: a backend named cuda that runs on the CPU, a fake nvJPEG ----------
+class LoggingCuda(FakeBackend):
+    """A backend named cuda (its device is the CPU) that logs each synchronize into a shared log."""
+
+    def __init__(self, log: list) -> None:
+        super().__init__(name="cuda", timer=FakeTimer(FakeClock(), lambda i: 1e-3))
+        self.log = log
+
+    def synchronize(self) -> None:
+        super().synchronize()
+        self.log.append("sync")
+
+
+def fake_nvjpeg(log: list):
+    """torchcodec.decoders.decode_jpeg as the GPU path calls it: a list of encoded 1-D uint8 tensors and a
+    device in, a list of CHW uint8 images out (decoded here by PIL); each call logged with its arguments."""
+    import numpy as np
+    from PIL import Image
+
+    def decode(sources, mode="RGB", device="cpu"):
+        log.append(("decode", len(sources), str(device), mode))
+        assert all(t.dtype == torch.uint8 and t.dim() == 1 and t.device.type == "cpu" for t in sources)
+        return [torch.from_numpy(np.array(Image.open(io.BytesIO(t.numpy().tobytes())).convert("RGB"))).permute(2, 0, 1)
+                for t in sources]
+
+    return decode
+
+
+@pytest.fixture
+def fake_gpu(dl, monkeypatch, tiny_set):
+    log: list = []
+    monkeypatch.setattr(dl, "torchcodec_decode", lambda: fake_nvjpeg(log))
+    monkeypatch.setattr(dl, "torchcodec_reason", lambda: None)
+    monkeypatch.setenv("BENCHBENCH_CACHE_DIR", str(tiny_set.root.parent.parent))
+    monkeypatch.setenv(dl.IMAGES_ENV, "8")
+    return LoggingCuda(log), log
+
+
+def test_gpu_decode_pipeline_decodes_each_batch_on_the_device_then_synchronizes(suite, dl, fake_gpu):
+    backend, log = fake_gpu
+    params = {"decoder": "torchcodec-cuda", "num_workers": 0, "batch": 4}
+    ctx = api.Context(backend=backend, key=CaseKey.make("dataloader", "jpeg_pipeline", params, "cuda"),
+                      profile="quick")
+    case = suite.benchmark("jpeg_pipeline").setup(ctx, **params)
+    decodes = [e for e in log if e != "sync"]
+    assert decodes and all(e == ("decode", 4, str(ctx.device), "RGB") for e in decodes)  # one call per batch
+    # num_workers=0: a window is one batch; the clock is read at its end only after the backend synchronized
+    # (and once more after the first batch, for the time to it)
+    assert all(log[i + 1] == "sync" for i, e in enumerate(log) if e != "sync")
+    assert log.count("sync") == len(decodes) + 1
+    assert len(case.samples) >= 2 and case.items == 4 and case.timing_method == "sync+perf_counter"
+    assert case.metrics["batch_bytes"] > 0  # the encoded bytes the workers hand over
+
+
+def test_gpu_decoder_gives_the_batch_transformed_on_the_device(dl, tiny_set):
+    import numpy as np
+
+    log: list = []
+    run = dl.device_decoder(torch.device("cpu"), decode=fake_nvjpeg(log))
+    batch = [(np.fromfile(p, dtype=np.uint8), i % dl.CLASSES) for i, p in enumerate(tiny_set.files[:3])]
+    x, y = run(batch)
+    assert x.shape == (3, 3, dl.CROP, dl.CROP) and x.dtype == torch.float32 and y.tolist() == [0, 1, 2]
+    assert log == [("decode", 3, "cpu", "RGB")]
+    loader = dl.make_loader(dl.make_dataset(tiny_set.root, "torchcodec-cuda"), 2, 0, epoch_batches=2, collate=list)
+    first = next(iter(loader))
+    assert isinstance(first, list) and len(first) == 2 and first[0][0].dtype == np.uint8
+
+
+def test_gpu_decode_stage_is_timed_by_the_backends_timer(suite, dl, fake_gpu):
+    backend, log = fake_gpu
+    params = {"stage": "decode-torchcodec-cuda", "batch": 4}
+    ctx = api.Context(backend=backend, key=CaseKey.make("dataloader", "stage", params, "cuda"), profile="quick")
+    case = suite.benchmark("stage").setup(ctx, **params)
+    assert case.samples is None and case.fn is not None  # the harness times fn with the backend's timer
+    assert case.items == 4 and case.metrics["per"] == "batch" and case.metrics["decoder_version"].startswith("torchcodec")
+    case.fn()
+    assert log == [("decode", 4, "cpu", "RGB")]
+    case.finish()
+    result = execute.run_case(suite.benchmark("stage"), ctx.key, backend, TINY)
+    assert result.status == "ok", result.reason
+    assert result.timing_method == "fake" and backend.fake_timer.calls > 0  # the backend's timer, no other clock
+    cpu_ctx = api.Context(backend=get_backend("cpu"), key=CaseKey.make("dataloader", "stage", params, "cpu"))
+    with pytest.raises(api.Skip, match="cuda backend"):
+        suite.benchmark("stage").setup(cpu_ctx, **params)
 
 
 @pytest.mark.parametrize(("cpus", "profile", "expected"), [
@@ -325,17 +502,157 @@ def test_recommend_needs_the_default_and_one_batch_size(dl):
         dl.recommend([S(dl, 0, 100), S(dl, 2, 150, batch=64)])
 
 
-def test_ratio_interval_is_seeded_and_covers_the_true_ratio(dl):
+# --- one estimator for the speed-up and its interval -----------------------------------------------
+def rounds_setting(dl, decoder: str, workers: int, per_batch: float, rng, rounds: int = 3, n=8,
+                   process_sd: float = 0.1, skew: float = 0.0, slow_round: tuple[int, float] | None = None,
+                   luck=None, batch: int = 32):
+    """A Setting measured in rounds: each round's process luck (`luck[i]`, shared by every setting of that
+    round) scales its samples; `n` samples per round, or a list of counts (a time-bounded round of a slow
+    case gives few); `skew` adds a heavy right tail inside rounds (windows served late); `slow_round` =
+    (i, factor) slows one round of this setting alone."""
+    import numpy as np
+
+    samples, medians = [], []
+    for i in range(rounds):
+        factor = luck[i] if luck is not None else float(np.exp(process_sd * rng.standard_normal()))
+        if slow_round and slow_round[0] == i:
+            factor *= slow_round[1]
+        k = int(n[i]) if not isinstance(n, int) else n
+        xs = per_batch * factor * (1 + 0.02 * rng.standard_normal(k) + skew * rng.exponential(1.0, k) ** 2)
+        samples.extend(float(x) for x in xs)
+        medians.append((i, float(np.median(xs))))
+    rate_median = float(np.exp(np.mean(np.log([m for _, m in medians]))))
+    return dl.Setting(decoder, workers, "none", batch, tuple(samples), label=f"{decoder}-{workers}",
+                      median_s=rate_median, rounds=tuple(medians))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_speedup_lies_inside_its_interval_for_skewed_rounds(dl, seed):
+    """The estimate and its interval come from the same round ratios: however the rounds are skewed (a
+    heavy tail inside rounds, one round slow on one side only, few or many rounds), the number printed
+    lies inside the interval printed next to it."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rounds = int(rng.integers(2, 7))
+    luck = [float(np.exp(0.15 * rng.standard_normal())) for _ in range(rounds)]
+    slow = (int(rng.integers(rounds)), float(rng.uniform(1.2, 2.0))) if seed % 2 else None
+    base = rounds_setting(dl, "pil", 0, 0.30, rng, rounds, n=rng.integers(2, 21, rounds), luck=luck,
+                          skew=float(rng.uniform(0, 0.5)), slow_round=slow)
+    new = rounds_setting(dl, "pil", 2, 0.15, rng, rounds, n=rng.integers(2, 21, rounds), luck=luck,
+                         skew=float(rng.uniform(0, 0.5)))
+    ratio, low, high = dl.speedup_interval(base, new)
+    assert low <= ratio <= high
+    assert (ratio, low, high) == dl.speedup_interval(base, new)  # deterministic
+    rec = dl.recommend([base, new])
+    assert rec["speedup_ci"][0] <= rec["speedup"] <= rec["speedup_ci"][1]
+    # with the same rounds on both sides it is the ratio of the two settings' own estimates
+    assert ratio == pytest.approx(base.median_s / new.median_s, rel=1e-9)
+
+
+def test_speedup_interval_covers_the_true_ratio_under_process_luck(dl):
+    """Seeded rounds whose process luck moves both settings of a round together: the paired interval
+    covers the true ratio (2.0) about as often as its level says."""
+    import numpy as np
+
+    covered = 0
+    for seed in range(200):
+        rng = np.random.default_rng(1000 + seed)
+        luck = [float(np.exp(0.2 * rng.standard_normal())) for _ in range(5)]
+        base = rounds_setting(dl, "pil", 0, 0.2, rng, 5, luck=luck)
+        new = rounds_setting(dl, "pil", 2, 0.1, rng, 5, luck=luck)
+        _, low, high = dl.speedup_interval(base, new)
+        covered += low <= 2.0 <= high
+    assert 0.88 <= covered / 200 <= 1.0, covered
+
+
+def test_speedup_interval_pairs_only_rounds_both_settings_have(dl):
+    a = dl.Setting("pil", 0, "none", 32, (1.0, 1.0, 1.0), rounds=((0, 2.0), (1, 2.2), (2, 9.0)))
+    b = dl.Setting("pil", 2, "none", 32, (1.0, 1.0), rounds=((0, 1.0), (1, 1.1)))
+    ratio, low, high = dl.speedup_interval(a, b)
+    assert ratio == pytest.approx(2.0) and low == pytest.approx(2.0) and high == pytest.approx(2.0)
+
+
+def test_one_round_falls_back_to_the_samples_and_still_holds_its_estimate(dl):
     import numpy as np
 
     rng = np.random.default_rng(5)
     base = 2.0 * (1 + 0.05 * rng.standard_normal(30))
     new = 1.0 * (1 + 0.05 * rng.standard_normal(30))
-    first = dl.ratio_interval(base, new, seed=3)
-    assert first == dl.ratio_interval(base, new, seed=3)
+    a = dl.Setting("pil", 0, "none", 32, tuple(base), rounds=((0, float(np.median(base))),))
+    b = dl.Setting("pil", 2, "none", 32, tuple(new), rounds=((0, float(np.median(new))),))
+    first = dl.speedup_interval(a, b, seed=3)
+    assert first == dl.speedup_interval(a, b, seed=3)
     ratio, low, high = first
-    assert low < 2.0 < high and low < ratio < high and high - low < 0.2
-    assert dl.ratio_interval([2.0] * 5, [1.0] * 5) == (2.0, 2.0, 2.0)
+    assert low < 2.0 < high and low <= ratio <= high and high - low < 0.2
+    for seed in range(20):  # skewed samples: the bootstrap's interval may sit off the estimate; widened
+        rng = np.random.default_rng(seed)
+        skewed = tuple(1.0 + rng.exponential(1.0, 5) ** 3)
+        ratio, low, high = dl.speedup_interval(dl.Setting("pil", 0, "none", 32, skewed),
+                                               dl.Setting("pil", 2, "none", 32, tuple(new[:4])), seed=seed)
+        assert low <= ratio <= high
+    same = dl.Setting("pil", 0, "none", 32, (2.0,) * 5)
+    assert dl.speedup_interval(same, dl.Setting("pil", 2, "none", 32, (1.0,) * 5)) == (2.0, 2.0, 2.0)
+
+
+def test_recommendation_compares_every_decoder_and_names_the_fastest(dl):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    luck = [1.0, 1.1, 0.95, 1.05]
+    rates = {("pil", 0): 100, ("pil", 2): 190, ("torchvision", 2): 200, ("torchcodec", 2): 230,
+             ("torchcodec", 0): 120}
+    settings = [rounds_setting(dl, d, w, 32 / rate, rng, 4, luck=luck) for (d, w), rate in rates.items()]
+    rec = dl.recommend(settings)
+    dec = rec["decoders"]
+    assert [d["decoder"] for d in dec["ranked"]] == ["torchcodec", "torchvision", "pil"]
+    assert dec["ranked"][0]["setting"] == "num_workers=2"
+    assert (dec["fastest"], dec["second"]) == ("torchcodec", "torchvision")
+    assert dec["ratio"] == pytest.approx(230 / 200, rel=0.03)
+    assert dec["ratio_ci"][0] <= dec["ratio"] <= dec["ratio_ci"][1]
+    assert rec["decoder"] == "torchcodec"  # 190 and 200 are not within 5% of 230
+    text = "\n".join(dl.decoder_lines(rec))
+    assert f"fastest: torchcodec, {dec['ratio']:.2f}x the second, torchvision (deprecated) (95% CI" in text
+    assert re.search(r"torchcodec 2\d\d \(num_workers=2\), torchvision \(deprecated\) \d+ \(num_workers=2\), pil", text)
+    assert dl.compare_decoders([]) is None
+    assert "ratio" not in dl.compare_decoders(settings[:2])  # PIL alone: nothing to compare
+
+
+def test_recommend_prefers_torchcodec_to_the_deprecated_decoder_when_equally_fast(dl):
+    rec = dl.recommend([S(dl, 0, 100), S(dl, 2, 200, decoder="torchvision"), S(dl, 2, 199, decoder="torchcodec"),
+                        S(dl, 2, 150)])
+    assert rec["decoder"] == "torchcodec"
+
+
+NUMBER_AND_INTERVAL = re.compile(r"(\d+\.\d+)x\b.*?\((?:95% CI )?(\d+\.\d+)-(\d+\.\d+)x?\)")
+
+
+def printed_intervals(lines: list[str]) -> list[tuple[float, float, float]]:
+    return [tuple(float(g) for g in m.groups()) for line in lines for m in NUMBER_AND_INTERVAL.finditer(line)]
+
+
+def test_no_printed_number_lies_outside_its_interval(dl):
+    """The issue's symptom: `recommended: 1.55x the default (1.60-1.73)`. Rounds with skew, results
+    derived as a run derives them, every number with an interval in the notes and result notes checked."""
+    import numpy as np
+
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        results = []
+        luck = [float(np.exp(0.2 * rng.standard_normal())) for _ in range(3)]
+        for decoder, workers, rate in (("pil", 0, 100), ("pil", 2, 160), ("torchvision", 2, 170), ("torchcodec", 2, 175)):
+            counts = rng.integers(2, 21, 3)
+            st = rounds_setting(dl, decoder, workers, 16 / rate, rng, 3, n=counts, luck=luck, skew=0.4, batch=16)
+            r = _pipeline(decoder, workers, 0.1, batch=16)
+            r = Result(key=r.key, status="ok", samples=list(st.samples), work=r.work,
+                       rounds=[{"round": i, "n": int(c)} for i, c in enumerate(counts)])
+            results.append(r)
+        dl.derive(results)
+        lines = dl.notes(results) + [r.metrics.get("note", "") for r in results]
+        found = printed_intervals(lines)
+        assert len(found) >= 3, lines  # the recommendation (twice) and the decoders' comparison
+        for number, low, high in found:
+            assert low <= number <= high, lines
 
 
 def test_derive_keeps_the_recommendation_in_the_report_and_notes_print_it(dl):
@@ -512,3 +829,27 @@ def test_run_quick_prints_stages_and_recommendation_and_reuses_images(tmp_path):
             r"stage\[batch=16,stage=read\]", "-o", str(again), env=env, check_rc=0)
     assert load(again).results[0].metrics["image_set_made"] is False
     run_cli("compare", str(out), str(again), check_rc=0)
+
+
+@pytest.mark.slow
+def test_run_quick_compares_every_decoder_and_reports_the_deprecation_once(tmp_path):
+    env = {"BENCHBENCH_CACHE_DIR": str(tmp_path / "cache"), "BENCHBENCH_DATALOADER_IMAGES": "24"}
+    picked = r"jpeg_pipeline\[batch=16,decoder=(pil,num_workers=0|(pil|torchvision|torchcodec),num_workers=1)\]"
+    out = tmp_path / "r.json"
+    proc = run_cli("run", "--suite", "dataloader", "--profile", "quick", "--rounds", "2", "--filter", picked,
+                   "-o", str(out), env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    by_decoder = {(r.key.params_dict["decoder"], r.key.params_dict["num_workers"]): r for r in load(out).results}
+    assert set(by_decoder) == {("pil", 0), ("pil", 1), ("torchvision", 1), ("torchcodec", 1)}
+    assert proc.stdout.count("is measured for comparison, but deprecated") == 1
+    assert "DeprecationWarning" not in proc.stdout + proc.stderr
+    assert by_decoder[("torchvision", 1)].metrics["deprecated"]
+    codec = by_decoder[("torchcodec", 1)]
+    if importlib.util.find_spec("torchcodec") is None:
+        assert codec.status == "skipped" and 'pip install "benchbench[codecs]"' in codec.reason
+        return
+    assert codec.ok and codec.n_rounds == 2
+    assert "decoders at batch 16, each at its fastest (images/s): " in proc.stdout
+    assert re.search(r"fastest: (pil|torchcodec|torchvision \(deprecated\)), \d\.\d\dx the second", proc.stdout)
+    for number, low, high in printed_intervals(proc.stdout.splitlines()):
+        assert low <= number <= high
