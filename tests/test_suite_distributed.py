@@ -14,11 +14,11 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
+from conftest import run_cli
 
 from benchbench import registry
 from benchbench.errors import Skip
 from benchbench.report import CaseKey, Result
-from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 RANK_PROGRAM = ROOT / "suites" / "_distributed_rank.py"
