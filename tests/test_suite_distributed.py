@@ -16,7 +16,7 @@ import psutil
 import pytest
 from conftest import run_cli
 
-from benchbench import registry
+from benchbench import registry, usable_cpus
 from benchbench.errors import Skip
 from benchbench.report import CaseKey, Result
 
@@ -312,6 +312,7 @@ def test_cases_of_one_job_share_its_launch(dist_suite, monkeypatch, tmp_path):
 
     monkeypatch.setattr(dist_suite, "launch", fake_launch)
     monkeypatch.setattr(dist_suite, "_JOBS", {})
+    monkeypatch.setattr(dist_suite, "usable_cpus", lambda: 4)  # two ranks; one CPU would give one rank anyway
     monkeypatch.delenv(dist_suite.NPROC_ENV, raising=False)
 
     def ctx(size: int, profile: str = "quick"):
@@ -354,7 +355,8 @@ def _no_survivors(token: str, grace_s: float = 3.0) -> list[psutil.Process]:
 def test_collective_and_ddp_end_to_end(tmp_path):
     out = tmp_path / "report.json"
     token = uuid.uuid4().hex
-    run_cli("run", "--suite", "distributed", "--quick", "--rounds", "1", "--nproc-per-node", "2", "-o", str(out),
+    run_cli("run", "--suite", "distributed", "--backend", "cpu", "--quick", "--rounds", "1", "--nproc-per-node", "2",
+            "-o", str(out),
             "--filter", r"collective\[op=all_reduce,size=4096\]|ddp\[model=mlp-wide,ranks=all\]",
             env={"BENCHBENCH_TEST_TOKEN": token}, timeout=600, check_rc=0)
     results = {r["key"]["benchmark"]: r for r in json.loads(out.read_text())["results"]}
@@ -363,7 +365,7 @@ def test_collective_and_ddp_end_to_end(tmp_path):
         assert r["status"] == "ok" and r["timing_method"] == "perf_counter"
         m = r["metrics"]
         assert m["world_size"] == 2 and m["process_group_backend"] == "gloo"
-        assert m["threads_per_rank"] == max(1, len(os.sched_getaffinity(0)) // 2)
+        assert m["threads_per_rank"] == max(1, usable_cpus() // 2)  # no sched_getaffinity on macOS
         assert len(m["samples_per_rank"]) == 2 and m["init_process_group_s"] > 0
         # each sample is the slowest rank's time of that iteration
         (one_round,) = r["rounds"]
@@ -377,7 +379,8 @@ def test_collective_and_ddp_end_to_end(tmp_path):
 def test_a_dead_rank_fails_the_case_by_name_and_the_run_finishes(tmp_path):
     out = tmp_path / "report.json"
     token = uuid.uuid4().hex
-    proc = run_cli("run", "--suite", "distributed", "--quick", "--rounds", "1", "--nproc-per-node", "2", "-o", str(out),
+    proc = run_cli("run", "--suite", "distributed", "--backend", "cpu", "--quick", "--rounds", "1",
+                   "--nproc-per-node", "2", "-o", str(out),
                    "--filter", r"collective\[op=broadcast,size=4096\]",
                    env={"BENCHBENCH_TEST_TOKEN": token, "BENCHBENCH_DISTRIBUTED_FAULT": "exit:1"}, timeout=600)
     assert proc.returncode == 4, proc.stderr  # a failed case, not a crashed run
