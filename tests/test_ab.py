@@ -1,5 +1,6 @@
 """ab.py: sides (environment, interpreter, source tree from a git ref) and their checks, without measuring."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -129,8 +130,13 @@ def test_a_side_that_cannot_report_its_environment_keeps_this_one_and_says_so(tm
     assert "could not report its own (ImportError: cannot import name collect)" in env["facts"]["side_environment"]
 
 
-def test_this_interpreter_passes_the_check():
-    check_side(Side(name="baseline", env=(("PYTHONPATH", str(Path(__file__).parent.parent)),)), "--baseline-python")
+def test_the_check_imports_under_the_sides_own_environment(tmp_path):
+    root = str(Path(__file__).parent.parent)
+    assert check_side(Side(name="baseline", env=(("PYTHONPATH", root),)), "--baseline-python") is None
+    (tmp_path / "torch.py").write_text("raise ImportError('this torch is broken on purpose')\n")
+    broken = Side(name="baseline", env=(("PYTHONPATH", os.pathsep.join([str(tmp_path), root])),))
+    with pytest.raises(UserError, match=r"cannot import benchbench and torch \(ImportError: this torch is broken"):
+        check_side(broken, "--baseline-python")
 
 
 # --- metrics: time, instruction counts, or both ------------------------------------------------------------
