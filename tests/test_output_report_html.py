@@ -238,3 +238,38 @@ def test_an_ab_pair_shows_which_side_measured_each_report():
     runs = section(report_page([base, cur], ["main", "pr"], res.comparison, res), "s-runs")
     assert "name=baseline, ref=main" in runs and "name=current, ref=HEAD" in runs and "env=" not in runs
     assert "<th>side</th>" not in section(report_page([synthetic(2)], ["a"]), "s-runs")
+
+
+HOSTILE = "<img src=x onerror=alert(1)>\"'</script><script>alert(2)</script>&amp;"
+
+
+def hostile_report(speed, run_id):
+    """Every text a user or a suite controls set to markup: suite, benchmark and parameter names, run id,
+    label, machine facts, flags, notes, a failure's reason, names of the runs."""
+    rng = np.random.default_rng(1)
+    keys = [CaseKey.make(HOSTILE, HOSTILE, {HOSTILE: HOSTILE}, "cpu", "float32"),
+            CaseKey.make("training", HOSTILE, {"batch": 32}, "cpu", "float32", "eager"),
+            CaseKey.make("training", HOSTILE, {"batch": 32}, "cpu", "float32", "compile")]
+    results = [result(k, timings(rng, 20, 1e-3 * speed, 0.01), work={"items": 32}, flags=[HOSTILE],
+                      metrics={"note": HOSTILE, "speedup": 2.0, "compile_s": 1.0, "break_even_steps": 5})
+               for k in keys]
+    results.append(result(CaseKey.make(HOSTILE, "broken", {}, "cpu"), status="failed", reason=HOSTILE))
+    return make_report(results, fingerprint={"torch": HOSTILE, "cpu": HOSTILE, "threads": 2, "hostname": HOSTILE},
+                       label=HOSTILE, run_id=run_id)
+
+
+def test_a_page_of_hostile_labels_shows_them_as_text_and_runs_no_script_of_theirs(tmp_path):
+    base, current = hostile_report(1.0, HOSTILE), hostile_report(1.5, "r2")
+    names = [HOSTILE, HOSTILE + "2"]
+    for page in (report_page([base, current], names, gate=gate(base, current, Policy()), notes=[HOSTILE],
+                             title=HOSTILE),
+                 report_page([base, current], names, compare([base, current], names))):
+        assert "<img" not in page and "alert(1)>" not in page
+        assert page.count("<script") == 1 and page.count("</script>") == 1  # the page's own, nothing else
+        assert "&lt;img src=x onerror=alert(1)&gt;" in page  # shown, as text
+        assert "<section id=\"s-suite-training\">" in page
+        path = tmp_path / "hostile.html"
+        path.write_text(page)
+        again = load_reports(path)[0]  # the embedded reports come back unharmed
+        assert again.label == HOSTILE and again.run_id == HOSTILE
+        assert {r.reason for r in again.results if not r.ok} == {HOSTILE}
