@@ -202,6 +202,54 @@ def test_ab_instructions_only_is_one_round_in_one_valgrind_worker_per_side(monke
     assert "ab:" not in ab_text(result) and '"gate"' in ab_json(result)  # one metric: the gate's own output
 
 
+class CountingWorker:
+    """Stands in for runner.Worker, one per process the runner would start: records how it would be started
+    and answers each case with an instruction count (current side +3%), without Valgrind."""
+
+    started: list = []
+
+    def __init__(self, log_dir, env=None, python=None, cwd=None, command_prefix=(), start_timeout=0.0):
+        self.command_prefix, self.env, self.requests = list(command_prefix), dict(env or {}), []
+        self.current = self.env.get("SIDE") != "baseline"
+        CountingWorker.started.append(self)
+
+    def run(self, request, timeout, on_event):
+        from benchbench.report import CaseKey, Result
+
+        self.requests.append(request["key"])
+        count = 1030.0 if self.current else 1000.0
+        return {"event": "result", "result": Result(
+            key=CaseKey.from_dict(request["key"]), status="ok", samples=[count, count],
+            timing_method="callgrind-instructions", definition_hash="h").to_dict()}
+
+    def log_tail(self, lines=20):
+        return ""
+
+    def close(self, kill=False):
+        pass
+
+
+def test_ab_instructions_runs_one_valgrind_worker_per_side_through_the_real_round_loop(monkeypatch, tmp_path):
+    """session.measure and the Runner are real; only the worker process is not."""
+    from benchbench import ab, callgrind, runner
+
+    monkeypatch.setattr(callgrind, "valgrind_status", lambda: callgrind.ValgrindStatus(True, "/usr/bin/valgrind", "3"))
+    monkeypatch.setattr(runner, "Worker", CountingWorker)
+    monkeypatch.setattr(ab, "side_environment", lambda side, suites, backends, fallback: fallback)
+    CountingWorker.started = []
+    result = ab.run_ab(["tensor_ops"], backends=["cpu"], pattern="dispatch_overhead", metrics=["instructions"],
+                       baseline=SideSpec(env=(("SIDE", "baseline"),)), output=tmp_path / "ab",
+                       command=["benchbench", "ab"])
+    workers = CountingWorker.started
+    assert [w.current for w in workers] == [False, True]  # one worker per side, baseline first (one round)
+    assert all(w.command_prefix[:2] == ["/usr/bin/valgrind", "--tool=callgrind"] for w in workers)
+    assert all(callgrind.OUT_ENV in w.env for w in workers)
+    cases = [r.key.to_dict() for r in result.baseline.results]
+    assert cases and all(sorted(map(str, w.requests)) == sorted(map(str, cases)) for w in workers)
+    assert result.gate.verdict == "regression" and result.exit_code == 1  # +3% instructions
+    assert [len(r.rounds) for r in (result.baseline, result.current)] == [1, 1]
+
+
 def test_ab_with_instructions_but_no_valgrind_stops_before_measuring(monkeypatch, tmp_path):
     from benchbench import callgrind, session
     from benchbench.ab import run_ab
