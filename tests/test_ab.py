@@ -186,7 +186,7 @@ def test_ab_with_both_metrics_gates_on_each_and_names_the_disagreement(monkeypat
     assert d.instructions_ratio == pytest.approx(1.02)
 
 
-def test_ab_instructions_only_is_one_round_in_one_valgrind_worker_per_side(monkeypatch, tmp_path):
+def test_ab_instructions_only_is_one_round_without_the_canary_and_the_gates_own_output(monkeypatch, tmp_path):
     from benchbench import callgrind, session
     from benchbench.ab import run_ab
     from benchbench.output.gate import ab_json, ab_text

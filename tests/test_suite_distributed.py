@@ -376,20 +376,26 @@ def test_collective_and_ddp_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_dead_rank_fails_the_case_by_name_and_the_run_finishes(tmp_path):
+@pytest.mark.parametrize("fault, says", [
+    ("exit", "RankFailed: rank 1 exited with status 17"),  # the process vanishes
+    ("raise", "RankFailed: rank 1 "),  # an exception in the rank: its traceback, not only its exit status
+])
+def test_a_dead_rank_fails_the_case_by_name_and_the_run_finishes(tmp_path, fault, says):
     out = tmp_path / "report.json"
     token = uuid.uuid4().hex
     proc = run_cli("run", "--suite", "distributed", "--backend", "cpu", "--quick", "--rounds", "1",
                    "--nproc-per-node", "2", "-o", str(out),
                    "--filter", r"collective\[op=broadcast,size=4096\]",
-                   env={"BENCHBENCH_TEST_TOKEN": token, "BENCHBENCH_DISTRIBUTED_FAULT": "exit:1"}, timeout=600)
+                   env={"BENCHBENCH_TEST_TOKEN": token, "BENCHBENCH_DISTRIBUTED_FAULT": f"{fault}:1"}, timeout=600)
     assert proc.returncode == 4, proc.stderr  # a failed case, not a crashed run
     report = json.loads(out.read_text())
     assert not report["partial"]
     (result,) = report["results"]
     assert result["status"] == "failed"
-    assert result["reason"].startswith("RankFailed: rank 1 exited with status 17"), result["reason"]
-    assert "rank 1 at injected-exit 2" in result["reason"]
+    assert result["reason"].startswith(says), result["reason"]
+    assert f"rank 1 at injected-{fault} 2" in result["reason"]
+    if fault == "raise":
+        assert "fault injected on rank 1" in result["reason"] + (result.get("details") or ""), result
     assert not _no_survivors(token)
 
 
