@@ -286,5 +286,5 @@ def test_the_gpu_shaped_session_makes_its_kind_usable_here_and_in_subprocesses(k
     env = {**os.environ, "BENCHBENCH_TEST_FAKE_BACKEND": kind,
            "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fake_backend_site"), str(ROOT)])}
     usable = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True,
-                            timeout=120).stdout.split()
+                            timeout=300).stdout.split()
     assert usable[0] == "cpu" and kind in usable
