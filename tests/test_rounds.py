@@ -114,3 +114,19 @@ def test_round_seeds_are_integers_fixed_across_versions():
     assert round_seed(11, 0) == 11 * 1_000_003 and round_seed(11, 2) == 11 * 1_000_003 + 2 * 7919
     assert round_order(list(range(8)), 11, 2) == round_order(list(range(8)), 11, 2)
     assert isinstance(round_seed(2**62, 5), int) and 0 <= round_seed(2**62, 5) < 2**63
+
+
+def test_merge_edge_values_no_durations_mixed_metrics_and_spread_flags():
+    bare = Result(key=KEY, status="ok", samples=[1.0], loops_per_sample=1)  # no duration recorded
+    two = merge_round(bare, Result(key=KEY, status="ok", samples=[1.0], loops_per_sample=1), 1, 0)
+    assert two.duration_s == 0.0
+    assert merge_round(bare, Result(key=KEY, status="failed", reason="x"), 1, 0).duration_s == 0.0
+    # a metric that is a flag in one round and a number in another is neither: the last round's value
+    mixed = merge_round(merge_round(None, full([1.0], 1, None, 1.0, {"m": True}), 0, 0),
+                        full([1.0], 1, None, 1.0, {"m": 2.0}), 1, 0)
+    assert mixed.metrics["m"] == 2.0
+    # the statistics' own flags are recomputed for the merged samples
+    wide = merge_round(merge_round(None, full([1.0] * 5, 1, None, 1.0, {}), 0, 0),
+                       full([3.0] * 5, 1, None, 1.0, {}), 1, 0)
+    assert "rounds-disagree" in wide.flags or "high-spread" in wide.flags
+    assert set(wide.flags) <= {"rounds-disagree", "high-spread", "few-samples"}
