@@ -525,6 +525,8 @@ def payoff_note(speedup: float, break_even: int | None, compile_s: float | None,
         parts.append(f"compile {_seconds(compile_s)}")
     if compile_s is None:
         return parts[0]
+    if within_noise:  # eager may be as fast: no step count after which compiling has paid off
+        return ", ".join(parts) + ": no measurable pay-off"
     if break_even is None:
         return ", ".join(parts) + ": never pays off"
     return ", ".join(parts) + f", pays off after {break_even:,} steps"

@@ -9,6 +9,29 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_addoption(parser):
+    parser.addoption("--fake-backend", choices=("cuda", "mps"), default=None,
+                     help="run the whole session as on a machine with this GPU kind usable: a fake backend of "
+                          "that kind, computing on the CPU, answers every backends.discover() in this process")
+
+
+def pytest_configure(config):
+    kind = config.getoption("--fake-backend")
+    if kind:
+        from fakes import install_gpu_shaped_backend
+
+        install_gpu_shaped_backend(kind)
+        # and in every subprocess a test starts: see fake_backend_site/sitecustomize.py
+        os.environ["BENCHBENCH_TEST_FAKE_BACKEND"] = kind
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(ROOT / "tests" / "fake_backend_site"), os.environ.get("PYTHONPATH", "")) if p)
+
+
+def pytest_report_header(config):
+    kind = config.getoption("--fake-backend")
+    return f"fake usable backend: {kind} (tests/fakes.py gpu_shaped_backend)" if kind else None
+
+
 # Set by GitHub Actions: gate commands append to it. Tests that mean it set it themselves.
 CI_ONLY_ENV = ("GITHUB_STEP_SUMMARY",)
 

@@ -233,3 +233,61 @@ def fake_torch(cuda_version="12.4", hip=None, available=True, mps_built=False, m
         __version__=version, version=SimpleNamespace(cuda=cuda_version, hip=hip), cuda=cuda, mps=mps_mod,
         backends=backends, device=lambda d: d, get_float32_matmul_precision=precision,
     ), syncs
+
+
+# --- a GPU-shaped session: `pytest --fake-backend cuda|mps` makes one of these the usable backend of its
+# kind for the whole run, so tests that quietly assume "the CPU is the only usable backend" fail here
+# and not first on a machine with a GPU. The work itself runs on the CPU.
+class _GpuShapedOnTheCpu:
+    """A usable GPU backend of this kind's class that computes on the CPU device: no device runtime is
+    touched (synchronize waits for nothing, memory reads as unavailable), the timer is sync + clock."""
+
+    def torch_device(self):
+        import torch
+
+        return torch.device("cpu")
+
+    def synchronize(self) -> None:
+        pass
+
+    def timer(self):
+        from benchbench.backends import SyncTimer
+
+        return SyncTimer(self.synchronize)
+
+    def reset_peak_memory(self) -> None:
+        pass
+
+    def peak_memory(self, counter: str = "allocated"):
+        return None, "unavailable"
+
+
+def gpu_shaped_backend(kind: str) -> Backend:
+    """A usable `kind` backend (cuda or mps) that runs on the CPU; see _GpuShapedOnTheCpu."""
+    from benchbench import backends as bk
+
+    if kind == "cuda":
+        class FakeSessionCuda(_GpuShapedOnTheCpu, bk.CudaBackend):
+            pass
+
+        torch_mod, _ = fake_torch()
+        backend = FakeSessionCuda(torch_mod)
+    elif kind == "mps":
+        class FakeSessionMps(_GpuShapedOnTheCpu, bk.MpsBackend):
+            pass
+
+        torch_mod, _ = fake_torch(mps_built=True, mps_available=True)
+        backend = FakeSessionMps(torch_mod)
+        backend.device_name = "Apple M2 Pro"
+        backend.properties = {"macos": "15.1"}
+    else:
+        raise ValueError(f"no GPU-shaped fake for {kind!r}")
+    backend.device = "cpu"
+    return backend
+
+
+def install_gpu_shaped_backend(kind: str) -> None:
+    """Make `kind` usable for every later backends.discover()/get() in this process."""
+    from benchbench import backends as bk
+
+    bk._KINDS[kind] = lambda torch_mod: gpu_shaped_backend(kind)

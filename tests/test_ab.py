@@ -1,5 +1,6 @@
 """ab.py: sides (environment, interpreter, source tree from a git ref) and their checks, without measuring."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -129,8 +130,13 @@ def test_a_side_that_cannot_report_its_environment_keeps_this_one_and_says_so(tm
     assert "could not report its own (ImportError: cannot import name collect)" in env["facts"]["side_environment"]
 
 
-def test_this_interpreter_passes_the_check():
-    check_side(Side(name="baseline", env=(("PYTHONPATH", str(Path(__file__).parent.parent)),)), "--baseline-python")
+def test_the_check_imports_under_the_sides_own_environment(tmp_path):
+    root = str(Path(__file__).parent.parent)
+    assert check_side(Side(name="baseline", env=(("PYTHONPATH", root),)), "--baseline-python") is None
+    (tmp_path / "torch.py").write_text("raise ImportError('this torch is broken on purpose')\n")
+    broken = Side(name="baseline", env=(("PYTHONPATH", os.pathsep.join([str(tmp_path), root])),))
+    with pytest.raises(UserError, match=r"cannot import benchbench and torch \(ImportError: this torch is broken"):
+        check_side(broken, "--baseline-python")
 
 
 # --- metrics: time, instruction counts, or both ------------------------------------------------------------
@@ -206,7 +212,7 @@ def test_ab_with_both_metrics_gates_on_each_and_names_the_disagreement(monkeypat
     assert d.instructions_ratio == pytest.approx(1.02)
 
 
-def test_ab_instructions_only_is_one_round_in_one_valgrind_worker_per_side(monkeypatch, tmp_path):
+def test_ab_instructions_only_is_one_round_without_the_canary_and_the_gates_own_output(monkeypatch, tmp_path):
     from benchbench import callgrind, session
     from benchbench.ab import run_ab
     from benchbench.output.gate import ab_json, ab_text
@@ -220,6 +226,54 @@ def test_ab_instructions_only_is_one_round_in_one_valgrind_worker_per_side(monke
     assert [c[:3] for c in calls] == [("instructions", 1, False)] and calls[0][3] == ["baseline.json", "current.json"]
     assert result.parts == [result] and result.verdict == "pass" and result.disagreements == []
     assert "ab:" not in ab_text(result) and '"gate"' in ab_json(result)  # one metric: the gate's own output
+
+
+class CountingWorker:
+    """Stands in for runner.Worker, one per process the runner would start: records how it would be started
+    and answers each case with an instruction count (current side +3%), without Valgrind."""
+
+    started: list = []
+
+    def __init__(self, log_dir, env=None, python=None, cwd=None, command_prefix=(), start_timeout=0.0):
+        self.command_prefix, self.env, self.requests = list(command_prefix), dict(env or {}), []
+        self.current = self.env.get("SIDE") != "baseline"
+        CountingWorker.started.append(self)
+
+    def run(self, request, timeout, on_event):
+        from benchbench.report import CaseKey, Result
+
+        self.requests.append(request["key"])
+        count = 1030.0 if self.current else 1000.0
+        return {"event": "result", "result": Result(
+            key=CaseKey.from_dict(request["key"]), status="ok", samples=[count, count],
+            timing_method="callgrind-instructions", definition_hash="h").to_dict()}
+
+    def log_tail(self, lines=20):
+        return ""
+
+    def close(self, kill=False):
+        pass
+
+
+def test_ab_instructions_runs_one_valgrind_worker_per_side_through_the_real_round_loop(monkeypatch, tmp_path):
+    """session.measure and the Runner are real; only the worker process is not."""
+    from benchbench import ab, callgrind, runner
+
+    monkeypatch.setattr(callgrind, "valgrind_status", lambda: callgrind.ValgrindStatus(True, "/usr/bin/valgrind", "3"))
+    monkeypatch.setattr(runner, "Worker", CountingWorker)
+    monkeypatch.setattr(ab, "side_environment", lambda side, suites, backends, fallback: fallback)
+    CountingWorker.started = []
+    result = ab.run_ab(["tensor_ops"], backends=["cpu"], pattern="dispatch_overhead", metrics=["instructions"],
+                       baseline=SideSpec(env=(("SIDE", "baseline"),)), output=tmp_path / "ab",
+                       command=["benchbench", "ab"])
+    workers = CountingWorker.started
+    assert [w.current for w in workers] == [False, True]  # one worker per side, baseline first (one round)
+    assert all(w.command_prefix[:2] == ["/usr/bin/valgrind", "--tool=callgrind"] for w in workers)
+    assert all(callgrind.OUT_ENV in w.env for w in workers)
+    cases = [r.key.to_dict() for r in result.baseline.results]
+    assert cases and all(sorted(map(str, w.requests)) == sorted(map(str, cases)) for w in workers)
+    assert result.gate.verdict == "regression" and result.exit_code == 1  # +3% instructions
+    assert [len(r.rounds) for r in (result.baseline, result.current)] == [1, 1]
 
 
 def test_ab_with_instructions_but_no_valgrind_stops_before_measuring(monkeypatch, tmp_path):

@@ -1,8 +1,13 @@
 """Backend discovery and device-correct timing, with fake torch modules for CUDA and MPS."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
-from fakes import TINY_BUDGET, FakeEvent, fake_torch, gpu_props
+from conftest import ROOT
+from fakes import TINY_BUDGET, FakeEvent, fake_torch, gpu_props, gpu_shaped_backend
 
 from benchbench import Case, benchmark, peaks
 from benchbench import backends as bk
@@ -261,3 +266,25 @@ def test_cuda_backend_records_its_uuid_as_nvml_spells_it():
     b = bk._probe_cuda(fake_torch(devices=devices)[0])
     assert b.properties["uuid"] == "GPU-bbbb"
     assert b.properties["visible_uuids"] == ["GPU-bbbb", "GPU-aaaa"]
+
+
+@pytest.mark.parametrize("kind", ["cuda", "mps"])
+def test_the_gpu_shaped_session_makes_its_kind_usable_here_and_in_subprocesses(kind):
+    """`pytest --fake-backend KIND`: a usable KIND backend that computes on the CPU, in this process and,
+    through tests/fake_backend_site, in every Python process a test starts (the CLI and its workers)."""
+
+    @benchmark
+    def double(ctx):
+        x = torch.ones(8, device=ctx.device)
+        return Case(lambda: x * 2)
+
+    fake = gpu_shaped_backend(kind)
+    assert fake.name == kind and fake.available and fake.torch_device() == torch.device("cpu")
+    r = run_case(double, CaseKey.make("s", "double", {}, kind), fake, TINY_BUDGET)
+    assert r.ok and r.timing_method == "sync+perf_counter"
+    script = "from benchbench import backends; print(' '.join(b.name for b in backends.discover() if b.available))"
+    env = {**os.environ, "BENCHBENCH_TEST_FAKE_BACKEND": kind,
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fake_backend_site"), str(ROOT)])}
+    usable = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True,
+                            timeout=300).stdout.split()
+    assert usable[0] == "cpu" and kind in usable

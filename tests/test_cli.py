@@ -156,7 +156,7 @@ def costly(ctx):
 def test_rounds_are_fresh_processes_in_seeded_shuffled_orders(write_suite, tmp_path):
     suite = write_suite(ROUNDS_SUITE, "rounds_suite.py")
     out = tmp_path / "r.json"
-    run_cli("run", "--suite-path", str(suite), "--profile", "quick", "--rounds", "3", "--seed", "11", "-q",
+    run_cli("run", "--suite-path", str(suite), "--backend", "cpu", "--profile", "quick", "--rounds", "3", "--seed", "11", "-q",
             "-o", str(out), check_rc=0)
     report = load(out)
     assert [r["round"] for r in report.rounds] == [0, 1, 2] and len({r["seed"] for r in report.rounds}) == 3
@@ -170,7 +170,7 @@ def test_rounds_are_fresh_processes_in_seeded_shuffled_orders(write_suite, tmp_p
     assert costly.ok and costly.n_rounds == 1  # its benchmark allows one round only
     # the same seed gives the same orders
     out2 = tmp_path / "r2.json"
-    run_cli("run", "--suite-path", str(suite), "--profile", "quick", "--rounds", "3", "--seed", "11", "-q",
+    run_cli("run", "--suite-path", str(suite), "--backend", "cpu", "--profile", "quick", "--rounds", "3", "--seed", "11", "-q",
             "-o", str(out2), check_rc=0)
     again = [r for r in load(out2).results if r.key.benchmark == "add"]
     assert [tuple(r.rounds[i]["position"] for r in again) for i in range(3)] == orders

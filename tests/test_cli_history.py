@@ -41,7 +41,7 @@ def test_history_reads_the_index_and_rejects_bad_input(tmp_path):
 def test_run_history_appends_one_line_per_run(write_suite, tmp_path):
     suite = write_suite(TINY_SUITE)
     for i in (1, 2):
-        run_cli("run", "--suite-path", str(suite), "--profile", "quick", "-q", "--filter", r"n=16",
+        run_cli("run", "--suite-path", str(suite), "--backend", "cpu", "--profile", "quick", "-q", "--filter", r"n=16",
                 "-o", str(tmp_path / f"r{i}.json"), "--history", str(tmp_path / "hist"), check_rc=0)
     lines = (tmp_path / "hist" / hs.INDEX).read_text().splitlines()
     assert [json.loads(ln)["run_id"] for ln in lines] == [load(tmp_path / f"r{i}.json").run_id for i in (1, 2)]

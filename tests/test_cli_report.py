@@ -119,7 +119,7 @@ def test_the_browser_check_catches_network_loads_and_script_errors(tmp_path, tra
 @pytest.mark.slow
 def test_a_fresh_run_on_this_cpu_makes_a_page_chromium_shows(tmp_path):
     report = tmp_path / "run.json"
-    run_cli("run", "--suite", "tensor_ops", "--filter", r"tensor_ops/(add|copy)\[", "--profile", "quick",
+    run_cli("run", "--suite", "tensor_ops", "--backend", "cpu", "--filter", r"tensor_ops/(add|copy)\[", "--profile", "quick",
             "--rounds", "2", "--quiet", "-o", str(report), check_rc=0, cwd=tmp_path)
     out = tmp_path / "run.html"
     run_cli("report", str(report), "--html", str(out), check_rc=0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
+import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -668,6 +670,37 @@ def test_git_commit_read_from_dot_git(tmp_path):
     assert fx._git_commit(sub) == "b" * 40
     (git / "HEAD").write_text("c" * 40 + "\n")
     assert fx._git_commit(sub) == "c" * 40
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_commit_of_a_real_repository_its_worktree_and_packed_refs(tmp_path):
+    """What git itself writes: a main checkout, a linked worktree on another branch (a .git file, the
+    branch ref in the common dir), and refs packed by `git pack-refs`; checked against `git rev-parse`."""
+    def git(cwd, *args):
+        env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+               "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+        return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    main = tmp_path / "main"
+    main.mkdir()
+    git(main, "init", "-q", "-b", "main")
+    for i in (1, 2):
+        (main / "f").write_text(str(i))
+        git(main, "add", "f")
+        git(main, "commit", "-q", "-m", f"c{i}")
+    linked = tmp_path / "linked"
+    git(main, "worktree", "add", "-q", "-b", "side", str(linked), "HEAD~1")
+    (linked / "sub").mkdir()
+    assert (linked / ".git").is_file()
+    assert fx._git_commit(main) == git(main, "rev-parse", "HEAD")
+    assert fx._git_commit(linked / "sub") == git(linked, "rev-parse", "HEAD") != fx._git_commit(main)
+    git(main, "pack-refs", "--all")
+    assert not (main / ".git" / "refs" / "heads" / "side").exists()
+    assert fx._git_commit(linked / "sub") == git(linked, "rev-parse", "HEAD")
+    assert fx._git_commit(main) == git(main, "rev-parse", "HEAD")
+    git(linked, "checkout", "-q", "--detach")
+    assert fx._git_commit(linked) == git(linked, "rev-parse", "HEAD")
 
 
 # --- fingerprint ------------------------------------------------------------------------------------

@@ -1,12 +1,11 @@
 """Running one case in-process: statuses, first call apart from samples, output checks, memory."""
 
-import time
 
 import pytest
 import torch
 from fakes import FakeBackend, FakeClock, FakeTimer
 
-from benchbench import Case, Skip, benchmark
+from benchbench import Case, Skip, api, benchmark
 from benchbench.backends import get
 from benchbench.execute import error_reason, run_case
 from benchbench.measure import PROFILES, Budget, Measurement
@@ -39,23 +38,25 @@ def test_ok_case_has_samples_stats_work_and_rates():
     assert r.definition_hash == b.definition_hash
 
 
-def test_first_call_is_timed_apart_and_never_in_the_samples():
+def test_first_call_is_timed_apart_and_never_in_the_samples(monkeypatch):
+    clock = FakeClock()
     calls = []
 
     @benchmark
     def slow_first(ctx):
         def fn():
             calls.append(1)
-            if len(calls) == 1:
-                time.sleep(0.3)  # e.g. compilation on the first call
+            clock.t += 0.3 if len(calls) == 1 else 1e-3  # e.g. compilation on the first call
             return torch.ones(2)
         return Case(fn)
 
-    r = run_case(slow_first, key(), get("cpu"), TINY)
+    monkeypatch.setattr(api.time, "perf_counter", clock)  # what Context.time_once reads
+    backend = FakeBackend(timer=FakeTimer(clock, lambda i: 1e-3))
+    r = run_case(slow_first, key(), backend, TINY, clock=clock)
     assert r.status == "ok"
-    assert r.first_call_s >= 0.3
-    assert max(r.samples) < 0.1
-    assert r.warmup["calls"] >= TINY.warmup_calls
+    assert r.first_call_s == pytest.approx(0.3)
+    assert r.samples and r.samples == pytest.approx([1e-3] * len(r.samples))
+    assert r.warmup["calls"] >= TINY.warmup_calls and backend.fake_timer.calls >= TINY.warmup_calls + len(r.samples)
 
 
 def test_skip_and_declared_backends_and_dtypes():

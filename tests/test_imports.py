@@ -89,3 +89,17 @@ def test_import_benchbench_does_not_import_torch_or_pandas():
 def test_analysis_modules_never_import_the_output_layer(module):
     out = _run(f"import sys, {module}\nprint(sorted(m for m in sys.modules if m.startswith('benchbench.output')))")
     assert out.strip() == "[]"
+
+
+def test_test_modules_import_their_helpers_as_pytest_puts_them_on_the_path():
+    """pytest puts tests/ on sys.path (rootdir conftest, no tests/__init__.py), not the repository root: under
+    `cd tests && pytest` or tox, with benchbench installed, `import tests.conftest` fails and aborts the run."""
+    helpers = {p.stem for p in (ROOT / "tests").glob("*.py") if not p.name.startswith("test_")}
+    assert {"conftest", "fakes"} <= helpers
+    wrong = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            wrong += [f"{path.name}: {n}" for n in names if n == "tests" or n.startswith("tests.")]
+    assert wrong == []

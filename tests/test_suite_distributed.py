@@ -14,11 +14,11 @@ from types import SimpleNamespace
 
 import psutil
 import pytest
+from conftest import run_cli
 
-from benchbench import registry
+from benchbench import registry, usable_cpus
 from benchbench.errors import Skip
 from benchbench.report import CaseKey, Result
-from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 RANK_PROGRAM = ROOT / "suites" / "_distributed_rank.py"
@@ -312,7 +312,7 @@ def test_cases_of_one_job_share_its_launch(dist_suite, monkeypatch, tmp_path):
 
     monkeypatch.setattr(dist_suite, "launch", fake_launch)
     monkeypatch.setattr(dist_suite, "_JOBS", {})
-    monkeypatch.setattr(dist_suite, "usable_cpus", lambda: 2)  # on one CPU, one rank is the default world too
+    monkeypatch.setattr(dist_suite, "usable_cpus", lambda: 4)  # two ranks; one CPU would give one rank anyway
     monkeypatch.delenv(dist_suite.NPROC_ENV, raising=False)
 
     def ctx(size: int, profile: str = "quick"):
@@ -355,7 +355,8 @@ def _no_survivors(token: str, grace_s: float = 3.0) -> list[psutil.Process]:
 def test_collective_and_ddp_end_to_end(tmp_path):
     out = tmp_path / "report.json"
     token = uuid.uuid4().hex
-    run_cli("run", "--suite", "distributed", "--quick", "--rounds", "1", "--nproc-per-node", "2", "-o", str(out),
+    run_cli("run", "--suite", "distributed", "--backend", "cpu", "--quick", "--rounds", "1", "--nproc-per-node", "2",
+            "-o", str(out),
             "--filter", r"collective\[op=all_reduce,size=4096\]|ddp\[model=mlp-wide,ranks=all\]",
             env={"BENCHBENCH_TEST_TOKEN": token}, timeout=600, check_rc=0)
     results = {r["key"]["benchmark"]: r for r in json.loads(out.read_text())["results"]}
@@ -364,7 +365,7 @@ def test_collective_and_ddp_end_to_end(tmp_path):
         assert r["status"] == "ok" and r["timing_method"] == "perf_counter"
         m = r["metrics"]
         assert m["world_size"] == 2 and m["process_group_backend"] == "gloo"
-        assert m["threads_per_rank"] == max(1, len(os.sched_getaffinity(0)) // 2)
+        assert m["threads_per_rank"] == max(1, usable_cpus() // 2)  # no sched_getaffinity on macOS
         assert len(m["samples_per_rank"]) == 2 and m["init_process_group_s"] > 0
         # each sample is the slowest rank's time of that iteration
         (one_round,) = r["rounds"]
@@ -375,19 +376,26 @@ def test_collective_and_ddp_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_dead_rank_fails_the_case_by_name_and_the_run_finishes(tmp_path):
+@pytest.mark.parametrize("fault, says", [
+    ("exit", "RankFailed: rank 1 exited with status 17"),  # the process vanishes
+    ("raise", "RankFailed: rank 1 "),  # an exception in the rank: its traceback, not only its exit status
+])
+def test_a_dead_rank_fails_the_case_by_name_and_the_run_finishes(tmp_path, fault, says):
     out = tmp_path / "report.json"
     token = uuid.uuid4().hex
-    proc = run_cli("run", "--suite", "distributed", "--quick", "--rounds", "1", "--nproc-per-node", "2", "-o", str(out),
+    proc = run_cli("run", "--suite", "distributed", "--backend", "cpu", "--quick", "--rounds", "1",
+                   "--nproc-per-node", "2", "-o", str(out),
                    "--filter", r"collective\[op=broadcast,size=4096\]",
-                   env={"BENCHBENCH_TEST_TOKEN": token, "BENCHBENCH_DISTRIBUTED_FAULT": "exit:1"}, timeout=600)
+                   env={"BENCHBENCH_TEST_TOKEN": token, "BENCHBENCH_DISTRIBUTED_FAULT": f"{fault}:1"}, timeout=600)
     assert proc.returncode == 4, proc.stderr  # a failed case, not a crashed run
     report = json.loads(out.read_text())
     assert not report["partial"]
     (result,) = report["results"]
     assert result["status"] == "failed"
-    assert result["reason"].startswith("RankFailed: rank 1 exited with status 17"), result["reason"]
-    assert "rank 1 at injected-exit 2" in result["reason"]
+    assert result["reason"].startswith(says), result["reason"]
+    assert f"rank 1 at injected-{fault} 2" in result["reason"]
+    if fault == "raise":
+        assert "fault injected on rank 1" in result["reason"] + (result.get("details") or ""), result
     assert not _no_survivors(token)
 
 

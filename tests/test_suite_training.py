@@ -93,7 +93,8 @@ def test_payoff_rejects_non_positive_times(training):
 def test_payoff_notes(training):
     assert training.payoff_note(1.8, 1200, 21.3) == "1.80x eager, compile 21 s, pays off after 1,200 steps"
     assert training.payoff_note(0.93, None, 4.2) == "0.93x eager, compile 4.2 s: never pays off"
-    assert "within noise" in training.payoff_note(1.01, 90000, 4.0, within_noise=True)
+    assert training.payoff_note(1.01, 90000, 4.0, within_noise=True) == (
+        "1.01x eager (within noise), compile 4 s: no measurable pay-off")
     assert training.payoff_note(2.0, 10, 1.0, mismatch=True).startswith("LOSS MISMATCH")
     assert "pays off" not in training.payoff_note(2.0, 10, 1.0, mismatch=True)
 
@@ -138,6 +139,8 @@ def test_derive_marks_a_difference_within_noise(training):
     training.derive([result(key(mode="eager"), 0.010), compiled])
     assert compiled.metrics["speedup_within_noise"] is True
     assert "within noise" in compiled.metrics["note"]
+    assert compiled.metrics["break_even_steps"] > 0  # a step count exists; the note does not claim it
+    assert "pays off" not in compiled.metrics["note"]
 
 
 # --- the loss guard -------------------------------------------------------------------------------

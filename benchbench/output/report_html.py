@@ -329,8 +329,9 @@ def _compiled(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Result]
             rows.append({"model": case_label(k, backend), "status": badge(r.status),
                          "speed-up": f"{mt['speedup']:.2f}x" if isinstance(mt.get("speedup"), (int, float)) else "-",
                          "compile (cold)": _secs(mt.get("compile_s")), "compile (warm cache)": _secs(mt.get("compile_warm_s")),
-                         "break-even (cold)": _steps(mt.get("break_even_steps"), mt.get("speedup")),
-                         "break-even (warm)": _steps(mt.get("break_even_steps_warm"), mt.get("speedup")),
+                         "break-even (cold)": _distrust(r) or _steps(mt.get("break_even_steps"), mt.get("speedup")),
+                         "break-even (warm)": _distrust(r) or _steps(mt.get("break_even_steps_warm"),
+                                                                     mt.get("speedup")),
                          "graph breaks": mt.get("graph_breaks", ""),
                          "note": "" if r.ok else r.reason or ""})
         if rows and not any(row["note"] for row in rows):
@@ -342,17 +343,36 @@ def _compiled(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Result]
     return "<h3>Eager vs compiled</h3>" + "".join(out) if out else ""
 
 
+def _distrust(r: Result) -> str | None:
+    """Why the suite does not trust a compiled case's speed-up, so no break-even is drawn from it: the
+    compiled loss left eager's (flag `loss-mismatch`), or the two throughputs' intervals overlap."""
+    if "loss-mismatch" in r.flags:
+        return "not trusted: loss mismatch"
+    if r.metrics.get("speedup_within_noise") is True:
+        return "within noise"
+    return None
+
+
 def _compile_note(r: Result) -> str:
     mt = r.metrics
+    why = _distrust(r)
     parts = []
     if isinstance(mt.get("speedup"), (int, float)):
-        parts.append(f"{mt['speedup']:.2f}x")
+        parts.append(f"{mt['speedup']:.2f}x" + (f" ({why})" if why else ""))
     if isinstance(mt.get("compile_s"), (int, float)):
         parts.append(f"compile {_secs(mt['compile_s'])}")
-    if "break_even_steps" in mt:
+    if "break_even_steps" in mt and why is None:
         steps = _steps(mt.get("break_even_steps"), mt.get("speedup"))
         parts.append("never pays off" if steps == "never" else f"pays off after {steps}")
     return ", ".join(parts)
+
+
+def _note(r: Result) -> str:
+    """A result's note; a compiled case's is drawn again from its metrics and flags, so that a report whose
+    stored note claims a pay-off the speed-up cannot carry (within noise, loss mismatch) is not repeated."""
+    if r.key.mode in COMPILED_MODES and isinstance(r.metrics.get("speedup"), (int, float)):
+        return _compile_note(r)
+    return str(r.metrics["note"])
 
 
 def _secs(s: Any) -> str:
@@ -444,7 +464,7 @@ def _cases_table(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Resu
                 bad = True
                 status = _status(r)
                 row[name] = Raw(badge(status) + (f" {esc(r.reason)}" if r is not None and r.reason else ""))
-        notes = [str(m[k].metrics["note"]) for m in by_report if k in m and m[k].metrics.get("note")]
+        notes = [_note(m[k]) for m in by_report if k in m and m[k].metrics.get("note")]
         flags = sorted({f for m in by_report if k in m for f in m[k].flags})
         row["note"] = "; ".join(dict.fromkeys(notes + flags))
         rows.append(row)
