@@ -11,7 +11,7 @@ class ExitCode(IntEnum):
     INCONCLUSIVE = 3  # gate/ab: too noisy to tell, or nothing comparable
     CASES_FAILED = 4  # run: finished, but some cases failed or timed out
     INTERNAL = 70  # a bug in benchbench (traceback on stderr): never 1, so a crash never reads as a regression
-    INTERRUPTED = 130  # Ctrl-C or SIGTERM; partial reports are written
+    INTERRUPTED = 130  # Ctrl-C, SIGTERM or SIGHUP; partial reports are written
 
 
 class UserError(Exception):

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import sys
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -27,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from benchbench import interrupts
 from benchbench.errors import UserError
 from benchbench.measure import Budget, Profile, get_profile
 from benchbench.registry import Suite
@@ -159,7 +158,7 @@ def measure(session: Session, targets: Sequence[Target], progress: Any = None, r
     """Measure the session's cases in rounds into each target's report, sides alternating (ABBA).
 
     A report that already holds results for some cases (`gate --rerun`) gets more rounds added to them.
-    Raises `Interrupted` (after saving every report, marked partial) on Ctrl-C or SIGTERM.
+    Raises `Interrupted` (after saving every report, marked partial) on Ctrl-C, SIGTERM or SIGHUP.
     """
     rounds = rounds or session.rounds
     runner_options: dict[str, Any] = {"worker_env": session.worker_env}
@@ -187,14 +186,7 @@ def measure(session: Session, targets: Sequence[Target], progress: Any = None, r
         t.report.results = [acc[k] for k in keys if k in acc]
         session.derive(t.report.results)
 
-    previous = signal.getsignal(signal.SIGTERM)
-    main_thread = threading.current_thread() is threading.main_thread()
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    if main_thread:
-        signal.signal(signal.SIGTERM, on_term)
+    previous_handlers = interrupts.install()
     total = rounds * len(targets) * len(session.cases)
     done = 0
     try:
@@ -253,8 +245,7 @@ def measure(session: Session, targets: Sequence[Target], progress: Any = None, r
             import shutil
 
             shutil.rmtree(dump_dir, ignore_errors=True)
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        interrupts.restore(previous_handlers)
     return [t.report for t in targets]
 
 

@@ -128,7 +128,7 @@ def main() -> int:
             cap_note = cap.before_case(key.backend)
             if key.backend not in backend_cache:
                 backend_cache[key.backend] = backends.get(key.backend)
-            scratch = Path(tempfile.mkdtemp(prefix="benchbench-case-"))
+            scratch = Path(tempfile.mkdtemp(prefix="benchbench-case-", dir=os.environ.get("BENCHBENCH_SCRATCH_ROOT")))
             try:
                 result = run_case(
                     bench, key, backend_cache[key.backend], Budget(**req["budget"]),
