@@ -74,6 +74,25 @@ def append(report: Report, folder: str | os.PathLike) -> Path:
     return path
 
 
+def check_folder(folder: str | os.PathLike) -> Path:
+    """Fail now, in one line, if `append` could not write to `folder` (before a run, not after it)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--history {folder}: is a file; give a folder (its {INDEX} holds one line per run)")
+    existing = next((p for p in folder.absolute().parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UserError(f"--history {folder}: {existing} is a file, not a folder")
+    if (folder / INDEX).is_dir():
+        raise UserError(f"--history {folder}: {folder / INDEX} is a folder, not the index file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--history {folder}: cannot create: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"--history {folder}: not writable")
+    return folder
+
+
 def load_folder(folder: str | os.PathLike) -> tuple[list[tuple[Report, str]], list[str]]:
     """Every report in `folder`: (report, where it came from) pairs, and a note for each file or line skipped.
 

@@ -389,6 +389,26 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_not_input(output: str | os.PathLike | None, inputs: Iterable[str | os.PathLike | None],
+                    what: str = "--output") -> None:
+    """Refuse, before any work, an output path that names one of the command's input files: writing it
+    would replace what the user gave to be read."""
+    if not output:
+        return
+    out = Path(output)
+    for given in inputs:
+        if given and (_same_file(out, Path(given)) or out.absolute() == Path(given).absolute()):
+            raise UserError(f"{what} {output}: is one of the inputs; writing it would replace that file "
+                            "(choose another path)")
+
+
 def save(report: Report, path: str | os.PathLike) -> Path:
     return write_atomic(path, dumps(report) + "\n")
 

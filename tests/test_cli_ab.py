@@ -149,3 +149,12 @@ def test_interrupted_ab_keeps_both_partial_reports_and_removes_the_worktree(proj
 def test_ab_metric_choices_are_checked_by_the_parser(tmp_path):
     proc = run_cli("ab", "--metric", "cycles", "--suite", "tensor_ops", timeout=120)
     assert proc.returncode == 2 and "invalid choice: 'cycles'" in proc.stderr
+
+
+def test_ab_refuses_an_output_folder_that_holds_reports_unless_forced(tmp_path):
+    (tmp_path / "baseline.json").write_text("{}")
+    proc = run_cli("ab", "--suite", "nope", "-o", str(tmp_path))
+    assert proc.returncode == 2 and "already holds baseline.json" in proc.stderr and "--force" in proc.stderr
+    assert (tmp_path / "baseline.json").read_text() == "{}"
+    forced = run_cli("ab", "--suite", "nope", "-o", str(tmp_path), "--force")
+    assert forced.returncode == 2 and "unknown suite" in forced.stderr  # past the check, to the next one
