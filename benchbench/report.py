@@ -470,6 +470,9 @@ def check_document(doc: Any, source: str = "report") -> dict:
     env = top.obj("environment")
     env.obj("fingerprint")
     env.obj("facts")
+    canary = env.obj("canary")  # the machine's speed at the run's start and end: {"python_loop_s": ...}
+    for name in ("start", "end"):
+        canary.obj(name)
     for check in env.objects("checks"):
         check.obj("evidence")
         for name in ("id", "verdict", "title", "message", "advice", "detail", "area"):
@@ -482,6 +485,7 @@ def check_document(doc: Any, source: str = "report") -> dict:
             if not isinstance(b.raw(name), (str, type(None))):
                 b.str(name)
     for r in top.objects("rounds"):
+        r.obj("canary")
         r.number("round", integer=True)
         r.number("seed", integer=True)
         r.strings("order")

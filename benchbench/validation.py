@@ -8,8 +8,8 @@ input. Every refusal is a `ReportError` (exit 2) of one line naming the file and
 
 What is checked everywhere: the text parses as JSON (numbers too long for Python's int parser, and
 documents nested deeper than Python's recursion, are refused, not raised); the document is at most
-`MAX_DEPTH` containers deep; every number is finite and fits a float, unless the format allows
-non-finite values in that place (`allow_nonfinite`).
+`MAX_DEPTH` containers deep; every number is finite and within +-MAX_MAGNITUDE (so that squares and
+sums of samples stay finite), unless the format allows other values in that place (`allow_nonfinite`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any
 from benchbench.errors import ReportError
 
 MAX_DEPTH = 64  # containers within containers: far more than any benchbench or pytest-benchmark file has
+# No time, count, rate or size comes near this; beyond it squares and sums of samples overflow a float.
+MAX_MAGNITUDE = 1e100
 _ABSENT = object()
 
 
@@ -46,16 +48,14 @@ def path_text(path: tuple[Any, ...]) -> str:
 
 
 def number_problem(value: Any) -> str | None:
-    """Why `value` is not a usable number (None when it is a finite int or float that fits a float)."""
+    """Why `value` is not a usable number (None when it is a finite int or float within MAX_MAGNITUDE)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"expected a number, got {type_name(value)}"
-    if isinstance(value, int):
-        try:
-            float(value)
-        except OverflowError:
-            return "not a finite number (too large)"
-        return None
-    return None if math.isfinite(value) else f"not a finite number ({value})"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"not a finite number ({value})"
+    if not -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE:
+        return f"out of range (beyond {MAX_MAGNITUDE:g})"
+    return None
 
 
 def type_name(value: Any) -> str:
@@ -64,7 +64,8 @@ def type_name(value: Any) -> str:
 
 
 def check_tree(doc: Any, source: str, allow_nonfinite: Callable[[tuple[Any, ...]], bool] | None = None) -> None:
-    """Refuse a document nested deeper than MAX_DEPTH or holding a number that is not finite (except
+    """Refuse a document nested deeper than MAX_DEPTH or holding a number that is not finite or beyond
+    MAX_MAGNITUDE (except
     where `allow_nonfinite(path)` says the format allows it). Iterative, and linear in the document's size:
     a path is built only for containers and for the value refused."""
     stack: list[tuple[tuple[Any, ...], Any]] = [((), doc)]
@@ -76,23 +77,20 @@ def check_tree(doc: Any, source: str, allow_nonfinite: Callable[[tuple[Any, ...]
         for k, v in items:
             kind = type(v)
             if kind is float:
-                if v - v == 0.0:  # finite (inf - inf and nan - nan are nan)
+                if -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:  # finite and in range (False for NaN)
                     continue
             elif kind is dict or kind is list:
                 stack.append(((*path, k), v))
                 continue
-            elif kind is not int or -_INT_LIMIT < v < _INT_LIMIT:
+            elif kind is not int or -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:
                 continue
             problem = number_problem(v)
             if problem and not (allow_nonfinite and allow_nonfinite((*path, k))):
                 raise ReportError(f"{source}: {path_text((*path, k))}: {problem}")
-    if isinstance(doc, float) or (type(doc) is int and not -_INT_LIMIT < doc < _INT_LIMIT):
+    if type(doc) in (int, float):
         problem = number_problem(doc)
         if problem:
             raise ReportError(f"{source}: (top level): {problem}")
-
-
-_INT_LIMIT = 2**1023  # below this an int converts to a float without overflow
 
 
 class Fields:
