@@ -206,3 +206,17 @@ def test_an_interrupted_isolated_case_leaves_no_process_and_no_scratch_folder(wr
         for pid in (pids["worker"], pids["child"]):
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_worker_that_never_starts_is_killed_with_its_pipes_closed(tmp_path):
+    from benchbench.runner import Worker, WorkerTimeout
+
+    before = set(psutil.Process().children(recursive=True))
+    start = time.monotonic()
+    with pytest.raises(WorkerTimeout, match="did not start within 1 s"):
+        # `sh -c 'sleep 60' ...` stands for a worker that hangs before it says it is ready
+        Worker(tmp_path, command_prefix=["sh", "-c", "sleep 60", "never-ready"], start_timeout=1)
+    assert time.monotonic() - start < 30
+    left = [p for p in set(psutil.Process().children(recursive=True)) - before if _alive(p.pid)]
+    assert not left
+    assert not list(tmp_path.glob("scratch-*")) and not list(tmp_path.glob("worker-*.log"))
