@@ -132,10 +132,10 @@ def source_tree(ref: str, root: Path) -> Iterator[Path]:
             raise UserError(f"--baseline-ref {ref}: git worktree add failed: {proc.stderr.strip().splitlines()[-1:]}")
         yield tree
     finally:
-        if tree.exists():
-            _git(["worktree", "remove", "--force", str(tree)], root)
+        # only this worktree: `git worktree prune` would also unregister the user's own worktrees whose
+        # folder is absent at the moment (an unmounted drive); `remove --force` works on a missing folder
+        _git(["worktree", "remove", "--force", str(tree)], root)
         shutil.rmtree(parent, ignore_errors=True)
-        _git(["worktree", "prune"], root)
 
 
 def tree_pythonpath(tree: Path) -> tuple[str, ...]:
@@ -237,23 +237,12 @@ def make_side(name: str, spec: SideSpec, tree: Path | None = None,
 
 @contextlib.contextmanager
 def _term_interrupts() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt for the whole run (not only while measuring), so that the
-    worktree is removed whenever the job is stopped."""
-    import signal
-    import threading
+    """SIGTERM and SIGHUP raise KeyboardInterrupt for the whole run (not only while measuring), so that
+    the worktree is removed whenever the job is stopped."""
+    from benchbench.interrupts import stop_signals_interrupt
 
-    if threading.current_thread() is not threading.main_thread():
+    with stop_signals_interrupt():
         yield
-        return
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def check_metrics(metrics: Sequence[str] | None) -> tuple[str, ...]:

@@ -78,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:  # e.g. `benchbench list | head`
         return int(ExitCode.OK)
+    except Exception:  # a bug: its traceback, and a code that no caller mistakes for a regression (1)
+        import traceback
+
+        traceback.print_exc()
+        print(f"benchbench: internal error (exit {int(ExitCode.INTERNAL)}); please report it with the traceback above",
+              file=sys.stderr)
+        return int(ExitCode.INTERNAL)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)

@@ -10,7 +10,8 @@ class ExitCode(IntEnum):
     USAGE = 2  # usage or input error: one line on stderr, no traceback
     INCONCLUSIVE = 3  # gate/ab: too noisy to tell, or nothing comparable
     CASES_FAILED = 4  # run: finished, but some cases failed or timed out
-    INTERRUPTED = 130  # Ctrl-C or SIGTERM; partial reports are written
+    INTERNAL = 70  # a bug in benchbench (traceback on stderr): never 1, so a crash never reads as a regression
+    INTERRUPTED = 130  # Ctrl-C, SIGTERM or SIGHUP; partial reports are written
 
 
 class UserError(Exception):

@@ -8,18 +8,18 @@ An HTML page (`benchbench report --html`) embeds the reports it shows as JSON in
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from typing import Any
 
 from benchbench.errors import ReportError
 from benchbench.pytest_benchmark import from_pytest_benchmark, is_pytest_benchmark
 from benchbench.report import SCHEMA, Report, parse, read_json
+from benchbench.validation import loads
 
 PAGE_DATA_ID = "benchbench-data"
 PAGE_FORMAT = "benchbench.page"
-_PAGE_DATA = re.compile(r'<script type="application/json" id="' + PAGE_DATA_ID + r'">(.*?)</script>', re.S)
+_PAGE_DATA_OPEN = f'<script type="application/json" id="{PAGE_DATA_ID}">'
+_PAGE_DATA_CLOSE = "</script>"
 
 
 def _is_html(path: str | os.PathLike) -> bool:
@@ -38,13 +38,13 @@ def page_data(path: str | os.PathLike) -> dict[str, Any]:
             text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise ReportError(f"{path}: cannot read: {exc}") from None
-    m = _PAGE_DATA.search(text)
-    if not m:
+    # Two plain searches, each once over the text: linear in the size of the page, however many
+    # opening tags it holds (a regular expression rescans to the end from every one of them).
+    start = text.find(_PAGE_DATA_OPEN)
+    end = text.find(_PAGE_DATA_CLOSE, start + len(_PAGE_DATA_OPEN)) if start >= 0 else -1
+    if end < 0:
         raise ReportError(f"{path}: an HTML file without benchbench data (not written by `benchbench report --html`)")
-    try:
-        doc = json.loads(m[1])
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: the page's embedded data is not valid JSON: {exc.msg}") from None
+    doc = loads(text[start + len(_PAGE_DATA_OPEN):end], f"{path}: the page's embedded data")
     if not isinstance(doc, dict) or doc.get("format") != PAGE_FORMAT:
         raise ReportError(f"{path}: the page's embedded data is not a benchbench page document")
     return doc

@@ -163,6 +163,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise UserError(f"{path}: not valid TOML: nested too deeply") from None
 
 
 def parse_rules(doc: dict[str, Any], source: str = "rules") -> Policy:

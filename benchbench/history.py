@@ -14,6 +14,7 @@ defaults. Everything here returns data; `benchbench.output.history` renders it.
 
 from __future__ import annotations
 
+import fcntl
 import fnmatch
 import json
 import os
@@ -27,6 +28,7 @@ from benchbench.environment.facts import get
 from benchbench.environment.fingerprint import fingerprint_diff
 from benchbench.errors import ReportError, UserError
 from benchbench.report import CaseKey, Report, _clean_floats, _json_default, parse, read_json
+from benchbench.validation import loads
 
 INDEX = "history.jsonl"
 NEARBY = 2  # an environment change this many runs from a change point still explains it
@@ -46,9 +48,10 @@ NOT_ENVIRONMENT = frozenset({"hostname", "benchbench", "fingerprint_version"})  
 def append(report: Report, folder: str | os.PathLike) -> Path:
     """Append `report` as one compact JSON line to `folder`/history.jsonl.
 
-    One `write` on a descriptor opened with O_APPEND: concurrent runs appending to the same index
-    never interleave their lines, and a crash leaves at most one truncated last line, which
-    `load_folder` skips with a note.
+    One `write` on a descriptor opened with O_APPEND, under an exclusive `fcntl` lock: concurrent runs
+    appending to the same index never interleave their lines. A crash leaves at most one truncated
+    last line, which `load_folder` skips with a note; the next append starts on a fresh line, so the
+    truncated fragment never swallows a whole run.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -56,8 +59,12 @@ def append(report: Report, folder: str | os.PathLike) -> Path:
     line = json.dumps(_clean_floats(report.to_dict()), separators=(",", ":"), default=_json_default,
                       allow_nan=False) + "\n"
     data = line.encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data  # the last line was cut short: ours starts on a line of its own
         written = os.write(fd, data)
         while written < len(data):  # a regular file takes the whole write; be correct anyway
             written += os.write(fd, data[written:])
@@ -65,6 +72,25 @@ def append(report: Report, folder: str | os.PathLike) -> Path:
     finally:
         os.close(fd)
     return path
+
+
+def check_folder(folder: str | os.PathLike) -> Path:
+    """Fail now, in one line, if `append` could not write to `folder` (before a run, not after it)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--history {folder}: is a file; give a folder (its {INDEX} holds one line per run)")
+    existing = next((p for p in folder.absolute().parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UserError(f"--history {folder}: {existing} is a file, not a folder")
+    if (folder / INDEX).is_dir():
+        raise UserError(f"--history {folder}: {folder / INDEX} is a folder, not the index file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--history {folder}: cannot create: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"--history {folder}: not writable")
+    return folder
 
 
 def load_folder(folder: str | os.PathLike) -> tuple[list[tuple[Report, str]], list[str]]:
@@ -95,9 +121,7 @@ def load_folder(folder: str | os.PathLike) -> tuple[list[tuple[Report, str]], li
                 continue
             where = f"{path.name}:{number}"
             try:
-                found.append((parse(json.loads(line), f"{path}:{number}"), where))
-            except json.JSONDecodeError as exc:
-                skipped.append(f"{path}:{number}: not valid JSON (truncated?): {exc.msg}")
+                found.append((parse(loads(line, f"{path}:{number}"), f"{path}:{number}"), where))
             except ReportError as exc:
                 skipped.append(str(exc))
     seen: set[str] = set()

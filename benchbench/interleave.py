@@ -124,9 +124,8 @@ class _Pair:
         if worker is None:
             return
         try:
-            worker.wait_ready()
+            worker.wait_ready()  # a worker that does not start is killed there
         except (WorkerDied, WorkerTimeout) as exc:
-            worker.close(kill=True)
             self.workers[i], self.errors[i] = None, str(exc) or "worker did not start"
 
     def replace(self, i: int) -> None:
@@ -358,6 +357,11 @@ class Interleaved:
                         self._record(ti, st.case, result, r, position, windows)
                 if self.progress:
                     self.progress.finish_case(self.acc[1].get(st.case.key) or results[1] or results[0])
+        except BaseException:  # Ctrl-C and the like: kill at once, never wait for a busy worker
+            if shared is not None:
+                shared.close(kill=True)
+                shared = None
+            raise
         finally:
             if shared is not None:
                 shared.close()

@@ -17,7 +17,8 @@ from collections import Counter
 from typing import Any
 
 from benchbench.errors import ReportError
-from benchbench.report import CaseKey, Report, Result, report_fact
+from benchbench.report import CaseKey, Report, Result, check_key, report_fact
+from benchbench.validation import Fields, check_tree
 
 PB_SUITE = "pytest-benchmark"
 _BACKENDS = ("cpu", "cuda", "mps", "xpu")
@@ -56,10 +57,66 @@ def _pb_key(bench: dict[str, Any], qualified: bool) -> CaseKey:
     return CaseKey.make(bench.get("group") or PB_SUITE, name, params, _pb_backend(params))
 
 
+# statistics pytest-benchmark may write as Infinity/NaN (e.g. ops of a zero mean) and benchbench never reads
+_UNUSED_STATS = frozenset({"ops", "total", "outliers", "ld15iqr", "hd15iqr", "iqr_outliers", "stddev_outliers"})
+
+
+def _nonfinite_allowed(path: tuple[Any, ...]) -> bool:
+    return len(path) == 4 and path[0] == "benchmarks" and path[2] == "stats" and path[3] in _UNUSED_STATS
+
+
+def check_document(doc: Any, source: str) -> None:
+    """Refuse, with one line naming the field, a pytest-benchmark document whose fields have the wrong
+    types or whose timings are not finite numbers."""
+    check_tree(doc, source, _nonfinite_allowed)
+    top = Fields(doc, source)
+    top.str("datetime")
+    if not isinstance(top.raw("version"), (str, type(None))):
+        top.str("version")
+    machine = top.obj("machine_info")
+    for name in ("python_version", "system", "release", "node"):
+        machine.str(name)
+    if isinstance(machine.raw("cpu"), dict):
+        machine.obj("cpu").str("brand_raw")
+    else:
+        machine.str("cpu")
+    saved = machine.obj("benchbench")
+    saved.obj("fingerprint")
+    for name in ("run_id", "label", "benchbench_version"):
+        saved.str(name)
+    commit = top.obj("commit_info")
+    for name in ("id", "branch"):
+        commit.str(name)
+    commit.bool("dirty")
+    for b in top.objects("benchmarks"):
+        b.str("name", required=True)
+        b.str("fullname")
+        b.str("group")
+        b.obj("params")
+        extra = b.obj("extra_info").obj("benchbench")
+        if extra.raw("key") is not None:
+            check_key(extra.obj("key"))
+        extra.str("definition_hash")
+        extra.str("timing_method")
+        extra.strings("flags")
+        b.obj("options").str("timer")
+        b.raw("stats", required=True)
+        stats = b.obj("stats")
+        stats.number("iterations", minimum=1, integer=True)
+        if stats.numbers("data", minimum=0):
+            continue
+        stats.number("rounds", minimum=1, integer=True, required=True)
+        stats.number("median", minimum=0, required=True)
+        stats.number("iqr", minimum=0, required=True)
+        for name in ("q1", "q3", "mean", "stddev", "min", "max"):
+            stats.number(name)
+
+
 def from_pytest_benchmark(doc: dict[str, Any], source: str = "pytest-benchmark file") -> Report:
+    check_document(doc, source)
     try:
         return _from_pytest_benchmark(doc, source)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ReportError(f"{source}: malformed pytest-benchmark file: {type(exc).__name__}: {exc}") from None
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from benchbench.errors import ReportError, UserError
 from benchbench.stats import Stats, summarize_rounds
+from benchbench.validation import Fields, check_tree, loads
 
 SCHEMA = "benchbench.report"
 # Format history (bump on any change readers must know about, and add a migration below):
@@ -395,6 +396,26 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_not_input(output: str | os.PathLike | None, inputs: Iterable[str | os.PathLike | None],
+                    what: str = "--output") -> None:
+    """Refuse, before any work, an output path that names one of the command's input files: writing it
+    would replace what the user gave to be read."""
+    if not output:
+        return
+    out = Path(output)
+    for given in inputs:
+        if given and (_same_file(out, Path(given)) or out.absolute() == Path(given).absolute()):
+            raise UserError(f"{what} {output}: is one of the inputs; writing it would replace that file "
+                            "(choose another path)")
+
+
 def save(report: Report, path: str | os.PathLike) -> Path:
     return write_atomic(path, dumps(report) + "\n")
 
@@ -410,19 +431,114 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ReportError(f"{p}: is a directory, not a report file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ReportError(f"{p}: cannot read: {exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{p}: not valid JSON (truncated or corrupt?): {exc.msg} at line {exc.lineno}") from None
+    return loads(text, str(p))
+
+
+# The metrics the harness itself reads, with their types; every other metric is shown or passed on as it is.
+METRIC_TYPES: dict[str, type] = {"bound": str, "round_statistic": str, "memory_kind": str, "note": str, "stopped": str,
+                                 "imported_stats": dict, "instructions": dict}
+
+
+def check_metrics(metrics: Fields) -> None:
+    for name, kind in METRIC_TYPES.items():
+        value = metrics.raw(name)
+        if value is not None and not isinstance(value, kind):
+            metrics.obj(name) if kind is dict else metrics.str(name)  # raises, naming the field
+    if metrics.raw("imported_stats") is not None:
+        imported = metrics.obj("imported_stats")
+        imported.number("n", minimum=1, integer=True, required=True)
+        imported.number("median", minimum=0, required=True)
+        imported.number("iqr", minimum=0, required=True)
+        for name in ("q1", "q3", "mean", "stdev", "min", "max"):
+            imported.number(name)
+
+
+def check_key(key: Fields) -> None:
+    """A case key's fields: the strings and scalar parameters that CaseKey.from_dict expects."""
+    key.str("suite", required=True)
+    key.str("benchmark", required=True)
+    key.scalars("params")
+    key.str("backend")
+    key.str("dtype")
+    key.str("mode")
+
+
+def check_document(doc: Any, source: str = "report") -> dict:
+    """Refuse, with one line naming the field, a report document (current schema) that the analysis could
+    not trust: wrong types, numbers that are not finite, samples below zero, nesting beyond reason."""
+    check_tree(doc, source)
+    top = Fields(doc, source)
+    for name in ("run_id", "created_at"):
+        top.str(name, required=True)
+    for name in ("finished_at", "label", "profile", "benchbench_version"):
+        top.str(name)
+    top.strings("command")
+    top.bool("partial")
+    env = top.obj("environment")
+    env.obj("fingerprint")
+    env.obj("facts")
+    canary = env.obj("canary")  # the machine's speed at the run's start and end: {"python_loop_s": ...}
+    for name in ("start", "end"):
+        canary.obj(name)
+    for check in env.objects("checks"):
+        check.obj("evidence")
+        for name in ("id", "verdict", "title", "message", "advice", "detail", "area"):
+            if not isinstance(check.raw(name), (str, type(None))):
+                check.str(name)  # raises, naming the field
+    for b in top.objects("backends"):
+        b.str("name", required=True)
+        b.bool("available")
+        for name in ("device", "device_name", "reason"):
+            if not isinstance(b.raw(name), (str, type(None))):
+                b.str(name)
+    for r in top.objects("rounds"):
+        r.obj("canary")
+        r.number("round", integer=True)
+        r.number("seed", integer=True)
+        r.strings("order")
+    if top.raw("side") is not None:
+        side = top.obj("side")
+        side.str("name")
+        side.scalars("env")
+    for res in top.objects("results"):
+        check_key(res.obj("key"))
+        status = res.str("status", required=True)
+        if status not in STATUSES:
+            raise res.fail("status", f"expected one of {', '.join(STATUSES)}, got {status!r}")
+        for name in ("reason", "definition_hash", "timing_method", "details"):
+            res.str(name)
+        res.number("loops_per_sample", minimum=1, integer=True)
+        for name in ("first_call_s", "duration_s"):
+            res.number(name)
+        res.number("peak_memory_bytes", minimum=0)
+        res.scalars("warmup")
+        res.scalars("work")
+        work = res.obj("work")
+        for name in ("items", "flops", "bytes"):  # per call: rates divide them by the time
+            work.number(name)
+        check_metrics(res.obj("metrics"))
+        res.strings("flags")
+        for i, r in enumerate(res.objects("rounds")):
+            r.number("round", integer=True)
+            r.number("position", integer=True)
+            r.number("loops", minimum=1, integer=True)
+            r.numbers("samples", minimum=0)
+            if i > 10_000:
+                raise r.fail("round", "more than 10000 rounds")
+    return doc
 
 
 def parse(doc: Any, source: str = "report") -> Report:
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise ReportError(f"{source}: not a benchbench report (no \"schema\": \"{SCHEMA}\" field)")
-    doc = migrate(doc, source)
+    check_tree(doc, source)
+    if not isinstance(doc.get("results", []), (list, type(None))) or not all(
+            isinstance(r, dict) for r in doc.get("results") or []):
+        Fields(doc, source).objects("results")  # raises, naming the entry
+    doc = check_document(migrate(doc, source), source)
     try:
         return Report.from_dict(doc)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ReportError(f"{source}: malformed report: {type(exc).__name__}: {exc}") from None
 
 

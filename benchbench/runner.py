@@ -31,6 +31,7 @@ from benchbench.execute import skip_reason
 from benchbench.measure import Budget
 from benchbench.registry import Suite
 from benchbench.report import CaseKey, Result
+from benchbench.worker import SCRATCH_ENV
 
 WORKER_START_TIMEOUT = 300.0  # importing torch on a cold, busy machine can be slow
 
@@ -122,6 +123,10 @@ class Worker:
                  start_timeout: float = WORKER_START_TIMEOUT, wait: bool = True) -> None:
         self.log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=log_dir)[1])
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - lives as long as the worker
+        # the worker's case scratch folders go in here, so that whoever closes the worker removes them,
+        # also those of a case the worker was killed in
+        self.scratch_root = Path(tempfile.mkdtemp(prefix="scratch-", dir=log_dir))
+        env = {**(env or {}), SCRATCH_ENV: str(self.scratch_root)}
         # Its own session (process group): a timeout or crash kills the worker *and* whatever it
         # started (DataLoader workers, a torchrun launch), and Ctrl-C reaches only the runner.
         # command_prefix: a program the worker runs under (valgrind, for instruction counts).
@@ -138,10 +143,18 @@ class Worker:
 
     def wait_ready(self) -> None:
         """Wait for the worker's "ready" (it has imported torch). `wait=False` at start lets two workers
-        import at the same time (block-interleaved A/B starts both sides of a pair together)."""
-        msg = self._next(self.start_timeout, lambda _m: None)
-        if msg.get("event") != "ready":
-            raise WorkerDied(f"worker failed to start: {msg.get('error', msg)}")
+        import at the same time (block-interleaved A/B starts both sides of a pair together). A worker
+        that does not start is killed, its pipes closed."""
+        try:
+            msg = self._next(self.start_timeout, lambda _m: None)
+            if msg.get("event") != "ready":
+                raise WorkerDied(f"worker failed to start: {msg.get('error', msg)}")
+        except WorkerTimeout:
+            self.close(kill=True)
+            raise WorkerTimeout(f"worker did not start within {self.start_timeout:g} s") from None
+        except BaseException:
+            self.close(kill=True)
+            raise
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -163,7 +176,12 @@ class Worker:
                 code = self.proc.wait()
                 how = f"killed by {_signal_name(code)}" if code < 0 else f"exited with status {code}"
                 raise WorkerDied(f"worker process {how}")
-            msg = json.loads(line)
+            try:
+                msg = json.loads(line)
+            except ValueError:  # a stray line on the worker's stdout (a C library printing): not ours
+                continue
+            if not isinstance(msg, dict):
+                continue
             if msg.get("event") in ("phase",):
                 on_event(msg)
                 continue
@@ -194,7 +212,9 @@ class Worker:
         elif self.proc.poll() is None:
             self.proc.kill()
 
-    def close(self, kill: bool = False) -> None:
+    def close(self, kill: bool = False, wait_s: float = 10.0) -> None:
+        """End the worker: ask it to exit (waiting up to `wait_s`), or kill its process group at once;
+        then close its pipes and remove its log and scratch folders."""
         if self.proc.poll() is None:
             if kill:
                 self._kill_group()
@@ -203,17 +223,24 @@ class Worker:
                     assert self.proc.stdin is not None
                     self.proc.stdin.write(json.dumps({"op": "exit"}) + "\n")
                     self.proc.stdin.close()
-                    self.proc.wait(timeout=10)
+                    self.proc.wait(timeout=wait_s)
                 except (OSError, subprocess.TimeoutExpired):
                     self._kill_group()
             self.proc.wait()
         elif kill:
             self._kill_group()  # the worker is gone; its children may not be
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                if pipe is not None:
+                    pipe.close()
+            except OSError:
+                pass
         self._log.close()
         try:
             self.log_path.unlink()
         except OSError:
             pass
+        _rmtree(self.scratch_root)
 
 
 class Interrupted(Exception):
@@ -242,19 +269,32 @@ class Runner:
         self.command_prefix = tuple(command_prefix)
         self.slowdown = slowdown
         self._shared: Worker | None = None
+        self._live: set[Worker] = set()  # every worker started and not yet closed: shared and isolated
         self._tmp = Path(tempfile.mkdtemp(prefix="benchbench-run-"))
         self.workers_started = 0
 
     # --- workers -------------------------------------------------------------------------------
     def _start(self, side: Side) -> Worker:
         self.workers_started += 1
-        return Worker(self._tmp, {**self.worker_env, **side.worker_env()}, side.python, side.cwd, self.command_prefix,
-                      WORKER_START_TIMEOUT * self.slowdown)
+        worker = Worker(self._tmp, {**self.worker_env, **side.worker_env()}, side.python, side.cwd,
+                        self.command_prefix, WORKER_START_TIMEOUT * self.slowdown)
+        self._live.add(worker)
+        return worker
+
+    def _close(self, worker: Worker, kill: bool) -> None:
+        self._live.discard(worker)
+        worker.close(kill=kill)
 
     def _drop_shared(self, kill: bool) -> None:
         if self._shared is not None:
-            self._shared.close(kill=kill)
-            self._shared = None
+            worker, self._shared = self._shared, None
+            self._close(worker, kill)
+
+    def kill_all(self) -> None:
+        """Kill every worker still alive, shared or isolated, with whatever it started (Ctrl-C, SIGTERM, SIGHUP)."""
+        self._shared = None
+        for worker in list(self._live):
+            self._close(worker, kill=True)
 
     # --- one case ------------------------------------------------------------------------------
     def _timeout(self, case: PlannedCase) -> float:
@@ -305,7 +345,7 @@ class Runner:
             status_ok = result.status not in ("failed", "timeout")
         # state after a failure (sticky CUDA errors, half-built graphs) must not leak into the next case
         if case.isolate:
-            worker.close(kill=not status_ok)
+            self._close(worker, kill=not status_ok)
         elif not status_ok:
             self._drop_shared(kill=True)
         return result
@@ -326,11 +366,13 @@ class Runner:
                 if self.progress:
                     self.progress.finish_case(result)
                 yield case, result
-        finally:
-            self._drop_shared(kill=False)
+        except BaseException:  # Ctrl-C and the like: kill at once, never wait for a busy worker
+            self.kill_all()
+            raise
+        self._drop_shared(kill=False)
 
     def close(self) -> None:
-        self._drop_shared(kill=True)
+        self.kill_all()
         if self.progress:
             self.progress.close()
         _rmtree(self._tmp)

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import sys
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -27,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from benchbench import interrupts
 from benchbench.errors import UserError
 from benchbench.measure import Budget, Profile, get_profile
 from benchbench.registry import Suite
@@ -128,12 +127,16 @@ def new_report(session: Session, label: str | None = None, command: Sequence[str
     import copy
 
     from benchbench._version import __version__
+    from benchbench.environment.redaction import redact_command, redact_env
 
-    return Report(run_id=uuid.uuid4().hex[:12], created_at=now(), label=label,
-                  command=list(command) if command is not None else ["benchbench", *sys.argv[1:]],
+    command = list(command) if command is not None else ["benchbench", *sys.argv[1:]]
+    side_info = side.info() if side is not None else None
+    if side_info is not None:  # a report is a file people share: no secret given as a side's variable
+        side_info["env"] = redact_env(side_info.get("env") or {})
+    return Report(run_id=uuid.uuid4().hex[:12], created_at=now(), label=label, command=redact_command(command),
                   profile=session.profile.name, benchbench_version=__version__,
                   environment=copy.deepcopy(session.environment), backends=[b.info() for b in session.all_backends],
-                  side=side.info() if side is not None else None)
+                  side=side_info)
 
 
 @dataclass
@@ -159,7 +162,7 @@ def measure(session: Session, targets: Sequence[Target], progress: Any = None, r
     """Measure the session's cases in rounds into each target's report, sides alternating (ABBA).
 
     A report that already holds results for some cases (`gate --rerun`) gets more rounds added to them.
-    Raises `Interrupted` (after saving every report, marked partial) on Ctrl-C or SIGTERM.
+    Raises `Interrupted` (after saving every report, marked partial) on Ctrl-C, SIGTERM or SIGHUP.
     """
     rounds = rounds or session.rounds
     runner_options: dict[str, Any] = {"worker_env": session.worker_env}
@@ -187,14 +190,7 @@ def measure(session: Session, targets: Sequence[Target], progress: Any = None, r
         t.report.results = [acc[k] for k in keys if k in acc]
         session.derive(t.report.results)
 
-    previous = signal.getsignal(signal.SIGTERM)
-    main_thread = threading.current_thread() is threading.main_thread()
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    if main_thread:
-        signal.signal(signal.SIGTERM, on_term)
+    previous_handlers = interrupts.install()
     total = rounds * len(targets) * len(session.cases)
     done = 0
     try:
@@ -253,8 +249,7 @@ def measure(session: Session, targets: Sequence[Target], progress: Any = None, r
             import shutil
 
             shutil.rmtree(dump_dir, ignore_errors=True)
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        interrupts.restore(previous_handlers)
     return [t.report for t in targets]
 
 
@@ -275,10 +270,16 @@ def run(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | Non
 
 
 def default_path(label: str | None, now_s: float | None = None, folder: str = "reports") -> Path:
-    """reports/<UTC time>_<host>[_<label>].json"""
+    """reports/<UTC time to the millisecond>_<host>[_<label>][-N].json: two runs started in the same
+    second get different names, and a name already taken (a report, or `ab`'s folder) gets a counter."""
     import socket
 
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now_s))
+    now_s = time.time() if now_s is None else now_s
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now_s)) + f".{int(now_s % 1 * 1000):03d}Z"
     host = "".join(c if c.isalnum() or c in "-." else "-" for c in socket.gethostname())[:40] or "host"
     name = f"{stamp}_{host}" + (f"_{''.join(c if c.isalnum() or c in '-._' else '-' for c in label)}" if label else "")
-    return Path(folder) / f"{name}.json"
+    path, n = Path(folder) / f"{name}.json", 1
+    while path.exists() or path.with_suffix("").exists():
+        n += 1
+        path = Path(folder) / f"{name}-{n}.json"
+    return path

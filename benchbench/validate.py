@@ -263,28 +263,63 @@ def worker_rounds(config: dict[str, Any], emit: Callable[[dict[str, Any]], None]
 
 
 # --- the parent: processes, pairing, verdicts ---------------------------------------------------
+def _worker_command(config: dict[str, Any]) -> list[str]:
+    return [sys.executable, "-m", "benchbench.validate_worker", json.dumps(config)]
+
+
 def _run_worker(config: dict[str, Any], on_row: Callable[[dict[str, Any]], None]) -> str | None:
-    """One `python -m benchbench.validate_worker` process; returns an error text, or None."""
+    """One `python -m benchbench.validate_worker` process; returns an error text, or None.
+
+    Its output is read by a thread, so that WORKER_TIMEOUT_S bounds the whole wait: a worker that hangs
+    without closing its output is killed, not waited for."""
+    import queue
+    import threading
+
     with tempfile.TemporaryFile("w+") as log:  # a file, not a pipe: a chatty stderr cannot block the worker
-        proc = subprocess.Popen([sys.executable, "-m", "benchbench.validate_worker", json.dumps(config)],
-                                stdout=subprocess.PIPE, stderr=log, text=True, env=dict(os.environ))
+        proc = subprocess.Popen(_worker_command(config), stdout=subprocess.PIPE, stderr=log, text=True,
+                                env=dict(os.environ))
         assert proc.stdout is not None
+        lines: queue.Queue[str | None] = queue.Queue()
+
+        def read(stream: Any = proc.stdout) -> None:
+            for line in stream:
+                lines.put(line)
+            lines.put(None)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        end = time.monotonic() + WORKER_TIMEOUT_S
         error = None
-        for line in proc.stdout:
-            try:
-                msg = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if msg.get("event") == "row":
-                on_row(msg)
-            elif msg.get("event") == "error":
-                error = msg.get("error")
         try:
-            proc.wait(timeout=WORKER_TIMEOUT_S)
+            while True:
+                try:
+                    line = lines.get(timeout=max(0.0, min(end - time.monotonic(), 0.5)))
+                except queue.Empty:
+                    if time.monotonic() >= end:
+                        return "validation worker timed out"
+                    continue
+                if line is None:
+                    break
+                try:
+                    msg = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if not isinstance(msg, dict):
+                    continue
+                if msg.get("event") == "row":
+                    on_row(msg)
+                elif msg.get("event") == "error":
+                    error = msg.get("error")
+            proc.wait(timeout=max(0.1, end - time.monotonic()))
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
             return "validation worker timed out"
+        finally:
+            if proc.poll() is None:  # timed out, or Ctrl-C: never leave it running
+                proc.kill()
+                proc.wait()
+            reader.join(timeout=1)
+            if not reader.is_alive():
+                proc.stdout.close()
         if proc.returncode != 0 and not error:
             log.seek(0)
             tail = log.read().strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]

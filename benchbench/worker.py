@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 MEMORY_LIMIT_ENV = "BENCHBENCH_WORKER_MEMORY_LIMIT"  # bytes of address space (RLIMIT_AS), CPU only
+# where this worker makes its cases' scratch folders, so that whoever closes it removes them (runner.Worker)
+SCRATCH_ENV = "BENCHBENCH_SCRATCH_ROOT"
 
 
 def _channel() -> TextIO:
@@ -163,7 +165,7 @@ def main() -> int:
             bench, key, backend, cap_note = locate(req)
             if op == "prepare":
                 drop_held()
-                held["scratch"] = Path(tempfile.mkdtemp(prefix="benchbench-case-"))
+                held["scratch"] = Path(tempfile.mkdtemp(prefix="benchbench-case-", dir=os.environ.get(SCRATCH_ENV)))
                 prepared = prepare_case(bench, key, backend, profile=req.get("profile", "default"),
                                         scratch_dir=held["scratch"], on_phase=phase)
                 if not isinstance(prepared, Prepared):
@@ -175,7 +177,7 @@ def main() -> int:
                 send({"event": "prepared", "self_timed": prepared.self_timed,
                       "loops": cal.loops if cal else None, "per_call_s": cal.per_call_s if cal else None})
                 continue
-            scratch = Path(tempfile.mkdtemp(prefix="benchbench-case-"))
+            scratch = Path(tempfile.mkdtemp(prefix="benchbench-case-", dir=os.environ.get(SCRATCH_ENV)))
             try:
                 result = run_case(
                     bench, key, backend, Budget(**req["budget"]),

@@ -174,3 +174,28 @@ def test_rounds_are_fresh_processes_in_seeded_shuffled_orders(write_suite, tmp_p
             "-o", str(out2), check_rc=0)
     again = [r for r in load(out2).results if r.key.benchmark == "add"]
     assert [tuple(r.rounds[i]["position"] for r in again) for i in range(3)] == orders
+
+
+def test_run_history_that_is_a_file_is_refused_before_the_run(write_suite, tmp_path):
+    suite = write_suite(TINY_SUITE)
+    history_file = tmp_path / "history.jsonl"
+    history_file.write_text("")
+    out = tmp_path / "r.json"
+    proc = run_cli("run", "--suite-path", str(suite), "--backend", "cpu", "--history", str(history_file),
+                   "-o", str(out))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"benchbench: error: --history {history_file}: is a file; give a folder (its history.jsonl holds one "
+        "line per run)"]
+    assert not out.exists()  # nothing was measured
+
+
+def test_default_report_names_are_unique(tmp_path):
+    from benchbench.session import default_path
+
+    first = default_path("x", 1_700_000_000.25, str(tmp_path))
+    assert default_path("x", 1_700_000_000.75, str(tmp_path)) != first  # the same second
+    first.parent.mkdir(parents=True, exist_ok=True)
+    first.write_text("{}")
+    again = default_path("x", 1_700_000_000.25, str(tmp_path))  # the same millisecond: a counter
+    assert again != first and again.name.endswith("-2.json")

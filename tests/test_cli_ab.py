@@ -161,3 +161,12 @@ def test_ab_budget_reads_seconds_minutes_and_hours():
     from benchbench.commands.ab import parse_duration
 
     assert [parse_duration(t) for t in ("90", "90s", "3m", "1m30s", "1h", "0.5m")] == [90, 90, 180, 90, 3600, 30]
+
+
+def test_ab_refuses_an_output_folder_that_holds_reports_unless_forced(tmp_path):
+    (tmp_path / "baseline.json").write_text("{}")
+    proc = run_cli("ab", "--suite", "nope", "-o", str(tmp_path))
+    assert proc.returncode == 2 and "already holds baseline.json" in proc.stderr and "--force" in proc.stderr
+    assert (tmp_path / "baseline.json").read_text() == "{}"
+    forced = run_cli("ab", "--suite", "nope", "-o", str(tmp_path), "--force")
+    assert forced.returncode == 2 and "unknown suite" in forced.stderr  # past the check, to the next one

@@ -288,3 +288,27 @@ def test_gate_summary_is_written_and_appended_to_github_step_summary(tmp_path, m
     assert written == [tmp_path / "out" / "summary.md", step]
     monkeypatch.delenv("GITHUB_STEP_SUMMARY")
     assert gate_command.write_summary("x", None) == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["compare", "{a}", "{b}", "-o", "{b}"],
+    ["compare", "{a}", "{b}", "--output", "{dir}/../{dirname}/b.json"],
+    ["export", "{b}", "--format", "benchbench", "-o", "{b}"],
+    ["report", "{a}", "{b}", "--html", "{a}"],
+    ["gate", "{b}", "--baseline", "{a}", "--summary", "{a}"],
+])
+def test_an_output_never_overwrites_an_input(capsys, tmp_path, argv):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(Path(PB_BASE).read_text())
+    b.write_text(Path(PB_CURRENT).read_text())
+    before = (a.read_bytes(), b.read_bytes())
+    fill = {"a": str(a), "b": str(b), "dir": str(tmp_path), "dirname": tmp_path.name}
+    rc, out, err = cli(capsys, *(x.format(**fill) for x in argv))
+    assert rc == 2 and "is one of the inputs" in err and len(err.strip().splitlines()) == 1, err
+    assert (a.read_bytes(), b.read_bytes()) == before
+
+
+def test_history_output_into_its_own_folder_is_refused(capsys, tmp_path):
+    (tmp_path / "r.json").write_text(Path(GOLDEN).read_text())
+    rc, _, err = cli(capsys, "history", str(tmp_path), "-o", str(tmp_path / "r.json"))
+    assert rc == 2 and "is one of the inputs" in err

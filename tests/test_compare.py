@@ -545,3 +545,36 @@ def test_bursts_of_interference_do_not_fake_a_regression():
     assert row.verdict != "slower" and 0.95 < row.change.ratio < 1.05
     by_median = compare_pair(KEY, base, cur, Criteria(round_quantile=0.5), paired=True)
     assert by_median.verdict == "slower"  # what a test on round medians would claim
+
+
+def test_the_bootstrap_of_a_million_sample_side_stays_in_bounded_memory():
+    """One round per side with many samples: no n_boot x n index matrix (it took 1.6 GB at 50,000)."""
+    import tracemalloc
+
+    import numpy as np
+
+    from benchbench.compare import bootstrap_ratio_ci
+
+    rng = np.random.default_rng(5)
+    base, other = rng.lognormal(0, 0.2, 20_000), rng.lognormal(0.05, 0.2, 20_000)
+    tracemalloc.start()
+    lo, hi = bootstrap_ratio_ci(base, other, seed=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 40 * 2**20  # a plain bootstrap holds 2 x 2000 x 20,000 x 8 bytes = 640 MB
+    assert lo < math.exp(0.05) < hi
+
+
+def test_the_exact_bootstrap_median_agrees_with_resampling(monkeypatch):
+    import numpy as np
+
+    from benchbench import compare as c
+
+    xs = np.random.default_rng(7).lognormal(0, 0.3, 1501)
+    plain = c.bootstrap_medians(xs, 4000, np.random.default_rng(1))
+    monkeypatch.setattr(c, "BOOTSTRAP_RESAMPLE_MAX", 10)
+    exact = c.bootstrap_medians(xs, 4000, np.random.default_rng(2))
+    sd = plain.std()
+    for q in (0.025, 0.5, 0.975):
+        assert abs(np.quantile(exact, q) - np.quantile(plain, q)) < 0.3 * sd
+    assert 0.85 < exact.std() / sd < 1.15

@@ -181,3 +181,48 @@ def test_to_dict_is_json(folder):
     doc = json.loads(json.dumps(hs.history(folder).to_dict(), allow_nan=False))
     add = next(s for s in doc["series"] if s["key"]["benchmark"] == "add")
     assert add["changes"][0]["cause"] == hs.ENVIRONMENT_CHANGE and add["changes"][0]["keys"] == ["torch"]
+
+
+def test_an_append_after_a_crashed_one_starts_on_a_fresh_line(tmp_path):
+    hs.append(make_report(1), tmp_path)
+    with open(tmp_path / hs.INDEX, "a") as fh:
+        fh.write('{"schema": "benchbench.report", "run_')  # the crashed run's fragment, no newline
+    hs.append(make_report(2), tmp_path)
+    h = hs.history(tmp_path)
+    assert [r.run_id for r in h.runs] == ["run01", "run02"]  # the next run is not glued onto the fragment
+    assert len(h.skipped) == 1 and "history.jsonl:2" in h.skipped[0]
+
+
+def test_an_append_waits_for_the_lock_another_run_holds(tmp_path):
+    import fcntl
+    import threading
+    import time
+
+    hs.append(make_report(1), tmp_path)
+    with open(tmp_path / hs.INDEX, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        writer = threading.Thread(target=hs.append, args=(make_report(2), tmp_path))
+        writer.start()
+        time.sleep(0.5)
+        assert writer.is_alive()  # blocked on the lock
+        assert len((tmp_path / hs.INDEX).read_text().splitlines()) == 1
+        fcntl.flock(held, fcntl.LOCK_UN)
+    writer.join(timeout=10)
+    assert [r.run_id for r in hs.history(tmp_path).runs] == ["run01", "run02"]
+
+
+def test_concurrent_appends_keep_every_line(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(4) as pool:
+        list(pool.map(hs.append, [make_report(i) for i in range(1, 13)], [tmp_path] * 12))
+    h = hs.history(tmp_path)
+    assert len(h.runs) == 12 and not h.skipped
+
+
+def test_a_history_path_that_is_a_file_is_refused(tmp_path):
+    path = tmp_path / "history.jsonl"
+    path.write_text("")
+    with pytest.raises(UserError, match="is a file; give a folder"):
+        hs.check_folder(path)
+    assert hs.check_folder(tmp_path / "new" / "folder").is_dir()

@@ -118,7 +118,7 @@ def test_rounds_round_trip_and_split_samples(tmp_path):
     ('{"schema": "benchbench.report", "schema_version": 999, "run_id": "x", "created_at": "t"}',
      "newer benchbench"),
     ('{"schema": "benchbench.report", "schema_version": "one"}', "invalid schema_version"),
-    ('{"schema": "benchbench.report", "schema_version": 1}', "malformed report"),
+    ('{"schema": "benchbench.report", "schema_version": 1}', "run_id: missing"),
 ])
 def test_unreadable_files_give_one_line_errors(tmp_path, content, message):
     path = tmp_path / "bad.json"

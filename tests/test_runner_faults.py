@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -153,3 +154,69 @@ def test_interrupt_leaves_a_valid_partial_report(write_suite, tmp_path, sig):
     assert report.partial
     assert 2 <= len(report.results) < 50
     assert all(r.status == "ok" and r.samples for r in report.results)
+
+
+HANGS_ISOLATED = '''
+import json, os, subprocess, sys, time
+from benchbench import Case, benchmark
+
+@benchmark(isolate=True)
+def hangs(ctx):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    with open(os.environ["HANG_MARKER"] + ".tmp", "w") as fh:
+        json.dump({"worker": os.getpid(), "child": child.pid, "scratch": str(ctx.scratch_dir)}, fh)
+    os.replace(os.environ["HANG_MARKER"] + ".tmp", os.environ["HANG_MARKER"])
+    time.sleep(300)
+    return Case(lambda: None)
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_an_interrupted_isolated_case_leaves_no_process_and_no_scratch_folder(write_suite, tmp_path, sig):
+    suite = write_suite(HANGS_ISOLATED)
+    marker, scratch_tmp = tmp_path / "marker.json", tmp_path / "tmp"
+    scratch_tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HANG_MARKER": str(marker), "TMPDIR": str(scratch_tmp)}
+    proc = subprocess.Popen([sys.executable, "-m", "benchbench", "run", "--suite-path", str(suite), "--profile",
+                             "quick", "--backend", "cpu", "-o", str(tmp_path / "r.json")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    pids = json.loads(marker.read_text())
+    assert Path(pids["scratch"]).is_dir() and _alive(pids["worker"]) and _alive(pids["child"])
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    took = time.monotonic() - sent
+    try:
+        assert proc.returncode == 130, stderr
+        assert "Traceback" not in stderr
+        # about 2 s on an idle machine; the old runner waited 10 s for the busy worker (SIGINT) or left it
+        # running (SIGTERM, SIGHUP)
+        assert took < 6, took
+        deadline = time.monotonic() + 5
+        while (_alive(pids["worker"]) or _alive(pids["child"])) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(pids["worker"]) and not _alive(pids["child"])
+        assert not Path(pids["scratch"]).exists()
+        assert not list(scratch_tmp.glob("benchbench-*"))
+    finally:
+        for pid in (pids["worker"], pids["child"]):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_worker_that_never_starts_is_killed_with_its_pipes_closed(tmp_path):
+    from benchbench.runner import Worker, WorkerTimeout
+
+    before = set(psutil.Process().children(recursive=True))
+    start = time.monotonic()
+    with pytest.raises(WorkerTimeout, match="did not start within 1 s"):
+        # `sh -c 'sleep 60' ...` stands for a worker that hangs before it says it is ready
+        Worker(tmp_path, command_prefix=["sh", "-c", "sleep 60", "never-ready"], start_timeout=1)
+    assert time.monotonic() - start < 30
+    left = [p for p in set(psutil.Process().children(recursive=True)) - before if _alive(p.pid)]
+    assert not left
+    assert not list(tmp_path.glob("scratch-*")) and not list(tmp_path.glob("worker-*.log"))

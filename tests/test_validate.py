@@ -189,3 +189,25 @@ def test_validate_pairs_both_engines_with_the_loop_in_every_process():
         assert row["plain"]["calls"] * row["plain"]["per_call_s"] == pytest.approx(row["plain"]["wall_s"])
     text = run_cli("validate", "--processes", "1", "--rounds", "1", "--ops", "tiny", check_rc=0).stdout
     assert "ratio [95% CI]" in text and "tiny op (1-element add)" in text
+
+
+def test_a_hung_validation_worker_is_killed_at_the_timeout(monkeypatch):
+    """The timeout bounds the whole wait: the worker prints a line and hangs with its output open."""
+    import sys
+    import time
+
+    import psutil
+
+    from benchbench import validate
+
+    pid_file = []
+    code = "import os, time; print(os.getpid(), flush=True); time.sleep(120)"
+    monkeypatch.setattr(validate, "_worker_command", lambda config: [sys.executable, "-c", code])
+    monkeypatch.setattr(validate, "WORKER_TIMEOUT_S", 2)
+    start = time.monotonic()
+    error = validate._run_worker({}, pid_file.append)
+    assert error == "validation worker timed out"
+    assert time.monotonic() - start < 30  # the old reader waited for the end of its output: 120 s
+    assert not pid_file  # a line that is not a row is not one
+    hung = [p for p in psutil.Process().children() if "time.sleep(120)" in " ".join(p.cmdline())]
+    assert not hung

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from pathlib import Path
 
 from benchbench.commands.gate import add_policy_arguments
 from benchbench.commands.run import add_case_arguments
@@ -53,6 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "default: the profile's, 3m for default). Rounds stop earlier once every case is decided")
     p.add_argument("--output", "-o", metavar="DIR", help="write baseline.json and current.json here "
                    "(default: reports/<UTC time>_<host>_ab[_<label>]/)")
+    p.add_argument("--force", action="store_true", help="write into an --output folder that already holds reports")
     add_policy_arguments(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
@@ -60,6 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from benchbench.ab import SideSpec, parse_env, run_ab
     from benchbench.commands.gate import write_summary
+    from benchbench.errors import UserError
     from benchbench.gate import load_policy
     from benchbench.output.gate import ab_json, ab_markdown, ab_sides_text, ab_text
     from benchbench.output.units import fmt_duration
@@ -70,6 +73,10 @@ def main(args: argparse.Namespace) -> int:
     baseline = SideSpec(args.baseline_python, parse_env(args.baseline_env, "--baseline-env"), args.baseline_ref)
     current = SideSpec(args.current_python, parse_env(args.current_env, "--current-env"))
     output = args.output or default_path(f"ab_{args.label}" if args.label else "ab").with_suffix("")
+    held = sorted(p.name for pattern in ("baseline*.json", "current*.json") for p in Path(output).glob(pattern))
+    if held and not args.force:
+        raise UserError(f"-o {output}: already holds {', '.join(held)}; choose another folder, or give --force "
+                        "to replace them")
     err = sys.stderr
 
     def on_start(session, sides) -> None:

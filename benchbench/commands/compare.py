@@ -30,10 +30,11 @@ def main(args: argparse.Namespace) -> int:
     from benchbench.formats import load_any
     from benchbench.gate import parse_alpha, parse_threshold, parse_tolerance
     from benchbench.output.comparison import comparison_csv, comparison_json, comparison_text
-    from benchbench.report import write_atomic
+    from benchbench.report import check_not_input, write_atomic
 
     if len(args.reports) < 2:
         raise UserError("compare needs at least two reports: BASE OTHER [MORE ...]")
+    check_not_input(args.output, [*args.reports, *(args.instructions or [])])
     criteria = Criteria(threshold=parse_threshold(args.threshold, "--threshold"), alpha=parse_alpha(args.alpha),
                         instructions_tolerance=parse_tolerance(args.instructions_tolerance, "--instructions-tolerance"))
     reports = [load_any(path) for path in args.reports]

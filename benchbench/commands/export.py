@@ -24,8 +24,9 @@ def main(args: argparse.Namespace) -> int:
     from benchbench.formats import load_any
     from benchbench.output.tables import results_csv, results_table
     from benchbench.pytest_benchmark import pytest_benchmark_json
-    from benchbench.report import dumps, write_atomic
+    from benchbench.report import check_not_input, dumps, write_atomic
 
+    check_not_input(args.output, [args.report])
     report = load_any(args.report)
     if args.format == "pytest-benchmark":
         text = pytest_benchmark_json(report)

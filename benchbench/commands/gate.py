@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchbench.errors import UserError
-from benchbench.report import write_atomic
+from benchbench.report import check_not_input, write_atomic
 
 
 def add_policy_arguments(p: argparse.ArgumentParser) -> None:
@@ -130,6 +130,7 @@ def main(args: argparse.Namespace) -> int:
     from benchbench.gate import gate, load_policy
     from benchbench.output.gate import gate_json, markdown_summary, terminal_text
 
+    check_not_input(args.summary, [args.baseline, args.current, args.rules], "--summary")
     policy = load_policy(args.rules, args.fail_on, args.alpha)
     baseline, current = load_any(args.baseline), load_any(args.current)
     names = (Path(args.baseline).stem, Path(args.current).stem)

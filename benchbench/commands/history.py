@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,12 +27,16 @@ def main(args: argparse.Namespace) -> int:
     from benchbench.errors import UserError
     from benchbench.history import history
     from benchbench.output.history import history_html, history_json, history_text
-    from benchbench.report import write_atomic
+    from benchbench.report import check_not_input, write_atomic
 
     if args.max_pvalue is not None and not 0 < args.max_pvalue < 1:
         raise UserError("--max-pvalue must be between 0 and 1")
     if args.min_runs is not None and args.min_runs < 2:
         raise UserError("--min-runs must be at least 2")
+    folder = Path(args.folder)
+    inputs = [*folder.glob("*.json"), *folder.glob("*.jsonl")] if folder.is_dir() else []
+    check_not_input(args.html, inputs, "--html")
+    check_not_input(args.output, inputs)
     result = history(args.folder, args.benchmark, max_pvalue=args.max_pvalue, min_size=args.min_runs)
     if args.html:
         write_atomic(args.html, history_html(result))

@@ -40,10 +40,11 @@ def main(args: argparse.Namespace) -> int:
     from benchbench.errors import UserError
     from benchbench.formats import load_reports
     from benchbench.gate import decide, load_policy
-    from benchbench.report import write_atomic
+    from benchbench.report import check_not_input, write_atomic
 
     policy = load_policy(args.rules, args.fail_on, args.alpha)
     paths = ([args.baseline] if args.baseline else []) + list(args.reports)
+    check_not_input(args.html, [*paths, args.rules], "--html")
     loaded = [load_reports(p) for p in paths]
     reports = [r for group in loaded for r in group]
     names = report_names(reports, _names(paths, [len(g) for g in loaded]))

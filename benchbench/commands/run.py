@@ -82,6 +82,10 @@ def main(args: argparse.Namespace) -> int:
                            args.overview, args.timeout, args.seed, worker_env=distributed_env(args),
                            metric=args.metric)
     check_writable(path)  # fail before measuring, not after
+    if args.history:
+        from benchbench.history import check_folder
+
+        check_folder(args.history)
     report = sess.new_report(session, args.label, ["benchbench", *sys.argv[1:]])
     err = sys.stderr
     if not args.quiet:

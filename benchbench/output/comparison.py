@@ -23,6 +23,7 @@ from benchbench.compare import (
 )
 from benchbench.instructions import METHOD as INSTRUCTIONS
 from benchbench.instructions import Disagreement
+from benchbench.output.safe_text import csv_row
 from benchbench.output.units import fmt_per_call, fmt_speed
 from benchbench.report import CaseKey, Result
 
@@ -300,7 +301,7 @@ def comparison_csv(comp: Comparison) -> str:
     w = csv.DictWriter(buf, fieldnames=RECORD_FIELDS, lineterminator="\n")
     w.writeheader()
     for rec in comparison_records(comp):
-        w.writerow({k: "" if v is None else v for k, v in rec.items()})
+        w.writerow(csv_row({k: "" if v is None else v for k, v in rec.items()}))
     return buf.getvalue()
 
 

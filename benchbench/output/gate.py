@@ -22,6 +22,7 @@ from benchbench.output.comparison import (
     machine_text,
     markdown_list,
 )
+from benchbench.output.safe_text import md_code, md_text
 from benchbench.report import report_fact
 
 _ICON = {"pass": "✅", "regression": "❌", "inconclusive": "⚠️"}
@@ -77,12 +78,12 @@ def _policy_text(result: GateResult) -> str:
 
 
 def _report_desc(name: str, report: Any) -> str:
-    bits = [f"`{name}`"]
+    bits = [f"`{md_code(name)}`"]
     commit = report_fact(report, "git_commit")
     if commit:
-        bits.append(f"commit `{str(commit)[:10]}`")
+        bits.append(f"commit `{md_code(str(commit)[:10])}`")
     if report.created_at:
-        bits.append(report.created_at)
+        bits.append(md_text(report.created_at))
     return " ".join(bits)
 
 
@@ -92,11 +93,13 @@ MAX_MD_ROWS = 200  # a PR comment holds 65536 characters
 def _md_table(findings: list[Finding], base_name: str, name: str, result: GateResult) -> str:
     more = len(findings) - MAX_MD_ROWS
     findings = findings[:MAX_MD_ROWS]
+    # every cell escaped: case names, reasons and report names come from the files read
     rows = [{"": _ROW_ICON[f.outcome], "case": case_name(f.row.key), base_name: fmt_median(f.row.base),
              name: fmt_median(f.row.other), "change [CI]": fmt_pct(f.row.change),
              "p": f"{f.row.change.p_value:.2g}" if f.row.change and f.row.change.p_value is not None else "-",
              "can detect": fmt_mde(f.row.mde), "verdict": f.row.verdict,
              "why": reason(f, result) if f.outcome != "ok" else ""} for f in findings]
+    rows = [{md_text(k): md_text(v) for k, v in row.items()} for row in rows]
     table = tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True)
     return table + (f"\n\n…and {more} more (the full table: `benchbench gate --json`)" if more > 0 else "")
 
@@ -115,13 +118,13 @@ def markdown_summary(result: GateResult) -> str:
     if rest:
         out += [f"<details><summary>{len(rest)} other case{'s' if len(rest) != 1 else ''} (ok or ignored)</summary>",
                 "", _md_table(rest, comp.base_name, pair.name, result), "", "</details>", ""]
-    out += markdown_list(geomean_lines(pair, comp.base_name))
+    out += markdown_list([md_text(line) for line in geomean_lines(pair, comp.base_name)])
     env = env_lines(comp)
     if env:
-        out += ["", "**Environment differences**", *("- " + line for line in env)]
+        out += ["", "**Environment differences**", *("- " + md_text(line) for line in env)]
     counts = bool(result.findings) and all(counts_instructions(f.row) for f in result.findings)
     what = "median instructions per call" if counts else "median time"
-    out += ["", f"<sub>{_policy_text(result)} Change = {what} {pair.name} / {comp.base_name} - 1.</sub>", ""]
+    out += ["", f"<sub>{md_text(_policy_text(result))} Change = {what} {pair.name} / {comp.base_name} - 1.</sub>", ""]
     return "\n".join(out)
 
 
@@ -204,7 +207,7 @@ def ab_markdown(result: Any) -> str:
         out += [f"#### {_METRIC_TITLE[part.metric]}", markdown_summary(part.gate)]
     lines = disagreement_lines(result.disagreements)
     if lines:
-        out += ["**Time and instruction counts disagree**", *markdown_list(lines), ""]
+        out += ["**Time and instruction counts disagree**", *markdown_list([md_text(line) for line in lines]), ""]
     return "\n".join(out)
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
+import matplotlib.text
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -39,6 +40,9 @@ from benchbench.formats import PAGE_DATA_ID, PAGE_FORMAT
 
 # Lean SVG: text stays text (no glyph outlines), ids are stable, no metadata.
 RC = {
+    # labels are case names, file names and notes: a `$` in them is text, never math (an unbalanced
+    # one would stop the page with a parse error)
+    "text.parse_math": False,
     "svg.fonttype": "none",
     "svg.hashsalt": "benchbench",
     "font.size": 8,
@@ -166,6 +170,8 @@ def svg(fig: Figure) -> str:
     """The figure as an inline `<svg>` element: text as text, no XML prologue or metadata, and ids made
     unique within the page (several charts share one document) while unreferenced ids are dropped."""
     buf = io.StringIO()
+    for text_artist in fig.findobj(matplotlib.text.Text):  # also those made outside RC (legends, notes)
+        text_artist.set_parse_math(False)
     with matplotlib.rc_context(RC):
         fig.savefig(buf, format="svg", bbox_inches="tight", pad_inches=0.05,
                     metadata={"Date": None, "Creator": None, "Format": None, "Type": None})

@@ -9,6 +9,7 @@ from typing import Any
 from tabulate import tabulate
 
 from benchbench.ceilings import ceiling_fraction, find_ceiling
+from benchbench.output.safe_text import csv_row
 from benchbench.output.units import fmt_per_call, rate_text
 from benchbench.peaks import peak_fraction
 from benchbench.report import Report, Result
@@ -90,7 +91,7 @@ def results_csv(report: Report) -> str:
     w.writeheader()
     for r in sorted(report.results, key=lambda r: r.key.sort_key()):
         st, d = r.stats, r.derived()
-        w.writerow({
+        w.writerow(csv_row({
             "suite": r.key.suite, "benchmark": r.key.benchmark, "params": r.key.params_label,
             "backend": r.key.backend, "dtype": r.key.dtype or "", "mode": r.key.mode or "", "status": r.status,
             "reason": r.reason or "", "n": st.n if st else "", "median_s": st.median if st else "",
@@ -99,7 +100,7 @@ def results_csv(report: Report) -> str:
             "bytes_per_s": d.get("bytes_per_s", ""), "peak_memory_bytes": r.peak_memory_bytes or "",
             "ceiling_fraction": _or_blank(ceiling_fraction(report.results, r)),
             "flags": ";".join(r.flags),
-        })
+        }))
     return buf.getvalue()
 
 
