@@ -15,7 +15,7 @@ from typing import Any
 from benchbench.api import Benchmark, Case, Context
 from benchbench.backends import Backend
 from benchbench.errors import Skip
-from benchbench.measure import Budget, Calibration, measure, timed_block, warm_up_and_calibrate
+from benchbench.measure import Budget, Calibration, Measurement, measure, timed_block, warm_up_and_calibrate
 from benchbench.report import CaseKey, Result
 from benchbench.stats import health_flags
 
@@ -97,6 +97,15 @@ class Prepared:
         # peak memory of the steady state, not of setup or a compiling first call
         self.backend.reset_peak_memory()
 
+    def raised(self, exc: BaseException) -> Result:
+        return raised(exc, self.key, self.bench.definition_hash, self.clock() - self.t_case)
+
+    def take(self, m: Measurement) -> None:
+        """The samples of a whole measurement (the engine's, or a count's) instead of blocks."""
+        self.samples, self.loops = m.samples, m.loops
+        self.block_s = m.block_s if m.samples else None
+        self.warmup = {"calls": m.warmup_calls, "seconds": m.warmup_s}
+
     def calibrate(self, budget: Budget, on_phase: Callable[[str], None] | None = None) -> Calibration:
         cal = warm_up_and_calibrate(self.case.fn, self.timer, budget, self.clock, on_phase)
         self.loops = cal.loops
@@ -119,12 +128,8 @@ class Prepared:
             if self.case.finish is not None:
                 metrics.update(self.case.finish() or {})
             peak, memory_kind = self.backend.peak_memory(self.case.memory_counter)
-        except Skip as exc:
-            return Result(status="skipped", reason=str(exc) or "skipped by the benchmark", **self.base,
-                          duration_s=self.clock() - self.t_case)
-        except Exception as exc:  # noqa: BLE001 - a failing case is data, not a crash
-            return Result(status="failed", reason=error_reason(exc), **self.base, duration_s=self.clock() - self.t_case,
-                          details=traceback.format_exc(limit=-8))
+        except Exception as exc:  # noqa: BLE001 - a failing case is data, not a crash (Skip included)
+            return self.raised(exc)
         result = Result(
             status="ok",
             timing_method=self.method,
@@ -171,18 +176,20 @@ def prepare_case(
             phase("first-call")
             prepared.first_call(ctx)
         return prepared
-    except Skip as exc:
+    except Exception as exc:  # noqa: BLE001 - a failing case is data, not a crash (Skip included)
+        return raised(exc, key, bench.definition_hash, clock() - t_case)
+
+
+
+
+def raised(exc: BaseException, key: CaseKey, definition_hash: str | None, duration_s: float) -> Result:
+    """A case that raised: skipped when the benchmark said so (`Skip`), else failed, with the error in one
+    line and its traceback (call it inside the `except`)."""
+    if isinstance(exc, Skip):
         return Result(status="skipped", reason=str(exc) or "skipped by the benchmark", key=key,
-                      definition_hash=bench.definition_hash, duration_s=clock() - t_case)
-    except Exception as exc:  # noqa: BLE001 - a failing case is data, not a crash
-        return Result(status="failed", reason=error_reason(exc), key=key, definition_hash=bench.definition_hash,
-                      duration_s=clock() - t_case, details=traceback.format_exc(limit=-8))
-
-
-def failed(prepared: Prepared, exc: BaseException) -> Result:
-    """A prepared case whose timing raised: failed, with the error in one line and its traceback."""
-    return Result(status="failed", reason=error_reason(exc), **prepared.base,
-                  duration_s=prepared.clock() - prepared.t_case, details=traceback.format_exc(limit=-8))
+                      definition_hash=definition_hash, duration_s=duration_s)
+    return Result(status="failed", reason=error_reason(exc), key=key, definition_hash=definition_hash,
+                  duration_s=duration_s, details=traceback.format_exc(limit=-8))
 
 
 def run_case(
@@ -209,15 +216,12 @@ def run_case(
     try:
         if counter is None:
             m = measure(prepared.case.fn, prepared.timer, budget, clock=clock, on_phase=on_phase)
-            prepared.samples, prepared.loops = m.samples, m.loops
-            prepared.warmup = {"calls": m.warmup_calls, "seconds": m.warmup_s}
-            prepared.block_s = m.block_s
+            prepared.take(m)
             return prepared.result({"overhead_s": m.overhead_s, "stopped": m.stopped})
         # instructions per call, counted under Callgrind: not a time
         prepared.method = counter.method
         m, counted = counter.measure(prepared.case.fn, on_phase=on_phase)
-        prepared.samples, prepared.loops = m.samples, m.loops
-        prepared.warmup = {"calls": m.warmup_calls, "seconds": m.warmup_s}
+        prepared.take(m)
         return prepared.result(counted, counted=True)
     except Exception as exc:  # noqa: BLE001 - a failing case is data, not a crash
-        return failed(prepared, exc)
+        return prepared.raised(exc)

@@ -199,3 +199,20 @@ def test_a_self_timed_case_is_skipped_when_counting_instructions():
     be, clock = fake_backend()
     r = run_case(external, key(), be, TINY, clock=clock, counter=FakeCounter())
     assert r.status == "skipped" and "times itself" in r.reason
+
+
+def test_a_skip_raised_while_timing_is_a_skip_not_a_failure():
+    from benchbench import Skip as SkipCase
+
+    calls = []
+
+    @benchmark()
+    def late(ctx):
+        def fn():
+            calls.append(1)
+            if len(calls) > 3:
+                raise SkipCase("not on this machine after all")
+        return Case(fn)
+
+    r = run_case(late, key("late"), fake_backend()[0], TINY)
+    assert r.status == "skipped" and r.reason == "not on this machine after all"
