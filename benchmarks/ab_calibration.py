@@ -196,6 +196,8 @@ def main() -> int:
     ap.add_argument("--cpus", default=None, help="pin this process and its workers to these CPUs, e.g. 0 or 0,1")
     ap.add_argument("--work", default="/tmp/benchbench-ab-calibration")
     ap.add_argument("--doc", default=None, help="write the table into this Markdown file (between markers)")
+    ap.add_argument("--marker", default="ab-calibration",
+                    help="the table goes between <!-- MARKER:begin --> and <!-- MARKER:end --> in --doc")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
     args.kinds = [k.strip() for k in args.kinds.split(",")]
@@ -213,7 +215,7 @@ def main() -> int:
     print(text)
     if args.doc:
         doc = Path(args.doc)
-        begin, end = "<!-- ab-calibration:begin -->", "<!-- ab-calibration:end -->"
+        begin, end = f"<!-- {args.marker}:begin -->", f"<!-- {args.marker}:end -->"
         old = doc.read_text() if doc.exists() else f"{begin}\n{end}\n"
         head, _, rest = old.partition(begin)
         _, _, tail = rest.partition(end)
