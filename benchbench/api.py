@@ -31,6 +31,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from benchbench.cpus import usable_cpus  # part of the suite API
 from benchbench.errors import Skip
 from benchbench.measure import PROFILE_NAMES as PROFILES
 from benchbench.report import CaseKey
@@ -41,14 +42,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from benchbench.backends import Backend
 
 __all__ = ["Case", "Context", "Benchmark", "Skip", "benchmark", "usable_cpus"]
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on: its affinity mask where the OS has one (a container or `taskset`
-    may allow fewer than the machine has), else the CPU count."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 @dataclass

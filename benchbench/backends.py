@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchbench import peaks
+import benchbench.peaks as peaks  # the module itself: `from benchbench import` would run the package's __init__
 from benchbench.dtypes import float32_precision
 from benchbench.errors import UserError
 
@@ -172,7 +172,7 @@ class CpuBackend(Backend):
     def __init__(self) -> None:
         import torch
 
-        from benchbench.api import usable_cpus
+        from benchbench.cpus import usable_cpus
 
         cores = os.cpu_count()
         usable = usable_cpus()

@@ -19,13 +19,21 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from benchbench.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from benchbench.compare import Row
     from benchbench.report import CaseKey
+
+
+class Row(Protocol):
+    """What `disagreements` reads of a comparison row (compare.Row), named here so that this module does
+    not import compare, which imports it."""
+
+    key: Any
+    verdict: str
+    change: Any
 
 METHOD = "callgrind-instructions"
 DEFAULT_TOLERANCE = 0.005  # 0.5%

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import benchbench.environment.nvml as nvml  # the module itself, not the package's __init__
 from benchbench._version import __version__
 from benchbench.dtypes import float32_precision
-from benchbench.environment import nvml
 from benchbench.environment.nvml import is_unavailable, unavailable
 
 # Environment variables that change how fast (or how) PyTorch runs. Only these are ever recorded: any
