@@ -42,7 +42,7 @@ from benchbench.errors import UserError
 from benchbench.gate import EXIT_CODES, GateResult, Policy, gate
 from benchbench.instructions import Disagreement, disagreements
 from benchbench.interleave import Interleaved, Outcome
-from benchbench.report import Report
+from benchbench.report import Report, check_output_folder
 from benchbench.runner import Side
 from benchbench.sequential import Plan
 
@@ -298,14 +298,7 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
     command = list(command) if command is not None else ["benchbench", *sys.argv[1:]]
     folder = Path(output) if output is not None else None
     if folder is not None:
-        if folder.exists() and not folder.is_dir():
-            raise UserError(f"-o {folder}: not a folder")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"-o {folder}: cannot create: {exc.strerror or exc}") from None
-        if not os.access(folder, os.W_OK):
-            raise UserError(f"-o {folder}: not writable")
+        check_output_folder(folder, "-o")
     if budget is not None and not budget > 0:
         raise UserError("--budget must be positive")
     policy = policy or Policy()

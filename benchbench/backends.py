@@ -229,7 +229,6 @@ class CudaBackend(Backend):
                          properties=properties)
         self._torch = torch_mod
         self._index = index
-        self._bf16 = None
 
     def synchronize(self) -> None:
         self._torch.cuda.synchronize(self._index)

@@ -86,7 +86,7 @@ from benchbench.errors import UserError
 from benchbench.report import CaseKey, Report, Result
 from benchbench.stats import FEW_SAMPLES
 
-# Per-key verdicts. The first nine are the issue's; `failed` and `skipped` name the pairs where
+# Per-key verdicts. The first nine compare two measurements; `failed` and `skipped` name the pairs where
 # neither side has a measurement (not ok before either), so nothing is silently called `same`.
 VERDICTS = ("faster", "slower", "same", "noisy", "new", "missing", "broke", "fixed", "incomparable",
             "failed", "skipped")

@@ -27,7 +27,15 @@ from typing import Any
 from benchbench.environment.facts import get
 from benchbench.environment.fingerprint import fingerprint_diff
 from benchbench.errors import ReportError, UserError
-from benchbench.report import CaseKey, Report, _clean_floats, _json_default, parse, read_json
+from benchbench.report import (
+    CaseKey,
+    Report,
+    _clean_floats,
+    _json_default,
+    check_output_folder,
+    parse,
+    read_json,
+)
 from benchbench.validation import loads
 
 INDEX = "history.jsonl"
@@ -79,18 +87,9 @@ def check_folder(folder: str | os.PathLike) -> Path:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"--history {folder}: is a file; give a folder (its {INDEX} holds one line per run)")
-    existing = next((p for p in folder.absolute().parents if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise UserError(f"--history {folder}: {existing} is a file, not a folder")
     if (folder / INDEX).is_dir():
         raise UserError(f"--history {folder}: {folder / INDEX} is a folder, not the index file")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--history {folder}: cannot create: {exc.strerror or exc}") from None
-    if not os.access(folder, os.W_OK):
-        raise UserError(f"--history {folder}: not writable")
-    return folder
+    return check_output_folder(folder, "--history")
 
 
 def load_folder(folder: str | os.PathLike) -> tuple[list[tuple[Report, str]], list[str]]:

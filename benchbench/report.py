@@ -396,6 +396,24 @@ def check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_output_folder(folder: str | os.PathLike, option: str) -> Path:
+    """Fail now, in one line naming `option`, if files cannot be written into `folder`: it (or a parent)
+    is a file, it cannot be created, or it is not writable. Creates it when missing."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{option} {folder}: is a file, not a folder")
+    existing = next((p for p in folder.absolute().parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise UserError(f"{option} {folder}: {existing} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{option} {folder}: cannot create: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"{option} {folder}: not writable")
+    return folder
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)

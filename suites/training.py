@@ -411,6 +411,7 @@ def train_case(ctx: Context, name: str, params: dict[str, Any]) -> Case:
     try:
         with inductor_cache(cache_dir):
             before = dynamo_counts()
+            after_first = before  # GUARD_STEPS >= 1 replaces it after the first (compiling) call
             guard_s: list[float] = []
             compiled_losses: list[float] = []
             try:

@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", "-f", default="table", choices=FORMATS, help="output format (default: table)")
     p.add_argument("--threshold", default="5%", metavar="PCT",
                    help="a change smaller than this is 'same' (default: 5%%)")
-    p.add_argument("--alpha", default="0.05", help="significance level of the Mann-Whitney test (default: 0.05)")
+    p.add_argument("--alpha", default="0.05", help="significance level: the interval is at 1 - ALPHA (t over rounds; Mann-Whitney with one round per side) (default: 0.05)")
     p.add_argument("--instructions-tolerance", default="0.5%", metavar="PCT",
                    help="instruction counts (run --metric instructions) within this are 'same' (default: 0.5%%)")
     p.add_argument("--instructions", nargs=2, metavar=("BASE_COUNTS", "OTHER_COUNTS"),

@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", "-b", metavar="BASE", help="compare every report against this one (and gate one)")
     p.add_argument("--title", help="the page's title")
     p.add_argument("--fail-on", metavar="median:PCT", help="the gate's threshold, e.g. median:5%% (with --baseline)")
-    p.add_argument("--alpha", help="significance level of the Mann-Whitney test (default: 0.05)")
+    p.add_argument("--alpha", help="significance level: the interval is at 1 - ALPHA (t over rounds; Mann-Whitney with one round per side) (default: 0.05)")
     p.add_argument("--rules", metavar="TOML", help="the gate's per-benchmark rules file (with --baseline)")
 
 

@@ -53,7 +53,8 @@ def reason(f: Finding, result: GateResult) -> str:
     return f.why
 
 
-def _policy_text(result: GateResult) -> str:
+def policy_text(result: GateResult) -> str:
+    """The gate's rule in one paragraph of plain text, as this result's policy applied it."""
     p = result.policy
     level = f"{100 * (1 - p.alpha):g}%"
     if result.pair.paired and result.pair.report.sequential:
@@ -124,7 +125,7 @@ def markdown_summary(result: GateResult) -> str:
         out += ["", "**Environment differences**", *("- " + md_text(line) for line in env)]
     counts = bool(result.findings) and all(counts_instructions(f.row) for f in result.findings)
     what = "median instructions per call" if counts else "median time"
-    out += ["", f"<sub>{md_text(_policy_text(result))} Change = {what} {pair.name} / {comp.base_name} - 1.</sub>", ""]
+    out += ["", f"<sub>{md_text(policy_text(result))} Change = {what} {pair.name} / {comp.base_name} - 1.</sub>", ""]
     return "\n".join(out)
 
 

@@ -26,7 +26,7 @@ from benchbench.gate import GateResult
 from benchbench.output import html
 from benchbench.output.charts import Bar, Entry, bars, forest, lines
 from benchbench.output.comparison import env_lines, fmt_median, fmt_pct, quantity
-from benchbench.output.gate import headline
+from benchbench.output.gate import headline, policy_text
 from benchbench.output.html import Raw, Section, badge, esc
 from benchbench.output.units import fmt_si, fmt_speed, fmt_time
 from benchbench.report import CaseKey, Report, Result, report_fact
@@ -156,10 +156,9 @@ def _mde_text(row: Row) -> str:
     mde = getattr(row, "mde", None)
     if mde is None:
         return ""
-    value = getattr(mde, "relative", mde)
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return f"≥{100 * value:.1f}%"  # a slowdown: one-sided
-    return str(mde)
+    if math.isfinite(mde):
+        return f"≥{100 * mde:.1f}%"  # a slowdown: one-sided
+    return "∞"
 
 
 def _gate(result: GateResult) -> str:
@@ -168,9 +167,7 @@ def _gate(result: GateResult) -> str:
     comp, pair = result.comparison, result.pair
     p = result.policy
     out.append(f'<p class="note">Current <b>{esc(pair.name)}</b> against baseline <b>{esc(comp.base_name)}</b>. '
-               f"A case regresses when it broke, or when it is slower with Mann-Whitney p &lt; {p.alpha:g}, the "
-               f"interval of the median ratio entirely above +{100 * p.threshold:g}% and the change beyond the "
-               "noise. Inconclusive: the data cannot tell (noisy, incomparable, missing).</p>")
+               f"{esc(policy_text(result))} Inconclusive: the data cannot tell (noisy, incomparable, missing).</p>")
     order = {"regression": 0, "inconclusive": 1, "ignored": 3, "ok": 2}
     findings = sorted(result.findings, key=lambda f: (order.get(f.outcome, 9), f.row.key.sort_key()))
     with_mde = any(getattr(f.row, "mde", None) is not None for f in findings)
