@@ -16,6 +16,7 @@ import torch
 from fakes import fake_torch, gpu_props
 
 from benchbench import backends as bk
+from benchbench import cpus
 from benchbench.environment import (
     FINGERPRINT_KEYS,
     Context,
@@ -616,8 +617,10 @@ def test_cgroup_quota_v2_and_v1(monkeypatch):
             return files[path]
         raise FileNotFoundError(path)
 
-    monkeypatch.setattr(fx, "read_text", read)
+    monkeypatch.setattr(cpus, "read_text", read)
     assert fx.cgroup_cpu_quota() == pytest.approx(1.5)
+    monkeypatch.setattr(cpus, "affinity_cpus", lambda: 8)
+    assert cpus.usable_cpus() == 2  # 1.5 CPUs of quota: two threads may run, each part of the time
     files.update({"/sys/fs/cgroup/job/cpu.max": "max 100000\n"})
     assert fx.cgroup_cpu_quota() is None
     files.clear()
@@ -625,6 +628,18 @@ def test_cgroup_quota_v2_and_v1(monkeypatch):
                   "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "400000",
                   "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000"})
     assert fx.cgroup_cpu_quota() == pytest.approx(4.0)
+    assert cpus.usable_cpus() == 4
+    files.clear()  # no cgroup file readable: the affinity mask alone
+    assert cpus.usable_cpus() == 8
+
+
+def test_usable_cpus_combines_affinity_count_and_quota():
+    assert cpus.combine(affinity=8, logical=64, quota=None) == 8
+    assert cpus.combine(affinity=None, logical=64, quota=None) == 64  # no affinity call (macOS)
+    assert cpus.combine(affinity=8, logical=64, quota=2.0) == 2
+    assert cpus.combine(affinity=2, logical=64, quota=16.0) == 2
+    assert cpus.combine(affinity=8, logical=64, quota=0.5) == 1
+    assert cpus.combine(affinity=None, logical=None, quota=None) == 1
 
 
 def test_proc_driver_nvidia_without_nvml(monkeypatch):

@@ -8,7 +8,6 @@ through a module-level function here or in `nvml`, so tests replace the readers,
 from __future__ import annotations
 
 import ctypes
-import math
 import os
 import platform
 import re
@@ -18,8 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import benchbench.cpus as cpu_facts
 import benchbench.environment.nvml as nvml  # the module itself, not the package's __init__
 from benchbench._version import __version__
+from benchbench.cpus import cgroup_cpu_quota
 from benchbench.dtypes import float32_precision
 from benchbench.environment.nvml import is_unavailable, unavailable
 
@@ -197,57 +198,13 @@ def openmp_runtimes(paths: list[str]) -> list[dict[str, str]]:
 
 
 # --- cgroups ----------------------------------------------------------------------------------
-def _cgroup_paths() -> dict[str, str]:
-    """controller -> path of this process's cgroup ("" key for cgroup v2)."""
-    out = {}
-    for line in read_text("/proc/self/cgroup").splitlines():
-        parts = line.split(":", 2)
-        if len(parts) == 3:
-            for ctrl in (parts[1].split(",") if parts[1] else [""]):
-                out[ctrl] = parts[2]
-    return out
-
-
-def _cgroup_file(controller: str, name: str) -> str | None:
-    """Content of a cgroup control file for this process, trying its own cgroup then the mount root."""
-    paths = _cgroup_paths()
-    candidates = []
-    if "" in paths:  # v2
-        candidates += [f"/sys/fs/cgroup{paths['']}/{name}".replace("//", "/"), f"/sys/fs/cgroup/{name}"]
-    if controller in paths:
-        for mount in (controller, "cpu,cpuacct", "cpuacct,cpu"):
-            candidates += [f"/sys/fs/cgroup/{mount}{paths[controller]}/{name}".replace("//", "/"),
-                           f"/sys/fs/cgroup/{mount}/{name}"]
-    for c in dict.fromkeys(candidates):
-        try:
-            return read_text(c).strip()
-        except OSError:
-            continue
-    return None
-
-
-def cgroup_cpu_quota() -> float | None:
-    """CPUs this cgroup may use (quota / period), None when unlimited or not limited by a cgroup."""
-    if not sys.platform.startswith("linux"):
-        return None
-    v2 = _cgroup_file("", "cpu.max")
-    if v2:
-        quota, _, period = v2.partition(" ")
-        return None if quota == "max" else int(quota) / int(period or 100000)
-    quota_us = _cgroup_file("cpu", "cpu.cfs_quota_us")
-    if quota_us is not None and int(quota_us) > 0:
-        period = _cgroup_file("cpu", "cpu.cfs_period_us")
-        return int(quota_us) / int(period or 100000)
-    return None
-
-
 def cgroup_memory_limit() -> int | None:
     if not sys.platform.startswith("linux"):
         return None
-    v2 = _cgroup_file("", "memory.max")
+    v2 = cpu_facts.cgroup_file("", "memory.max")
     if v2 and v2 != "max":
         return int(v2)
-    v1 = _cgroup_file("memory", "memory.limit_in_bytes")
+    v1 = cpu_facts.cgroup_file("memory", "memory.limit_in_bytes")
     if v1 and int(v1) < (1 << 60):  # v1 says "unlimited" with a huge number
         return int(v1)
     return None
@@ -376,11 +333,11 @@ def _cpu(backends: list[Any]) -> dict[str, Any]:
         governors=lambda: _governors(cpus),
         load_average=lambda: [round(x, 2) for x in os.getloadavg()],
     )
-    usable = out["affinity_cpus"] if isinstance(out["affinity_cpus"], int) else out["logical_cpus"]
-    quota = out["cgroup_cpu_quota"]
-    if isinstance(quota, (int, float)) and isinstance(usable, int):
-        usable = min(usable, max(1, math.ceil(quota)))
-    out["usable_cpus"] = usable
+    def known(value: Any, kind: type | tuple[type, ...]) -> Any:
+        return value if isinstance(value, kind) else None
+
+    out["usable_cpus"] = cpu_facts.combine(known(out["affinity_cpus"], int), known(out["logical_cpus"], int),
+                                           known(out["cgroup_cpu_quota"], (int, float)))
     return out
 
 
