@@ -2,7 +2,7 @@
 
 Every timing path goes through `Backend.timer()`: CUDA (and ROCm, which torch exposes as CUDA) times
 with device events; MPS and XPU synchronise and read `perf_counter_ns`; the CPU reads it directly.
-Adding a backend means one class here and one line in `_KINDS`.
+Adding a backend means its `Kind` in kinds.py, one class here and its probe in `_PROBES`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from typing import Any
 import benchbench.peaks as peaks  # the module itself: `from benchbench import` would run the package's __init__
 from benchbench.dtypes import float32_precision
 from benchbench.errors import UserError
-
-KNOWN = ("cpu", "cuda", "mps", "xpu")
+from benchbench.kinds import KINDS, KNOWN  # noqa: F401  (KNOWN: re-exported for callers)
 
 
 class Timer:
@@ -442,7 +441,7 @@ def _probe_xpu(torch_mod: Any) -> Backend:
         return _unavailable("xpu", f"XPU initialisation failed: {str(exc).splitlines()[0]}")
 
 
-_KINDS: dict[str, Callable[[Any], Backend]] = {
+_PROBES: dict[str, Callable[[Any], Backend]] = {
     "cpu": lambda torch_mod: CpuBackend(),
     "cuda": _probe_cuda,
     "mps": _probe_mps,
@@ -456,7 +455,7 @@ def discover(names: list[str] | None = None) -> list[Backend]:
 
     out = []
     for name in names or list(KNOWN):
-        probe = _KINDS.get(name)
+        probe = _PROBES.get(name)
         if probe is None:
             raise UserError(f"unknown backend {name!r} (known: {', '.join(KNOWN)})")
         out.append(probe(torch))

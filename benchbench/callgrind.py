@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from benchbench.instructions import METHOD  # the results' timing_method
+from benchbench.kinds import is_gpu
 
 OUT_ENV = "BENCHBENCH_CALLGRIND_OUT"  # set for a worker started under Callgrind: where its dumps go
 KEEP_ENV = "BENCHBENCH_CALLGRIND_KEEP"  # a folder: keep every dump there (for callgrind_annotate, KCachegrind)
@@ -453,7 +454,7 @@ def plan(cases: list[Any]) -> list[Any]:
     for case in cases:
         if case.skip:
             out.append(case)
-        elif case.key.backend != "cpu":
+        elif is_gpu(case.key.backend):
             out.append(replace(case, skip=f"instruction counts run on the CPU backend only ({case.key.backend} "
                                           "work happens on the device, where Callgrind cannot see it)"))
         elif case.isolate:

@@ -27,6 +27,7 @@ from typing import Any
 from benchbench.environment.facts import get
 from benchbench.environment.fingerprint import fingerprint_diff
 from benchbench.errors import ReportError, UserError
+from benchbench.kinds import KINDS, is_gpu
 from benchbench.report import (
     CaseKey,
     Report,
@@ -47,8 +48,7 @@ CODE_OR_UNKNOWN = "code or unknown"
 
 # the fingerprint key naming the hardware a backend runs on: results on different hardware are
 # separate series, everything else in the fingerprint may change along a series
-DEVICE_KEYS = {"cpu": ("cpu",), "cuda": ("cuda_device", "gpu_count"), "mps": ("mps_device",),
-               "xpu": ("xpu_device",)}
+DEVICE_KEYS = {k.name: (k.device_fact,) + ((k.count_fact,) if k.count_fact else ()) for k in KINDS.values()}
 NOT_ENVIRONMENT = frozenset({"hostname", "benchbench", "fingerprint_version"})  # recorded, never a cause
 
 
@@ -235,7 +235,7 @@ def machine_of(report: Report, backend: str) -> str:
     """The hardware `backend` ran on in `report`, e.g. `cpu: AMD EPYC` (what separates series)."""
     fp = report.fingerprint
     parts = [str(fp.get(k)) for k in DEVICE_KEYS.get(backend, ()) if fp.get(k) is not None]
-    if backend == "cuda" and len(parts) == 2:
+    if len(parts) == 2:  # the device and how many of it
         parts = [f"{parts[0]} x{parts[1]}"]
     if not parts:
         device = (report.backend(backend) or {}).get("device_name")
@@ -260,7 +260,7 @@ def _env_changes(before: Report, after: Report, backend: str) -> list[EnvChange]
         if key in NOT_ENVIRONMENT:
             continue
         if key == "cpu_governor":
-            matters = va is not None and vb is not None and backend == "cpu"
+            matters = va is not None and vb is not None and not is_gpu(backend)
         out.append(EnvChange(key, va, vb, matters, after.run_id))
     return out
 

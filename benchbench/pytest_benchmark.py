@@ -17,11 +17,11 @@ from collections import Counter
 from typing import Any
 
 from benchbench.errors import ReportError
+from benchbench.kinds import KNOWN
 from benchbench.report import CaseKey, Report, Result, check_key, report_fact
 from benchbench.validation import Fields, check_tree
 
 PB_SUITE = "pytest-benchmark"
-_BACKENDS = ("cpu", "cuda", "mps", "xpu")
 
 
 def is_pytest_benchmark(doc: Any) -> bool:
@@ -41,7 +41,7 @@ def _scalar(v: Any) -> Any:
 def _pb_backend(params: dict[str, Any]) -> str:
     for name in ("backend", "device"):
         value = params.get(name)
-        if isinstance(value, str) and value.split(":")[0] in _BACKENDS:
+        if isinstance(value, str) and value.split(":")[0] in KNOWN:
             return value.split(":")[0]
     return "cpu"
 

@@ -38,6 +38,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from benchbench.kinds import KINDS, is_gpu
+
 TOLERANCE = 0.03  # an engine agrees when its ratio's whole interval lies within 1 ± this
 HELD_ABOVE_S = 10e-6  # ops faster than this are shown but not held to the tolerance
 ENGINES = ("benchbench", "torch")
@@ -158,10 +160,10 @@ def reference_ops(backend: Any) -> dict[str, Callable[[], Any]]:
     import torch
 
     dev = backend.torch_device()
-    n = 512 if backend.name == "cpu" else 4096
+    n = 4096 if is_gpu(backend.name) else 512
     a = torch.randn(n, n, device=dev)
     b = torch.randn(n, n, device=dev)
-    numel = 2**20 if backend.name == "cpu" else 2**26
+    numel = 2**26 if is_gpu(backend.name) else 2**20
     x = torch.randn(numel, device=dev)
     y = torch.randn(numel, device=dev)
     one = torch.ones(1, device=dev)
@@ -222,7 +224,7 @@ def torch_measure(fn: Callable[[], Any], backend: Any, min_run_time: float) -> d
 
     # Timer defaults to one thread; benchbench measures with torch's configured thread count.
     kwargs: dict[str, Any] = {"num_threads": torch.get_num_threads()}
-    if backend.name in ("mps", "xpu"):
+    if KINDS[backend.name].timer == "sync+host":
         # torch.utils.benchmark synchronises CUDA itself but not MPS: give it a timer that does.
         def synced() -> float:
             backend.synchronize()

@@ -74,13 +74,15 @@ class _MemoryCap:
             return None
         import resource
 
-        if backend == "cpu" and self.state == "pending" and self.limit is not None:
+        from benchbench.kinds import is_gpu
+
+        if not is_gpu(backend) and self.state == "pending" and self.limit is not None:
             soft, hard = resource.getrlimit(resource.RLIMIT_AS)
             self.saved = soft
             limit = self.limit if hard == resource.RLIM_INFINITY else min(self.limit, hard)
             resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
             self.state, self.note = "applied", f"address space capped at {self.limit} bytes"
-        elif backend != "cpu" and self.state in ("pending", "applied"):
+        elif is_gpu(backend) and self.state in ("pending", "applied"):
             if self.state == "applied":
                 resource.setrlimit(resource.RLIMIT_AS, (self.saved, resource.getrlimit(resource.RLIMIT_AS)[1]))
             self._skip(f"{MEMORY_LIMIT_ENV} not applied in a worker that runs {backend} cases: GPU drivers "

@@ -290,4 +290,4 @@ def install_gpu_shaped_backend(kind: str) -> None:
     """Make `kind` usable for every later backends.discover()/get() in this process."""
     from benchbench import backends as bk
 
-    bk._KINDS[kind] = lambda torch_mod: gpu_shaped_backend(kind)
+    bk._PROBES[kind] = lambda torch_mod: gpu_shaped_backend(kind)

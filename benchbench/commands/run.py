@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchbench import kinds
 from benchbench.errors import ExitCode, UserError
 from benchbench.measure import PROFILE_NAMES, PROFILES
 from benchbench.session import default_path, select_backends  # noqa: F401 - used by other commands
@@ -19,7 +20,7 @@ def add_case_arguments(p: argparse.ArgumentParser, rounds_help: str) -> None:
     """What to measure and how much: the options `run` and `ab` share."""
     p.add_argument("--suite", action="append", metavar="NAME", help="run this suite (repeatable; default: all)")
     p.add_argument("--backend", action="append", metavar="NAME",
-                   help="cpu, cuda, mps or xpu (repeatable; default: every usable one)")
+                   help=f"{kinds.listed()} (repeatable; default: every usable one)")
     p.add_argument("--filter", metavar="REGEX", help="only cases whose label matches, e.g. 'matmul.*float32'")
     p.add_argument("--profile", default="default", choices=PROFILE_NAMES,
                    help="budget per case and number of rounds: "
