@@ -1,0 +1,103 @@
+"""The gate's re-run policy: measure a gate's suspected regressions again, on this machine, in more rounds
+added to CURRENT's (evidence accumulates; nothing is replaced), then decide again.
+
+The baseline is never re-measured: it usually comes from another commit. Re-running refuses when this
+machine's fingerprint differs from CURRENT's in a way that matters, and skips (with a note) a case whose
+benchmark code no longer matches the definition CURRENT measured. `benchbench gate --rerun` calls
+`gate_with_rerun`; a notebook can too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from benchbench.errors import UserError
+from benchbench.gate import gate
+
+if TYPE_CHECKING:
+    from benchbench.compare import Row
+    from benchbench.gate import GateResult, Policy
+    from benchbench.report import Report
+
+
+def suspects(result: GateResult) -> list[Row]:
+    """Rows worth re-measuring: timed on both sides with raw samples, and slower or possibly slower."""
+    out = []
+    for f in result.findings:
+        row = f.row
+        if f.outcome not in ("regression", "inconclusive") or row.change is None or not row.change.from_samples \
+                or row.reasons or row.env:
+            continue
+        if row.verdict == "slower" or (row.verdict == "noisy" and row.change.ratio > 1):
+            out.append(row)
+    return out
+
+
+def rerun(current: Report, rows: list[Row], suite_paths: list[str] | None, quiet: bool, out_path: Path,
+          command: list[str]) -> list[str]:
+    """Measure these rows' cases in more rounds and add them to `current`; returns notes for the user."""
+    import random
+
+    from benchbench import registry, session
+    from benchbench.environment import collect, fingerprint_diff
+    from benchbench.execute import skip_reason
+    from benchbench.measure import get_profile
+    from benchbench.progress import Progress
+    from benchbench.runner import PlannedCase, Side
+
+    notes = []
+    available = {s.name: s for s in registry.discover(suite_paths)}
+    all_backends, _ = session.select_backends(None)
+    backends = {b.name: b for b in all_backends if b.name in {r.key.backend for r in rows}}
+    env = collect(list(backends.values()))
+    clash = [f"{k}: {a} vs {b}" for k, a, b, m in fingerprint_diff(current.fingerprint, env["fingerprint"],
+                                                                      sorted(backends)) if m]
+    if clash:
+        raise UserError("--rerun must run on the machine (and setup) that measured CURRENT; differences: "
+                        + "; ".join(clash))
+    cases = []
+    for row in rows:
+        key, old = row.key, row.other
+        suite = available.get(key.suite)
+        bench = next((b for b in suite.benchmarks if b.name == key.benchmark), None) if suite else None
+        backend = backends.get(key.backend)
+        if bench is None:
+            notes.append(f"not re-run: {key.label}: suite or benchmark not found (use --suite-path)")
+        elif backend is None or not backend.available:
+            notes.append(f"not re-run: {key.label}: backend {key.backend} is not usable here")
+        elif old.definition_hash and bench.definition_hash != old.definition_hash:
+            notes.append(f"not re-run: {key.label}: the benchmark's code differs from what CURRENT measured")
+        else:
+            cases.append(PlannedCase(suite, bench, key, skip_reason(bench, key, backend)))
+    if not cases:
+        return notes
+    profile = get_profile(current.profile or "default")
+    sess = session.Session(suites=list(available.values()), all_backends=list(backends.values()),
+                           backends=list(backends.values()), profile=profile, budget=profile.budget,
+                           rounds=profile.rounds, seed=random.randrange(2**31), cases=cases,
+                           environment=env)
+    # More rounds of the same budget, added to the suspects' results: evidence accumulates, nothing is replaced.
+    session.measure(sess, [session.Target(Side(), current, out_path)], Progress(quiet=quiet))
+    current.command = [*current.command, "+", *command]
+    from benchbench.report import save
+
+    save(current, out_path)
+    notes.append(f"measured {len(cases)} suspected regression{'s' if len(cases) != 1 else ''} in "
+                 f"{profile.rounds} more rounds; updated report: {out_path}")
+    return notes
+
+
+def gate_with_rerun(baseline: Report, current: Report, policy: Policy, names: tuple[str, str], out_path: Path,
+                    suite_paths: list[str] | None, command: list[str], quiet: bool = True,
+                    ) -> tuple[GateResult, list[str]]:
+    """`gate`, and when it does not pass, re-measure its suspects into `current` (saved to `out_path`)
+    and decide again. Returns the final result and notes for the user."""
+    result = gate(baseline, current, policy, names)
+    if result.verdict == "pass":
+        return result, []
+    rows = suspects(result)
+    if not rows:
+        return result, ["--rerun: nothing to re-measure (no slower or possibly slower case with raw samples)"]
+    notes = rerun(current, rows, suite_paths, quiet, out_path, command)
+    return gate(baseline, current, policy, names), notes
