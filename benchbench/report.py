@@ -436,7 +436,8 @@ def read_json(path: str | os.PathLike) -> Any:
 
 # The metrics the harness itself reads, with their types; every other metric is shown or passed on as it is.
 METRIC_TYPES: dict[str, type] = {"bound": str, "round_statistic": str, "memory_kind": str, "note": str, "stopped": str,
-                                 "imported_stats": dict, "instructions": dict}
+                                 "imported_stats": dict, "instructions": dict,
+                                 "energy": str}  # benchbench.energy: what was read, or "unavailable: why"
 
 
 def check_metrics(metrics: Fields) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from tabulate import tabulate
 
 from benchbench.ceilings import ceiling_fraction, find_ceiling
+from benchbench.output.energy import energy_cell, energy_lines
 from benchbench.output.safe_text import csv_row
 from benchbench.output.units import fmt_per_call, rate_text
 from benchbench.peaks import peak_fraction
@@ -59,6 +60,7 @@ def result_rows(report: Report) -> list[dict[str, Any]]:
             "rate": rate_text(r) if r.ok else "",
             "% peak": f"{100 * next(iter(frac.values())):.0f}%" if frac else "",
             "% ceiling": _ceiling_text(report, r),
+            "energy": energy_cell(r),
             "note": _note(r),
         })
     return rows
@@ -78,7 +80,8 @@ def results_table(report: Report, fmt: str = "simple", max_note: int = 100) -> s
             row["note"] = row["note"][: max_note - 1] + "…"
     if not rows:
         return "(no results)"
-    return tabulate(rows, headers="keys", tablefmt=fmt, disable_numparse=True)
+    table = tabulate(rows, headers="keys", tablefmt=fmt, disable_numparse=True)
+    return "\n\n".join([table, "\n".join(energy_lines(report))]) if energy_lines(report) else table
 
 
 def results_csv(report: Report) -> str:
