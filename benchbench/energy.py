@@ -227,11 +227,12 @@ def amd_energy_meter(root: str = HWMON_ROOT) -> Meter | str:
     return Meter("amd_energy", counters)
 
 
-def cpu_meter(powercap_root: str = POWERCAP_ROOT, hwmon_root: str = HWMON_ROOT) -> Meter | str:
-    rapl = rapl_meter(powercap_root)
+def cpu_meter(powercap_root: str | None = None, hwmon_root: str | None = None) -> Meter | str:
+    """RAPL through powercap, else amd_energy; both reasons when neither can be read."""
+    rapl = rapl_meter(powercap_root or POWERCAP_ROOT)
     if isinstance(rapl, Meter):
         return rapl
-    amd = amd_energy_meter(hwmon_root)
+    amd = amd_energy_meter(hwmon_root or HWMON_ROOT)
     if isinstance(amd, Meter):
         return amd
     return f"{rapl}; {amd}"
