@@ -3,6 +3,8 @@ NVML and amdsmi through fakes with their counters' semantics, and the tally a ca
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fakes import FakeBackend, FakeClock, FakeTimer
 
@@ -346,3 +348,16 @@ def test_self_timed_case_says_why_it_has_no_energy():
     r = run_case(external, CaseKey.make("t", "external"), FakeBackend(timer=FakeTimer(clock, lambda i: 1e-3)),
                  TINY, clock=clock, meter=meter)
     assert r.metrics["energy"].startswith("unavailable: the benchmark times itself")
+
+
+def test_a_report_whose_energy_metric_is_not_text_is_refused():
+    from benchbench.errors import ReportError
+    from benchbench.report import Report, Result, dumps, parse
+
+    r = Result(key=CaseKey.make("t", "b"), status="ok", samples=[1.0], metrics={"energy": "rapl: package-0",
+                                                                               "energy_j_per_call": 0.5})
+    doc = json.loads(dumps(Report(run_id="x", created_at="now", results=[r])))
+    assert parse(doc).results[0].metrics["energy_j_per_call"] == 0.5
+    doc["results"][0]["metrics"]["energy"] = 5
+    with pytest.raises(ReportError, match="energy"):
+        parse(doc)
