@@ -32,6 +32,8 @@ SCHEMA = "benchbench.report"
 #      Additions readers without them may ignore (no bump): a block-interleaved `ab` report carries
 #      `sequential` (the plan its rounds were decided by), and its results' round records `windows`
 #      (the round's samples cut into that many equal windows pair with the other side's: blocks.py).
+#      A result's metrics may carry `energy` (what was read, or "unavailable: why"), `energy_j_per_call`
+#      and `power_w` (benchbench/energy.py).
 SCHEMA_VERSION = 2
 
 STATUSES = ("ok", "skipped", "failed", "timeout")
