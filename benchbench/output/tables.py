@@ -81,7 +81,8 @@ def results_table(report: Report, fmt: str = "simple", max_note: int = 100) -> s
     if not rows:
         return "(no results)"
     table = tabulate(rows, headers="keys", tablefmt=fmt, disable_numparse=True)
-    return "\n\n".join([table, "\n".join(energy_lines(report))]) if energy_lines(report) else table
+    why = energy_lines(report)  # why energy is unavailable, one line per reason, under the table
+    return "\n\n".join([table, "\n".join(why)]) if why else table
 
 
 def results_csv(report: Report) -> str:
