@@ -361,3 +361,26 @@ def test_a_report_whose_energy_metric_is_not_text_is_refused():
     doc["results"][0]["metrics"]["energy"] = 5
     with pytest.raises(ReportError, match="energy"):
         parse(doc)
+
+
+def test_table_cell_csv_columns_and_reasons_of_measured_and_unmeasured_cases():
+    import csv
+    import io
+
+    from benchbench.output.energy import energy_cell, energy_lines, fmt_joules
+    from benchbench.output.tables import results_csv
+    from benchbench.report import Report, Result
+
+    measured = Result(key=CaseKey.make("t", "a"), status="ok", samples=[1e-3],
+                      metrics={"energy": "nvml: GPU", "energy_j_per_call": 0.0123, "power_w": 41.0})
+    without = Result(key=CaseKey.make("t", "b"), status="ok", samples=[1e-3],
+                     metrics={"energy": "unavailable: no RAPL counters"})
+    older = Result(key=CaseKey.make("t", "c"), status="ok", samples=[1e-3])
+    assert energy_cell(measured) == "12.3 mJ/call, 41 W"
+    assert energy_cell(without) == "unavailable" and energy_cell(older) == ""
+    report = Report(run_id="x", created_at="now", results=[measured, without, older])
+    assert energy_lines(report) == ["energy unavailable: no RAPL counters (1 of 3 cases)"]
+    rows = {r["benchmark"]: r for r in csv.DictReader(io.StringIO(results_csv(report)))}
+    assert rows["a"]["energy_j_per_call"] == "0.0123" and rows["a"]["power_w"] == "41.0"
+    assert rows["b"]["energy"] == "unavailable: no RAPL counters" and rows["b"]["energy_j_per_call"] == ""
+    assert [fmt_joules(x) for x in (2.5, 0.0123, 4.5e-6, None)] == ["2.5 J", "12.3 mJ", "4.5 uJ", "-"]

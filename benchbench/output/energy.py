@@ -32,6 +32,14 @@ def energy_cell(result: Result) -> str:
     return f"{fmt_joules(joules)}/call, {watts:.3g} W"
 
 
+def energy_fields(result: Result) -> dict[str, object]:
+    """The CSV's raw energy columns: joules per call, watts, and what was read or why not (blank: no field)."""
+    m = result.metrics
+    return {"energy_j_per_call": _number(m.get(energy.J_PER_CALL)) if result.ok else None,
+            "power_w": _number(m.get(energy.WATTS)) if result.ok else None,
+            "energy": m.get(energy.SOURCE) if result.ok and isinstance(m.get(energy.SOURCE), str) else ""}
+
+
 def energy_lines(report: Report) -> list[str]:
     """One line per distinct reason that energy is unavailable, with how many cases it holds for."""
     reasons: dict[str, int] = {}

@@ -9,7 +9,7 @@ from typing import Any
 from tabulate import tabulate
 
 from benchbench.ceilings import ceiling_fraction, find_ceiling
-from benchbench.output.energy import energy_cell, energy_lines
+from benchbench.output.energy import energy_cell, energy_fields, energy_lines
 from benchbench.output.safe_text import csv_row
 from benchbench.output.units import fmt_per_call, rate_text
 from benchbench.peaks import peak_fraction
@@ -90,7 +90,7 @@ def results_csv(report: Report) -> str:
     buf = io.StringIO()
     fields = ["suite", "benchmark", "params", "backend", "dtype", "mode", "status", "reason", "n", "median_s",
               "iqr_s", "ci_low_s", "ci_high_s", "items_per_s", "flops_per_s", "bytes_per_s", "ceiling_fraction",
-              "peak_memory_bytes", "flags"]
+              "peak_memory_bytes", "flags", "energy_j_per_call", "power_w", "energy"]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for r in sorted(report.results, key=lambda r: r.key.sort_key()):
@@ -104,6 +104,7 @@ def results_csv(report: Report) -> str:
             "bytes_per_s": d.get("bytes_per_s", ""), "peak_memory_bytes": r.peak_memory_bytes or "",
             "ceiling_fraction": _or_blank(ceiling_fraction(report.results, r)),
             "flags": ";".join(r.flags),
+            **energy_fields(r),
         }))
     return buf.getvalue()
 
