@@ -14,6 +14,7 @@ from typing import Any
 
 from benchbench.api import Benchmark, Case, Context
 from benchbench.backends import Backend
+from benchbench.energy import Meter, Tally
 from benchbench.errors import Skip
 from benchbench.measure import Budget, Calibration, Measurement, measure, timed_block, warm_up_and_calibrate
 from benchbench.report import CaseKey, Result
@@ -66,8 +67,10 @@ class Prepared:
     and there is nothing to call."""
 
     def __init__(self, bench: Benchmark, key: CaseKey, backend: Backend, case: Case, clock: Callable[[], float],
-                 t_case: float) -> None:
+                 t_case: float, meter: Meter | str | None = None) -> None:
         self.bench, self.key, self.backend, self.case = bench, key, backend, case
+        # energy over the timed calls: a meter's joules, or why there are none (None: not asked)
+        self.energy = Tally.of(meter)
         self.clock, self.t_case = clock, t_case
         self.timer = backend.timer()
         self.flags = list(case.flags)
@@ -116,7 +119,11 @@ class Prepared:
     def block(self, loops: int) -> float:
         """One timed block of `loops` calls; returns (and keeps) the seconds per call."""
         self.loops = loops
+        if self.energy is not None:
+            self.energy.start()
         sample = timed_block(self.timer, self.case.fn, loops)
+        if self.energy is not None:
+            self.energy.stop(loops)
         self.samples.append(sample)
         self.block_s = sample * loops
         return sample
@@ -130,6 +137,10 @@ class Prepared:
             peak, memory_kind = self.backend.peak_memory(self.case.memory_counter)
         except Exception as exc:  # noqa: BLE001 - a failing case is data, not a crash (Skip included)
             return self.raised(exc)
+        if self.energy is not None:
+            if self.self_timed and not self.energy.reason:
+                self.energy.reason = "the benchmark times itself: no timed calls to read the counter around"
+            metrics.update(self.energy.metrics())
         result = Result(
             status="ok",
             timing_method=self.method,
@@ -157,8 +168,10 @@ def prepare_case(
     scratch_dir: Path | None = None,
     on_phase: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    meter: Meter | str | None = None,
 ) -> Prepared | Result:
-    """Set the case up and call it once. A Result instead when it is skipped or fails on the way."""
+    """Set the case up and call it once. A Result instead when it is skipped or fails on the way.
+    `meter` (benchbench.energy.open_meter) reads energy around the timed calls; a str says why none can."""
     t_case = clock()
     phase = on_phase or (lambda _p: None)
     reason = skip_reason(bench, key, backend)
@@ -171,7 +184,7 @@ def prepare_case(
         case = bench.setup(ctx, **key.params_dict)
         if not isinstance(case, Case):
             raise TypeError(f"setup of {bench.name} returned {type(case).__name__}, expected benchbench.Case")
-        prepared = Prepared(bench, key, backend, case, clock, t_case)
+        prepared = Prepared(bench, key, backend, case, clock, t_case, meter)
         if not prepared.self_timed:
             phase("first-call")
             prepared.first_call(ctx)
@@ -180,6 +193,21 @@ def prepare_case(
         return raised(exc, key, bench.definition_hash, clock() - t_case)
 
 
+
+
+def _energy_from_sampling(tally: Tally | None,
+                          on_phase: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    """The phase callback, starting the energy counters when sampling begins (warm-up stays out)."""
+    if tally is None:
+        return on_phase
+
+    def phase(p: str) -> None:
+        if on_phase is not None:
+            on_phase(p)
+        if p == "measure":
+            tally.start()
+
+    return phase
 
 
 def raised(exc: BaseException, key: CaseKey, definition_hash: str | None, duration_s: float) -> Result:
@@ -202,10 +230,13 @@ def run_case(
     on_phase: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
     counter: Any = None,
+    meter: Meter | str | None = None,
 ) -> Result:
     """Set up, call once, then time the case (or, with `counter`, count its instructions instead:
-    a `benchbench.callgrind.Collector` in a worker running under Callgrind)."""
-    prepared = prepare_case(bench, key, backend, profile, scratch_dir, on_phase, clock)
+    a `benchbench.callgrind.Collector` in a worker running under Callgrind). With `meter`, the energy of
+    the sampling phase (after warm-up and calibration) goes into the result's metrics."""
+    prepared = prepare_case(bench, key, backend, profile, scratch_dir, on_phase, clock,
+                            meter if counter is None else None)
     if isinstance(prepared, Result):
         return prepared
     if prepared.self_timed:
@@ -215,7 +246,10 @@ def run_case(
         return prepared.result()
     try:
         if counter is None:
-            m = measure(prepared.case.fn, prepared.timer, budget, clock=clock, on_phase=on_phase)
+            m = measure(prepared.case.fn, prepared.timer, budget, clock=clock,
+                        on_phase=_energy_from_sampling(prepared.energy, on_phase))
+            if prepared.energy is not None:
+                prepared.energy.stop(len(m.samples) * m.loops)
             prepared.take(m)
             return prepared.result({"overhead_s": m.overhead_s, "stopped": m.stopped})
         # instructions per call, counted under Callgrind: not a time

@@ -32,6 +32,8 @@ SCHEMA = "benchbench.report"
 #      Additions readers without them may ignore (no bump): a block-interleaved `ab` report carries
 #      `sequential` (the plan its rounds were decided by), and its results' round records `windows`
 #      (the round's samples cut into that many equal windows pair with the other side's: blocks.py).
+#      A result's metrics may carry `energy` (what was read, or "unavailable: why"), `energy_j_per_call`
+#      and `power_w` (benchbench/energy.py).
 SCHEMA_VERSION = 2
 
 STATUSES = ("ok", "skipped", "failed", "timeout")
@@ -454,7 +456,8 @@ def read_json(path: str | os.PathLike) -> Any:
 
 # The metrics the harness itself reads, with their types; every other metric is shown or passed on as it is.
 METRIC_TYPES: dict[str, type] = {"bound": str, "round_statistic": str, "memory_kind": str, "note": str, "stopped": str,
-                                 "imported_stats": dict, "instructions": dict}
+                                 "imported_stats": dict, "instructions": dict,
+                                 "energy": str}  # benchbench.energy: what was read, or "unavailable: why"
 
 
 def check_metrics(metrics: Fields) -> None:

@@ -104,6 +104,7 @@ def main() -> int:
 
         from benchbench import backends, registry
         from benchbench.callgrind import collector_from_env
+        from benchbench.energy import open_meter
         from benchbench.errors import UserError
         from benchbench.execute import Prepared, prepare_case, run_case
         from benchbench.measure import Budget
@@ -121,6 +122,7 @@ def main() -> int:
 
     suites: dict[str, Any] = {}
     backend_cache: dict[str, Any] = {}
+    meters: dict[str, Any] = {}  # per backend: an energy Meter, or why there is none
     # block-interleaved A/B (benchbench/interleave.py): one case prepared at a time, timed block by block
     held: dict[str, Any] = {"case": None, "scratch": None}
 
@@ -134,6 +136,11 @@ def main() -> int:
         cap_note = cap.before_case(key.backend)
         if key.backend not in backend_cache:
             backend_cache[key.backend] = backends.get(key.backend)
+        if key.backend not in meters and counter is None:
+            try:
+                meters[key.backend] = open_meter(backend_cache[key.backend])
+            except Exception as exc:  # noqa: BLE001 - energy is a fact about the case, never its failure
+                meters[key.backend] = f"opening the energy counters failed: {type(exc).__name__}: {exc}"
         return bench, key, backend_cache[key.backend], cap_note
 
     def drop_held() -> None:
@@ -169,7 +176,8 @@ def main() -> int:
                 drop_held()
                 held["scratch"] = Path(tempfile.mkdtemp(prefix="benchbench-case-", dir=os.environ.get(SCRATCH_ENV)))
                 prepared = prepare_case(bench, key, backend, profile=req.get("profile", "default"),
-                                        scratch_dir=held["scratch"], on_phase=phase)
+                                        scratch_dir=held["scratch"], on_phase=phase,
+                                        meter=meters.get(key.backend))
                 if not isinstance(prepared, Prepared):
                     drop_held()
                     send({"event": "result", "result": prepared.to_dict()})
@@ -184,7 +192,7 @@ def main() -> int:
                 result = run_case(
                     bench, key, backend, Budget(**req["budget"]),
                     profile=req.get("profile", "default"), scratch_dir=scratch,
-                    on_phase=phase, counter=counter,
+                    on_phase=phase, counter=counter, meter=meters.get(key.backend),
                 )
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)

@@ -14,7 +14,7 @@ MODULES = sorted(
 )
 # Modules the analysis layer is made of: they return data and never import the output layer.
 ANALYSIS = ["benchbench.compare", "benchbench.gate", "benchbench.ceilings", "benchbench.canary", "benchbench.report",
-            "benchbench.stats", "benchbench.history", "benchbench.changepoint"]
+            "benchbench.stats", "benchbench.history", "benchbench.changepoint", "benchbench.cost"]
 
 
 def _imported(module: str) -> set[str]:

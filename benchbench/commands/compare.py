@@ -21,6 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--instructions", nargs=2, metavar=("BASE_COUNTS", "OTHER_COUNTS"),
                    help="instruction-count reports of the same cases (run/ab --metric instructions): compare them "
                    "too and name the cases where time and instruction counts disagree (with two time reports)")
+    p.add_argument("--price-per-hour", metavar="NAME=PRICE,...",
+                   help="hourly price of each report's machine (NAME: the report's name as compare shows it, its "
+                   "label or host name; or bare prices in the reports' order): adds cost per million items and "
+                   "items per joule per case (docs/energy.md)")
     p.add_argument("--output", "-o", metavar="PATH", help="write to this file instead of stdout")
 
 
@@ -41,16 +45,34 @@ def main(args: argparse.Namespace) -> int:
     comp = compare(reports, [Path(p).stem for p in args.reports], criteria)
     render = {"table": lambda c: comparison_text(c, "simple"), "markdown": lambda c: comparison_text(c, "github"),
               "csv": comparison_csv, "json": comparison_json}[args.format]
+    if args.price_per_hour and args.format == "csv":
+        raise UserError("--price-per-hour: choose --format table, markdown or json (csv holds one comparison)")
     if args.instructions:
         text = _with_counts(args, comp, criteria)
     else:
         text = render(comp)
+    if args.price_per_hour:
+        text = _with_cost(args, comp, reports, text)
     if args.output:
         write_atomic(args.output, text if text.endswith("\n") else text + "\n")
         print(f"comparison written to {args.output}", file=sys.stderr)
     else:
         print(text)
     return 0
+
+
+def _with_cost(args: argparse.Namespace, comp, reports, text: str) -> str:
+    """The comparison followed by the cost table (or, in JSON, with a "cost" entry)."""
+    import json
+
+    from benchbench.cost import comparison_costs, parse_prices
+    from benchbench.output.cost import cost_doc, cost_text
+
+    names = [comp.base_name, *(p.name for p in comp.pairs)]
+    table = comparison_costs(comp, parse_prices(args.price_per_hour, names, reports))
+    if args.format == "json":
+        return json.dumps({**json.loads(text), "cost": cost_doc(table)}, indent=1, default=str)
+    return "\n".join([text, "", cost_text(table, "github" if args.format == "markdown" else "simple")])
 
 
 def _with_counts(args: argparse.Namespace, comp, criteria) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from tabulate import tabulate
 
 from benchbench.ceilings import ceiling_fraction, find_ceiling
+from benchbench.output.energy import energy_cell, energy_fields, energy_lines
 from benchbench.output.safe_text import csv_row
 from benchbench.output.units import fmt_per_call, rate_text
 from benchbench.peaks import peak_fraction
@@ -59,6 +60,7 @@ def result_rows(report: Report) -> list[dict[str, Any]]:
             "rate": rate_text(r) if r.ok else "",
             "% peak": f"{100 * next(iter(frac.values())):.0f}%" if frac else "",
             "% ceiling": _ceiling_text(report, r),
+            "energy": energy_cell(r),
             "note": _note(r),
         })
     return rows
@@ -78,7 +80,9 @@ def results_table(report: Report, fmt: str = "simple", max_note: int = 100) -> s
             row["note"] = row["note"][: max_note - 1] + "…"
     if not rows:
         return "(no results)"
-    return tabulate(rows, headers="keys", tablefmt=fmt, disable_numparse=True)
+    table = tabulate(rows, headers="keys", tablefmt=fmt, disable_numparse=True)
+    why = energy_lines(report)  # why energy is unavailable, one line per reason, under the table
+    return "\n\n".join([table, "\n".join(why)]) if why else table
 
 
 def results_csv(report: Report) -> str:
@@ -86,7 +90,7 @@ def results_csv(report: Report) -> str:
     buf = io.StringIO()
     fields = ["suite", "benchmark", "params", "backend", "dtype", "mode", "status", "reason", "n", "median_s",
               "iqr_s", "ci_low_s", "ci_high_s", "items_per_s", "flops_per_s", "bytes_per_s", "ceiling_fraction",
-              "peak_memory_bytes", "flags"]
+              "peak_memory_bytes", "flags", "energy_j_per_call", "power_w", "energy"]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for r in sorted(report.results, key=lambda r: r.key.sort_key()):
@@ -100,6 +104,7 @@ def results_csv(report: Report) -> str:
             "bytes_per_s": d.get("bytes_per_s", ""), "peak_memory_bytes": r.peak_memory_bytes or "",
             "ceiling_fraction": _or_blank(ceiling_fraction(report.results, r)),
             "flags": ";".join(r.flags),
+            **energy_fields(r),
         }))
     return buf.getvalue()
 
