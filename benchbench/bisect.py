@@ -381,6 +381,7 @@ def bisect(good: str, bad: str, *, suites: Sequence[str] | None = None, suite_pa
 
     from benchbench import session as sess
     from benchbench.ab import source_tree
+    from benchbench.interrupts import stop_signals_interrupt
 
     if retries < 0:
         raise UserError("--retries must be 0 or more")
@@ -396,6 +397,8 @@ def bisect(good: str, bad: str, *, suites: Sequence[str] | None = None, suite_pa
                "rounds": rounds, "pattern": pattern, "timeout": timeout, "seed": seed, "policy": policy,
                "budget": budget, "command": ["benchbench", "bisect", good, bad], "label": None}
     with contextlib.ExitStack() as stack:
+        # SIGTERM/SIGHUP as Ctrl-C, so that the worktrees are removed whenever the job is stopped
+        stack.enter_context(stop_signals_interrupt())
         folder = Path(output) if output is not None else Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix="benchbench-bisect-")))
         good_tree = stack.enter_context(source_tree(g.sha, root))

@@ -205,3 +205,62 @@ def test_ab_profile_regressions_writes_both_traces_and_the_diff(tmp_path):
         check_chrome_trace(path)
     assert "aten::sort" in (out / "profiles.html").read_text()
     assert json.loads((out / "profiles.json").read_text())["profiles"][0]["case"] == case["case"]
+
+
+# --- in ab: after the decision, and the decision unchanged --------------------------------------------------
+@pytest.fixture
+def fast_ab(monkeypatch):
+    """run_ab without its slow parts: no interpreter check (a torch import), no environment collection,
+    and the rounds filled by test_ab's fake."""
+    from test_ab import FakeInterleaved
+
+    from benchbench import ab, session
+
+    prepare = session.prepare
+    monkeypatch.setattr(session, "prepare", lambda *a, **k: prepare(*a, **{**k, "environment": False}))
+    monkeypatch.setattr(ab, "check_side", lambda side, what: None)
+    monkeypatch.setattr(FakeInterleaved, "calls", [])
+    return FakeInterleaved
+
+
+def test_ab_profiles_the_regressed_cases_after_the_decision_without_changing_it(fast_ab, monkeypatch, tmp_path):
+    from benchbench import ab, profiling
+    from benchbench.ab import run_ab
+
+    events = []
+
+    class Recording(fast_ab):
+        def run(self):
+            events.append("measured")
+            return super().run()
+
+    def fake_profile(side, case, trace, timeout, profile="default", worker_env=None, seconds=0.3):
+        events.append(("profile", side.name, case.key.label))
+        trace.write_text(json.dumps({"traceEvents": []}))
+        extra = (("aten::sort", 1, 900.0),) if side.name == "current" else ()
+        return prof(1, ("aten::mm", 1, 100.0), *extra)
+
+    base = [1e-3 * (1 + 0.001 * i) for i in range(30)]
+    monkeypatch.setattr(fast_ab, "times", {"baseline": base, "current": [1.3 * t for t in base]})
+    monkeypatch.setattr(ab, "Interleaved", Recording)
+    monkeypatch.setattr(profiling, "run_profile", fake_profile)
+    kw = dict(backends=["cpu"], pattern="dispatch_overhead", profile="quick", command=["benchbench", "ab"])
+    plain = run_ab(["tensor_ops"], output=tmp_path / "plain", **kw)
+    assert plain.profiles == [] and events == ["measured"]
+    events.clear()
+    profiled = run_ab(["tensor_ops"], output=tmp_path / "ab", profile_regressions=True, **kw)
+    assert profiled.gate.verdict == plain.gate.verdict == "regression"
+    assert [f.outcome for f in profiled.gate.findings] == [f.outcome for f in plain.gate.findings]
+    label = profiled.gate.findings[0].row.key.label
+    assert events == ["measured", ("profile", "baseline", label), ("profile", "current", label)]
+    (cp,) = profiled.profiles
+    assert cp.rows[0].name == "aten::sort" and set(cp.traces) == {"baseline", "current"}
+    assert json.loads((tmp_path / "ab" / "profiles.json").read_text())["profiles"][0]["case"] == label
+    assert "aten::sort" in (tmp_path / "ab" / "profiles.html").read_text()
+    assert not (tmp_path / "plain" / "profiles.json").exists()
+
+    # a passing ab profiles nothing
+    monkeypatch.setattr(fast_ab, "times", {"baseline": base, "current": base})
+    monkeypatch.setattr(profiling, "run_profile", lambda *a, **k: pytest.fail("profiled a passing case"))
+    same = run_ab(["tensor_ops"], output=tmp_path / "same", profile_regressions=True, **kw)
+    assert same.gate.verdict == "pass" and same.profiles == []
