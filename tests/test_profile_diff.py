@@ -264,3 +264,14 @@ def test_ab_profiles_the_regressed_cases_after_the_decision_without_changing_it(
     monkeypatch.setattr(profiling, "run_profile", lambda *a, **k: pytest.fail("profiled a passing case"))
     same = run_ab(["tensor_ops"], output=tmp_path / "same", profile_regressions=True, **kw)
     assert same.gate.verdict == "pass" and same.profiles == []
+
+
+def test_the_profiler_records_the_device_where_the_case_runs_there():
+    pytest.importorskip("torch")
+    from torch.profiler import ProfilerActivity
+
+    from benchbench.profile_worker import activities
+
+    assert activities("cpu") == [ProfilerActivity.CPU]
+    assert activities("cuda") == [ProfilerActivity.CPU, ProfilerActivity.CUDA]
+    assert activities("mps") == [ProfilerActivity.CPU]

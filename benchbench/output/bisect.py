@@ -25,7 +25,7 @@ def fmt_change(trial: Trial) -> str:
 def headline(result: BisectResult) -> str:
     rng = f"{result.good_ref}..{result.bad_ref}"
     n = len(result.commits)
-    steps = f"{len(result.steps)} ab step{'s' if len(result.steps) != 1 else ''}"
+    steps = f"{len(result.steps)} step{'s' if len(result.steps) != 1 else ''}"
     if result.outcome == "found":
         c = result.first_bad
         return f"first bad commit: {c.short} {c.subject} ({steps} over {n} commits of {rng})"
@@ -61,7 +61,7 @@ def _step_row(s: StepRecord, md: bool) -> list[str]:
     t = s.trial
     note = t.reason or ""
     if s.attempts > 1:
-        note = f"{s.attempts} attempts; {note}"
+        note = f"{s.attempts} attempts" + (f"; {note}" if note else "")
     subject = md_text(s.commit.subject) if md else s.commit.subject
     return [str(s.number), md_code(s.commit.short) if md else s.commit.short, subject, f"{s.position}",
             f"{_ICON[s.outcome]} {s.outcome}" if md else s.outcome, md_code(t.case) if md and t.case else (t.case or "-"),
@@ -81,8 +81,9 @@ def _table(result: BisectResult, md: bool) -> str:
 def bisect_text(result: BisectResult) -> str:
     lines = [f"bisect: {headline(result)}", *(f"  {line}" for line in _answer_lines(result, False)), "",
              _table(result, False), "",
-             f"{len(result.steps)} steps (at most ceil(log2 {len(result.commits)}) + 1 = {result.max_steps} without "
-             f"skips) in {fmt_duration(result.elapsed_s)}"]
+             f"{len(result.steps)} steps, {sum(s.outcome != 'skipped' for s in result.steps)} of them measured (at "
+             f"most ceil(log2 {len(result.commits)}) + 1 = {result.max_steps} without skips), in "
+             f"{fmt_duration(result.elapsed_s)}"]
     return "\n".join(lines) + "\n"
 
 
