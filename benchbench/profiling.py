@@ -6,7 +6,7 @@ interpreter, environment and source tree, after every timed round is over: the t
 the verdicts are the same with or without profiling. The sides are profiled one after the other,
 never together. Each side's Chrome trace (it opens in Perfetto and chrome://tracing) is written next
 to the reports as `<side>-<case>.trace.json`; the operator tables and their diff go to
-`profiles.json` there, and `profiles.html` shows the top rows with links to the traces.
+`profiles.json` there (`benchbench ab` adds `profiles.html`: the top rows with links to the traces).
 """
 
 from __future__ import annotations
@@ -103,8 +103,5 @@ def profile_findings(session: Any, sides: Sequence[Any], gate_result: Any, folde
             else:
                 cp.errors[side.name] = got
         out.append(cp)
-    from benchbench.output.profiles import profiles_html
-
     write_atomic(folder / "profiles.json", json.dumps({"profiles": [cp.to_dict() for cp in out]}, indent=1))
-    write_atomic(folder / "profiles.html", profiles_html(out, folder))
     return out

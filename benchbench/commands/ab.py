@@ -70,9 +70,10 @@ def main(args: argparse.Namespace) -> int:
     from benchbench.errors import UserError
     from benchbench.gate import load_policy
     from benchbench.output.gate import ab_json, ab_markdown, ab_sides_text, ab_text
-    from benchbench.output.profiles import profiles_doc, profiles_markdown, profiles_text
+    from benchbench.output.profiles import profiles_doc, profiles_html, profiles_markdown, profiles_text
     from benchbench.output.units import fmt_duration
     from benchbench.progress import Progress
+    from benchbench.report import write_atomic
     from benchbench.session import default_path
 
     policy = load_policy(args.rules, args.fail_on, args.alpha)  # bad policy: fail before measuring
@@ -120,7 +121,8 @@ def main(args: argparse.Namespace) -> int:
         for name, path in part.paths.items():
             print(f"{name} report: {path}", file=err)
     if result.profiles:
-        print(f"profiles: {Path(output) / 'profiles.html'}", file=err)
+        page = write_atomic(Path(output) / "profiles.html", profiles_html(result.profiles, Path(output)))
+        print(f"profiles: {page}", file=err)
     summary = ab_markdown(result) + ("\n" + profiles_markdown(result.profiles) if result.profiles else "")
     for path in write_summary(summary, args.summary):
         print(f"summary written to {path}", file=err)
