@@ -182,7 +182,7 @@ def commit_range(good: str, bad: str, root: Path, first_parent: bool = True) -> 
                                                  f"{g.sha}..{b.sha}"], root).splitlines())
     commits = [Commit(*(line.split(" ", 1) + [""])[:2]) for line in out.splitlines() if line.strip()]
     if not commits or commits[-1].sha != b.sha:
-        raise UserError(f"BAD {bad} is not on the first-parent history of GOOD..BAD")
+        raise UserError(f"BAD {bad} is not the newest commit of GOOD..BAD")
     return g, b, commits
 
 
@@ -371,8 +371,9 @@ def bisect(good: str, bad: str, *, suites: Sequence[str] | None = None, suite_pa
            policy: Any = None, budget: float | None = None, output: str | os.PathLike | None = None,
            build_command: str | None = None, retries: int = 1, first_parent: bool = True,
            on_step: Callable[[StepRecord], None] | None = None,
-           on_start: Callable[[Commit, int], None] | None = None, cwd: Path | None = None) -> BisectResult:
-    """Find the first commit of GOOD..BAD (in the repository around `cwd`) that is slower than GOOD.
+           on_start: Callable[[Commit, int], None] | None = None) -> BisectResult:
+    """Find the first commit of GOOD..BAD (in the repository around the current folder) that is slower
+    than GOOD.
 
     The cases are planned once from this working tree's suites (`suites`, `suite_paths`, `pattern`,
     ...); each step loads them from the candidate's tree. Each step's two reports go to
@@ -385,14 +386,14 @@ def bisect(good: str, bad: str, *, suites: Sequence[str] | None = None, suite_pa
 
     if retries < 0:
         raise UserError("--retries must be 0 or more")
-    root = find_root(cwd)
+    root = find_root()
     g, b, commits = commit_range(good, bad, root, first_parent)
     # plan once, here, before anything slow: an unknown suite or an empty filter fails now
     session = sess.prepare(suites, suite_paths, backends, profile, rounds, pattern, False, timeout, seed,
                            environment=False)
     if not session.cases:
         raise UserError("bisect: no cases to measure (check --suite and --filter)")
-    sources = [s.source for s in session.suites]
+    sources = [s.source for s in session.suites if any(c.suite is s for c in session.cases)]
     ab_args = {"suites": suites, "suite_paths": suite_paths, "backends": backends, "profile": profile,
                "rounds": rounds, "pattern": pattern, "timeout": timeout, "seed": seed, "policy": policy,
                "budget": budget, "command": ["benchbench", "bisect", good, bad], "label": None}
@@ -411,4 +412,8 @@ def bisect(good: str, bad: str, *, suites: Sequence[str] | None = None, suite_pa
             raise UserError(f"GOOD {good}: the suites do not import there ({why})")
         step = AbStep(root, good_tree, ab_args, folder, sources, build_command,
                       max_rounds=session.profile.ab_max_rounds, good_ref=g.sha, on_start=on_start)
-        return run_bisect(g, b, commits, step, retries, good, bad, on_step)
+        result = run_bisect(g, b, commits, step, retries, good, bad, on_step)
+    if output is None:  # the steps' reports went to a temporary folder, removed now
+        for record in result.steps:
+            record.trial.output = None
+    return result

@@ -243,7 +243,7 @@ def test_bisect_refuses_bad_input_before_measuring(tmp_path):
     from benchbench.bisect import bisect
 
     with pytest.raises(UserError, match="--retries"):
-        bisect("HEAD~2", "HEAD", retries=-1, cwd=root)
+        bisect("HEAD~2", "HEAD", retries=-1)
     assert git(root, "worktree", "list").count("\n") == 1  # nothing left behind
 
 
