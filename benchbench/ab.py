@@ -355,10 +355,11 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
                 sess.measure(part, targets, progress, canary=False)
             result = gate(reports[0], reports[1], policy, ("baseline", "current"), paired=True)
             profiles = []
-            if profile_regressions and metric == "time":  # after the decision, in workers of its own
-                from benchbench.profiling import profile_findings
+            if profile_regressions:  # after the decision; time: in workers of its own
+                from benchbench.profiling import instruction_diffs, profile_findings
 
-                profiles = profile_findings(part, sides, result, folder, progress)
+                profiles = profile_findings(part, sides, result, folder, progress) if metric == "time" \
+                    else instruction_diffs(result)
             results.append(AbResult(reports[0], reports[1], result, paths, metric, outcome=outcome,
                                     profiles=profiles))
     first = results[0]

@@ -18,17 +18,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-WHERE = ("cpu", "device")
+WHERE = ("cpu", "device", "instructions")
 
 
 @dataclass(frozen=True)
 class OpStat:
-    """One operator's row of a profile: `calls` and `self_us` (microseconds) over the whole profiled run."""
+    """One operator's row of a profile: `calls` and `self_us` (microseconds) over the whole profiled run.
+
+    `where`: "cpu" (self CPU time), "device" (self time of a CUDA/XPU kernel), or "instructions": a
+    function's own instructions under Callgrind, held in `self_us` (and its diff's `*_us` fields) as a
+    count, not a time; Callgrind's per-function table has no call counts (0)."""
 
     name: str
     calls: int
     self_us: float
-    where: str = "cpu"  # "cpu": self CPU time; "device": self time of a CUDA/XPU kernel
+    where: str = "cpu"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "calls": self.calls, "self_us": self.self_us, "where": self.where}
@@ -78,7 +82,11 @@ class OpDiff:
 
     @property
     def change(self) -> str:
-        """new / gone / more calls / fewer calls / slower / faster / same."""
+        """new / gone / more calls / fewer calls / slower / faster / same (instructions: more / fewer)."""
+        if self.where == "instructions":  # no call counts: new and gone by the cost itself
+            if self.base_us == 0 or self.current_us == 0:
+                return "new" if self.base_us == 0 else "gone"
+            return "more" if self.delta_us > 0 else "fewer" if self.delta_us < 0 else "same"
         if self.base_calls == 0:
             return "new"
         if self.current_calls == 0:
@@ -142,3 +150,11 @@ def from_key_averages(events: Iterable[Any]) -> tuple[OpStat, ...]:
         if device > 0:
             out.append(OpStat(name, calls, device, "device"))
     return tuple(out)
+
+
+def from_top_functions(rows: Iterable[dict[str, Any]]) -> Profile:
+    """Callgrind's top functions of one case (a result's `metrics["instructions"]["top_functions"]`: own
+    instructions per call of the case, the top ones by that) as a Profile of one call. Only the top
+    functions are kept there, so a function can look new or gone when it only crossed that line."""
+    return Profile(1, tuple(OpStat(str(r.get("function", "?")), 0, float(r.get("self") or 0.0), "instructions")
+                            for r in rows))

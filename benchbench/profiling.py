@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchbench.profile_diff import OpDiff, Profile, diff
+from benchbench.profile_diff import OpDiff, Profile, diff, from_top_functions
 from benchbench.report import CaseKey
 
 PROFILE_SECONDS = 0.3  # about this long of calls profiled per side: enough calls to average, a small trace
@@ -104,4 +104,23 @@ def profile_findings(session: Any, sides: Sequence[Any], gate_result: Any, folde
                 cp.errors[side.name] = got
         out.append(cp)
     write_atomic(folder / "profiles.json", json.dumps({"profiles": [cp.to_dict() for cp in out]}, indent=1))
+    return out
+
+
+def instruction_diffs(gate_result: Any) -> list[CaseProfile]:
+    """Under `--metric instructions` the same diff by function, from the Callgrind data both sides'
+    results already hold (no more workers): each regressed or inconclusive case's top functions."""
+    out = []
+    for f in gate_result.findings:
+        if f.outcome not in OUTCOMES:
+            continue
+        cp = CaseProfile(f.row.key, f.outcome)
+        for name, result in (("baseline", f.row.base), ("current", f.row.other)):
+            rows = (((result.metrics or {}).get("instructions") or {}).get("top_functions")
+                    if result is not None and result.ok else None)
+            if rows is None:
+                cp.errors[name] = "no Callgrind function table in its result"
+            else:
+                cp.profiles[name] = from_top_functions(rows)
+        out.append(cp)
     return out

@@ -274,3 +274,35 @@ def test_the_profiler_records_the_device_where_the_case_runs_there():
     assert activities("cpu") == [ProfilerActivity.CPU]
     assert activities("cuda") == [ProfilerActivity.CPU, ProfilerActivity.CUDA]
     assert activities("mps") == [ProfilerActivity.CPU]
+
+
+def test_under_instruction_counts_the_diff_is_by_function_from_the_callgrind_data():
+    from benchbench.profile_diff import from_top_functions
+    from benchbench.profiling import instruction_diffs
+    from benchbench.report import Result
+
+    key = CaseKey("s", "work", (), "cpu")
+
+    def result(functions):
+        return Result(key=key, status="ok", samples=[1.0], timing_method="callgrind-instructions",
+                      metrics={"instructions": {"top_functions": functions}})
+
+    base = result([{"function": "at::native::add_kernel", "self": 1200.0, "inclusive": 1500.0},
+                   {"function": "PyEval_EvalFrame", "self": 800.0, "inclusive": 5000.0}])
+    cur = result([{"function": "at::native::add_kernel", "self": 1200.0, "inclusive": 1500.0},
+                  {"function": "PyEval_EvalFrame", "self": 820.0, "inclusive": 9000.0},
+                  {"function": "at::native::sort_kernel", "self": 3000.0, "inclusive": 3100.0}])
+    row = SimpleNamespace(key=key, base=base, other=cur)
+    gate = SimpleNamespace(findings=[SimpleNamespace(row=row, outcome="regression"),
+                                     SimpleNamespace(row=SimpleNamespace(key=key, base=base, other=base), outcome="ok")])
+    (cp,) = instruction_diffs(gate)
+    rows = cp.rows
+    assert [r.name for r in rows[:2]] == ["at::native::sort_kernel", "PyEval_EvalFrame"]
+    assert rows[0].change == "new" and rows[0].delta_us == 3000 and rows[1].change == "more"
+    assert next(r for r in rows if r.name == "at::native::add_kernel").change == "same"
+    text = profiles_text([cp])
+    assert "functions by change in own instructions per call" in text and "+3k instr" in text
+    assert from_top_functions([]).ops == ()
+    no_table = SimpleNamespace(key=key, base=base, other=Result(key=key, status="ok", samples=[1.0]))
+    (missing,) = instruction_diffs(SimpleNamespace(findings=[SimpleNamespace(row=no_table, outcome="inconclusive")]))
+    assert "current" in missing.errors and missing.rows == []

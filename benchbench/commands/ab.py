@@ -59,7 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile-regressions", action="store_true",
                    help="after the decision, profile each case that regressed or stayed inconclusive once per side "
                    "under torch.profiler (in workers of its own), write Chrome traces next to the reports and show "
-                   "the operators whose self time per call changed most")
+                   "the operators whose self time per call changed most (with --metric instructions: the functions "
+                   "whose own instructions per call changed most, from the Callgrind data)")
     add_policy_arguments(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
@@ -108,22 +109,23 @@ def main(args: argparse.Namespace) -> int:
                     progress=Progress(quiet=args.quiet), command=["benchbench", *sys.argv[1:]], on_start=on_start,
                     metrics=args.metric or ["time"], budget=args.budget,
                     profile_regressions=args.profile_regressions)
+    profiles = [cp for part in result.parts for cp in part.profiles]
     if args.json:
         text = ab_json(result)
         if args.profile_regressions:
-            text = json.dumps({**json.loads(text), "profiles": profiles_doc(result.profiles)}, indent=1, default=str)
+            text = json.dumps({**json.loads(text), "profiles": profiles_doc(profiles)}, indent=1, default=str)
         print(text)
     else:
         print(ab_text(result))
-        if result.profiles:
-            print(profiles_text(result.profiles))
+        if profiles:
+            print(profiles_text(profiles))
     for part in result.parts:
         for name, path in part.paths.items():
             print(f"{name} report: {path}", file=err)
-    if result.profiles:
-        page = write_atomic(Path(output) / "profiles.html", profiles_html(result.profiles, Path(output)))
+    if profiles:
+        page = write_atomic(Path(output) / "profiles.html", profiles_html(profiles, Path(output)))
         print(f"profiles: {page}", file=err)
-    summary = ab_markdown(result) + ("\n" + profiles_markdown(result.profiles) if result.profiles else "")
+    summary = ab_markdown(result) + ("\n" + profiles_markdown(profiles) if profiles else "")
     for path in write_summary(summary, args.summary):
         print(f"summary written to {path}", file=err)
     return result.exit_code

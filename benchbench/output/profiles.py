@@ -32,13 +32,29 @@ def fmt_calls(n: float) -> str:
     return f"{n:g}" if n == int(n) else f"{n:.2f}"
 
 
+def fmt_count(n: float, signed: bool = False) -> str:
+    """Instructions per call: "1.23M instr", "+450 instr"."""
+    sign = "+" if signed and n > 0 else ""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{sign}{n / scale:.3g}{suffix} instr"
+    return f"{sign}{n:.3g} instr"
+
+
 def row_cells(r: OpDiff) -> list[str]:
+    if r.where == "instructions":  # Callgrind: own instructions per call, no call counts
+        return [r.name, fmt_count(r.delta_us, signed=True), fmt_count(r.base_us), fmt_count(r.current_us), "-",
+                r.change]
     return [r.name + (" (device)" if r.where == "device" else ""), fmt_us(r.delta_us, signed=True),
             fmt_us(r.base_us), fmt_us(r.current_us), f"{fmt_calls(r.base_calls)} → {fmt_calls(r.current_calls)}",
             r.change]
 
 
 HEADERS = ["operator", "self time per call", "baseline", "current", "calls per call", "change"]
+
+
+def _counted(cp: Any) -> bool:
+    return any(o.where == "instructions" for p in cp.profiles.values() for o in p.ops)
 
 
 def _missing(cp: Any) -> str:
@@ -49,7 +65,9 @@ def profiles_text(profiles: Sequence[Any], n: int = TOP) -> str:
     """The top rows of each profiled case, for the terminal."""
     lines = []
     for cp in profiles:
-        lines.append(f"profile of {cp.key.label} ({cp.outcome}): operators by change in self time per call")
+        what = "functions by change in own instructions per call" if _counted(cp) else \
+            "operators by change in self time per call"
+        lines.append(f"profile of {cp.key.label} ({cp.outcome}): {what}")
         if cp.errors:
             lines.append(f"  no diff: {_missing(cp)}")
         else:
@@ -78,7 +96,8 @@ def profiles_markdown(profiles: Sequence[Any], n: int = TOP) -> str:
 
 def profiles_doc(profiles: Sequence[Any], n: int = TOP) -> list[dict[str, Any]]:
     return [{"case": cp.key.label, "outcome": cp.outcome, "traces": dict(cp.traces), "errors": dict(cp.errors),
-             "top": [{"operator": r.name, "where": r.where, "delta_us": r.delta_us, "baseline_us": r.base_us,
+             "top": [{"operator": r.name, "where": r.where,
+                      "unit": "instructions" if r.where == "instructions" else "us", "delta_us": r.delta_us, "baseline_us": r.base_us,
                       "current_us": r.current_us, "baseline_calls": r.base_calls, "current_calls": r.current_calls,
                       "change": r.change} for r in top(cp.rows, n)]}
             for cp in profiles]
