@@ -258,8 +258,8 @@ ARGS = ["--suite-path", "bench/suite.py", "--backend", "cpu", "--profile", "quic
 def test_bisect_finds_the_planted_regression_in_log2_plus_one_ab_steps_and_skips_a_broken_commit(tmp_path):
     root = make_project(tmp_path / "p", n=8, slow_at=5, broken_at=6)
     env = {"PYTHONPATH": f"{ROOT}:{root / 'src'}"}
-    # four ab steps of three process pairs each: about a minute and a half on a quiet 2-core machine, far
-    # longer on a busy one
+    # four ab steps of three process pairs each, every worker importing torch: over 10 minutes on a busy
+    # 2-core machine (load 10-16)
     proc = run_cli("bisect", "HEAD~8", "HEAD", *ARGS, "--json", "-o", str(tmp_path / "steps"), cwd=root, env=env,
                    timeout=1800)
     assert proc.returncode == 1, proc.stdout + proc.stderr
