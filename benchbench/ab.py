@@ -56,6 +56,8 @@ class SideSpec:
     python: str | None = None
     env: tuple[tuple[str, str], ...] = ()
     ref: str | None = None
+    # a source tree already checked out (of `ref`), kept by the caller: `bisect` makes GOOD's once
+    tree: str | None = None
 
 
 METRICS = ("time", "instructions")
@@ -75,6 +77,8 @@ class AbResult:
     disagreements: list[Disagreement] = field(default_factory=list)
     # time: how the block-interleaved rounds went (rounds run, why they stopped, time taken)
     outcome: Outcome | None = None
+    # profile_regressions: each regressed or inconclusive case profiled on both sides (benchbench/profiling.py)
+    profiles: list[Any] = field(default_factory=list)
 
     @property
     def parts(self) -> list[AbResult]:
@@ -268,7 +272,8 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
            baseline: SideSpec = SideSpec(), current: SideSpec = SideSpec(), policy: Policy | None = None,
            output: str | os.PathLike | None = None, label: str | None = None, progress: Any = None,
            command: Sequence[str] | None = None, on_start: Any = None,
-           metrics: Sequence[str] = ("time",), budget: float | None = None) -> AbResult:
+           metrics: Sequence[str] = ("time",), budget: float | None = None,
+           profile_regressions: bool = False) -> AbResult:
     """Measure both sides and gate current against baseline on the paired rounds.
 
     Time: rounds of block-interleaved process pairs (benchbench/interleave.py), added until every case
@@ -289,7 +294,7 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
     from benchbench import session as sess
 
     metrics = check_metrics(metrics)
-    if current.ref:
+    if current.ref and not current.tree:
         raise UserError("the current side is this working tree; only the baseline takes a ref (--baseline-ref)")
     if "instructions" in metrics:  # before anything slow: no Valgrind, no run
         from benchbench import callgrind
@@ -307,12 +312,14 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
     results: list[AbResult] = []
     with contextlib.ExitStack() as stack:
         stack.enter_context(_term_interrupts())
-        tree = sources = None
-        if baseline.ref:
-            root = repo_root()
-            tree = stack.enter_context(source_tree(baseline.ref, root))
-            sources = tree_sources(session.suites, root, tree)
-        sides = [make_side("baseline", baseline, tree, sources or ()), make_side("current", current)]
+        sides = []
+        root = repo_root() if baseline.ref or baseline.tree or current.tree else None
+        for name, spec in (("baseline", baseline), ("current", current)):
+            tree = Path(spec.tree) if spec.tree else None
+            if spec.ref and tree is None and root is not None:
+                tree = stack.enter_context(source_tree(spec.ref, root))
+            sources = tree_sources(session.suites, root, tree) if tree is not None and root is not None else ()
+            sides.append(make_side(name, spec, tree, sources))
         check_side(sides[0], "--baseline-python" if baseline.python else "the baseline interpreter")
         if current.python:
             check_side(sides[1], "--current-python")
@@ -340,7 +347,14 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
             else:
                 sess.measure(part, targets, progress, canary=False)
             result = gate(reports[0], reports[1], policy, ("baseline", "current"), paired=True)
-            results.append(AbResult(reports[0], reports[1], result, paths, metric, outcome=outcome))
+            profiles = []
+            if profile_regressions:  # after the decision; time: in workers of its own
+                from benchbench.profiling import instruction_diffs, profile_findings
+
+                profiles = profile_findings(part, sides, result, folder, progress) if metric == "time" \
+                    else instruction_diffs(result)
+            results.append(AbResult(reports[0], reports[1], result, paths, metric, outcome=outcome,
+                                    profiles=profiles))
     first = results[0]
     if len(results) > 1:
         first.instructions = results[1]

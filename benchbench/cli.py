@@ -25,6 +25,7 @@ COMMANDS = [
     ("compare", "benchbench.commands.compare", "compare two or more reports"),
     ("gate", "benchbench.commands.gate", "fail when a report is slower than its baseline beyond noise"),
     ("ab", "benchbench.commands.ab", "measure a baseline and a current side alternately, then gate"),
+    ("bisect", "benchbench.commands.bisect", "find the commit between GOOD and BAD that made it slower"),
     ("export", "benchbench.commands.export", "convert a report (csv, markdown, pytest-benchmark)"),
     ("report", "benchbench.commands.report", "one self-contained HTML page of reports, with plots"),
     ("history", "benchbench.commands.history", "trends and change points over the reports in a folder"),

@@ -24,6 +24,17 @@ def test_text_names_each_change_point_its_run_and_cause(history):
     assert "12/14 (1 failed, 1 skipped)" in text and "13/14 (1 missing)" in text
 
 
+def test_a_code_slowdown_between_two_commits_offers_the_bisect_command_line(history):
+    text = oh.history_text(history)
+    (line,) = [ln for ln in text.splitlines() if "benchbench bisect" in ln]
+    assert line.strip().startswith("tensor_ops/matmul[n=256] cpu float32")
+    assert f"benchbench bisect {'04' * 6} {'05' * 6} --suite tensor_ops --backend cpu --filter " in line
+    assert "'^tensor_ops/matmul\\[n=256\\]\\ cpu\\ float32$'" in line
+    assert "### Find the commit" in oh.history_text(history, "github")
+    # the environment change (torch upgraded) is not a commit to look for
+    assert not any("bisect" in ln for ln in text.splitlines() if ln.strip().startswith("tensor_ops/add"))
+
+
 def test_markdown_is_tables(history):
     md = oh.history_text(history, "github")
     assert md.startswith("## History of ci")
@@ -32,7 +43,9 @@ def test_markdown_is_tables(history):
 
 def test_json_is_the_history_document(history):
     doc = json.loads(oh.history_json(history))
+    bisect = doc.pop("bisect")
     assert doc == json.loads(json.dumps(history.to_dict()))
+    assert [b["benchmark"] for b in bisect] == ["tensor_ops/matmul[n=256] cpu float32"]
     assert [c["run"]["run_id"] for s in doc["series"] for c in s["changes"]] == ["run10", "run05"]
 
 

@@ -8,6 +8,7 @@ calibration. The work is `benchbench.ab.run_ab`; this module parses arguments an
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -55,6 +56,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", metavar="DIR", help="write baseline.json and current.json here "
                    "(default: reports/<UTC time>_<host>_ab[_<label>]/)")
     p.add_argument("--force", action="store_true", help="write into an --output folder that already holds reports")
+    p.add_argument("--profile-regressions", action="store_true",
+                   help="after the decision, profile each case that regressed or stayed inconclusive once per side "
+                   "under torch.profiler (in workers of its own), write Chrome traces next to the reports and show "
+                   "the operators whose self time per call changed most (with --metric instructions: the functions "
+                   "whose own instructions per call changed most, from the Callgrind data)")
     add_policy_arguments(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
@@ -65,8 +71,10 @@ def main(args: argparse.Namespace) -> int:
     from benchbench.errors import UserError
     from benchbench.gate import load_policy
     from benchbench.output.gate import ab_json, ab_markdown, ab_sides_text, ab_text
+    from benchbench.output.profiles import profiles_doc, profiles_html, profiles_markdown, profiles_text
     from benchbench.output.units import fmt_duration
     from benchbench.progress import Progress
+    from benchbench.report import write_atomic
     from benchbench.session import default_path
 
     policy = load_policy(args.rules, args.fail_on, args.alpha)  # bad policy: fail before measuring
@@ -99,11 +107,25 @@ def main(args: argparse.Namespace) -> int:
                     rounds=args.rounds, pattern=args.filter, timeout=args.timeout, seed=args.seed,
                     baseline=baseline, current=current, policy=policy, output=output, label=args.label,
                     progress=Progress(quiet=args.quiet), command=["benchbench", *sys.argv[1:]], on_start=on_start,
-                    metrics=args.metric or ["time"], budget=args.budget)
-    print(ab_json(result) if args.json else ab_text(result))
+                    metrics=args.metric or ["time"], budget=args.budget,
+                    profile_regressions=args.profile_regressions)
+    profiles = [cp for part in result.parts for cp in part.profiles]
+    if args.json:
+        text = ab_json(result)
+        if args.profile_regressions:
+            text = json.dumps({**json.loads(text), "profiles": profiles_doc(profiles)}, indent=1, default=str)
+        print(text)
+    else:
+        print(ab_text(result))
+        if profiles:
+            print(profiles_text(profiles))
     for part in result.parts:
         for name, path in part.paths.items():
             print(f"{name} report: {path}", file=err)
-    for path in write_summary(ab_markdown(result), args.summary):
+    if profiles:
+        page = write_atomic(Path(output) / "profiles.html", profiles_html(profiles, Path(output)))
+        print(f"profiles: {page}", file=err)
+    summary = ab_markdown(result) + ("\n" + profiles_markdown(profiles) if profiles else "")
+    for path in write_summary(summary, args.summary):
         print(f"summary written to {path}", file=err)
     return result.exit_code

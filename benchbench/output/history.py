@@ -7,7 +7,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from benchbench.history import ENVIRONMENT_CHANGE, Change, History, Series
+from benchbench.history import CODE_OR_UNKNOWN, ENVIRONMENT_CHANGE, Change, History, Series
+from benchbench.output.safe_text import md_code
 from benchbench.output.units import fmt_time
 
 STATUSES = ("failed", "timeout", "skipped", "missing")
@@ -82,6 +83,23 @@ def change_rows(history: History) -> list[dict[str, Any]]:
     return rows
 
 
+def bisect_command(s: Series, c: Change) -> str | None:
+    """The `benchbench bisect` command line for a slowdown between two commits (none for an environment
+    change, a speed-up, or runs that do not name their commits)."""
+    import re
+    import shlex
+
+    before, after = c.previous.git_commit, c.run.git_commit
+    if c.ratio <= 1 or c.cause != CODE_OR_UNKNOWN or not before or not after or before == after:
+        return None
+    return (f"benchbench bisect {before[:12]} {after[:12]} --suite {shlex.quote(s.key.suite)} "
+            f"--backend {shlex.quote(s.key.backend)} --filter {shlex.quote('^' + re.escape(s.key.label) + '$')}")
+
+
+def bisect_lines(history: History) -> list[str]:
+    return [f"{s.key.label} ({s.machine}): {cmd}" for s, c in history.changes if (cmd := bisect_command(s, c))]
+
+
 def history_text(history: History, fmt: str = "simple") -> str:
     """Console (`simple`) or Markdown (`github`) text: a summary, the series, then the change points."""
     md = fmt == "github"
@@ -94,6 +112,10 @@ def history_text(history: History, fmt: str = "simple") -> str:
     rows = change_rows(history)
     out.append("\n### Change points\n" if md else "\nchange points:" )
     out.append(tabulate(rows, headers="keys", tablefmt=fmt) if rows else "none")
+    found = bisect_lines(history)
+    if found:  # a slowdown between two known commits: which commit did it?
+        out.append("\n### Find the commit\n" if md else "\nfind the commit (each step an ab against the older one):")
+        out += [f"- {md_code(line)}" if md else f"  {line}" for line in found]
     if history.skipped:
         out.append("\n### Not read\n" if md else "\nnot read:")
         out += [f"- {note}" for note in history.skipped]
@@ -101,7 +123,10 @@ def history_text(history: History, fmt: str = "simple") -> str:
 
 
 def history_json(history: History) -> str:
-    return json.dumps(history.to_dict(), indent=1, allow_nan=False, default=str) + "\n"
+    doc = history.to_dict()
+    doc["bisect"] = [{"benchmark": s.key.label, "machine": s.machine, "command": cmd}
+                     for s, c in history.changes if (cmd := bisect_command(s, c))]
+    return json.dumps(doc, indent=1, allow_nan=False, default=str) + "\n"
 
 
 def trend_svg(history: History, s: Series) -> str:
