@@ -256,3 +256,61 @@ def test_a_forced_sdpa_backend_that_cannot_run_the_case_is_skipped_with_its_erro
     assert r.status == "skipped"
     assert r.reason.startswith("SDPA backend efficient cannot run this attention here:")
 
+
+
+# --- derive -----------------------------------------------------------------------------------------------
+def _result(k: CaseKey, call_s: float, **metrics) -> Result:
+    samples = [call_s * f for f in (0.99, 1.0, 1.01, 1.0, 0.995, 1.005, 1.0)]
+    return Result(key=k, status="ok", samples=samples, metrics=dict(metrics))
+
+
+def test_derive_names_the_fastest_mode_of_each_model_with_its_interval(inference):
+    b1, b8 = TINY_DECODE, {**TINY_DECODE, "batch": 8}
+    eager = _result(key(params=b1), 0.010)
+    compiled = _result(key(params=b1, mode="compile"), 0.004, compile_s=3.0)
+    half = _result(key(params=b1, dtype="bfloat16"), 0.008)
+    other = _result(key(params=b8), 0.020)
+    results = [eager, compiled, half, other]
+    inference.derive(results)
+    assert compiled.metrics["note"].startswith("fastest of 3 here: compile/float32, 4 ms per call [")
+    assert compiled.metrics["note"].endswith(", 2.50x eager float32")
+    assert compiled.metrics["speedup_vs_eager_float32"] == pytest.approx(2.5)
+    assert compiled.metrics["break_even_calls"] == 500  # 3 s / 6 ms saved per call
+    assert half.metrics["speedup_vs_eager_float32"] == pytest.approx(1.25) and "break_even_calls" not in half.metrics
+    assert "note" not in eager.metrics and eager.metrics["fastest_here"] == "compile/float32"
+    assert other.metrics["note"].startswith("fastest of 1 here: eager/float32")  # batch 8 is a model of its own
+    assert other.metrics["decode_tokens_per_s"] == pytest.approx(8 * 7 / sum(other.samples))
+    assert other.metrics["itl_p50_s"] == pytest.approx(0.020)
+    before = [dict(r.metrics) for r in results]
+    inference.derive(results)  # called after every case: must not compound
+    assert [r.metrics for r in results] == before
+
+
+def test_payoff_never_when_the_compiled_call_is_not_faster(inference):
+    assert inference.payoff(0.010, 0.012, 5.0) == (pytest.approx(10 / 12), None)
+    assert inference.payoff(0.010, 0.005, None) == (pytest.approx(2.0), None)
+    with pytest.raises(ValueError):
+        inference.payoff(0.0, 0.001, 1.0)
+
+
+# --- end to end -------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_quick_run_of_the_tiny_decoder_through_the_cli(tmp_path):
+    from conftest import run_cli
+
+    out = tmp_path / "r.json"
+    run_cli("run", "--suite", "inference", "--profile", "quick", "--backend", "cpu", "--rounds", "1", "--quiet",
+            "--filter", r"inference/decode.*size=tiny.* eager$", "-o", str(out), check_rc=0)
+    doc = json.loads(out.read_text())
+    results = {(r["key"]["params"]["batch"], r["key"]["dtype"]): r for r in doc["results"]}
+    assert {k[0] for k in results} == {1, 8}
+    for (batch, dtype), r in results.items():
+        if dtype != "float32":
+            assert r["status"] == "skipped" and "instructions on this CPU" in r["reason"]
+            continue
+        assert r["status"] == "ok", r["reason"]
+        assert r["loops_per_sample"] == 1 and len(r["samples"]) >= 20
+        m = r["metrics"]
+        assert m["itl_calls"] == len(r["samples"]) and m["itl_p50_s"] > 0
+        assert m["decode_tokens_per_s"] == pytest.approx(batch * len(r["samples"]) / sum(r["samples"]))
+        assert m["note"].startswith("fastest of 1 here: eager/float32")
