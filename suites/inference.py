@@ -67,7 +67,7 @@ SDPA_NAMES = {0: "math", 1: "flash", 2: "efficient", 3: "cudnn", 4: "overrideabl
 CPU_SDPA = ("auto", "flash", "math")  # the CPU has a flash kernel and the math fallback
 # Per-call sampling per profile: (warm-up calls, at least, at most calls, seconds after which to stop
 # once `at least` calls are in). p99 needs 100 calls: the quick profile gives fewer, and says so.
-SAMPLING = {"quick": (3, 20, 100, 1.0), "default": (5, 100, 400, 4.0), "full": (10, 200, 2000, 15.0)}
+SAMPLING = {"quick": (2, 10, 100, 0.5), "default": (5, 100, 400, 4.0), "full": (10, 200, 2000, 15.0)}
 COMPILE_STEADY_CALLS = 3  # calls after the compiling ones, to take their steady cost out of compile_s
 
 
@@ -323,6 +323,7 @@ def timed_case(ctx: Context, call: Callable[[], Any], reference: torch.Tensor | 
                         **{k: after.get(k, 0) - before.get(k, 0) for k in ("graphs", "graph_breaks", "cache_hits")}})
     else:
         metrics["first_call_s"] = first_s
+    metrics["warmup_calls"] = warmup
     for _ in range(warmup):
         call()
     ctx.backend.reset_peak_memory()
@@ -364,7 +365,8 @@ def vision_case(ctx: Context, name: str, batch: int, image: int) -> Case:
 
 
 VISION_COMMON: dict[str, Any] = {"dtypes": DTYPES, "modes": MODES, "isolate": isolated, "timeout": 1200}
-# Quick: 64x64 images and batch 8 (a CPU takes seconds per 224x224 batch); default: the real shapes.
+# Quick: eager only, 64x64 images (vit_b_16: 32x32) and batch 8: a CPU takes seconds per 224x224 batch
+# and minutes to compile a CNN. Default: the real shapes.
 VISION_QUICK = {"image": [64], "batch": [1, 8], "mode": ["eager"]}
 VISION_DEFAULT = {"mode": ["eager", "compile", "reduce-overhead"]}
 
@@ -377,15 +379,14 @@ def resnet50(ctx: Context, batch: int, image: int) -> Case:
 
 
 @benchmark(params={"batch": [1, 64], "image": [224]},
-           profiles={"quick": VISION_QUICK, "default": VISION_DEFAULT}, **VISION_COMMON)
+           profiles={"quick": {**VISION_QUICK, "image": [32]}, "default": VISION_DEFAULT}, **VISION_COMMON)
 def vit_b_16(ctx: Context, batch: int, image: int) -> Case:
     """torchvision vit_b_16 (random init; image_size follows `image`), one forward pass of a batch."""
     return vision_case(ctx, "vit_b_16", batch, image)
 
 
 @benchmark(params={"batch": [1, 128], "image": [224]},
-           profiles={"quick": {**VISION_QUICK, "mode": ["eager", "compile"], "batch": [1]},
-                     "default": VISION_DEFAULT}, **VISION_COMMON)
+           profiles={"quick": VISION_QUICK, "default": VISION_DEFAULT}, **VISION_COMMON)
 def mobilenet_v3_large(ctx: Context, batch: int, image: int) -> Case:
     """torchvision mobilenet_v3_large (random init, channels_last), one forward pass of a batch."""
     return vision_case(ctx, "mobilenet_v3_large", batch, image)
@@ -508,7 +509,7 @@ _DEFAULT_MODES = {"mode": ["eager", "compile", "reduce-overhead"]}
 
 
 @benchmark(params={"size": list(DECODER_SIZES), "prompt": [128, 512, 1024], "sdpa": ["auto"]},
-           profiles={"quick": {"size": ["tiny"], "prompt": [32, 128], "mode": ["eager", "compile"]},
+           profiles={"quick": {"size": ["tiny"], "prompt": [64], "mode": ["eager", "compile"]},
                      "default": {**_DEFAULT_MODES, "size": ["small", "gpt2-124m"], "prompt": [128, 512]},
                      "full": _FULL_MODES},
            overview={"size": ["tiny"], "prompt": [128], "sdpa": ["auto"], "dtype": ["float32"], "mode": ["eager"]},

@@ -6,7 +6,6 @@ planted numerical bug, or the eager module itself). The one end-to-end run is ma
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -301,16 +300,17 @@ def test_quick_run_of_the_tiny_decoder_through_the_cli(tmp_path):
     out = tmp_path / "r.json"
     run_cli("run", "--suite", "inference", "--profile", "quick", "--backend", "cpu", "--rounds", "1", "--quiet",
             "--filter", r"inference/decode.*size=tiny.* eager$", "-o", str(out), check_rc=0)
-    doc = json.loads(out.read_text())
-    results = {(r["key"]["params"]["batch"], r["key"]["dtype"]): r for r in doc["results"]}
+    from benchbench import load
+
+    results = {(r.key.params_dict["batch"], r.key.dtype): r for r in load(str(out)).results}
     assert {k[0] for k in results} == {1, 8}
     for (batch, dtype), r in results.items():
         if dtype != "float32":
-            assert r["status"] == "skipped" and "instructions on this CPU" in r["reason"]
+            assert r.status == "skipped" and "instructions on this CPU" in r.reason
             continue
-        assert r["status"] == "ok", r["reason"]
-        assert r["loops_per_sample"] == 1 and len(r["samples"]) >= 20
-        m = r["metrics"]
-        assert m["itl_calls"] == len(r["samples"]) and m["itl_p50_s"] > 0
-        assert m["decode_tokens_per_s"] == pytest.approx(batch * len(r["samples"]) / sum(r["samples"]))
+        assert r.status == "ok", r.reason
+        assert r.loops_per_sample == 1 and len(r.samples) >= 10
+        m = r.metrics
+        assert m["itl_calls"] == len(r.samples) and m["itl_p50_s"] > 0
+        assert m["decode_tokens_per_s"] == pytest.approx(batch * len(r.samples) / sum(r.samples))
         assert m["note"].startswith("fastest of 1 here: eager/float32")
