@@ -314,3 +314,30 @@ def test_quick_run_of_the_tiny_decoder_through_the_cli(tmp_path):
         assert m["itl_calls"] == len(r.samples) and m["itl_p50_s"] > 0
         assert m["decode_tokens_per_s"] == pytest.approx(batch * len(r.samples) / sum(r.samples))
         assert m["note"].startswith("fastest of 1 here: eager/float32")
+
+
+# --- the decode check script's table --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def decode_check():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("inference_decode_check",
+                                                  ROOT / "benchmarks" / "inference_decode_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_decode_check_table_marks_rows_beyond_five_percent(decode_check, tmp_path):
+    rows = [{"size": "tiny", "batch": 1, "suite": 1000.0, "plain": 1010.0, "ratio": 0.99, "ratios": [0.98, 0.99, 1.0]},
+            {"size": "tiny", "batch": 8, "suite": 9000.0, "plain": 8000.0, "ratio": 1.125, "ratios": [1.1, 1.125]}]
+    text = decode_check.table(rows, "header")
+    assert "| tiny | 1 | 1,000 | 1,010 | 0.990 (0.980, 0.990, 1.000) | yes |" in text
+    assert text.splitlines()[-1].endswith("| **no** |")
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"before\n{decode_check.BEGIN}\nold\n{decode_check.END}\nafter\n")
+    decode_check.write(doc, text)
+    assert doc.read_text() == f"before\n{decode_check.BEGIN}\n{text}\n{decode_check.END}\nafter\n"
+    doc.write_text("no markers")
+    with pytest.raises(SystemExit, match="markers"):
+        decode_check.write(doc, text)
