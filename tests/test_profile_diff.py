@@ -195,7 +195,7 @@ def test_ab_profile_regressions_writes_both_traces_and_the_diff(tmp_path):
     out = tmp_path / "out"
     proc = run_cli("ab", "--suite-path", "suite.py", "--backend", "cpu", "--profile", "quick", "--rounds", "3",
                    "--fail-on", "median:50%", "--baseline-ref", "HEAD~1", "--profile-regressions", "--json", "-q",
-                   "-o", str(out), cwd=root, env={"PYTHONPATH": f"{ROOT}:{root}"}, timeout=300)
+                   "-o", str(out), cwd=root, env={"PYTHONPATH": f"{ROOT}:{root}"}, timeout=1200)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     (case,) = json.loads(proc.stdout)["profiles"]
     assert case["outcome"] == "regression" and case["top"][0]["operator"] == "aten::sort"
