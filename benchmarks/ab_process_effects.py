@@ -1,6 +1,6 @@
 """Where do `ab`'s per-process effects come from, and what removes them? Measure it and write the tables.
 
-    PYTHONPATH=. python benchmarks/ab_process_effects.py --pairs 16 --work /tmp/abpe --doc docs/ab.md
+    PYTHONPATH=. python benchmarks/ab_process_effects.py --pairs 32 --work /tmp/abpe --doc docs/ab.md
 
 Three questions about block-interleaved `ab` (benchbench/interleave.py), answered on A/A pairs (both
 sides the same code, so every log ratio away from 0 is noise):
