@@ -264,11 +264,6 @@ def metric_session(session: Any, metric: str, rounds: int | None = None) -> Any:
                    rounds=rounds or m.default_rounds or session.rounds)
 
 
-def counting_session(session: Any, rounds: int | None = None) -> Any:
-    """The session's cases counted under Callgrind (kept for callers of the earlier name)."""
-    return metric_session(session, metrics_registry.INSTRUCTIONS.name, rounds)
-
-
 def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | None = None,
            backends: Sequence[str] | None = None, profile: str = "default", rounds: int | None = None,
            pattern: str | None = None, timeout: float | None = None, seed: int | None = None,

@@ -119,25 +119,31 @@ def compare_results(key: Any, base: Any, other: Any, settings: Mapping[str, Any]
 
 
 # --- recording, for suites that compile -----------------------------------------------------------------
-DYNAMO_KEYS = ("_compile.compile_inner", "compile_inner", "_compile")
-INDUCTOR_KEYS = ("compile_fx_inner", "inductor_compile", "compile_fx")
+DYNAMO_TOTAL = "_compile.compile_inner"  # a frame's whole compile: tracing, then the backend compiler
+BACKEND = "OutputGraph.call_user_compiler"  # the backend compiler's part (AOTAutograd and Inductor)
 
 
 def phases(before: Mapping[str, Sequence[float]] | None = None,
            table: Mapping[str, Sequence[float]] | None = None) -> dict[str, float]:
-    """Seconds spent in Dynamo tracing and Inductor compiling since `before` (a `snapshot()`), from
-    `torch._dynamo.utils.compilation_time_metrics`; empty where that torch does not keep them."""
+    """Seconds since `before` (a `snapshot()`) in Dynamo's own tracing (`dynamo_s`) and in the backend compiler
+    it calls, AOTAutograd and Inductor (`inductor_s`), from `torch._dynamo.utils.compilation_time_metrics`;
+    empty where that torch does not keep them."""
     if table is None:
         try:
             from torch._dynamo.utils import compilation_time_metrics as table  # type: ignore[no-redef]
         except ImportError:  # pragma: no cover - a torch without dynamo
             return {}
     before = before or {}
+
+    def spent(key: str) -> float | None:
+        return float(sum(table[key][len(before.get(key, ())):])) if key in table else None
+
+    total, backend = spent(DYNAMO_TOTAL), spent(BACKEND)
     out = {}
-    for name, keys in (("dynamo_s", DYNAMO_KEYS), ("inductor_s", INDUCTOR_KEYS)):
-        key = next((k for k in keys if k in table), None)
-        if key is not None:
-            out[name] = float(sum(table[key][len(before.get(key, ())):]))
+    if total is not None:
+        out["dynamo_s"] = max(0.0, total - (backend or 0.0))
+    if backend is not None:
+        out["inductor_s"] = backend
     return out
 
 
@@ -150,14 +156,30 @@ def snapshot() -> dict[str, list[float]]:
     return {k: list(v) for k, v in compilation_time_metrics.items()}
 
 
-def graph_break_reasons(before: Mapping[str, int] | None = None) -> list[str]:
-    """The graph breaks' reasons Dynamo counted since `before` (a dict of reason -> count)."""
+def break_reason(text: str, width: int = 160) -> str:
+    """Dynamo's graph-break message in one line: its title and its explanation."""
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    why = next((ln.removeprefix("Explanation:").strip() for ln in lines[1:] if ln.startswith("Explanation:")), "")
+    one = lines[0] + (f": {why}" if why else "")
+    return one if len(one) <= width else one[: width - 1] + "…"
+
+
+def break_counts() -> dict[str, int]:
+    """Dynamo's graph breaks so far in this process, reason -> count (to subtract from later)."""
     try:
         from torch._dynamo.utils import counters
     except ImportError:  # pragma: no cover
-        return []
+        return {}
+    return dict(counters["graph_break"])
+
+
+def graph_break_reasons(before: Mapping[str, int] | None = None, now: Mapping[str, int] | None = None) -> list[str]:
+    """The graph breaks Dynamo counted since `before` (a `break_counts()`), each reason in one line."""
+    now = break_counts() if now is None else now
     before = before or {}
-    return sorted(r for r, n in counters["graph_break"].items() if n > before.get(r, 0))
+    return sorted({break_reason(r) for r, n in now.items() if n > before.get(r, 0)})
 
 
 COMPILE_TIME = Metric(
