@@ -114,6 +114,12 @@ class Backend:
         """
         return None, "unavailable"
 
+    def memory_baseline(self) -> int | None:
+        """Bytes the peak counter already held when it was last reset, where that counter is the whole process's
+        (the CPU's resident set: the interpreter, torch, the case's setup), so that the case's own growth is the
+        peak less this. None where the counter is the allocator's own (GPUs): it counts tensors only."""
+        return None
+
     def dtype_reason(self, dtype: str | None) -> str | None:
         """Why this backend cannot run a dtype, or None when it can."""
         return None
@@ -188,6 +194,10 @@ class CpuBackend(Backend):
             Path("/proc/self/clear_refs").write_text("5")
         except OSError:
             pass
+        self._rss_at_reset = _read_status_kib("VmRSS")  # the high-water mark starts here again
+
+    def memory_baseline(self) -> int | None:
+        return getattr(self, "_rss_at_reset", None)
 
     def peak_memory(self, counter: str = "allocated") -> tuple[int | None, str]:
         hwm = _read_status_kib("VmHWM")

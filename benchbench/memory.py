@@ -4,7 +4,10 @@ Every round of a timed case records the peak memory of its steady state (benchbe
 the backend's peak before warm-up and reads it after the samples): the CUDA and XPU allocators'
 `max_memory_allocated` (or `reserved`, for cases that ask for it), MPS's driver-allocated memory, and
 on the CPU the process's resident-set high-water mark (VmHWM, reset through /proc/self/clear_refs).
-Which counter was read is the result's `memory_kind`.
+Which counter was read is the result's `memory_kind`. The CPU's counter holds the whole process (the
+interpreter, torch, the case's setup: hundreds of MiB that vary between processes), so there the
+backend also records the resident set at the reset (`memory_baseline_bytes`) and the metric compares
+the growth over the case, peak less that: the host's high-water RSS delta.
 
 A peak is nearly deterministic: the same code allocates the same tensors. A change is `worse` when the
 other side's median peak over rounds lies beyond the tolerance above the baseline's, the tolerance
@@ -32,6 +35,7 @@ NAME = "memory"
 DEFAULT_TOLERANCE = 0.05
 DEFAULT_FLOOR = 16 * 2**20  # bytes
 SETTINGS = {"memory_tolerance": DEFAULT_TOLERANCE, "memory_floor": DEFAULT_FLOOR}
+BASELINE = "memory_baseline_bytes"  # a result's metric: the process's memory when the peak was reset (CPU)
 
 _SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(B|KiB|MiB|GiB)?\s*$")
 _SCALE = {None: 1, "B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
@@ -60,20 +64,53 @@ def parse_setting(name: str, value: Any, where: str) -> float:
     return parse_floor(value, f"{where}: {name}")
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _baseline(record: dict[str, Any]) -> float | None:
+    v = (record.get("metrics") or {}).get(BASELINE)
+    return float(v) if _number(v) else None
+
+
 def round_peaks(result: Any) -> list[float]:
     """Each round's peak in bytes (the result's single peak when it has no round records)."""
     if result is None or not getattr(result, "ok", False):
         return []
-    peaks = [float(r["peak_memory_bytes"]) for r in result.rounds if r.get("peak_memory_bytes") is not None]
-    if not peaks and result.peak_memory_bytes is not None:
+    peaks = [float(r["peak_memory_bytes"]) for r in result.rounds if _number(r.get("peak_memory_bytes"))]
+    if not peaks and _number(result.peak_memory_bytes):
         peaks = [float(result.peak_memory_bytes)]
     return peaks
 
 
+def grown(result: Any) -> list[float] | None:
+    """Each round's growth over the case (peak less the process's memory at the reset), where every round
+    recorded that baseline (the CPU's resident set); None where the peak is the allocator's own."""
+    if result is None or not getattr(result, "ok", False):
+        return None
+    records = [r for r in result.rounds if _number(r.get("peak_memory_bytes"))]
+    if not records:
+        base = (result.metrics or {}).get(BASELINE)
+        if _number(result.peak_memory_bytes) and _number(base):
+            return [max(0.0, float(result.peak_memory_bytes) - float(base))]
+        return None
+    baselines = [_baseline(r) for r in records]
+    if any(b is None for b in baselines):
+        return None
+    return [max(0.0, float(r["peak_memory_bytes"]) - b) for r, b in zip(records, baselines, strict=True)]
+
+
+def values(result: Any) -> tuple[list[float], str]:
+    """(each round's value, what it is): the growth over the case where the peak counts the whole process,
+    else the peak."""
+    growth = grown(result)
+    return (growth, "growth") if growth is not None else (round_peaks(result), "peak")
+
+
 def value(result: Any) -> float | None:
-    """A result's peak memory: the median of its rounds' peaks."""
-    peaks = round_peaks(result)
-    return statistics.median(peaks) if peaks else None
+    """A result's peak memory (its growth over the case on the CPU): the median over its rounds."""
+    got, _ = values(result)
+    return statistics.median(got) if got else None
 
 
 def _kind(result: Any) -> Any:
@@ -85,7 +122,7 @@ def compare_results(key: Any, base: Any, other: Any, settings: Mapping[str, Any]
     settings = settings or {}
     tolerance = float(settings.get("memory_tolerance") or DEFAULT_TOLERANCE)
     floor = float(settings.get("memory_floor", DEFAULT_FLOOR))
-    a, b = round_peaks(base), round_peaks(other)
+    (a, what_a), (b, what_b) = values(base), values(other)
     if not a and not b:
         return None
     if not a or not b:
@@ -95,9 +132,13 @@ def compare_results(key: Any, base: Any, other: Any, settings: Mapping[str, Any]
     if _kind(base) != _kind(other):
         return MetricRow(NAME, key, ma, mb, "incomparable",
                          f"different memory counters: {_kind(base)} vs {_kind(other)}")
+    if what_a != what_b:
+        return MetricRow(NAME, key, ma, mb, "incomparable", f"the {what_a} over the case against the {what_b} "
+                         "(one side recorded the process's memory at the reset, the other did not)")
     limit = max(tolerance * ma, floor)
     ratio = mb / ma if ma > 0 else None
-    details = {"limit_bytes": limit, "tolerance": tolerance, "floor_bytes": floor, "rounds": [len(a), len(b)]}
+    details = {"limit_bytes": limit, "tolerance": tolerance, "floor_bytes": floor, "rounds": [len(a), len(b)],
+               "value": what_a}
     diff = mb - ma
     if abs(diff) <= limit:
         return MetricRow(NAME, key, ma, mb, "same", f"within {_size(limit)} of the baseline", ratio, details)

@@ -35,21 +35,28 @@ EXTRA_ENV = "MEMCAL_EXTRA"
 SIZES_MIB = (1, 8, 32, 128, 256)
 MiB = 2**20
 
-SUITE = '''
-"""Memory calibration: each call allocates and fills a temporary of size_mib MiB (20% more with {extra}=1)."""
+# The injected change lives outside the suite file, so the benchmark's definition (its hash) is the same
+# on both sides, as with a change in library code.
+LIBRARY = '''
+"""Library code outside the suite file: with {extra}=1 it asks for 20% more."""
 import os
 
+SCALE = 1.2 if os.environ.get("{extra}") == "1" else 1.0
+'''
+
+SUITE = '''
+"""Memory calibration: each call allocates and fills a temporary of size_mib MiB (20% more with {extra}=1)."""
 import torch
 
+import memcal_lib
 from benchbench import Case, benchmark
 
 SUITE = "memcal"
-SCALE = 1.2 if os.environ.get("{extra}") == "1" else 1.0
 
 
 @benchmark(params={{"size_mib": {sizes}, "rep": list(range({reps}))}}, dtypes=["float32"])
 def alloc(ctx, size_mib, rep):
-    n = int(size_mib * SCALE * 2**20 / 4)
+    n = int(size_mib * memcal_lib.SCALE * 2**20 / 4)
 
     def call():
         x = torch.empty(n, dtype=torch.float32)
@@ -63,6 +70,7 @@ BUILTIN_FILTER = r"tensor_ops/(add|mul|gelu_chain|softmax|layer_norm|linear)\[|t
 
 
 def write_suite(workdir: Path, reps: int) -> Path:
+    (workdir / "memcal_lib.py").write_text(textwrap.dedent(LIBRARY.format(extra=EXTRA_ENV)))
     path = workdir / "memcal_suite.py"
     path.write_text(textwrap.dedent(SUITE.format(extra=EXTRA_ENV, sizes=list(SIZES_MIB), reps=reps)))
     return path
@@ -90,7 +98,8 @@ def decisions(doc: dict) -> list[dict]:
         if c["metric"] != "memory":
             continue
         out.append({"case": c["case"], "suite": c["key"]["suite"], "base": c["base"], "other": c["other"],
-                    "verdict": c["verdict"], "outcome": c["outcome"]})
+                    "verdict": c["verdict"], "outcome": c["outcome"], "why": c["why"],
+                    "value": (c.get("details") or {}).get("value")})
     return out
 
 

@@ -253,3 +253,45 @@ def test_report_round_trip_keeps_the_round_peaks(tmp_path):
     save(rep, tmp_path / "r.json")
     back: Report = load(tmp_path / "r.json")
     assert memory.round_peaks(back.results[0]) == [1 * MiB, 2 * MiB, 3 * MiB]
+
+
+# --- the CPU: the growth over the case, not the whole process ------------------------------------------
+def grown_result(key, peaks, baselines):
+    r = peaked(key, peaks)
+    for record, b in zip(r.rounds, baselines, strict=True):
+        record["metrics"] = {"memory_baseline_bytes": b}
+    r.metrics["memory_baseline_bytes"] = float(np.median(baselines))
+    return r
+
+
+def test_cpu_peaks_compare_as_the_growth_over_the_case():
+    # processes that start 40 MiB apart (torch's own heap) but whose cases grow alike: same
+    base = grown_result(KEY, [600 * MiB, 640 * MiB, 600 * MiB], [500 * MiB, 540 * MiB, 500 * MiB])
+    cur = grown_result(KEY, [640 * MiB, 600 * MiB, 640 * MiB], [540 * MiB, 500 * MiB, 540 * MiB])
+    row = memory.compare_results(KEY, base, cur)
+    assert row.verdict == "same" and row.base == row.other == 100 * MiB
+    bigger = grown_result(KEY, [660 * MiB] * 3, [540 * MiB] * 3)  # grows by 120 MiB: +20%
+    assert memory.compare_results(KEY, base, bigger).verdict == "worse"
+    assert memory.value(bigger) == 120 * MiB
+
+
+def test_growth_against_a_whole_process_peak_is_incomparable():
+    row = memory.compare_results(KEY, peaked(KEY, [600 * MiB] * 2), grown_result(KEY, [600 * MiB] * 2,
+                                                                                  [500 * MiB] * 2))
+    assert row.verdict == "incomparable" and "growth" in row.why
+
+
+def test_the_cpu_backend_records_the_resident_set_at_the_reset():
+    from benchbench import backends as bk
+
+    cpu = bk.CpuBackend.__new__(bk.CpuBackend)
+    cpu.reset_peak_memory()
+    baseline = cpu.memory_baseline()
+    peak, kind = cpu.peak_memory()
+    if kind != "rss-peak" or baseline is None:
+        pytest.skip("no /proc/self/status here")
+    block = bytearray(64 * MiB)  # touched: zero-filled pages are resident
+    block[:: 4096] = b"x" * len(block[:: 4096])
+    peak, _ = cpu.peak_memory()
+    del block
+    assert peak - baseline >= 60 * MiB
