@@ -295,3 +295,27 @@ def test_the_cpu_backend_records_the_resident_set_at_the_reset():
     peak, _ = cpu.peak_memory()
     del block
     assert peak - baseline >= 60 * MiB
+
+
+# --- the command line -----------------------------------------------------------------------------------
+def test_gate_and_report_commands_show_a_memory_regression_and_its_rules(capsys, tmp_path):
+    from benchbench.cli import main
+    from benchbench.report import save
+
+    save(make_report([peaked(KEY, [1000 * MiB] * 3), peaked(OTHER, [100 * MiB] * 3)]), tmp_path / "base.json")
+    save(make_report([peaked(KEY, [1300 * MiB] * 3), peaked(OTHER, [100 * MiB] * 3)]), tmp_path / "cur.json")
+    base, cur = str(tmp_path / "base.json"), str(tmp_path / "cur.json")
+    assert main(["gate", "--baseline", base, cur]) == 1
+    out = capsys.readouterr().out
+    assert "peak memory: 1 regression" in out and "+300.0 MiB peak memory" in out
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rules]]\nmatch = "ops/matmul*"\nmemory_tolerance = "40%"\n')
+    assert main(["gate", "--baseline", base, cur, "--rules", str(rules)]) == 0
+    capsys.readouterr()
+    rules.write_text('memory_floor = "a lot"\n')
+    assert main(["gate", "--baseline", base, cur, "--rules", str(rules)]) == 2
+    err = capsys.readouterr().err
+    assert "memory_floor 'a lot'" in err and len(err.strip().splitlines()) == 1
+    page = tmp_path / "page.html"
+    assert main(["report", base, cur, "--html", str(page)]) == 0
+    assert "Peak memory and compile time" in page.read_text()
