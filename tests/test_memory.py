@@ -112,10 +112,11 @@ def test_twenty_percent_more_memory_in_one_case_is_a_regression_every_time():
                                                                                     rng=rng)])
         cur = make_report([peaked(KEY, jittered(rng, 960 * MiB), rng=rng), peaked(OTHER, jittered(rng, 80 * MiB),
                                                                                    rng=rng)])
-        result = gate(base, cur)
-        assert result.verdict == "regression", seed
-        [bad] = [f for f in result.metric_findings if f.outcome == "regression"]
-        assert bad.row.key == KEY and bad.row.metric == "memory"
+        for paired in (False, True):  # gate on stored reports; ab's decision on its paired rounds
+            result = gate(base, cur, paired=paired)
+            assert result.verdict == "regression", (seed, paired)
+            [bad] = [f for f in result.metric_findings if f.outcome == "regression"]
+            assert bad.row.key == KEY and bad.row.metric == "memory"
 
 
 def test_a_a_memory_decisions_give_no_false_regression_in_a_hundred():
