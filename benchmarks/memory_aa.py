@@ -12,7 +12,11 @@ Cases: a suite written here (`memcal/alloc`: temporaries of 1 to 256 MiB per cal
 and a few built-in tensor_ops cases (elementwise, softmax, layer_norm, a small matmul). Each `ab` runs
 `--rounds R` rounds of process pairs; its gate document (`ab --json`) holds one memory decision per case.
 
-    PYTHONPATH=. python benchmarks/memory_aa.py --runs 4 --rounds 3 --json out.json
+    PYTHONPATH=. python benchmarks/memory_aa.py --runs 2 --rounds 3 --json out.json
+
+The A/A reports of different `ab` runs are A/A pairs too (the same code, measured apart): every A/A report
+is also gated against every A/A report of the other runs (`A/A across runs`), as `gate` decides on
+stored reports. `--keep DIR` keeps the reports; `--earlier DIR...` adds an earlier call's A/A folders.
 
 prints a Markdown table for docs/metrics.md.
 """
@@ -31,6 +35,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 EXTRA_ENV = "MEMCAL_EXTRA"
 SIZES_MIB = (1, 8, 32, 128, 256)
 MiB = 2**20
@@ -76,12 +81,13 @@ def write_suite(workdir: Path, reps: int) -> Path:
     return path
 
 
-def run_ab(suite: Path, out: Path, rounds: int, current_env: dict[str, str]) -> dict:
+def run_ab(suite: Path, out: Path, rounds: int, current_env: dict[str, str], builtin: bool = True) -> dict:
     """One `benchbench ab --json`: its gate document."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(suite.parent)])}
     env.pop(EXTRA_ENV, None)
     cmd = [sys.executable, "-m", "benchbench", "ab", "--suite-path", str(suite), "--suite", "memcal",
-           "--suite", "tensor_ops", "--filter", rf"memcal/|{BUILTIN_FILTER}", "--backend", "cpu",
+           *(["--suite", "tensor_ops"] if builtin else []),
+           "--filter", rf"memcal/|{BUILTIN_FILTER}" if builtin else "memcal/", "--backend", "cpu",
            "--profile", "quick", "--rounds", str(rounds), "-o", str(out), "--json", "--quiet", "--force"]
     for key, value in current_env.items():
         cmd += ["--current-env", f"{key}={value}"]
@@ -100,6 +106,26 @@ def decisions(doc: dict) -> list[dict]:
         out.append({"case": c["case"], "suite": c["key"]["suite"], "base": c["base"], "other": c["other"],
                     "verdict": c["verdict"], "outcome": c["outcome"], "why": c["why"],
                     "value": (c.get("details") or {}).get("value")})
+    return out
+
+
+def cross_run_decisions(folders: list[Path]) -> list[dict]:
+    """Every A/A report against every other A/A report (all measure the same code): the gate's memory decision
+    per case on stored reports, unpaired, as `gate --baseline` makes it."""
+    from benchbench.gate import gate
+    from benchbench.report import load
+
+    reports = [load(f / f"{side}.json") for f in folders for side in ("baseline", "current")]
+    out = []
+    for i in range(len(reports)):
+        for j in range(i + 1, len(reports)):
+            if i // 2 == j // 2:
+                continue  # the two sides of one ab: counted with ab's own decisions
+            for f in gate(reports[i], reports[j]).metric_findings:
+                if f.row.metric == "memory":
+                    out.append({"case": f.row.key.label, "suite": f.row.key.suite, "base": f.row.base,
+                                "other": f.row.other, "verdict": f.row.verdict, "outcome": f.outcome,
+                                "why": f.row.why, "value": (f.row.details or {}).get("value")})
     return out
 
 
@@ -136,25 +162,36 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="rounds of process pairs per ab (default 3)")
     ap.add_argument("--reps", type=int, default=4, help="repetitions of each calibration size per run (default 4)")
     ap.add_argument("--json", metavar="PATH", help="write every decision here")
+    ap.add_argument("--keep", metavar="DIR", help="keep the ab folders (reports) here")
+    ap.add_argument("--earlier", nargs="*", default=[], metavar="DIR",
+                    help="ab folders of earlier A/A runs of this script (--keep) to add to the cross-run pairs")
     args = ap.parse_args()
     started = time.time()
-    rows: dict[str, list[dict]] = {"A/A": [], "A/B (+20%)": []}
+    rows: dict[str, list[dict]] = {"A/A": [], "A/B (+20%)": [], "A/A across runs": []}
+    aa_folders = [Path(d) for d in args.earlier]
     with tempfile.TemporaryDirectory(prefix="memory-aa-") as tmp:
+        where = Path(args.keep) if args.keep else Path(tmp)
+        where.mkdir(parents=True, exist_ok=True)
         suite = write_suite(Path(tmp), args.reps)
         for name, runs, env in (("A/A", args.runs, {}), ("A/B (+20%)", args.ab_runs, {EXTRA_ENV: "1"})):
             for i in range(runs):
-                doc = run_ab(suite, Path(tmp) / f"run{len(rows[name])}-{i}", args.rounds, env)
+                folder = where / f"{'aa' if not env else 'ab'}-{int(time.time())}-{i}"
+                doc = run_ab(suite, folder, args.rounds, env, builtin=not env)  # A/B: the calibration cases
+                if not env:
+                    aa_folders.append(folder)
                 got = decisions(doc)
                 rows[name] += got
                 print(f"{name} run {i + 1}/{runs}: {len(got)} decisions, "
                       f"{sum(r['outcome'] == 'regression' for r in got)} regressions "
                       f"({time.time() - started:.0f} s)", file=sys.stderr)
+        rows["A/A across runs"] = cross_run_decisions(aa_folders)
     results = {name: {"calibration (memcal)": summary([r for r in rs if r["suite"] == "memcal"]),
                       "built-in (tensor_ops)": summary([r for r in rs if r["suite"] != "memcal"])}
                for name, rs in rows.items()}
     print(table(results))
-    print(f"\n{args.runs} A/A and {args.ab_runs} A/B runs of `ab --rounds {args.rounds} --profile quick` on the CPU "
-          f"in {time.time() - started:.0f} s")
+    print(f"\n{args.runs + len(args.earlier)} A/A and {args.ab_runs} A/B runs of `ab --rounds {args.rounds} --profile "
+          f"quick` on the CPU in {time.time() - started:.0f} s (this call); A/A across runs: each A/A report against "
+          "every A/A report of the other runs, as `gate` decides on stored reports")
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": vars(args), "results": results, "decisions": rows},
                                               indent=1))
