@@ -143,7 +143,7 @@ def summary(rows: list[dict]) -> dict:
 
 def table(results: dict) -> str:
     lines = ["| experiment | cases | decisions | regressions | noisy | same | median abs. change | largest change "
-             "| peaks |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| values compared |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, parts in results.items():
         for group, s in parts.items():
             if not s["decisions"]:

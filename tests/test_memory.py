@@ -320,3 +320,22 @@ def test_gate_and_report_commands_show_a_memory_regression_and_its_rules(capsys,
     page = tmp_path / "page.html"
     assert main(["report", base, cur, "--html", str(page)]) == 0
     assert "Peak memory and compile time" in page.read_text()
+
+
+def test_the_cpu_backend_sees_temporaries_that_earlier_calls_left_in_the_heap():
+    from benchbench import backends as bk
+
+    cpu = bk.CpuBackend.__new__(bk.CpuBackend)
+
+    def call():
+        block = bytearray(8 * MiB)  # zero-filled: every page touched
+        return len(block)
+
+    for _ in range(3):  # the first call and warm-up: the freed block stays in the heap, resident
+        call()
+    cpu.reset_peak_memory()
+    baseline = cpu.memory_baseline()
+    if baseline is None:
+        pytest.skip("no /proc/self/status here")
+    call()
+    assert cpu.peak_memory()[0] - baseline >= 7 * MiB
