@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from benchbench import metrics as metrics_registry
 from benchbench.errors import UserError
 from benchbench.gate import EXIT_CODES, GateResult, Policy, gate
 from benchbench.instructions import Disagreement, disagreements
@@ -60,7 +61,7 @@ class SideSpec:
     tree: str | None = None
 
 
-METRICS = ("time", "instructions")
+METRICS = metrics_registry.RUNNABLE
 
 
 @dataclass
@@ -252,18 +253,19 @@ def _term_interrupts() -> Iterator[None]:
 def check_metrics(metrics: Sequence[str] | None) -> tuple[str, ...]:
     """The metrics to measure, time first; an unknown one is a one-line error."""
     wanted = list(dict.fromkeys(metrics or ["time"]))
-    unknown = [m for m in wanted if m not in METRICS]
-    if unknown:
-        raise UserError(f"unknown metric {unknown[0]!r} (known: {', '.join(METRICS)})")
+    for m in wanted:
+        metrics_registry.runnable(m)  # an unknown one is a one-line error
     return tuple(m for m in METRICS if m in wanted)
 
 
-def counting_session(session: Any, rounds: int | None = None) -> Any:
-    """The session's cases counted under Callgrind: CPU cases only, one round (a count does not move
-    between processes the way a time does: one Valgrind worker per side is enough) unless asked."""
-    from benchbench import callgrind
-
-    return replace(session, metric="instructions", cases=callgrind.plan(session.cases), rounds=rounds or 1)
+def metric_session(session: Any, metric: str, rounds: int | None = None) -> Any:
+    """The session as `metric` measures it: the cases it can measure, its default rounds unless asked (instruction
+    counts: CPU cases only, one round, since a count does not move between processes the way a time does)."""
+    m = metrics_registry.runnable(metric)
+    if m.name == session.metric:
+        return session
+    return replace(session, metric=m.name, cases=m.prepare_cases(session.cases),
+                   rounds=rounds or m.default_rounds or session.rounds)
 
 
 def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | None = None,
@@ -296,10 +298,8 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
     metrics = check_metrics(metrics)
     if current.ref and not current.tree:
         raise UserError("the current side is this working tree; only the baseline takes a ref (--baseline-ref)")
-    if "instructions" in metrics:  # before anything slow: no Valgrind, no run
-        from benchbench import callgrind
-
-        callgrind.require()
+    for m in metrics:  # before anything slow: no Valgrind, no run
+        metrics_registry.runnable(m).check()
     command = list(command) if command is not None else ["benchbench", *sys.argv[1:]]
     folder = Path(output) if output is not None else None
     if folder is not None:
@@ -308,7 +308,7 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
         raise UserError("--budget must be positive")
     policy = policy or Policy()
     session = sess.prepare(suites, suite_paths, backends, profile, rounds, pattern, False, timeout, seed)
-    sessions = [session if m == "time" else counting_session(session, rounds) for m in metrics]
+    sessions = [metric_session(session, m, rounds) for m in metrics]
     results: list[AbResult] = []
     with contextlib.ExitStack() as stack:
         stack.enter_context(_term_interrupts())
@@ -328,7 +328,7 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
                                                     session.environment)
                         for side in sides if differs(side)}
         for metric, part in zip(metrics, sessions, strict=True):
-            suffix = "-instructions" if metric == "instructions" and len(metrics) > 1 else ""
+            suffix = f"-{metric}" if metric != metrics[0] else ""  # the first metric's reports keep the plain names
             reports = [sess.new_report(part, label, command, side) for side in sides]
             for side, report in zip(sides, reports, strict=True):
                 if side.name in environments:
@@ -338,7 +338,7 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
                 on_start(part, sides)
             targets = [sess.Target(s, r, paths.get(s.name)) for s, r in zip(sides, reports, strict=True)]
             outcome = None
-            if metric == "time":
+            if metrics_registry.runnable(metric).rule == "rounds":  # time: block-interleaved process pairs
                 plan = Plan.fixed(rounds, policy.alpha) if rounds else \
                     Plan(alpha=policy.alpha, max_rounds=part.profile.ab_max_rounds)
                 outcome = Interleaved(part, targets, plan, policy.threshold_for,

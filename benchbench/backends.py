@@ -113,6 +113,12 @@ class Backend:
         """
         return None, "unavailable"
 
+    def memory_baseline(self) -> int | None:
+        """Bytes the peak counter already held when it was last reset, where that counter is the whole process's
+        (the CPU's resident set: the interpreter, torch, the case's setup), so that the case's own growth is the
+        peak less this. None where the counter is the allocator's own (GPUs): it counts tensors only."""
+        return None
+
     def dtype_reason(self, dtype: str | None) -> str | None:
         """Why this backend cannot run a dtype, or None when it can."""
         return None
@@ -165,6 +171,21 @@ def _read_status_kib(field_name: str) -> int | None:
     return None
 
 
+def _malloc_trim() -> None:
+    """glibc's malloc_trim(0): free heap pages go back to the system (nothing where the libc has none)."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        name = ctypes.util.find_library("c")
+        libc = ctypes.CDLL(name) if name else None
+        trim = getattr(libc, "malloc_trim", None)
+        if trim is not None:
+            trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class CpuBackend(Backend):
     peak_kind = "cpu"  # never a GPU row: on a Mac the CPU's name is the chip's ("Apple M2 Pro")
 
@@ -182,11 +203,18 @@ class CpuBackend(Backend):
         )
 
     def reset_peak_memory(self) -> None:
+        # Freed heap memory that earlier calls left resident would hide the case's temporaries from the
+        # resident set (glibc keeps blocks below its mmap threshold, up to 32 MiB): hand it back first.
+        _malloc_trim()
         # Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM) of this process.
         try:
             Path("/proc/self/clear_refs").write_text("5")
         except OSError:
             pass
+        self._rss_at_reset = _read_status_kib("VmRSS")  # the high-water mark starts here again
+
+    def memory_baseline(self) -> int | None:
+        return getattr(self, "_rss_at_reset", None)
 
     def peak_memory(self, counter: str = "allocated") -> tuple[int | None, str]:
         hwm = _read_status_kib("VmHWM")

@@ -75,14 +75,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from benchbench import blocks, canary, instructions, sequential
+from benchbench import blocks, canary, instructions, metrics, sequential
 from benchbench.environment.fingerprint import fingerprint_diff
 from benchbench.errors import UserError
+from benchbench.metric import MetricRow
 from benchbench.report import CaseKey, Report, Result
 from benchbench.stats import FEW_SAMPLES
 
@@ -510,6 +511,8 @@ class Pair:
     env_diff: list[EnvDiff]
     paired: bool = False  # rounds compared pairwise (measured back to back: `ab`)
     drift: MachineDrift | None = None  # the canary's reading (unpaired pairs only)
+    # the metrics every timed run records beside the time (peak memory, compile time), case by case
+    metric_rows: list[MetricRow] = field(default_factory=list)
 
 
 @dataclass
@@ -563,11 +566,12 @@ def compare_pair(key: CaseKey, base: Result | None, other: Result | None, criter
         if va is not None and vb is not None and va != vb:
             row.reasons.append(f"{what} {va:g} vs {vb:g}" if isinstance(va, (int, float)) else f"{what} {va} vs {vb}")
     row.env = [f"{k}: {va} vs {vb}" for k, va, vb, matters in env_diff if matters]
-    if instructions.METHOD == base.timing_method == other.timing_method \
-            and instructions.allocators_apart(base) != instructions.allocators_apart(other):
-        row.reasons.append("instruction counts with the allocators' internals in one and left out in the other "
-                           "(measure both with the same benchbench, on a libc with symbols)")
-    if instructions.METHOD in (base.timing_method, other.timing_method):
+    metric = metrics.of_results(base, other)
+    apart = metric.incomparable(base, other) if metric.incomparable and base.timing_method == other.timing_method \
+        else None
+    if apart:
+        row.reasons.append(apart)
+    if metric.rule == "tolerance":
         return _count_row(row, criteria.instructions_tolerance if tolerance is None else tolerance)
 
     sa, sb = summary_of(base), summary_of(other)
@@ -628,6 +632,25 @@ def _count_row(row: Row, tolerance: float) -> Row:
     return row
 
 
+def metric_rows(rows: Sequence[Row], settings_for: Callable[[CaseKey], Mapping[str, Any]] | None = None
+                ) -> list[MetricRow]:
+    """The rows of the metrics recorded beside the time, for the timed keys measured ok on both sides. A key
+    whose time is incomparable for its definition or shape is incomparable in every metric too."""
+    out = []
+    for row in rows:
+        if row.base is None or row.other is None or not row.base.ok or not row.other.ok \
+                or metrics.of_results(row.base, row.other) is not metrics.TIME:
+            continue
+        settings = {**metrics.settings_defaults(), **(settings_for(row.key) if settings_for else {})}
+        for metric in metrics.BESIDE_TIME:
+            got = metric.compare_results(row.key, row.base, row.other, settings)
+            if got is not None and row.reasons and got.verdict != "incomparable":
+                got = replace(got, verdict="incomparable", why="; ".join(row.reasons))
+            if got is not None:
+                out.append(got)
+    return out
+
+
 def report_names(reports: Sequence[Report], hints: Sequence[str | None] | None = None) -> list[str]:
     """Short, unique column names: the hint (usually the file's stem), else the report's label or run id."""
     names = []
@@ -642,8 +665,11 @@ def report_names(reports: Sequence[Report], hints: Sequence[str | None] | None =
 
 def compare(reports: Sequence[Report], names: Sequence[str | None] | None = None, criteria: Criteria | None = None,
             threshold_for: Callable[[CaseKey], float | None] | None = None,
-            tolerance_for: Callable[[CaseKey], float | None] | None = None) -> Comparison:
-    """Compare every report after the first against the first (the base).
+            tolerance_for: Callable[[CaseKey], float | None] | None = None,
+            settings_for: Callable[[CaseKey], Mapping[str, Any]] | None = None) -> Comparison:
+    """Compare every report after the first against the first (the base). Time rows, and beside them the
+    rows of the metrics a timed run records too (`metric_rows`), each by its metric's rule with the
+    per-case settings `settings_for(key)` gives (gate rules; the metrics' defaults without it).
 
     Raises UserError when fewer than two reports are given or a report shares no result with the base.
     """
@@ -672,7 +698,8 @@ def compare(reports: Sequence[Report], names: Sequence[str | None] | None = None
                              threshold_for(k) if threshold_for else None, env[k.backend], paired, drift,
                              tolerance_for(k) if tolerance_for else None, plan)
                 for k in keys]
-        pairs.append(Pair(name, rep, rows, fingerprint_diff(base.fingerprint, rep.fingerprint), paired, drift))
+        pairs.append(Pair(name, rep, rows, fingerprint_diff(base.fingerprint, rep.fingerprint), paired, drift,
+                          metric_rows(rows, settings_for)))
     return Comparison(names[0], base, pairs, criteria, sorted(all_keys, key=CaseKey.sort_key))
 
 

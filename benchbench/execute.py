@@ -135,6 +135,9 @@ class Prepared:
             if self.case.finish is not None:
                 metrics.update(self.case.finish() or {})
             peak, memory_kind = self.backend.peak_memory(self.case.memory_counter)
+            baseline = self.backend.memory_baseline() if peak is not None else None
+            if baseline is not None:  # the process's memory at the reset: the case's growth is peak - baseline
+                metrics["memory_baseline_bytes"] = baseline
         except Exception as exc:  # noqa: BLE001 - a failing case is data, not a crash (Skip included)
             return self.raised(exc)
         if self.energy is not None:

@@ -20,6 +20,10 @@ policy says to ignore it:
 Instruction counts (`run --metric instructions`) have their own rule: more instructions per call than
 the tolerance allows (default 0.5%, `instructions_tolerance` in the rules file) is a regression, and
 counts whose repeats spread by more than the tolerance are `noisy` (benchbench/instructions.py).
+Peak memory and compile time, recorded by every timed run, are judged beside the time by their own rules
+(benchbench/memory.py, benchbench/compile_time.py; settings `memory_tolerance`, `memory_floor` and
+`compile_threshold` in the rules file): `worse` is a regression, `noisy` follows the `noisy` action,
+`incomparable` never decides.
 Regression wins over inconclusive, inconclusive over pass. New cases, `fixed`, and cases that were
 not ok in the baseline either never fail the gate; they are listed.
 
@@ -35,10 +39,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from benchbench import metrics
 from benchbench.compare import Change, Comparison, Criteria, Pair, Row, compare
 from benchbench.errors import ExitCode, UserError
 from benchbench.instructions import DEFAULT_TOLERANCE, check_tolerance
-from benchbench.instructions import METHOD as INSTRUCTIONS
+from benchbench.metric import MetricRow
 from benchbench.report import Report
 
 EXIT_CODES = {"pass": ExitCode.OK, "regression": ExitCode.REGRESSION, "inconclusive": ExitCode.INCONCLUSIVE}
@@ -97,6 +102,8 @@ class Rule:
     ignore: bool | None = None  # None: this rule leaves the decision of earlier rules alone
     reason: str | None = None
     instructions_tolerance: float | None = None  # for instruction counts (benchbench/instructions.py)
+    # settings of the metrics recorded beside the time (memory_tolerance, compile_threshold, ...): (name, value)
+    settings: tuple[tuple[str, Any], ...] = ()
 
     def applies(self, key: Any) -> bool:
         checks = [(self.match, f"{key.suite}/{key.name}"), (self.backend, key.backend), (self.dtype, key.dtype or ""),
@@ -114,6 +121,15 @@ class Policy:
     rules: tuple[Rule, ...] = field(default_factory=tuple)
     source: str | None = None  # the rules file, for messages
     instructions_tolerance: float = DEFAULT_TOLERANCE
+    settings: tuple[tuple[str, Any], ...] = ()  # top-level settings of the metrics beside the time
+
+    def metric_settings(self, key: Any) -> dict[str, Any]:
+        """The settings of the metrics beside the time for this case: the rules file's, then every matching rule."""
+        out = dict(self.settings)
+        for rule in self.rules:
+            if rule.settings and rule.applies(key):
+                out.update(rule.settings)
+        return out
 
     @property
     def criteria(self) -> Criteria:
@@ -142,8 +158,10 @@ class Policy:
         return self.settings_for(key)[0]
 
 
-_TOP_KEYS = {"fail_on", "alpha", "noisy", "incomparable", "missing", "rules", "instructions_tolerance"}
-_RULE_KEYS = {"match", "backend", "dtype", "mode", "threshold", "ignore", "reason", "instructions_tolerance"}
+_TOP_KEYS = {"fail_on", "alpha", "noisy", "incomparable", "missing", "rules", "instructions_tolerance",
+             *metrics.setting_names()}
+_RULE_KEYS = {"match", "backend", "dtype", "mode", "threshold", "ignore", "reason", "instructions_tolerance",
+              *metrics.setting_names()}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -196,6 +214,7 @@ def parse_rules(doc: dict[str, Any], source: str = "rules") -> Policy:
     if "instructions_tolerance" in doc:
         policy = replace(policy, instructions_tolerance=parse_tolerance(doc["instructions_tolerance"],
                                                                         f"{source}: instructions_tolerance"))
+    policy = replace(policy, settings=_metric_settings(doc, source))
     for name in ("noisy", "incomparable", "missing"):
         if name in doc:
             if doc[name] not in ACTIONS:
@@ -215,16 +234,24 @@ def parse_rules(doc: dict[str, Any], source: str = "rules") -> Policy:
                 raise UserError(f"{where}: {name} must be a string")
         if "ignore" in raw and not isinstance(raw["ignore"], bool):
             raise UserError(f"{where}: ignore must be true or false")
-        if not {"threshold", "ignore", "instructions_tolerance"} & set(raw):
-            raise UserError(f"{where}: sets neither threshold, instructions_tolerance nor ignore")
+        if not {"threshold", "ignore", "instructions_tolerance", *metrics.setting_names()} & set(raw):
+            raise UserError(f"{where}: sets neither threshold, instructions_tolerance nor ignore (nor a metric's "
+                            f"setting: {', '.join(metrics.setting_names())})")
         rules.append(Rule(match=raw.get("match", "*"), backend=raw.get("backend"), dtype=raw.get("dtype"),
                           mode=raw.get("mode"), ignore=raw.get("ignore"), reason=raw.get("reason"),
                           threshold=parse_threshold(raw["threshold"], f"{where}: threshold")
                           if "threshold" in raw else None,
                           instructions_tolerance=parse_tolerance(raw["instructions_tolerance"],
                                                                  f"{where}: instructions_tolerance")
-                          if "instructions_tolerance" in raw else None))
+                          if "instructions_tolerance" in raw else None,
+                          settings=_metric_settings(raw, where)))
     return replace(policy, rules=tuple(rules))
+
+
+def _metric_settings(doc: dict[str, Any], where: str) -> tuple[tuple[str, Any], ...]:
+    """The settings of metrics recorded beside the time that this table sets, each parsed by its metric."""
+    return tuple((name, metrics.parse_setting(name, doc[name], where)) for name in metrics.setting_names()
+                 if name in doc)
 
 
 def load_policy(rules_path: str | None = None, fail_on: str | None = None,
@@ -250,11 +277,21 @@ class Finding:
 
 
 @dataclass
+class MetricFinding:
+    """A metric recorded beside the time (peak memory, compile time): its row's part in the gate."""
+
+    row: MetricRow
+    outcome: str  # regression / inconclusive / ok / ignored
+    why: str
+
+
+@dataclass
 class GateResult:
     verdict: str  # pass / regression / inconclusive
     findings: list[Finding]
     comparison: Comparison  # the baseline against exactly one current report
     policy: Policy
+    metric_findings: list[MetricFinding] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -304,7 +341,8 @@ def judge(row: Row, policy: Policy) -> Finding:
 
 
 def counts_instructions(row: Row) -> bool:
-    return INSTRUCTIONS in (getattr(row.base, "timing_method", None), getattr(row.other, "timing_method", None))
+    """Whether the row compares values of a tolerance-rule metric run on its own (instruction counts)."""
+    return metrics.of_results(row.base, row.other).rule == "tolerance"
 
 
 def _judge_counts(row: Row, change: Change, policy: Policy) -> Finding:
@@ -324,9 +362,25 @@ def decide(comparison: Comparison, policy: Policy) -> GateResult:
     if len(comparison.pairs) != 1:
         raise ValueError("the gate compares exactly one report against the baseline")
     findings = [judge(row, policy) for row in comparison.pairs[0].rows]
-    outcomes = {f.outcome for f in findings}
+    extra = [judge_metric(row, policy) for row in comparison.pairs[0].metric_rows]
+    outcomes = {f.outcome for f in [*findings, *extra]}
     verdict = "regression" if "regression" in outcomes else "inconclusive" if "inconclusive" in outcomes else "pass"
-    return GateResult(verdict, findings, comparison, policy)
+    return GateResult(verdict, findings, comparison, policy, extra)
+
+
+def judge_metric(row: MetricRow, policy: Policy) -> MetricFinding:
+    """A metric beside the time: `worse` is a regression, `noisy` follows the policy's noisy action, and a
+    metric that cannot be compared (recorded on one side only, another memory counter) is listed, never
+    decisive: the time row already says what differs."""
+    _, ignored = policy.settings_for(row.key)
+    if ignored is not None:
+        return MetricFinding(row, "ignored", ignored.reason or f"ignored by rule match={ignored.match!r}")
+    if row.verdict == "worse":
+        return MetricFinding(row, "regression", row.why)
+    if row.verdict == "noisy":
+        outcome = {"ignore": "ok", "inconclusive": "inconclusive", "regression": "regression"}[policy.noisy]
+        return MetricFinding(row, outcome, row.why + (" (noisy = ignore)" if policy.noisy == "ignore" else ""))
+    return MetricFinding(row, "ok", row.why)
 
 
 def gate(baseline: Report, current: Report, policy: Policy | None = None,
@@ -338,5 +392,5 @@ def gate(baseline: Report, current: Report, policy: Policy | None = None,
     policy = policy or Policy()
     criteria = replace(policy.criteria, paired=paired)
     comp = compare([baseline, current], list(names), criteria, threshold_for=policy.threshold_for,
-                   tolerance_for=policy.tolerance_for)
+                   tolerance_for=policy.tolerance_for, settings_for=policy.metric_settings)
     return decide(comp, policy)

@@ -19,11 +19,12 @@ import fnmatch
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from benchbench import metrics
 from benchbench.environment.facts import get
 from benchbench.environment.fingerprint import fingerprint_diff
 from benchbench.errors import ReportError, UserError
@@ -192,6 +193,7 @@ class Series:
     points: tuple[Point, ...]
     changes: tuple[Change, ...]
     note: str | None = None  # why no change points could be looked for
+    metric: str = "time"  # or a metric every timed run records beside the time (benchbench/metrics.py)
 
     @property
     def ok_points(self) -> list[Point]:
@@ -213,7 +215,7 @@ class History:
     def to_dict(self) -> dict:
         def series(s: Series) -> dict:
             return {"key": s.key.to_dict(), "label": s.key.label, "machine": s.machine,
-                    "timing_method": s.timing_method, "note": s.note,
+                    "timing_method": s.timing_method, "metric": s.metric, "note": s.note,
                     "points": [asdict(p) for p in s.points],
                     "changes": [{**asdict(c), "keys": c.keys} for c in s.changes]}
 
@@ -316,9 +318,28 @@ def analyse(reports: list[tuple[Report, str]] | list[Report], *, patterns: Itera
                     points.append(Point(runs[i], "failed" if res.ok else res.status,
                                         reason=res.reason or ("no samples" if res.ok else None)))
             series.append(_with_changes(key, machine, method, points, reps, defs, max_pvalue, min_size, seed))
+            if metrics.of_method(method).rule == "rounds":  # timed runs record peak memory, compile time
+                series += _beside_time(key, machine, method, points, reps, defs, max_pvalue, min_size, seed)
     settings = {"method": "t scan on log values + binary segmentation", "max_pvalue": max_pvalue, "min_size": min_size,
                 "nearby_runs": NEARBY}
     return History(folder, runs, series, list(skipped or []), settings)
+
+
+def _beside_time(key: CaseKey, machine: str, method: str | None, points: list[Point], reports: list[Report],
+                 definitions: list[str | None], max_pvalue: float, min_size: int, seed: int) -> list[Series]:
+    """The series of the metrics recorded beside the time, on the same runs: one per metric that some run holds."""
+    out = []
+    for metric in metrics.BESIDE_TIME:
+        values = [metric.value(rep.result(key)) if p.status == "ok" else None for p, rep in zip(points, reports,
+                                                                                             strict=True)]
+        if all(v is None for v in values):
+            continue
+        own = [Point(p.run, "ok", v) if v is not None and v > 0 else
+               (p if p.status != "ok" else Point(p.run, "missing", reason=f"no {metric.title} recorded"))
+               for p, v in zip(points, values, strict=True)]
+        series = _with_changes(key, machine, method, own, reports, definitions, max_pvalue, min_size, seed)
+        out.append(replace(series, metric=metric.name))
+    return out
 
 
 def _with_changes(key: CaseKey, machine: str, method: str | None, points: list[Point], reports: list[Report],

@@ -14,6 +14,7 @@ are saved atomically after every case: an interrupted run leaves valid, partial 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from benchbench import interrupts
+from benchbench import interrupts, metrics
 from benchbench.errors import UserError
 from benchbench.measure import Budget, Profile, get_profile
 from benchbench.registry import Suite
@@ -48,7 +49,7 @@ class Session:
     cases: list[PlannedCase]
     environment: dict[str, Any] = field(default_factory=dict)
     worker_env: dict[str, str] = field(default_factory=dict)
-    metric: str = "time"  # or "instructions": counted under Callgrind (benchbench/callgrind.py)
+    metric: str = "time"  # a runnable metric's name (benchbench/metrics.py): "instructions" counts under Callgrind
 
     def derive(self, results: list[Result]) -> None:
         """Each suite's `derive(results)` hook, on that suite's results (speedups, ratios between cases)."""
@@ -91,12 +92,8 @@ def prepare(suites: Sequence[str] | None = None, suite_paths: Sequence[str] | No
         raise UserError("--timeout must be positive")
     if rounds is not None and rounds < 1:
         raise UserError("--rounds must be at least 1")
-    if metric not in ("time", "instructions"):
-        raise UserError(f"unknown metric {metric!r} (known: time, instructions)")
-    if metric == "instructions":  # before anything slow: no Valgrind, no run
-        from benchbench import callgrind
-
-        callgrind.require()
+    measured = metrics.runnable(metric)
+    measured.check()  # before anything slow: no Valgrind, no run
     names = list(suites) if suites else None
     if suite_paths and not names:  # `run --suite-path mine.py` means: run mine
         names = list(dict.fromkeys(s.name for s in registry.load_paths(list(suite_paths))))
@@ -107,9 +104,8 @@ def prepare(suites: Sequence[str] | None = None, suite_paths: Sequence[str] | No
     cases = plan(found, usable, prof.name, overview=overview, pattern=pattern)
     if not cases:
         raise UserError("no cases to run: check --suite, --filter and --backend (`benchbench list` shows them)")
-    if metric == "instructions":
-        cases = callgrind.plan(cases)
-        rounds = rounds or 1
+    cases = measured.prepare_cases(cases)
+    rounds = rounds or measured.default_rounds
     session = Session(suites=found, all_backends=all_backends, backends=usable, profile=prof, budget=budget,
                       rounds=rounds or prof.rounds, seed=random.randrange(2**31) if seed is None else seed,
                       cases=cases, worker_env=dict(worker_env or {}), metric=metric)
@@ -165,16 +161,13 @@ def measure(session: Session, targets: Sequence[Target], progress: Any = None, r
     Raises `Interrupted` (after saving every report, marked partial) on Ctrl-C, SIGTERM or SIGHUP.
     """
     rounds = rounds or session.rounds
-    runner_options: dict[str, Any] = {"worker_env": session.worker_env}
-    if session.metric == "instructions":  # workers under Callgrind, dumps in a folder of this call's own
-        import tempfile
-
-        from benchbench import callgrind
-
-        dump_dir = Path(tempfile.mkdtemp(prefix="benchbench-callgrind-"))
-        opts = callgrind.runner_options(dump_dir)
-        runner_options = {**opts, "worker_env": {**session.worker_env, **opts["worker_env"]}}
-    runner = Runner(session.budget, session.profile.name, progress, **runner_options)
+    workers = contextlib.ExitStack()  # the metric's worker options (Callgrind: a dump folder of this call's own)
+    runner_options = workers.enter_context(metrics.runnable(session.metric).workers(session.worker_env))
+    try:
+        runner = Runner(session.budget, session.profile.name, progress, **runner_options)
+    except BaseException:
+        workers.close()
+        raise
     state = []
     for t in targets:
         acc = {r.key: r for r in t.report.results}
@@ -245,10 +238,7 @@ def measure(session: Session, targets: Sequence[Target], progress: Any = None, r
         raise Interrupted([t.path for t in targets if t.path is not None]) from None
     finally:
         runner.close()
-        if session.metric == "instructions":
-            import shutil
-
-            shutil.rmtree(dump_dir, ignore_errors=True)
+        workers.close()
         interrupts.restore(previous_handlers)
     return [t.report for t in targets]
 

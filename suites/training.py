@@ -51,7 +51,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchbench import Case, Skip, benchmark
+from benchbench import Case, Skip, benchmark, compile_time
 
 if TYPE_CHECKING:  # pragma: no cover
     from benchbench import CaseKey, Context, Result
@@ -412,6 +412,7 @@ def train_case(ctx: Context, name: str, params: dict[str, Any]) -> Case:
         with inductor_cache(cache_dir):
             before = dynamo_counts()
             after_first = before  # GUARD_STEPS >= 1 replaces it after the first (compiling) call
+            phases_before, breaks_before = compile_time.snapshot(), compile_time.break_counts()
             guard_s: list[float] = []
             compiled_losses: list[float] = []
             try:
@@ -423,6 +424,8 @@ def train_case(ctx: Context, name: str, params: dict[str, Any]) -> Case:
                     compiled_losses.append(float(loss))
                     if i == 0:
                         after_first = dynamo_counts()
+                        first_phases = compile_time.phases(phases_before)
+                        break_reasons = compile_time.graph_break_reasons(breaks_before)
             except Exception as exc:  # compiling, or (CUDA graphs) recording on a later guard step
                 raise compile_failure(exc, mode) from exc
             after_guard = dynamo_counts()
@@ -440,6 +443,7 @@ def train_case(ctx: Context, name: str, params: dict[str, Any]) -> Case:
         "guard_steps_s": guard_s, "steady_steps_s": steady_s,
         "graphs": after_first.get("graphs", 0) - before.get("graphs", 0),
         "graph_breaks": after_first.get("graph_breaks", 0) - before.get("graph_breaks", 0),
+        **first_phases, "graph_break_reasons": break_reasons,  # the first call's Dynamo / Inductor split
         "loss_float64": reference_losses, "loss_eager": eager_losses, "loss_compiled": compiled_losses,
     }
     if mismatch:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchbench.commands.gate import add_policy_arguments
 from benchbench.commands.run import add_case_arguments
+from benchbench.metrics import RUNNABLE, runnable
 
 _DURATION = re.compile(r"^\s*(?:(?P<h>\d+(?:\.\d+)?)h)?\s*(?:(?P<m>\d+(?:\.\d+)?)m)?\s*"
                        r"(?:(?P<s>\d+(?:\.\d+)?)s?)?\s*$")
@@ -45,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--current-python", metavar="PATH", help="the current side's interpreter (default: this one)")
     p.add_argument("--current-env", action="append", metavar="KEY=VALUE",
                    help="an environment variable for the current side's workers (repeatable)")
-    p.add_argument("--metric", action="append", choices=("time", "instructions"), metavar="{time,instructions}",
+    p.add_argument("--metric", action="append", choices=RUNNABLE, metavar="{" + ",".join(RUNNABLE) + "}",
                    help="what to compare: wall time in rounds of fresh workers (default), or CPU instructions counted "
                    "under Valgrind's Callgrind (CPU cases only; an exact count needs no rounds: one Valgrind worker "
                    "per side, one round). Give both (--metric time --metric instructions) to gate on both and see "
@@ -89,8 +90,9 @@ def main(args: argparse.Namespace) -> int:
 
     def on_start(session, sides) -> None:
         if not args.quiet:
-            if session.metric == "instructions":
-                print(f"ab: {len(session.cases)} cases, instructions counted under Valgrind in one worker per side "
+            measured = runnable(session.metric)
+            if measured.rule == "tolerance":  # counted, not timed: one worker per side
+                print(f"ab: {len(session.cases)} cases, {measured.title} in one worker per side "
                       f"({session.rounds} round{'s' if session.rounds != 1 else ''}; the workers take minutes to "
                       f"start); reports in {output}/", file=err)
             else:

@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
                         "benchmark, params, backend, dtype and mode)")
     if shared:
         comparison = compare([reports[0]] + [reports[i] for i in shared], [names[0]] + [names[i] for i in shared],
-                             policy.criteria, threshold_for=policy.threshold_for)
+                             policy.criteria, threshold_for=policy.threshold_for, settings_for=policy.metric_settings)
     if args.baseline and len(shared) == 1:
         gate_result = decide(comparison, policy)
     elif args.baseline:

@@ -13,6 +13,7 @@ from pathlib import Path
 from benchbench import kinds
 from benchbench.errors import ExitCode, UserError
 from benchbench.measure import PROFILE_NAMES, PROFILES
+from benchbench.metrics import RUNNABLE, runnable
 from benchbench.session import default_path, select_backends  # noqa: F401 - used by other commands
 
 
@@ -39,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label", help="a name for this run (machine, branch, ...), stored in the report")
     p.add_argument("--output", "-o", metavar="PATH", help="report file (default: reports/<time>_<host>_<label>.json)")
     p.add_argument("--suite-path", action="append", metavar="FILE_OR_DIR", help="load your own suites from here")
-    p.add_argument("--metric", choices=("time", "instructions"), default="time",
+    p.add_argument("--metric", choices=RUNNABLE, default="time",
                    help="what to measure per call: wall time (default), or CPU instructions counted under "
                         "Valgrind's Callgrind (CPU cases only; needs valgrind installed)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout (progress stays on stderr)")
@@ -98,9 +99,9 @@ def main(args: argparse.Namespace) -> int:
         what = "overview" if args.overview else f"profile {session.profile.name}"
         print(f"\nrunning {len(session.cases)} cases x {session.rounds} rounds ({what}) on "
               f"{', '.join(b.name for b in session.backends)}; report: {path}\n", file=err)
-        if session.metric == "instructions":
-            print("counting instructions under Valgrind: the worker takes minutes to start (importing torch under "
-                  "Callgrind), then each case runs many times slower than usual\n", file=err)
+        note = runnable(session.metric).start_note
+        if note:
+            print(note + "\n", file=err)
     sess.measure(session, [sess.Target(Side(), report, path)], Progress(quiet=args.quiet))
     if args.history:  # one line per run in the folder `benchbench history DIR` reads
         from benchbench.history import append

@@ -10,7 +10,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from benchbench import canary
+from benchbench import canary, metrics
 from benchbench.compare import (
     VERDICT_HELP,
     Change,
@@ -21,10 +21,10 @@ from benchbench.compare import (
     summary_of,
     verdict_counts,
 )
-from benchbench.instructions import METHOD as INSTRUCTIONS
 from benchbench.instructions import Disagreement
+from benchbench.metric import ROW_VERDICTS, MetricRow
 from benchbench.output.safe_text import csv_row
-from benchbench.output.units import fmt_per_call, fmt_speed
+from benchbench.output.units import fmt_per_call, fmt_speed, fmt_value
 from benchbench.report import CaseKey, Result
 
 
@@ -132,8 +132,8 @@ def env_lines(comp: Comparison) -> list[str]:
         for k, va, vb, matters in sorted(pair.env_diff, key=lambda d: (not d[3], d[0])):
             mark = "differs (results affected are incomparable)" if matters else "differs"
             lines.append(f"{k}: {_short(va)} ({comp.base_name}) vs {_short(vb)} ({pair.name}) - {mark}")
-    timed = any(r.ok and r.timing_method != INSTRUCTIONS for rep in [comp.base] + [p.report for p in comp.pairs]
-                for r in rep.results)
+    timed = any(r.ok and metrics.of_method(r.timing_method).rule == "rounds"
+                for rep in [comp.base] + [p.report for p in comp.pairs] for r in rep.results)
     if timed:  # a busy or throttled machine does not change instruction counts
         lines += drift_lines(comp)
     for name, rep in [(comp.base_name, comp.base)] + [(p.name, p.report) for p in comp.pairs]:
@@ -170,13 +170,16 @@ def _short(v: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def rows_metric(rows: Any) -> Any:
+    """The metric the compared rows hold: another than time only when every compared row holds it
+    (instruction counts from Callgrind reports)."""
+    found = {metrics.of_results(r.base, r.other).name for r in rows if r.change is not None}
+    return metrics.get(found.pop()) if len(found) == 1 else metrics.TIME
+
+
 def quantity(rows: Any) -> str:
-    """What the ratios of these rows are ratios of: "instruction count" when every compared row holds
-    instruction counts (Callgrind reports), else "time"."""
-    compared = [r for r in rows if r.change is not None]
-    counted = [r for r in compared if INSTRUCTIONS in (getattr(r.base, "timing_method", None),
-                                                       getattr(r.other, "timing_method", None))]
-    return "instruction count" if compared and len(counted) == len(compared) else "time"
+    """What the ratios of these rows are ratios of: "instruction count" for counts, else "time"."""
+    return rows_metric(rows).quantity
 
 
 def geomean_lines(pair: Pair, base_name: str) -> list[str]:
@@ -220,6 +223,47 @@ def _cases(n: int) -> str:
     return f"{n} case" if n == 1 else f"{n} cases"
 
 
+def fmt_metric_change(row: MetricRow) -> str:
+    if row.base is None or row.other is None:
+        return "-"
+    unit = metrics.get(row.metric).unit
+    diff = fmt_value(abs(row.other - row.base), unit)
+    pct = f" ({100 * (row.ratio - 1):+.1f}%)" if row.ratio is not None else ""
+    return ("+" if row.other >= row.base else "-") + diff + pct
+
+
+def metric_table_rows(rows: list[MetricRow], base_name: str, name: str) -> list[dict[str, str]]:
+    """One row per case and metric recorded beside the time: both values, the change, the verdict, why."""
+    out = []
+    for r in rows:
+        unit = metrics.get(r.metric).unit
+        out.append({"case": case_name(r.key), "metric": metrics.get(r.metric).title,
+                    base_name: fmt_value(r.base, unit), name: fmt_value(r.other, unit),
+                    "change": fmt_metric_change(r), "verdict": r.verdict, "why": r.why})
+    return out
+
+
+def metric_lines(comp: Comparison, md: bool = False) -> list[str]:
+    """The metrics recorded beside the time (peak memory, compile time): a count of verdicts per metric,
+    and a table of the cases that are not `same`. Empty when no pair has any."""
+    out: list[str] = []
+    for pair in comp.pairs:
+        if not pair.metric_rows:
+            continue
+        for name in dict.fromkeys(r.metric for r in pair.metric_rows):
+            rows = [r for r in pair.metric_rows if r.metric == name]
+            counts: dict[str, int] = {}
+            for r in rows:
+                counts[r.verdict] = counts.get(r.verdict, 0) + 1
+            line = f"{pair.name} {metrics.get(name).title}: " + ", ".join(f"{counts[v]} {v}" for v in ROW_VERDICTS
+                                                                           if v in counts)
+            out.append(("- " if md else "") + line)
+        shown = [r for r in pair.metric_rows if r.verdict != "same"]
+        if shown:
+            out += ["", _tabulate(metric_table_rows(shown, comp.base_name, pair.name), "github" if md else "simple")]
+    return [""] + out if out else []
+
+
 def comparison_text(comp: Comparison, fmt: str = "simple") -> str:
     """The terminal table (fmt="simple") or Markdown (fmt="github"), with environment and geometric means."""
     md = fmt == "github"
@@ -238,8 +282,10 @@ def comparison_text(comp: Comparison, fmt: str = "simple") -> str:
         out.append(("- " if md else "") + f"{pair.name}: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     c = comp.criteria
     out.append("")
-    what = quantity([r for p in comp.pairs for r in p.rows])
-    if what == "instruction count":
+    out += metric_lines(comp, md)
+    measured = rows_metric([r for p in comp.pairs for r in p.rows])
+    what = measured.quantity
+    if measured.rule == "tolerance":  # counts: exact up to jitter, no test
         out.append(f"ratio = instructions per call {'/'.join(p.name for p in comp.pairs)} / {comp.base_name} (median "
                    f"of the repeats); slower/faster: beyond the {100 * c.instructions_tolerance:g}% tolerance and "
                    "beyond the repeats' own spread (noisy otherwise). Counts are exact up to small jitter: no "
@@ -321,6 +367,7 @@ def comparison_doc(comp: Comparison) -> dict[str, Any]:
         "verdicts": {p.name: verdict_counts(p.rows) for p in comp.pairs},
         "verdict_help": VERDICT_HELP,
         "rows": comparison_records(comp),
+        "metrics": {p.name: [r.to_dict() for r in p.metric_rows] for p in comp.pairs},
     }
 
 

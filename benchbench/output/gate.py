@@ -8,7 +8,8 @@ from typing import Any
 
 from tabulate import tabulate
 
-from benchbench.gate import Finding, GateResult, counts_instructions
+from benchbench import metrics
+from benchbench.gate import Finding, GateResult, MetricFinding, counts_instructions
 from benchbench.output.comparison import (
     case_name,
     comparison_doc,
@@ -35,7 +36,14 @@ def headline(result: GateResult) -> str:
              f"{counts['inconclusive']} inconclusive", f"{counts['ok']} ok"]
     if counts["ignored"]:
         parts.append(f"{counts['ignored']} ignored")
-    return f"{result.verdict.upper()}: " + ", ".join(parts)
+    text = f"{result.verdict.upper()}: " + ", ".join(parts)
+    for name in dict.fromkeys(f.row.metric for f in result.metric_findings):
+        found = [f for f in result.metric_findings if f.row.metric == name]
+        bad = {o: sum(f.outcome == o for f in found) for o in ("regression", "inconclusive")}
+        if any(bad.values()):
+            text += (f"; {metrics.get(name).title}: " +
+                     ", ".join(f"{n} {o}{'s' if o == 'regression' and n != 1 else ''}" for o, n in bad.items() if n))
+    return text
 
 
 def reason(f: Finding, result: GateResult) -> str:
@@ -73,6 +81,8 @@ def policy_text(result: GateResult) -> str:
     if any(counts_instructions(f.row) for f in result.findings):
         text += (f" Instruction counts (Callgrind) regress beyond +{100 * p.instructions_tolerance:g}%, without a "
                  "significance test: they are exact up to interpreter jitter.")
+    for name in dict.fromkeys(f.row.metric for f in result.metric_findings):
+        text += " " + metrics.get(name).rule_text
     if p.rules:
         text += f" {len(p.rules)} per-case rule{'s' if len(p.rules) != 1 else ''} from {p.source}."
     return text
@@ -105,6 +115,15 @@ def _md_table(findings: list[Finding], base_name: str, name: str, result: GateRe
     return table + (f"\n\n…and {more} more (the full table: `benchbench gate --json`)" if more > 0 else "")
 
 
+def _md_metric_table(findings: list[MetricFinding], base_name: str, name: str) -> str:
+    from benchbench.output.comparison import metric_table_rows
+
+    rows = [{"": _ROW_ICON[f.outcome], **r} for f, r in zip(findings, metric_table_rows([f.row for f in findings],
+                                                                                       base_name, name), strict=True)]
+    rows = [{md_text(k): md_text(v) for k, v in row.items()} for row in rows[:MAX_MD_ROWS]]
+    return tabulate(rows, headers="keys", tablefmt="github", disable_numparse=True)
+
+
 def markdown_summary(result: GateResult) -> str:
     """A PR-comment-sized Markdown summary: verdict first, then the cases that need a look."""
     comp, pair = result.comparison, result.pair
@@ -115,6 +134,9 @@ def markdown_summary(result: GateResult) -> str:
     attention = [f for f in result.findings if f.outcome in ("regression", "inconclusive")]
     if attention:
         out += [_md_table(attention, comp.base_name, pair.name, result), ""]
+    flagged = [f for f in result.metric_findings if f.outcome in ("regression", "inconclusive")]
+    if flagged:
+        out += [_md_metric_table(flagged, comp.base_name, pair.name), ""]
     rest = [f for f in result.findings if f.outcome not in ("regression", "inconclusive")]
     if rest:
         out += [f"<details><summary>{len(rest)} other case{'s' if len(rest) != 1 else ''} (ok or ignored)</summary>",
@@ -133,9 +155,12 @@ def terminal_text(result: GateResult) -> str:
     """The comparison table, the cases that decided, and the verdict line."""
     out = [comparison_text(result.comparison), ""]
     decided = [f for f in result.findings if f.outcome in ("regression", "inconclusive")]
-    if decided:
+    if decided or any(f.outcome in ("regression", "inconclusive") for f in result.metric_findings):
         out.append(tabulate([{"": f.outcome, "case": f.row.key.label, "can detect": fmt_mde(f.row.mde),
-                              "why": reason(f, result)} for f in decided],
+                              "why": reason(f, result)} for f in decided] +
+                            [{"": f.outcome, "case": f"{f.row.key.label} ({metrics.get(f.row.metric).title})",
+                              "can detect": "-", "why": f.why}
+                             for f in result.metric_findings if f.outcome in ("regression", "inconclusive")],
                             headers="keys", tablefmt="simple", disable_numparse=True))
         out.append("")
     out.append(f"gate: {headline(result)} (exit {result.exit_code})")
@@ -155,12 +180,13 @@ def gate_doc(result: GateResult) -> dict[str, Any]:
                    "cases": [{"case": f.row.key.label, "key": f.row.key.to_dict(), "verdict": f.row.verdict,
                               "outcome": f.outcome, "why": reason(f, result), "cause": f.cause, "mde": f.row.mde,
                               "machine": [{"where": w, "ratio": r} for w, r in f.row.machine]}
-                             for f in result.findings]}
+                             for f in result.findings],
+                   "metric_cases": [{**f.row.to_dict(), "outcome": f.outcome, "why": f.why}
+                                    for f in result.metric_findings]}
     return doc
 
 
 # --- ab: one metric, or time and instruction counts side by side -------------------------------------------
-_METRIC_TITLE = {"time": "wall time", "instructions": "instruction counts (Callgrind)"}
 
 
 def outcome_line(outcome: Any) -> str:
@@ -190,7 +216,7 @@ def ab_text(result: Any) -> str:
         return _part_text(result)
     out = []
     for part in parts:
-        out += [f"== {_METRIC_TITLE[part.metric]} ==", _part_text(part), ""]
+        out += [f"== {metrics.get(part.metric).title} ==", _part_text(part), ""]
     lines = disagreement_lines(result.disagreements)
     if lines:
         out += ["time and instruction counts disagree:", *(f"  {line}" for line in lines), ""]
@@ -205,7 +231,7 @@ def ab_markdown(result: Any) -> str:
         return markdown_summary(result.gate)
     out = [f"## benchbench ab: {_ICON[result.verdict]} {result.verdict.upper()} (time and instruction counts)", ""]
     for part in parts:
-        out += [f"#### {_METRIC_TITLE[part.metric]}", markdown_summary(part.gate)]
+        out += [f"#### {metrics.get(part.metric).title}", markdown_summary(part.gate)]
     lines = disagreement_lines(result.disagreements)
     if lines:
         out += ["**Time and instruction counts disagree**", *markdown_list([md_text(line) for line in lines]), ""]

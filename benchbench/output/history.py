@@ -7,9 +7,10 @@ from typing import Any
 
 from tabulate import tabulate
 
+from benchbench import metrics
 from benchbench.history import CODE_OR_UNKNOWN, ENVIRONMENT_CHANGE, Change, History, Series
 from benchbench.output.safe_text import md_code
-from benchbench.output.units import fmt_time
+from benchbench.output.units import fmt_value
 
 STATUSES = ("failed", "timeout", "skipped", "missing")
 
@@ -24,8 +25,16 @@ def _run_text(run: Any, index: int | None = None, previous: Any = None) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _step_text(c: Change) -> str:
-    direction = "slower" if c.ratio > 1 else "faster"
+def series_name(s: Series) -> str:
+    """The case, and the metric when it is not the time: `ops/matmul[n=8] cpu (peak memory)`."""
+    return s.key.label + ("" if s.metric == metrics.TIME.name else f" ({metrics.get(s.metric).title})")
+
+
+def _step_text(c: Change, metric: str = "time") -> str:
+    if metric == metrics.TIME.name:
+        direction = "slower" if c.ratio > 1 else "faster"
+    else:
+        direction = "up" if c.ratio > 1 else "down"
     return f"x{c.ratio:.3f} [{c.ratio_low:.3f}, {c.ratio_high:.3f}] ({abs(c.ratio - 1):.1%} {direction})"
 
 
@@ -58,11 +67,11 @@ def series_rows(history: History) -> list[dict[str, Any]]:
     for s in history.series:
         ok = s.ok_points
         rows.append({
-            "benchmark": s.key.label,
+            "benchmark": series_name(s),
             "machine": s.machine,
             "runs ok": _counts(s),
-            "first": fmt_time(ok[0].median) if ok else "-",
-            "latest": fmt_time(ok[-1].median) if ok else "-",
+            "first": fmt_value(ok[0].median, metrics.get(s.metric).unit) if ok else "-",
+            "latest": fmt_value(ok[-1].median, metrics.get(s.metric).unit) if ok else "-",
             "change points": len(s.changes) if s.note is None else s.note,
         })
     return rows
@@ -72,10 +81,10 @@ def change_rows(history: History) -> list[dict[str, Any]]:
     rows = []
     for s, c in history.changes:
         rows.append({
-            "benchmark": s.key.label,
+            "benchmark": series_name(s),
             "machine": s.machine,
             "from": _run_text(c.run, run_number(history, c.run.run_id), c.previous),
-            "step (after/before)": _step_text(c),
+            "step (after/before)": _step_text(c, s.metric),
             "p": f"{c.pvalue:.1e}",
             "cause": c.cause + (f" ({', '.join(c.keys)})" if c.cause == ENVIRONMENT_CHANGE else ""),
             "environment": env_text(c),
@@ -143,6 +152,8 @@ def trend_svg(history: History, s: Series) -> str:
         unit = max(ys)
         scale, name = next(((f, u) for f, u in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns"))
                             if unit >= f), (1e-9, "ns"))
+        if metrics.get(s.metric).unit == "bytes":
+            scale, name = 2.0**20, "MiB"
         lo = [(p.median - (p.ci_low if p.ci_low is not None else p.median)) / scale for p in ok]
         hi = [((p.ci_high if p.ci_high is not None else p.median) - p.median) / scale for p in ok]
         ax.errorbar(xs, [y / scale for y in ys], yerr=[lo, hi], fmt="o-", ms=2.5, lw=0.8, elinewidth=0.6,
@@ -177,7 +188,7 @@ def history_html(history: History) -> str:
     charts = []
     for series in history.series:
         caption = f"{series.machine}; runs ok {_counts(series)}" + (f"; {series.note}" if series.note else "")
-        charts.append(f"<h3>{html.esc(series.key.label)}</h3>" + html.chart(trend_svg(history, series), caption))
+        charts.append(f"<h3>{html.esc(series_name(series))}</h3>" + html.chart(trend_svg(history, series), caption))
     runs = html.table([{"#": i, "created": r.created_at, "label": r.label or "", "run": r.run_id,
                         "commit": (r.git_commit or "")[:10], "source": r.source}
                        for i, r in enumerate(history.runs, 1)], numeric=["#"])

@@ -25,7 +25,7 @@ from benchbench.environment.checks import VERDICTS
 from benchbench.gate import GateResult
 from benchbench.output import html
 from benchbench.output.charts import Bar, Entry, bars, forest, lines
-from benchbench.output.comparison import env_lines, fmt_median, fmt_pct, quantity
+from benchbench.output.comparison import env_lines, fmt_median, fmt_pct, metric_table_rows, quantity
 from benchbench.output.gate import headline, policy_text
 from benchbench.output.html import Raw, Section, badge, esc
 from benchbench.output.units import fmt_si, fmt_speed, fmt_time
@@ -219,6 +219,29 @@ def _comparison(comp: Comparison) -> str:
         out.append(html.chart(bars([s[0] for s in speedups], [("speed-up", [s[1] for s in speedups])],
                                    f"speed-up over {comp.base_name} (geometric mean; 1 = same)", ref=1.0)))
     return "".join(out)
+
+
+def _metrics_beside_time(comp: Comparison, gate: GateResult | None) -> str:
+    """Peak memory and compile time, case by case, with each metric's own verdict (and the gate's outcome)."""
+    outcome = {(f.row.metric, f.row.key): f.outcome for f in gate.metric_findings} if gate is not None else {}
+    out = []
+    for pair in comp.pairs:
+        if not pair.metric_rows:
+            continue
+        rows, classes = [], []
+        for mrow, cells in zip(pair.metric_rows, metric_table_rows(pair.metric_rows, comp.base_name, pair.name),
+                               strict=True):
+            got = outcome.get((mrow.metric, mrow.key))
+            rows.append({**({"outcome": badge(got)} if got else {}), **cells})
+            classes.append(got if got in ("regression", "inconclusive") else
+                           "regression" if mrow.verdict == "worse" else "")
+        title = f"<h3>{esc(pair.name)} against {esc(comp.base_name)}</h3>" if len(comp.pairs) > 1 else ""
+        out.append(title + html.table(rows, row_class=classes))
+    if not out:
+        return ""
+    return ('<p class="note">Recorded by every timed run beside the time and compared by each metric\'s own rule: '
+            "peak memory by a tolerance (the larger of a relative part and an absolute floor), compile time over "
+            "rounds, with any new graph break or recompile a regression of its own.</p>" + "".join(out))
 
 
 def _verdict_kind(verdict: str) -> str:
@@ -521,6 +544,9 @@ def report_page(reports: Sequence[Report], names: Sequence[str], comparison: Com
         sections.append(Section("Comparison", _comparison(comparison)))
     elif comparison is not None:
         sections.append(Section("Geometric means", _comparison(comparison)))
+    beside = _metrics_beside_time(comparison, gate) if comparison is not None else ""
+    if beside:
+        sections.append(Section("Peak memory and compile time", beside, "s-metrics"))
     for suite in dict.fromkeys(k.suite for k in keys):
         # Reports that did not run this suite at all stay out of its charts, and the section says so.
         ran = [i for i, rep in enumerate(reports) if any(r.key.suite == suite for r in rep.results)]

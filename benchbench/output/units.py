@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from benchbench.instructions import METHOD as INSTRUCTIONS
+from benchbench.metrics import of_method
 from benchbench.report import Result
 
 
@@ -25,11 +25,18 @@ def fmt_duration(seconds: float) -> str:
     return f"{m} min {s:02d} s"
 
 
+def fmt_count(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} instr"
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    """A metric's value in its unit (benchbench/metric.py UNITS): the one place a unit is formatted."""
+    return {"seconds": fmt_time, "count": fmt_count, "bytes": fmt_bytes}[unit](value)
+
+
 def fmt_per_call(value: float | None, timing_method: str | None = None) -> str:
-    """A value per call in its unit: seconds, or instructions when counted under Callgrind."""
-    if timing_method == INSTRUCTIONS:
-        return "-" if value is None else f"{value:,.0f} instr"
-    return fmt_time(value)
+    """A value per call in the unit of the metric the result holds: seconds, or instructions (Callgrind)."""
+    return fmt_value(value, of_method(timing_method).unit)
 
 
 def fmt_si(value: float | None, unit: str) -> str:
