@@ -74,7 +74,11 @@ def _drop_empty_columns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def results_table(report: Report, fmt: str = "simple", max_note: int = 100) -> str:
-    rows = _drop_empty_columns(result_rows(report))
+    rows = result_rows(report)
+    if all(row["energy"] in ("", "unavailable") for row in rows):
+        for row in rows:  # nothing measured: the lines under the table say why, once, not a column of it
+            row["energy"] = ""
+    rows = _drop_empty_columns(rows)
     for row in rows:
         if "note" in row and len(row["note"]) > max_note:
             row["note"] = row["note"][: max_note - 1] + "…"
