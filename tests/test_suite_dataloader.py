@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import statistics
 import sys
 import time
 
@@ -503,6 +504,40 @@ def test_a_flat_curve_recommends_the_default(dl):
     rec = dl.recommend([S(dl, 0, 100), S(dl, 1, 102), S(dl, 2, 103), S(dl, 2, 101, knob="prefetch4")])
     assert rec["is_default"] and rec["num_workers"] == 0
     assert rec["speedup"] == pytest.approx(1.0)
+
+
+def paired(dl, workers: int, ratios: tuple[float, ...], base_s: float = 0.32):
+    """A Setting measured in rounds whose round medians are `ratios` times faster than the default's `base_s`."""
+    medians = tuple((i, base_s / r) for i, r in enumerate(ratios))
+    return dl.Setting("pil", workers, "none", 32, tuple(m for _, m in medians), label=f"pil-{workers}",
+                      median_s=statistics.geometric_mean([m for _, m in medians]), rounds=medians)
+
+
+def test_a_setting_faster_only_within_noise_is_not_recommended(dl):
+    """The audit's case: num_workers=2 at 1.08x the default with an interval of about 0.7-1.6x was
+    recommended because it was within 5% of the best; a setting is recommended only when faster than the
+    default beyond noise, else the default is kept and the noisy candidate named."""
+    base = paired(dl, 0, (1.0, 1.0, 1.0))
+    noisy = paired(dl, 2, (1.32, 0.93, 1.02))
+    rec = dl.recommend([base, noisy])
+    assert rec["is_default"] and rec["num_workers"] == 0 and rec["label"] == "pil-0"
+    assert rec["speedup"] == pytest.approx(1.0) and rec["speedup_ci"] == pytest.approx([1.0, 1.0])
+    assert rec["within_noise"]["setting"] == "num_workers=2"
+    low, high = rec["within_noise"]["speedup_ci"]
+    assert low < 1 < high and rec["within_noise"]["speedup"] == pytest.approx(1.08, abs=0.01)
+    results = [_pipeline("pil", 0, 0.32), _pipeline("pil", 2, 0.32)]
+    results[0].metrics["recommendation"] = rec
+    text = "\n".join(dl.notes(results))
+    assert "keep the default (num_workers=0) for batch 32: num_workers=2 measured 1.08x the default" in text
+    assert "not faster beyond noise" in text and "use num_workers" not in text
+
+
+def test_the_cheapest_setting_faster_beyond_noise_is_recommended(dl):
+    """Two settings within 5% of each other: the cheaper one's interval holds 1, the dearer one's does not."""
+    base = paired(dl, 0, (1.0, 1.0, 1.0))
+    rec = dl.recommend([base, paired(dl, 2, (1.32, 0.93, 1.02)), paired(dl, 4, (1.10, 1.11, 1.09))])
+    assert rec["num_workers"] == 4 and not rec["is_default"] and rec["within_noise"] is None
+    assert rec["speedup_ci"][0] > 1
 
 
 def test_recommend_needs_the_default_and_one_batch_size(dl):
