@@ -99,13 +99,6 @@ class _Browser:
             except TimeoutError:
                 return False
 
-    def drain(self, seconds: float) -> None:
-        try:
-            while True:
-                self.events += self._read(time.monotonic() + seconds)
-        except TimeoutError:
-            pass
-
     def _read(self, deadline: float) -> list[dict]:
         while b"\0" not in self.buf:
             left = deadline - time.monotonic()
@@ -130,6 +123,19 @@ class _Browser:
             os.close(self.inp)
 
 
+def settle(b: _Browser, session: str, timeout: float) -> None:
+    """Read every message the loaded page has caused, without waiting on the wall clock.
+
+    A Content-Security-Policy refusal is logged asynchronously: its message and its
+    `securitypolicyviolation` event are queued while the page is parsed, and may reach us after the
+    load event. One round trip through the page's own task queue orders after them: the page runs a
+    task queued now only after those queued before it, and its answer comes back on the same pipe
+    as, and after, the messages sent before it. (Reading until Chromium had been silent for 0.5 s
+    missed late messages on a loaded machine; 2 s of silence cost every page 2 s.)"""
+    b.send("Runtime.evaluate", {"expression": "new Promise(r => setTimeout(() => setTimeout(r, 0), 0))",
+                                "awaitPromise": True}, session=session, timeout=timeout)
+
+
 def load(path: Path, screenshot: Path | None = None, width: int = 1280, height: int = 900,
          timeout: float = 60) -> PageLoad:
     exe = find()
@@ -148,9 +154,7 @@ def load(path: Path, screenshot: Path | None = None, width: int = 1280, height: 
                                                           "mobile": False}, session=session)
             b.send("Page.navigate", {"url": url}, session=session)
             result.loaded = b.wait_for("Page.loadEventFired", timeout)
-            # late console messages (a Content-Security-Policy refusal is logged asynchronously): read until
-            # Chromium has been silent for 2 s, which a loaded machine needs (0.5 s missed some)
-            b.drain(2.0)
+            settle(b, session, timeout)
             metrics = b.send("Page.getLayoutMetrics", session=session)
             size = metrics.get("cssContentSize") or metrics.get("contentSize") or {}
             result.height = int(size.get("height", height))
