@@ -1,49 +1,72 @@
 """Mutation testing of the decision code with mutmut: which small changes to compare, gate, changepoint,
-stats, rounds, the session loop and the dataloader recommendation do the fast tests notice?
+stats, rounds, the session loop, sequential, blocks and the dataloader recommendation do the fast tests
+notice?
 
     python benchmarks/mutation.py                      # every module below; writes docs/mutation.md
-    python benchmarks/mutation.py --only rounds        # some modules; their rows of the table only
+    python benchmarks/mutation.py --only rounds        # some modules: their rows are replaced
+    python benchmarks/mutation.py --table              # no run: the table again from the stored results
     tox -e mutation                                    # the same, in a tox environment
 
 It copies the tracked files of this repository into a scratch folder (mutmut writes its `mutants/`
-tree and configuration there, never here), runs `mutmut run` with the module's own fast tests, and
-writes the survivors into docs/mutation.md. A survivor is either killed by a new test or explained in
-EXPLAINED below (equivalent: no test can tell it from the original). CPU heavy: minutes per module;
-run it under `nice`, not in CI.
+tree and configuration there, never here), runs `mutmut run` with the module's own fast tests, stores
+each mutant's status in benchmarks/mutation_results.json (one entry per module, so modules can be run
+one at a time) and writes the table and the survivors into docs/mutation.md from all stored modules.
+A survivor is either killed by a new test or explained in EXPLAINED below (equivalent: no test can
+tell it from the original). CPU heavy: minutes per module; run it under `nice`, not in CI.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# module -> the fast tests that pin it
-MODULES: dict[str, tuple[str, list[str]]] = {
-    "compare": ("benchbench/compare.py", ["tests/test_compare.py"]),
-    "gate": ("benchbench/gate.py", ["tests/test_gate.py"]),
-    "changepoint": ("benchbench/changepoint.py", ["tests/test_changepoint.py"]),
-    "stats": ("benchbench/stats.py", ["tests/test_stats.py"]),
-    "rounds": ("benchbench/rounds.py", ["tests/test_rounds.py", "tests/test_session.py"]),
-    "session": ("benchbench/session.py", ["tests/test_session.py"]),
+@dataclass(frozen=True)
+class Module:
+    path: str  # the file mutated
+    tests: tuple[str, ...]  # the fast tests that pin it (only these run against its mutants)
+    select: str | None = None  # pytest -k: the tests of those files that exercise the code mutated
+    functions: tuple[str, ...] = ()  # only these functions' mutants (all of the file's when empty)
+
+
+MODULES: dict[str, Module] = {
+    "compare": Module("benchbench/compare.py", ("tests/test_compare.py",)),
+    "gate": Module("benchbench/gate.py", ("tests/test_gate.py",)),
+    "changepoint": Module("benchbench/changepoint.py", ("tests/test_changepoint.py",)),
+    "stats": Module("benchbench/stats.py", ("tests/test_stats.py",)),
+    "rounds": Module("benchbench/rounds.py", ("tests/test_rounds.py", "tests/test_session.py")),
+    "session": Module("benchbench/session.py", ("tests/test_session.py",)),
+    "sequential": Module("benchbench/sequential.py", ("tests/test_sequential.py",)),
+    "blocks": Module("benchbench/blocks.py", ("tests/test_blocks.py",)),
+    # the recommendation only: the rest of the suite measures, and is pinned by its own (slow) tests
+    "dataloader": Module("suites/dataloader.py", ("tests/test_suite_dataloader.py",),
+                         select="recommend or speedup or decoder or noise or knee",
+                         functions=("recommend", "speedup_interval", "_bootstrap_ratio", "compare_decoders")),
 }
+RESULTS = ROOT / "benchmarks" / "mutation_results.json"
+KILLED = ("killed", "timeout", "segfault", "caught by type check")  # the tests (or the run) noticed it
 
 # Survivors no test can kill, by mutmut's name, with why (kept by hand; the script lists any others).
 # mutmut numbers the mutants of a function in source order: a change to that function renumbers them,
 # so check these against `mutmut show NAME` after editing it.
-_PRIOR = ("merge_round's record for an earlier result without round records: unreachable, since "
-          "Result.__post_init__ gives every result with samples its round record (and an ok result has samples)")
 _DEFAULT = "an argument the merged Result is given its default value anyway (None), or that is overwritten below"
+_ZIP = ("zip's strict flag: a Result's round_samples has one list per round record by construction, so the "
+        "lengths always match")
+_EDGE = ("equivalent in practice: differs only where the chi-square statistic equals its quantile exactly in "
+         "floating point")
 EXPLAINED: dict[str, str] = {
-    **{f"benchbench.rounds.x_merge_round__mutmut_{i}": _PRIOR for i in range(56, 70)},
     **{f"benchbench.rounds.x_merge_round__mutmut_{i}": _DEFAULT for i in (110, 116, 125, 128)},
+    **{f"benchbench.blocks.x_paired_round_logs__mutmut_{i}": _ZIP for i in (12, 15, 16)},
+    "benchbench.blocks.x_pairs_disagree__mutmut_25": _EDGE,
 }
 
 
@@ -56,39 +79,55 @@ def tracked_copy(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
-def configure(work: Path, module: str, tests: list[str]) -> None:
+def configure(work: Path, module: Module) -> None:
+    top = module.path.split("/")[0]
+    copied = [d for d in ("benchbench", "suites", "benchmarks", "reports") if d != top]
     (work / "setup.cfg").write_text(
         "[mutmut]\n"
-        "source_paths = benchbench\n"
-        f"only_mutate = {module}\n"
-        "also_copy =\n    suites\n    benchmarks\n    reports\n"
-        f"pytest_add_cli_args_test_selection =\n" + "".join(f"    {t}\n" for t in tests) +
-        "pytest_add_cli_args =\n    -m\n    not slow\n    -p\n    no:cacheprovider\n    -q\n"
+        f"source_paths = {top}\n"
+        f"only_mutate = {module.path}\n"
+        "also_copy =\n" + "".join(f"    {d}\n" for d in copied) +
+        "pytest_add_cli_args_test_selection =\n" + "".join(f"    {t}\n" for t in module.tests) +
+        "pytest_add_cli_args =\n    -m\n    not slow\n    -p\n    no:cacheprovider\n    -q\n" +
+        (f"    -k\n    {module.select}\n" if module.select else "") +
         "use_git_change_detection = False\n"
     )
 
 
-def run_module(name: str, children: int) -> list[tuple[str, str]]:
-    """(mutant, status) for every mutant of one module."""
-    module, tests = MODULES[name]
+def run_module(name: str, children: int) -> list[tuple[str, str, str | None]]:
+    """(mutant, status) for every mutant of one module (of its chosen functions only, where it names some)."""
+    module = MODULES[name]
     with tempfile.TemporaryDirectory(prefix=f"benchbench-mutation-{name}-") as tmp:
         work = Path(tmp)
         tracked_copy(work)
-        configure(work, module, tests)
+        configure(work, module)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the mutants, not this tree
-        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children)], cwd=work, env=env,
-                       check=False)
+        dotted = module.path.removesuffix(".py").replace("/", ".")
+        names = [f"{dotted}.x_{f}__mutmut_*" for f in module.functions]
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *names], cwd=work,
+                       env=env, check=False)
         out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work, env=env,
                              capture_output=True, text=True, check=False).stdout
-    return re.findall(r"^\s*(\S+__mutmut_\d+): (\S.*)$", out, re.M)
+        rows = re.findall(r"^\s*(\S+__mutmut_\d+): (\S.*)$", out, re.M)
+        if module.functions:
+            rows = [(m, st) for m, st in rows if _function(m) in module.functions]
+        # the change each survivor makes, kept with its status: the scratch copy is gone afterwards
+        return [(m, st, None if st in KILLED else subprocess.run(
+            [sys.executable, "-m", "mutmut", "show", m], cwd=work, env=env, capture_output=True, text=True,
+            check=False).stdout) for m, st in rows]
+
+
+def _function(mutant: str) -> str:
+    found = re.search(r"\.x_(\w+)__mutmut_\d+$", mutant)
+    return found.group(1) if found else ""
 
 
 def table(results: dict[str, list[tuple[str, str]]]) -> str:
     lines = ["| module | mutants | killed | survived | of them explained (equivalent) | killed of non-equivalent |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, rows in results.items():
-        killed = sum(s == "killed" for _, s in rows)
-        survived = [m for m, s in rows if s == "survived"]
+        killed = sum(s in KILLED for _, s in rows)
+        survived = [m for m, s in rows if s not in KILLED]
         explained = [m for m in survived if m in EXPLAINED]
         judged = killed + len(survived) - len(explained)
         share = f"{100 * killed / judged:.0f}%" if judged else "-"
@@ -96,23 +135,36 @@ def table(results: dict[str, list[tuple[str, str]]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=sorted(MODULES), action="append", help="these modules only")
-    ap.add_argument("--children", type=int, default=2, help="mutants tested at once")
-    args = ap.parse_args()
-    results = {name: run_module(name, args.children) for name in (args.only or MODULES)}
-    survivors = [(n, m, EXPLAINED.get(m, "not explained: a test should kill it")) for n, rows in results.items()
-                 for m, s in rows if s == "survived"]
-    text = (f"Modules run: {', '.join(results)} (`python benchmarks/mutation.py"
-            f"{''.join(f' --only {n}' for n in args.only or [])}`, mutmut).\n\n" + table(results)
+def write_doc(results: dict[str, list[tuple[str, str]]]) -> str:
+    survivors = [(n, m, s, EXPLAINED.get(m, "not explained: a test should kill it"))
+                 for n, rows in results.items() for m, s in rows if s not in KILLED]
+    text = (f"Modules run: {', '.join(results)} (`python benchmarks/mutation.py`, mutmut; the statuses are kept "
+            "in `benchmarks/mutation_results.json`).\n\n" + table(results)
             + "\n\nSurvivors (`mutmut show NAME` in the scratch copy prints the change):\n\n"
-            + "\n".join(f"- `{m}` ({n}): {why}" for n, m, why in survivors) + "\n")
-    print(text)
+            + "\n".join(f"- `{m}` ({n}{'' if s == 'survived' else ', ' + s}): {why}"
+                        for n, m, s, why in survivors) + "\n")
     doc = ROOT / "docs" / "mutation.md"
     head = doc.read_text().split(MARK)[0] if doc.exists() else "# Mutation testing\n\n"
     doc.parent.mkdir(exist_ok=True)
     doc.write_text(head + MARK + "\n" + text)
+    return text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=sorted(MODULES), action="append", help="these modules only")
+    ap.add_argument("--children", type=int, default=2, help="mutants tested at once")
+    ap.add_argument("--table", action="store_true", help="run nothing: rewrite the table from the stored results")
+    args = ap.parse_args()
+    stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    if not args.table:
+        for name in args.only or MODULES:
+            rows = run_module(name, args.children)
+            # each module as soon as it is done, over what another run may have stored meanwhile
+            stored = {**(json.loads(RESULTS.read_text()) if RESULTS.exists() else {}), name: rows}
+            RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
+    results = {name: [(m, s) for m, s, *_ in stored[name]] for name in MODULES if name in stored}
+    print(write_doc(results))
 
 
 MARK = "<!-- written by benchmarks/mutation.py from here on -->"

@@ -75,6 +75,7 @@ def test_window_logs_cut_the_samples_in_order_into_equal_windows():
     base = [1.0] * 6
     assert blocks.window_logs(base, [1.0, 1.0, 2.0, 2.0, 4.0, 4.0], 3) == pytest.approx([0.0, math.log(2), math.log(4)])
     assert blocks.window_logs([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], 1) == pytest.approx([math.log(2)])  # medians
+    assert blocks.window_logs([1.0, 2.0, 3.0], [2.0, 4.0, 6.0], 3) == pytest.approx([math.log(2)] * 3)
     for bad_base, bad_other, windows in (([1.0] * 4, [1.0] * 4, 0), ([1.0] * 2, [1.0] * 2, 3), ([1.0] * 6, [1.0] * 6, 4)):
         with pytest.raises(ValueError, match=rf"^cannot cut {len(bad_base)} and {len(bad_other)} samples into "
                                              rf"{windows} equal windows$"):
@@ -82,7 +83,7 @@ def test_window_logs_cut_the_samples_in_order_into_equal_windows():
     with pytest.raises(ValueError, match="^a window's median is not positive$"):
         blocks.window_logs([1.0, 1.0, 0.0, 0.0], [1.0] * 4, 2)
     with pytest.raises(ValueError, match="^a window's median is not positive$"):
-        blocks.window_logs([1.0] * 4, [1.0, 1.0, -1.0, -1.0], 2)
+        blocks.window_logs([1.0] * 4, [1.0, 1.0, 0.0, 0.0], 2)
 
 
 def test_a_rounds_log_is_the_median_of_its_windows_and_its_se_that_of_a_median():
@@ -129,17 +130,23 @@ def test_paired_round_logs_key_rounds_by_their_index_and_skip_what_cannot_be_com
     logs = blocks.paired_round_logs(result_meta([[0.0, 0.0], [1.0, 1.0]], windowed),
                                     result_meta([[1.0, 1.0], [2.0, 2.0]], windowed))
     assert logs == {1: (pytest.approx(math.log(2)), None)}
+    # one window is the round's median ratio, not its fastest samples'
+    one = [{"windows": 1}]
+    assert blocks.paired_round_logs(result_meta([[1.0, 3.0, 3.0]], one), result_meta([[1.0, 6.0, 6.0]], one)) == \
+        {0: (pytest.approx(math.log(2)), None)}
     # without round numbers, a round's position is its index
-    plain = blocks.paired_round_logs(result_meta([[1.0], [1.0]], [{}, {}]), result_meta([[2.0], [4.0]], [{}, {}]))
-    assert plain == {0: (pytest.approx(math.log(2)), None), 1: (pytest.approx(math.log(4)), None)}
+    plain = blocks.paired_round_logs(result_meta([[1.0], [1.0], [2.0]], [{}, {}, {}]),
+                                     result_meta([[2.0], [4.0], [1.0]], [{}, {}, {}]))
+    assert plain == {0: (pytest.approx(math.log(2)), None), 1: (pytest.approx(math.log(4)), None),
+                     2: (pytest.approx(math.log(0.5)), None)}
 
 
 def test_pairs_disagree_at_its_bounds():
-    logs = [-1.0, -1.0, 1.0, 1.0, 0.0]  # variance 1 between rounds
-    assert blocks.pairs_disagree(logs, [0.49] * 5)  # chi-square 16.7 > 13.3 (99%, 4 df), and more than 4x
-    assert not blocks.pairs_disagree(logs, [0.5] * 5)  # exactly 4x the within-round variance: not more
-    assert not blocks.pairs_disagree(logs, [0.49] * 5, level=0.999)  # 16.7 < 18.5
-    assert not blocks.pairs_disagree(logs, [0.49] * 4 + [None])  # a round without windows: nothing to compare
+    logs = [-2.0, -2.0, 2.0, 2.0, 0.0]  # variance 4 between rounds
+    assert blocks.pairs_disagree(logs, [0.98] * 5)  # chi-square 4 * 4 / 0.96 = 16.7 > 13.3 (99%, 4 df); > 4x
+    assert not blocks.pairs_disagree(logs, [1.0] * 5)  # chi-square 16 > 13.3, but exactly 4x: not more
+    assert not blocks.pairs_disagree(logs, [0.98] * 5, level=0.999)  # 16.7 < 18.5
+    assert not blocks.pairs_disagree(logs, [0.98] * 4 + [None])  # a round without windows: nothing to compare
     assert blocks.pairs_disagree([-1.0, 0.0, 1.0], [0.1] * 3)  # three rounds are enough
     assert blocks.pairs_disagree([-1.0, 0.0, 1.0], [0.0] * 3)  # no spread within: any spread between
     assert not blocks.pairs_disagree([0.5, 0.5, 0.5], [0.0] * 3)
