@@ -54,6 +54,7 @@ MODULES: dict[str, Module] = {
 }
 RESULTS = ROOT / "benchmarks" / "mutation_results.json"
 KILLED = ("killed", "timeout", "segfault", "caught by type check")  # the tests (or the run) noticed it
+NOT_RUN = "not checked"  # a run stopped before it got to the mutant
 
 # Survivors no test can kill, by mutmut's name, with why (kept by hand; the script lists any others).
 # mutmut numbers the mutants of a function in source order: a change to that function renumbers them,
@@ -95,26 +96,36 @@ def configure(work: Path, module: Module) -> None:
 
 
 def run_module(name: str, children: int) -> list[tuple[str, str, str | None]]:
-    """(mutant, status) for every mutant of one module (of its chosen functions only, where it names some)."""
+    """(mutant, status, change) for every mutant of one module (of its chosen functions only, where it names
+    some); the change (`mutmut show`) for survivors only."""
     module = MODULES[name]
     with tempfile.TemporaryDirectory(prefix=f"benchbench-mutation-{name}-") as tmp:
         work = Path(tmp)
         tracked_copy(work)
         configure(work, module)
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the mutants, not this tree
         dotted = module.path.removesuffix(".py").replace("/", ".")
         names = [f"{dotted}.x_{f}__mutmut_*" for f in module.functions]
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *names], cwd=work,
-                       env=env, check=False)
-        out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work, env=env,
-                             capture_output=True, text=True, check=False).stdout
-        rows = re.findall(r"^\s*(\S+__mutmut_\d+): (\S.*)$", out, re.M)
-        if module.functions:
-            rows = [(m, st) for m, st in rows if _function(m) in module.functions]
-        # the change each survivor makes, kept with its status: the scratch copy is gone afterwards
-        return [(m, st, None if st in KILLED else subprocess.run(
-            [sys.executable, "-m", "mutmut", "show", m], cwd=work, env=env, capture_output=True, text=True,
-            check=False).stdout) for m, st in rows]
+                       env=_env(), check=False)
+        return collect(name, work)
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the mutants, not this tree
+
+
+def collect(name: str, work: Path) -> list[tuple[str, str, str | None]]:
+    """The statuses mutmut keeps in a scratch copy `work`: also of a run still going or stopped (its
+    untested mutants are "not checked")."""
+    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work, env=_env(),
+                         capture_output=True, text=True, check=False).stdout
+    rows = re.findall(r"^\s*(\S+__mutmut_\d+): (\S.*)$", out, re.M)
+    if MODULES[name].functions:
+        rows = [(m, st) for m, st in rows if _function(m) in MODULES[name].functions]
+    # the change each survivor makes, kept with its status: the scratch copy is gone afterwards
+    return [(m, st, None if st in KILLED + (NOT_RUN,) else subprocess.run(
+        [sys.executable, "-m", "mutmut", "show", m], cwd=work, env=_env(), capture_output=True, text=True,
+        check=False).stdout) for m, st in rows]
 
 
 def _function(mutant: str) -> str:
@@ -123,24 +134,26 @@ def _function(mutant: str) -> str:
 
 
 def table(results: dict[str, list[tuple[str, str]]]) -> str:
-    lines = ["| module | mutants | killed | survived | of them explained (equivalent) | killed of non-equivalent |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| module | mutants | killed | survived | of them explained (equivalent) | killed of non-equivalent "
+             "| not run (run stopped) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, rows in results.items():
         killed = sum(s in KILLED for _, s in rows)
-        survived = [m for m, s in rows if s not in KILLED]
+        not_run = sum(s == NOT_RUN for _, s in rows)
+        survived = [m for m, s in rows if s not in KILLED and s != NOT_RUN]
         explained = [m for m in survived if m in EXPLAINED]
         judged = killed + len(survived) - len(explained)
         share = f"{100 * killed / judged:.0f}%" if judged else "-"
-        lines.append(f"| {name} | {len(rows)} | {killed} | {len(survived)} | {len(explained)} | {share} |")
+        lines.append(f"| {name} | {len(rows)} | {killed} | {len(survived)} | {len(explained)} | {share} | {not_run} |")
     return "\n".join(lines)
 
 
 def write_doc(results: dict[str, list[tuple[str, str]]]) -> str:
     survivors = [(n, m, s, EXPLAINED.get(m, "not explained: a test should kill it"))
-                 for n, rows in results.items() for m, s in rows if s not in KILLED]
+                 for n, rows in results.items() for m, s in rows if s not in KILLED and s != NOT_RUN]
     text = (f"Modules run: {', '.join(results)} (`python benchmarks/mutation.py`, mutmut; the statuses are kept "
             "in `benchmarks/mutation_results.json`).\n\n" + table(results)
-            + "\n\nSurvivors (`mutmut show NAME` in the scratch copy prints the change):\n\n"
+            + "\n\nSurvivors (`mutmut show NAME` in the scratch copy prints the change; the JSON file keeps it):\n\n"
             + "\n".join(f"- `{m}` ({n}{'' if s == 'survived' else ', ' + s}): {why}"
                         for n, m, s, why in survivors) + "\n")
     doc = ROOT / "docs" / "mutation.md"
@@ -155,16 +168,24 @@ def main() -> None:
     ap.add_argument("--only", choices=sorted(MODULES), action="append", help="these modules only")
     ap.add_argument("--children", type=int, default=2, help="mutants tested at once")
     ap.add_argument("--table", action="store_true", help="run nothing: rewrite the table from the stored results")
+    ap.add_argument("--collect", nargs=2, metavar=("MODULE", "SCRATCH"),
+                    help="run nothing: store what a run (going, or stopped) has found so far in its scratch copy")
     args = ap.parse_args()
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    if not args.table:
-        for name in args.only or MODULES:
-            rows = run_module(name, args.children)
-            # each module as soon as it is done, over what another run may have stored meanwhile
-            stored = {**(json.loads(RESULTS.read_text()) if RESULTS.exists() else {}), name: rows}
-            RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
+    todo = [] if args.table or args.collect else args.only or list(MODULES)
+    if args.collect:
+        stored = store(args.collect[0], collect(args.collect[0], Path(args.collect[1])))
+    for name in todo:
+        stored = store(name, run_module(name, args.children))
     results = {name: [(m, s) for m, s, *_ in stored[name]] for name in MODULES if name in stored}
     print(write_doc(results))
+
+
+def store(name: str, rows: list[tuple[str, str, str | None]]) -> dict[str, list]:
+    """Each module as soon as it is done, over what another run may have stored meanwhile."""
+    stored = {**(json.loads(RESULTS.read_text()) if RESULTS.exists() else {}), name: rows}
+    RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
+    return stored
 
 
 MARK = "<!-- written by benchmarks/mutation.py from here on -->"
