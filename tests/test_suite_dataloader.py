@@ -34,7 +34,7 @@ TINY = Budget(warmup_calls=1, warmup_min_s=0.0, warmup_max_s=0.1, block_min_s=0.
 
 @pytest.fixture(scope="module")
 def suite():
-    return registry.load_source({"path": str(ROOT / "suites" / "dataloader.py")})
+    return registry.load_source({"module": "suites.dataloader"})  # as `run --suite dataloader` loads it
 
 
 @pytest.fixture(scope="module")
