@@ -128,22 +128,28 @@ def test_rounds_disagree_flags_only_disagreement_beyond_the_inner_spread():
 
 # --- edges, pinned (mutation testing found them unguarded) -----------------------------------------
 def test_every_figure_of_a_summary_and_its_stored_form():
-    st = summarize([4.0, 1.0, 2.0, 8.0, 16.0, 32.0, 64.0], level=0.9)
-    xs = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
-    lo, hi = median_ci_ranks(7, 0.9)
+    xs = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]
+    st = summarize([4.0, 1.0, 128.0, 2.0, 8.0, 16.0, 32.0, 64.0], level=0.9)
+    assert median_ci_ranks(8, 0.9) == (1, 6) and median_ci_ranks(8) == (0, 7)  # the level matters at n = 8
     assert st.to_dict() == {
-        "n": 7, "median": 8.0, "q1": 3.0, "q3": 24.0, "iqr": 21.0, "mean": statistics.fmean(xs),
-        "stdev": pytest.approx(statistics.stdev(xs)), "min": 1.0, "max": 64.0, "ci_low": xs[lo], "ci_high": xs[hi],
-        "ci_level": 0.9, "rel_spread": 21.0 / 8.0, "rel_ci": (xs[hi] - xs[lo]) / 2 / 8.0, "rounds": 1,
+        "n": 8, "median": 12.0, "q1": 3.5, "q3": 40.0, "iqr": 36.5, "mean": statistics.fmean(xs),
+        "stdev": pytest.approx(statistics.stdev(xs)), "min": 1.0, "max": 128.0, "ci_low": 2.0, "ci_high": 64.0,
+        "ci_level": 0.9, "rel_spread": 36.5 / 12.0, "rel_ci": (64.0 - 2.0) / 2 / 12.0, "rounds": 1,
         "between_rel_sd": 0.0, "within_rel_ci": 0.0}
     one = summarize([3.0])
     assert (one.stdev, one.ci_low, one.ci_high, one.rel_ci) == (0.0, 3.0, 3.0, 0.0)
+    assert summarize([1.0, 3.0]).stdev == pytest.approx(math.sqrt(2))
+    small = summarize([0.4, 0.5, 0.6])  # a median below 1
+    assert small.rel_ci == pytest.approx(0.2) and small.rel_spread == pytest.approx(0.2)
     zero = summarize([0.0, 0.0, 1.0])
     assert zero.rel_spread == math.inf and zero.rel_ci == math.inf
     with pytest.raises(ValueError, match="^no samples$"):
         median_ci_ranks(0)
     with pytest.raises(ValueError, match="^cannot summarize an empty list of samples$"):
         summarize([])
+    with pytest.raises(ValueError, match="^quantile of no data$"):
+        quantile([], 0.5)
+    assert quantile([1.0, 2.0, 10.0, 20.0], 0.9) == pytest.approx(17.0)  # between the last two
 
 
 def test_median_ci_ranks_at_other_levels_and_past_the_exact_range():
@@ -165,6 +171,8 @@ def test_log_t_interval_and_rounds_with_a_zero_median():
     from benchbench.stats import log_t_interval
 
     assert log_t_interval([2.0]) == (pytest.approx(2.0), pytest.approx(2.0), pytest.approx(2.0), 0.0)
+    half95 = t.ppf(0.975, 1) * math.log(4) / math.sqrt(2) / math.sqrt(2)
+    assert log_t_interval([1.0, 4.0])[1:3] == pytest.approx((2.0 * math.exp(-half95), 2.0 * math.exp(half95)))
     est, lo, hi, sd = log_t_interval([1.0, 4.0], level=0.9)
     half = t.ppf(0.95, 1) * math.log(4) / math.sqrt(2) / math.sqrt(2)
     assert (est, lo, hi, sd) == pytest.approx((2.0, 2.0 * math.exp(-half), 2.0 * math.exp(half),
@@ -173,8 +181,10 @@ def test_log_t_interval_and_rounds_with_a_zero_median():
     assert st.rounds == 2 and st.median == 0.5 and st.between_rel_sd == 0.0  # pooled, no logarithms
     with pytest.raises(ValueError, match="^cannot summarize rounds without samples$"):
         summarize_rounds([[], []])
-    rounds = summarize_rounds([[1.0, 1.1, 0.9, 1.0, 1.2, 0.8], [2.0, 2.2, 1.8, 2.0, 2.4, 1.6]], level=0.9)
-    per_round = [summarize(r, 0.9) for r in ([1.0, 1.1, 0.9, 1.0, 1.2, 0.8], [2.0, 2.2, 1.8, 2.0, 2.4, 1.6])]
+    two = ([1.0, 1.1, 0.9, 1.0, 1.2, 0.8, 1.5, 0.5], [2.0, 2.2, 1.8, 2.0, 2.4, 1.6, 3.0, 1.3])
+    rounds = summarize_rounds(list(two), level=0.9)
+    per_round = [summarize(r, 0.9) for r in two]  # 8 samples a round: 90% and 95% ranks differ
+    assert rounds.within_rel_ci != pytest.approx(statistics.median(summarize(r).rel_ci for r in two))
     assert rounds.within_rel_ci == pytest.approx(statistics.median(s.rel_ci for s in per_round))
     assert rounds.ci_level == 0.9 and rounds.rel_spread == pytest.approx(rounds.iqr / rounds.median)
     assert rounds.rel_ci == pytest.approx((rounds.ci_high - rounds.ci_low) / 2 / rounds.median)
