@@ -64,7 +64,16 @@ _ZIP = ("zip's strict flag: a Result's round_samples has one list per round reco
         "lengths always match")
 _EDGE = ("equivalent in practice: differs only where the chi-square statistic equals its quantile exactly in "
          "floating point")
+_DTYPE = ("numpy's dtype: the values are Python numbers (None replaced by nan, and np.array([None], dtype=float) "
+          "is nan too), so the array is float either way")
+_SCALE = ("a factor common to every weight (or every half width): the weights are normalised to mean 1, so it "
+          "cancels")
+_UNUSED = "a value the branch that follows never reads (it returns before using it)"
 EXPLAINED: dict[str, str] = {
+    **{f"benchbench.changepoint.x_weights_from_intervals__mutmut_{i}": _DTYPE for i in (3, 5, 6, 11, 13, 14)},
+    **{f"benchbench.changepoint.x_weights_from_intervals__mutmut_{i}": _SCALE for i in (18, 20, 31, 48)},
+    **{f"benchbench.changepoint.x_scan_values__mutmut_{i}": _DTYPE for i in (3, 5)},
+    "benchbench.stats.x_log_t_interval__mutmut_13": _UNUSED,
     **{f"benchbench.rounds.x_merge_round__mutmut_{i}": _DEFAULT for i in (110, 116, 125, 128)},
     **{f"benchbench.blocks.x_paired_round_logs__mutmut_{i}": _ZIP for i in (12, 15, 16)},
     "benchbench.blocks.x_pairs_disagree__mutmut_25": _EDGE,
