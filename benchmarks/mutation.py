@@ -74,6 +74,13 @@ EXPLAINED: dict[str, str] = {
     **{f"benchbench.changepoint.x_weights_from_intervals__mutmut_{i}": _SCALE for i in (18, 20, 31, 48)},
     **{f"benchbench.changepoint.x_scan_values__mutmut_{i}": _DTYPE for i in (3, 5)},
     "benchbench.stats.x_log_t_interval__mutmut_13": _UNUSED,
+    "benchbench.sequential.xǁPlanǁalpha_at__mutmut_1": (
+        "outside the planned looks spent() is flat (0 before the first, alpha from the last on), so the "
+        "difference is 0 with or without the early return"),
+    "benchbench.sequential.x_look__mutmut_34": "df with fewer than two rounds: max(n - 1, 0) and max(n - 2, 0) "
+                                               "are both 0 for n = 0 and n = 1",
+    "benchbench.sequential.x_look__mutmut_46": ("se == 1 instead of se == 0: with no spread the t branch gives "
+                                               "a finite quantile times 0, the same half width 0"),
     **{f"benchbench.rounds.x_merge_round__mutmut_{i}": _DEFAULT for i in (110, 116, 125, 128)},
     **{f"benchbench.blocks.x_paired_round_logs__mutmut_{i}": _ZIP for i in (12, 15, 16)},
     "benchbench.blocks.x_pairs_disagree__mutmut_25": _EDGE,

@@ -170,3 +170,11 @@ def test_a_look_reports_its_interval_and_says_nothing_without_two_rounds_or_a_pl
     assert look([math.log(0.95)] * 3, plan, 0.05).decision == "not-slower"
     assert look([math.log(1.05)] * 3, plan, 0.04).decision == "slower"
     assert look([math.log(1.05)] * 3, plan, 0.06).decision == "not-slower"
+
+
+def test_two_rounds_are_enough_for_a_look_and_no_planned_look_decides_nothing_even_without_spread():
+    two = look([0.10, 0.11], Plan.fixed(2), 0.05)
+    half = student_t.ppf(0.975, 1) * 0.005
+    assert two.df == 1 and (two.low, two.high) == pytest.approx((math.exp(0.105 - half), math.exp(0.105 + half)))
+    flat = look([0.1, 0.1, 0.1], Plan(min_rounds=4, max_rounds=8), 0.05)  # no look after three rounds
+    assert (flat.alpha, flat.low, flat.high, flat.decision) == (0.0, 0.0, math.inf, "undecided")
