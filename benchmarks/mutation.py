@@ -111,16 +111,16 @@ def configure(work: Path, module: Module) -> None:
     )
 
 
-def run_module(name: str, children: int) -> list[tuple[str, str, str | None]]:
+def run_module(name: str, children: int, only: list[str] | None = None) -> list[tuple[str, str, str | None]]:
     """(mutant, status, change) for every mutant of one module (of its chosen functions only, where it names
-    some); the change (`mutmut show`) for survivors only."""
+    some, or of the mutants `only` names); the change (`mutmut show`) for survivors only."""
     module = MODULES[name]
     with tempfile.TemporaryDirectory(prefix=f"benchbench-mutation-{name}-") as tmp:
         work = Path(tmp)
         tracked_copy(work)
         configure(work, module)
         dotted = module.path.removesuffix(".py").replace("/", ".")
-        names = [f"{dotted}.x_{f}__mutmut_*" for f in module.functions]
+        names = only or [f"{dotted}.x_{f}__mutmut_*" for f in module.functions]
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *names], cwd=work,
                        env=_env(), check=False)
         return collect(name, work)
@@ -184,6 +184,8 @@ def main() -> None:
     ap.add_argument("--only", choices=sorted(MODULES), action="append", help="these modules only")
     ap.add_argument("--children", type=int, default=2, help="mutants tested at once")
     ap.add_argument("--table", action="store_true", help="run nothing: rewrite the table from the stored results")
+    ap.add_argument("--recheck", action="store_true",
+                    help="run only the stored survivors (not explained) of the modules again, after new tests")
     ap.add_argument("--collect", nargs=2, metavar=("MODULE", "SCRATCH"),
                     help="run nothing: store what a run (going, or stopped) has found so far in its scratch copy")
     args = ap.parse_args()
@@ -192,7 +194,13 @@ def main() -> None:
     if args.collect:
         stored = store(args.collect[0], collect(args.collect[0], Path(args.collect[1])))
     for name in todo:
-        stored = store(name, run_module(name, args.children))
+        if args.recheck and name in stored:
+            again = [m for m, st, *_ in stored[name] if st not in KILLED and st != NOT_RUN and m not in EXPLAINED]
+            fresh = {m: row for m, *row in run_module(name, args.children, again)} if again else {}
+            stored = store(name, [(m, *fresh[m]) if m in fresh and fresh[m][0] != NOT_RUN else (m, *row)
+                                  for m, *row in stored[name]])
+        else:
+            stored = store(name, run_module(name, args.children))
     results = {name: [(m, s) for m, s, *_ in stored[name]] for name in MODULES if name in stored}
     print(write_doc(results))
 

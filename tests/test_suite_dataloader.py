@@ -663,6 +663,17 @@ def test_recommendation_compares_every_decoder_and_names_the_fastest(dl):
     assert "ratio" not in dl.compare_decoders(settings[:2])  # PIL alone: nothing to compare
 
 
+def test_compare_decoders_keeps_the_first_of_equally_fast_settings_and_its_label_and_is_seeded(dl):
+    settings = [S(dl, 0, 100), S(dl, 2, 150), S(dl, 4, 150), S(dl, 2, 120, decoder="torchcodec"),
+                S(dl, 4, 300, knob="prefetch4")]  # a knob is not a decoder's own setting
+    dec = dl.compare_decoders(settings)
+    assert dec["ranked"][0] == {"decoder": "pil", "label": "pil-2-none", "setting": "num_workers=2",
+                                "images_per_s": pytest.approx(150)}
+    assert [d["decoder"] for d in dec["ranked"]] == ["pil", "torchcodec"]
+    assert dec["ratio_ci"] == dl.compare_decoders(settings, seed=0)["ratio_ci"]  # the default seed is 0
+    assert dec["ratio_ci"] != dl.compare_decoders(settings, seed=1)["ratio_ci"]  # a bootstrap: seeded
+
+
 def test_recommend_prefers_torchcodec_to_the_deprecated_decoder_when_equally_fast(dl):
     rec = dl.recommend([S(dl, 0, 100), S(dl, 2, 200, decoder="torchvision"), S(dl, 2, 199, decoder="torchcodec"),
                         S(dl, 2, 150)])
