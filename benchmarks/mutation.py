@@ -130,16 +130,16 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the mutants, not this tree
 
 
-def collect(name: str, work: Path) -> list[tuple[str, str, str | None]]:
+def collect(name: str, work: Path, diffs: bool = True) -> list[tuple[str, str, str | None]]:
     """The statuses mutmut keeps in a scratch copy `work`: also of a run still going or stopped (its
-    untested mutants are "not checked")."""
+    untested mutants are "not checked"); with `diffs`, the change each survivor makes."""
     out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work, env=_env(),
                          capture_output=True, text=True, check=False).stdout
     rows = re.findall(r"^\s*(\S+__mutmut_\d+): (\S.*)$", out, re.M)
     if MODULES[name].functions:
         rows = [(m, st) for m, st in rows if _function(m) in MODULES[name].functions]
     # the change each survivor makes, kept with its status: the scratch copy is gone afterwards
-    return [(m, st, None if st in KILLED + (NOT_RUN,) else subprocess.run(
+    return [(m, st, None if st in KILLED + (NOT_RUN,) or not diffs else subprocess.run(
         [sys.executable, "-m", "mutmut", "show", m], cwd=work, env=_env(), capture_output=True, text=True,
         check=False).stdout) for m, st in rows]
 
@@ -188,11 +188,12 @@ def main() -> None:
                     help="run only the stored survivors (not explained) of the modules again, after new tests")
     ap.add_argument("--collect", nargs=2, metavar=("MODULE", "SCRATCH"),
                     help="run nothing: store what a run (going, or stopped) has found so far in its scratch copy")
+    ap.add_argument("--no-diffs", action="store_true", help="with --collect: statuses only (mutmut show is slow)")
     args = ap.parse_args()
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     todo = [] if args.table or args.collect else args.only or list(MODULES)
     if args.collect:
-        stored = store(args.collect[0], collect(args.collect[0], Path(args.collect[1])))
+        stored = store(args.collect[0], collect(args.collect[0], Path(args.collect[1]), diffs=not args.no_diffs))
     for name in todo:
         if args.recheck and name in stored:
             again = [m for m, st, *_ in stored[name] if st not in KILLED and st != NOT_RUN and m not in EXPLAINED]
