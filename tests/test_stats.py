@@ -155,6 +155,7 @@ def test_every_figure_of_a_summary_and_its_stored_form():
 def test_median_ci_ranks_at_other_levels_and_past_the_exact_range():
     from statistics import NormalDist
 
+    median_ci_ranks.cache_clear()  # computed here, not remembered from another test
     assert median_ci_ranks(6) == (0, 5) and median_ci_ranks(5) == (0, 4)
     assert median_ci_ranks(20, 0.99) == (3, 16)  # P(X <= 3) = 0.0013 <= 0.005 < P(X <= 4) = 0.0059
     assert median_ci_ranks(1000) == (468, 531)  # exact binomial still
@@ -187,6 +188,9 @@ def test_log_t_interval_and_rounds_with_a_zero_median():
     assert rounds.within_rel_ci != pytest.approx(statistics.median(summarize(r).rel_ci for r in two))
     assert rounds.within_rel_ci == pytest.approx(statistics.median(s.rel_ci for s in per_round))
     assert rounds.ci_level == 0.9 and rounds.rel_spread == pytest.approx(rounds.iqr / rounds.median)
+    half = t.ppf(0.95, 1) * rounds.between_rel_sd / math.sqrt(2)  # the rounds' interval at the level asked
+    assert (rounds.ci_low, rounds.ci_high) == pytest.approx((rounds.median * math.exp(-half),
+                                                             rounds.median * math.exp(half)))
     assert rounds.rel_ci == pytest.approx((rounds.ci_high - rounds.ci_low) / 2 / rounds.median)
 
 
