@@ -145,8 +145,9 @@ def collect(name: str, work: Path, diffs: bool = True) -> list[tuple[str, str, s
 
 
 def _function(mutant: str) -> str:
-    found = re.search(r"\.x_(\w+)__mutmut_\d+$", mutant)
-    return found.group(1) if found else ""
+    """The function (or Class.method) a mutant changes, from mutmut's name for it."""
+    found = re.search(r"\.x(?:_|ǁ(\w+)ǁ)(\w+)__mutmut_\d+$", mutant)
+    return "" if not found else f"{found.group(1)}.{found.group(2)}" if found.group(1) else found.group(2)
 
 
 def table(results: dict[str, list[tuple[str, str]]]) -> str:
@@ -165,13 +166,22 @@ def table(results: dict[str, list[tuple[str, str]]]) -> str:
 
 
 def write_doc(results: dict[str, list[tuple[str, str]]]) -> str:
-    survivors = [(n, m, s, EXPLAINED.get(m, "not explained: a test should kill it"))
-                 for n, rows in results.items() for m, s in rows if s not in KILLED and s != NOT_RUN]
+    explained = [(n, m, s) for n, rows in results.items() for m, s in rows
+                 if s not in KILLED and s != NOT_RUN and m in EXPLAINED]
+    left: dict[tuple[str, str], int] = {}
+    for n, rows in results.items():
+        for m, s in rows:
+            if s not in KILLED and s != NOT_RUN and m not in EXPLAINED:
+                where = (n, (_function(m) or m) + ("" if s == "survived" else f", {s}"))
+                left[where] = left.get(where, 0) + 1
     text = (f"Modules run: {', '.join(results)} (`python benchmarks/mutation.py`, mutmut; the statuses are kept "
-            "in `benchmarks/mutation_results.json`).\n\n" + table(results)
-            + "\n\nSurvivors (`mutmut show NAME` in the scratch copy prints the change; the JSON file keeps it):\n\n"
-            + "\n".join(f"- `{m}` ({n}{'' if s == 'survived' else ', ' + s}): {why}"
-                        for n, m, s, why in survivors) + "\n")
+            "in `benchmarks/mutation_results.json`, with the change each survivor makes where it was "
+            "recorded).\n\n" + table(results)
+            + "\n\nSurvivors explained as equivalent:\n\n"
+            + "\n".join(f"- `{m}` ({n}{'' if s == 'survived' else ', ' + s}): {EXPLAINED[m]}"
+                        for n, m, s in explained)
+            + "\n\nSurvivors neither killed nor explained yet, by function (a test should kill them):\n\n"
+            + ("\n".join(f"- {n}: `{f}`: {k}" for (n, f), k in left.items()) or "- none") + "\n")
     doc = ROOT / "docs" / "mutation.md"
     head = doc.read_text().split(MARK)[0] if doc.exists() else "# Mutation testing\n\n"
     doc.parent.mkdir(exist_ok=True)
@@ -186,6 +196,7 @@ def main() -> None:
     ap.add_argument("--table", action="store_true", help="run nothing: rewrite the table from the stored results")
     ap.add_argument("--recheck", action="store_true",
                     help="run only the stored survivors (not explained) of the modules again, after new tests")
+    ap.add_argument("--functions", nargs="+", help="with --recheck: only the survivors in these functions")
     ap.add_argument("--collect", nargs=2, metavar=("MODULE", "SCRATCH"),
                     help="run nothing: store what a run (going, or stopped) has found so far in its scratch copy")
     ap.add_argument("--no-diffs", action="store_true", help="with --collect: statuses only (mutmut show is slow)")
@@ -196,7 +207,8 @@ def main() -> None:
         stored = store(args.collect[0], collect(args.collect[0], Path(args.collect[1]), diffs=not args.no_diffs))
     for name in todo:
         if args.recheck and name in stored:
-            again = [m for m, st, *_ in stored[name] if st not in KILLED and st != NOT_RUN and m not in EXPLAINED]
+            again = [m for m, st, *_ in stored[name] if st not in KILLED and st != NOT_RUN and m not in EXPLAINED
+                     and (not args.functions or _function(m) in args.functions)]
             fresh = {m: row for m, *row in run_module(name, args.children, again)} if again else {}
             stored = store(name, [(m, *fresh[m]) if m in fresh and fresh[m][0] != NOT_RUN else (m, *row)
                                   for m, *row in stored[name]])
