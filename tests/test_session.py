@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchbench import session as sess
-from benchbench.report import Result, load
+from benchbench.report import CaseKey, Result, load
 from benchbench.rounds import round_order, round_seed
 from benchbench.runner import Interrupted, Side
 
@@ -221,3 +221,27 @@ def test_default_path_names_the_time_host_and_label(monkeypatch, tmp_path):
     assert sess.default_path(None, 1_700_000_000.0, str(tmp_path)).name == "20231114T221320.000Z_host-3.json"
     monkeypatch.chdir(tmp_path)
     assert sess.default_path(None, 1_700_000_000.0) == Path("reports") / "20231114T221320.000Z_host.json"
+
+
+def test_each_suites_derive_hook_gets_that_suites_results_only(write_suite):
+    hooked = write_suite('''
+from benchbench import Case, benchmark
+
+SEEN = []
+
+@benchmark(params={"n": [1, 2]})
+def one(ctx, n):
+    return Case(lambda: None)
+
+def derive(results):
+    SEEN.append(sorted(r.key.label for r in results))
+''', name="hooked.py")
+    plain = write_suite(SUITE, name="plain.py")
+    session = sess.prepare(suite_paths=[str(hooked), str(plain)], backends=["cpu"], profile="quick", rounds=1,
+                           environment=False)
+    results = [Result(key=c.key, status="ok", samples=[1.0]) for c in session.cases]
+    results.append(Result(key=CaseKey.make("elsewhere", "x"), status="ok", samples=[1.0]))  # no such suite here
+    session.derive(results)
+    module = next(s for s in session.suites if s.name == "hooked").module
+    assert module.SEEN == [sorted(c.key.label for c in session.cases if c.key.suite == "hooked")]
+    assert len(module.SEEN[0]) == 2
