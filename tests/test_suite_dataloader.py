@@ -911,3 +911,18 @@ def test_run_quick_compares_every_decoder_and_reports_the_deprecation_once(tmp_p
     assert re.search(r"fastest: (pil|torchcodec|torchvision \(deprecated\)), \d\.\d\dx the second", proc.stdout)
     for number, low, high in printed_intervals(proc.stdout.splitlines()):
         assert low <= number <= high
+
+
+def test_recommend_is_seeded_counts_its_candidates_and_names_the_noisy_one(dl):
+    settings = [S(dl, 0, 100), S(dl, 2, 180), S(dl, 2, 170, decoder="torchcodec")]  # no rounds: a bootstrap
+    rec = dl.recommend(settings)
+    assert rec["speedup_ci"] == dl.recommend(settings, seed=0)["speedup_ci"]  # the default seed is 0
+    assert rec["speedup_ci"] != dl.recommend(settings, seed=1)["speedup_ci"]
+    assert rec["decoders"] == dl.recommend(settings, seed=0)["decoders"]
+    assert rec["decoders"]["ratio_ci"] != dl.recommend(settings, seed=1)["decoders"]["ratio_ci"]
+    assert rec["candidates"] == 3 and rec["batch"] == 32
+    assert dl.recommend([S(dl, 0, 100)])["is_default"]  # the default alone
+    with pytest.raises(ValueError, match="^recommend compares settings of one batch size$"):
+        dl.recommend([S(dl, 0, 100), S(dl, 2, 150, batch=64)])
+    noisy = dl.recommend([paired(dl, 0, (1.0, 1.0, 1.0)), paired(dl, 2, (1.32, 0.93, 1.02))])
+    assert noisy["within_noise"]["label"] == "pil-2"
