@@ -81,10 +81,8 @@ def merge_round(acc: Result | None, new: Result, round_index: int, position: int
     if acc is None or not acc.ok:
         rounds, samples, first = [record], list(new.samples), new
     else:
-        prior = acc.rounds or [{"round": 0, "n": len(acc.samples), "loops": acc.loops_per_sample,
-                                "peak_memory_bytes": acc.peak_memory_bytes, "duration_s": acc.duration_s,
-                                "metrics": {k: v for k, v in acc.metrics.items() if _kept(v)}}]
-        rounds, samples, first = [*prior, record], [*acc.samples, *new.samples], acc
+        # an ok result has samples, so Result.__post_init__ has given it its round records
+        rounds, samples, first = [*acc.rounds, record], [*acc.samples, *new.samples], acc
     metrics = dict(new.metrics)
     for k in {k for r in rounds for k in r.get("metrics") or {}}:
         values = [r["metrics"][k] for r in rounds if k in (r.get("metrics") or {})]

@@ -1,49 +1,89 @@
 """Mutation testing of the decision code with mutmut: which small changes to compare, gate, changepoint,
-stats, rounds, the session loop and the dataloader recommendation do the fast tests notice?
+stats, rounds, the session loop, sequential, blocks and the dataloader recommendation do the fast tests
+notice?
 
     python benchmarks/mutation.py                      # every module below; writes docs/mutation.md
-    python benchmarks/mutation.py --only rounds        # some modules; their rows of the table only
+    python benchmarks/mutation.py --only rounds        # some modules: their rows are replaced
+    python benchmarks/mutation.py --table              # no run: the table again from the stored results
     tox -e mutation                                    # the same, in a tox environment
 
 It copies the tracked files of this repository into a scratch folder (mutmut writes its `mutants/`
-tree and configuration there, never here), runs `mutmut run` with the module's own fast tests, and
-writes the survivors into docs/mutation.md. A survivor is either killed by a new test or explained in
-EXPLAINED below (equivalent: no test can tell it from the original). CPU heavy: minutes per module;
-run it under `nice`, not in CI.
+tree and configuration there, never here), runs `mutmut run` with the module's own fast tests, stores
+each mutant's status in benchmarks/mutation_results.json (one entry per module, so modules can be run
+one at a time) and writes the table and the survivors into docs/mutation.md from all stored modules.
+A survivor is either killed by a new test or explained in EXPLAINED below (equivalent: no test can
+tell it from the original). CPU heavy: minutes per module; run it under `nice`, not in CI.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# module -> the fast tests that pin it
-MODULES: dict[str, tuple[str, list[str]]] = {
-    "compare": ("benchbench/compare.py", ["tests/test_compare.py"]),
-    "gate": ("benchbench/gate.py", ["tests/test_gate.py"]),
-    "changepoint": ("benchbench/changepoint.py", ["tests/test_changepoint.py"]),
-    "stats": ("benchbench/stats.py", ["tests/test_stats.py"]),
-    "rounds": ("benchbench/rounds.py", ["tests/test_rounds.py", "tests/test_session.py"]),
-    "session": ("benchbench/session.py", ["tests/test_session.py"]),
+@dataclass(frozen=True)
+class Module:
+    path: str  # the file mutated
+    tests: tuple[str, ...]  # the fast tests that pin it (only these run against its mutants)
+    select: str | None = None  # pytest -k: the tests of those files that exercise the code mutated
+    functions: tuple[str, ...] = ()  # only these functions' mutants (all of the file's when empty)
+
+
+MODULES: dict[str, Module] = {
+    "compare": Module("benchbench/compare.py", ("tests/test_compare.py",)),
+    "gate": Module("benchbench/gate.py", ("tests/test_gate.py",)),
+    "changepoint": Module("benchbench/changepoint.py", ("tests/test_changepoint.py",)),
+    "stats": Module("benchbench/stats.py", ("tests/test_stats.py",)),
+    "rounds": Module("benchbench/rounds.py", ("tests/test_rounds.py", "tests/test_session.py")),
+    "session": Module("benchbench/session.py", ("tests/test_session.py",)),
+    "sequential": Module("benchbench/sequential.py", ("tests/test_sequential.py",)),
+    "blocks": Module("benchbench/blocks.py", ("tests/test_blocks.py",)),
+    # the recommendation only: the rest of the suite measures, and is pinned by its own (slow) tests
+    "dataloader": Module("suites/dataloader.py", ("tests/test_suite_dataloader.py",),
+                         select="recommend or speedup or decoder or noise or knee",
+                         functions=("recommend", "speedup_interval", "_bootstrap_ratio", "compare_decoders")),
 }
+RESULTS = ROOT / "benchmarks" / "mutation_results.json"
+KILLED = ("killed", "timeout", "segfault", "caught by type check")  # the tests (or the run) noticed it
+NOT_RUN = "not checked"  # a run stopped before it got to the mutant
 
 # Survivors no test can kill, by mutmut's name, with why (kept by hand; the script lists any others).
 # mutmut numbers the mutants of a function in source order: a change to that function renumbers them,
 # so check these against `mutmut show NAME` after editing it.
-_PRIOR = ("merge_round's record for an earlier result without round records: unreachable, since "
-          "Result.__post_init__ gives every result with samples its round record (and an ok result has samples)")
 _DEFAULT = "an argument the merged Result is given its default value anyway (None), or that is overwritten below"
+_ZIP = ("zip's strict flag: a Result's round_samples has one list per round record by construction, so the "
+        "lengths always match")
+_EDGE = ("equivalent in practice: differs only where the chi-square statistic equals its quantile exactly in "
+         "floating point")
+_DTYPE = ("numpy's dtype: the values are Python numbers (None replaced by nan, and np.array([None], dtype=float) "
+          "is nan too), so the array is float either way")
+_SCALE = ("a factor common to every weight (or every half width): the weights are normalised to mean 1, so it "
+          "cancels")
+_UNUSED = "a value the branch that follows never reads (it returns before using it)"
 EXPLAINED: dict[str, str] = {
-    **{f"benchbench.rounds.x_merge_round__mutmut_{i}": _PRIOR for i in range(56, 70)},
-    **{f"benchbench.rounds.x_merge_round__mutmut_{i}": _DEFAULT for i in (110, 116, 125, 128)},
+    **{f"benchbench.changepoint.x_weights_from_intervals__mutmut_{i}": _DTYPE for i in (3, 5, 6, 11, 13, 14)},
+    **{f"benchbench.changepoint.x_weights_from_intervals__mutmut_{i}": _SCALE for i in (18, 20, 31, 48)},
+    **{f"benchbench.changepoint.x_scan_values__mutmut_{i}": _DTYPE for i in (3, 5)},
+    "benchbench.stats.x_log_t_interval__mutmut_13": _UNUSED,
+    "benchbench.sequential.xǁPlanǁalpha_at__mutmut_1": (
+        "outside the planned looks spent() is flat (0 before the first, alpha from the last on), so the "
+        "difference is 0 with or without the early return"),
+    "benchbench.sequential.x_look__mutmut_34": "df with fewer than two rounds: max(n - 1, 0) and max(n - 2, 0) "
+                                               "are both 0 for n = 0 and n = 1",
+    "benchbench.sequential.x_look__mutmut_46": ("se == 1 instead of se == 0: with no spread the t branch gives "
+                                               "a finite quantile times 0, the same half width 0"),
+    **{f"benchbench.rounds.x_merge_round__mutmut_{i}": _DEFAULT for i in (95, 101, 110, 113)},
+    **{f"benchbench.blocks.x_paired_round_logs__mutmut_{i}": _ZIP for i in (12, 15, 16)},
+    "benchbench.blocks.x_pairs_disagree__mutmut_25": _EDGE,
 }
 
 
@@ -56,63 +96,133 @@ def tracked_copy(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
-def configure(work: Path, module: str, tests: list[str]) -> None:
+def configure(work: Path, module: Module) -> None:
+    top = module.path.split("/")[0]
+    copied = [d for d in ("benchbench", "suites", "benchmarks", "reports") if d != top]
     (work / "setup.cfg").write_text(
         "[mutmut]\n"
-        "source_paths = benchbench\n"
-        f"only_mutate = {module}\n"
-        "also_copy =\n    suites\n    benchmarks\n    reports\n"
-        f"pytest_add_cli_args_test_selection =\n" + "".join(f"    {t}\n" for t in tests) +
-        "pytest_add_cli_args =\n    -m\n    not slow\n    -p\n    no:cacheprovider\n    -q\n"
+        f"source_paths = {top}\n"
+        f"only_mutate = {module.path}\n"
+        "also_copy =\n" + "".join(f"    {d}\n" for d in copied) +
+        "pytest_add_cli_args_test_selection =\n" + "".join(f"    {t}\n" for t in module.tests) +
+        "pytest_add_cli_args =\n    -m\n    not slow\n    -p\n    no:cacheprovider\n    -q\n" +
+        (f"    -k\n    {module.select}\n" if module.select else "") +
         "use_git_change_detection = False\n"
     )
 
 
-def run_module(name: str, children: int) -> list[tuple[str, str]]:
-    """(mutant, status) for every mutant of one module."""
-    module, tests = MODULES[name]
+def run_module(name: str, children: int, only: list[str] | None = None) -> list[tuple[str, str, str | None]]:
+    """(mutant, status, change) for every mutant of one module (of its chosen functions only, where it names
+    some, or of the mutants `only` names); the change (`mutmut show`) for survivors only."""
+    module = MODULES[name]
     with tempfile.TemporaryDirectory(prefix=f"benchbench-mutation-{name}-") as tmp:
         work = Path(tmp)
         tracked_copy(work)
-        configure(work, module, tests)
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the mutants, not this tree
-        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children)], cwd=work, env=env,
-                       check=False)
-        out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work, env=env,
-                             capture_output=True, text=True, check=False).stdout
-    return re.findall(r"^\s*(\S+__mutmut_\d+): (\S.*)$", out, re.M)
+        configure(work, module)
+        dotted = module.path.removesuffix(".py").replace("/", ".")
+        names = only or [f"{dotted}.x_{f}__mutmut_*" for f in module.functions]
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *names], cwd=work,
+                       env=_env(), check=False)
+        return collect(name, work)
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the mutants, not this tree
+
+
+def collect(name: str, work: Path, diffs: bool = True) -> list[tuple[str, str, str | None]]:
+    """The statuses mutmut keeps in a scratch copy `work`: also of a run still going or stopped (its
+    untested mutants are "not checked"); with `diffs`, the change each survivor makes."""
+    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=work, env=_env(),
+                         capture_output=True, text=True, check=False).stdout
+    rows = re.findall(r"^\s*(\S+__mutmut_\d+): (\S.*)$", out, re.M)
+    if MODULES[name].functions:
+        rows = [(m, st) for m, st in rows if _function(m) in MODULES[name].functions]
+    # the change each survivor makes, kept with its status: the scratch copy is gone afterwards
+    return [(m, st, None if st in KILLED + (NOT_RUN,) or not diffs else subprocess.run(
+        [sys.executable, "-m", "mutmut", "show", m], cwd=work, env=_env(), capture_output=True, text=True,
+        check=False).stdout) for m, st in rows]
+
+
+def _function(mutant: str) -> str:
+    """The function (or Class.method) a mutant changes, from mutmut's name for it."""
+    found = re.search(r"\.x(?:_|ǁ(\w+)ǁ)(\w+)__mutmut_\d+$", mutant)
+    return "" if not found else f"{found.group(1)}.{found.group(2)}" if found.group(1) else found.group(2)
 
 
 def table(results: dict[str, list[tuple[str, str]]]) -> str:
-    lines = ["| module | mutants | killed | survived | of them explained (equivalent) | killed of non-equivalent |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| module | mutants | killed | survived | of them explained (equivalent) | killed of non-equivalent "
+             "| not run (run stopped) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, rows in results.items():
-        killed = sum(s == "killed" for _, s in rows)
-        survived = [m for m, s in rows if s == "survived"]
+        killed = sum(s in KILLED for _, s in rows)
+        not_run = sum(s == NOT_RUN for _, s in rows)
+        survived = [m for m, s in rows if s not in KILLED and s != NOT_RUN]
         explained = [m for m in survived if m in EXPLAINED]
         judged = killed + len(survived) - len(explained)
         share = f"{100 * killed / judged:.0f}%" if judged else "-"
-        lines.append(f"| {name} | {len(rows)} | {killed} | {len(survived)} | {len(explained)} | {share} |")
+        lines.append(f"| {name} | {len(rows)} | {killed} | {len(survived)} | {len(explained)} | {share} | {not_run} |")
     return "\n".join(lines)
+
+
+def write_doc(results: dict[str, list[tuple[str, str]]]) -> str:
+    explained = [(n, m, s) for n, rows in results.items() for m, s in rows
+                 if s not in KILLED and s != NOT_RUN and m in EXPLAINED]
+    left: dict[tuple[str, str], int] = {}
+    for n, rows in results.items():
+        for m, s in rows:
+            if s not in KILLED and s != NOT_RUN and m not in EXPLAINED:
+                where = (n, (_function(m) or m) + ("" if s == "survived" else f", {s}"))
+                left[where] = left.get(where, 0) + 1
+    text = (f"Modules run: {', '.join(results)} (`python benchmarks/mutation.py`, mutmut; the statuses are kept "
+            "in `benchmarks/mutation_results.json`, with the change each survivor makes where it was "
+            "recorded).\n\n" + table(results)
+            + "\n\nSurvivors explained as equivalent:\n\n"
+            + "\n".join(f"- `{m}` ({n}{'' if s == 'survived' else ', ' + s}): {EXPLAINED[m]}"
+                        for n, m, s in explained)
+            + "\n\nSurvivors neither killed nor explained yet, by function (a test should kill them):\n\n"
+            + ("\n".join(f"- {n}: `{f}`: {k}" for (n, f), k in left.items()) or "- none") + "\n")
+    doc = ROOT / "docs" / "mutation.md"
+    head = doc.read_text().split(MARK)[0] if doc.exists() else "# Mutation testing\n\n"
+    doc.parent.mkdir(exist_ok=True)
+    doc.write_text(head + MARK + "\n" + text)
+    return text
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=sorted(MODULES), action="append", help="these modules only")
     ap.add_argument("--children", type=int, default=2, help="mutants tested at once")
+    ap.add_argument("--table", action="store_true", help="run nothing: rewrite the table from the stored results")
+    ap.add_argument("--recheck", action="store_true",
+                    help="run only the stored survivors (not explained) of the modules again, after new tests")
+    ap.add_argument("--functions", nargs="+", help="with --recheck: only the survivors in these functions")
+    ap.add_argument("--collect", nargs=2, metavar=("MODULE", "SCRATCH"),
+                    help="run nothing: store what a run (going, or stopped) has found so far in its scratch copy")
+    ap.add_argument("--no-diffs", action="store_true", help="with --collect: statuses only (mutmut show is slow)")
     args = ap.parse_args()
-    results = {name: run_module(name, args.children) for name in (args.only or MODULES)}
-    survivors = [(n, m, EXPLAINED.get(m, "not explained: a test should kill it")) for n, rows in results.items()
-                 for m, s in rows if s == "survived"]
-    text = (f"Modules run: {', '.join(results)} (`python benchmarks/mutation.py"
-            f"{''.join(f' --only {n}' for n in args.only or [])}`, mutmut).\n\n" + table(results)
-            + "\n\nSurvivors (`mutmut show NAME` in the scratch copy prints the change):\n\n"
-            + "\n".join(f"- `{m}` ({n}): {why}" for n, m, why in survivors) + "\n")
-    print(text)
-    doc = ROOT / "docs" / "mutation.md"
-    head = doc.read_text().split(MARK)[0] if doc.exists() else "# Mutation testing\n\n"
-    doc.parent.mkdir(exist_ok=True)
-    doc.write_text(head + MARK + "\n" + text)
+    stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    todo = [] if args.table or args.collect else args.only or list(MODULES)
+    if args.collect:
+        stored = store(args.collect[0], collect(args.collect[0], Path(args.collect[1]), diffs=not args.no_diffs))
+    for name in todo:
+        if args.recheck and name in stored:
+            again = [m for m, st, *_ in stored[name] if st not in KILLED and st != NOT_RUN and m not in EXPLAINED
+                     and (not args.functions or _function(m) in args.functions)]
+            fresh = {m: row for m, *row in run_module(name, args.children, again)} if again else {}
+            stored = store(name, [(m, *fresh[m]) if m in fresh and fresh[m][0] != NOT_RUN else (m, *row)
+                                  for m, *row in stored[name]])
+        else:
+            stored = store(name, run_module(name, args.children))
+    results = {name: [(m, s) for m, s, *_ in stored[name]] for name in MODULES if name in stored}
+    print(write_doc(results))
+
+
+def store(name: str, rows: list[tuple[str, str, str | None]]) -> dict[str, list]:
+    """Each module as soon as it is done, over what another run may have stored meanwhile."""
+    stored = {**(json.loads(RESULTS.read_text()) if RESULTS.exists() else {}), name: rows}
+    RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
+    return stored
 
 
 MARK = "<!-- written by benchmarks/mutation.py from here on -->"

@@ -1023,11 +1023,14 @@ def compare_decoders(settings: Sequence[Setting], seed: int = 0) -> dict[str, An
 
 
 def recommend(settings: Sequence[Setting], threshold: float = THRESHOLD, seed: int = 0) -> dict[str, Any] | None:
-    """The cheapest setting within `threshold` of the best throughput, its speed-up over the default
-    (`speedup_interval`), and the decoders compared (`compare_decoders`).
+    """The cheapest setting within `threshold` of the best throughput that is faster than the default
+    beyond noise (its speed-up's interval, `speedup_interval`, lies above 1), its speed-up over the
+    default, and the decoders compared (`compare_decoders`).
 
     The default is DataLoader(num_workers=0) with PIL decoding at the same batch size. On a flat curve
-    the cheapest setting is the default itself (speed-up 1). None without a default to compare with.
+    the cheapest setting is the default itself (speed-up 1); so it is when no setting fast enough is
+    faster beyond noise, and `within_noise` then names the cheapest of them with its speed-up and
+    interval. None without a default to compare with.
     """
     if not settings:
         return None
@@ -1038,14 +1041,24 @@ def recommend(settings: Sequence[Setting], threshold: float = THRESHOLD, seed: i
     if base is None:
         return None
     best = max(settings, key=lambda s: s.images_per_s)
-    good = [s for s in settings if s.images_per_s >= threshold * best.images_per_s]
-    pick = min(good, key=lambda s: s.cost)
+    good = sorted((s for s in settings if s.images_per_s >= threshold * best.images_per_s), key=lambda s: s.cost)
+    pick, within_noise = base, None
+    for s in good:
+        if s is base:  # the cheapest of all: the curve is flat
+            break
+        ratio, low, high = speedup_interval(base, s, seed=seed)
+        if low > 1:
+            pick = s
+            break
+        if within_noise is None:
+            within_noise = {"label": s.label, "setting": s.text(), "speedup": ratio, "speedup_ci": [low, high]}
     speedup, low, high = speedup_interval(base, pick, seed=seed)
     return {"batch": batch, "decoder": pick.decoder, "num_workers": pick.num_workers, "knob": pick.knob,
             "label": pick.label, "setting": pick.text(), "images_per_s": pick.images_per_s,
             "best_label": best.label, "best_images_per_s": best.images_per_s,
             "default_images_per_s": base.images_per_s, "speedup": speedup, "speedup_ci": [low, high],
             "threshold": threshold, "candidates": len(settings), "is_default": pick is base,
+            "within_noise": within_noise if pick is base else None,
             "decoders": compare_decoders(settings, seed=seed)}
 
 
@@ -1246,7 +1259,13 @@ def notes(results: list[Result]) -> list[str]:
         if not rec:
             continue
         low, high = rec["speedup_ci"]
-        if rec["is_default"]:
+        noise = rec.get("within_noise")
+        if rec["is_default"] and noise:
+            nlow, nhigh = noise["speedup_ci"]
+            lines.append(f"\ndataloader: keep the default (num_workers=0) for batch {rec['batch']}: {noise['setting']} "
+                         f"measured {noise['speedup']:.2f}x the default (95% CI {nlow:.2f}-{nhigh:.2f}x), "
+                         f"not faster beyond noise")
+        elif rec["is_default"]:
             lines.append(f"\ndataloader: keep the default (num_workers=0) for batch {rec['batch']}: no setting measured "
                          f"here is more than {1 - rec['threshold']:.0%} faster ({_rate(rec['images_per_s'])} images/s)")
         else:
@@ -1254,7 +1273,7 @@ def notes(results: list[Result]) -> list[str]:
             lines.append(f"\ndataloader: use {setting} for batch {rec['batch']}: {rec['speedup']:.2f}x faster "
                          f"than the default DataLoader(num_workers=0) (95% CI {low:.2f}-{high:.2f}x), "
                          f"{_rate(rec['images_per_s'])} vs {_rate(rec['default_images_per_s'])} images/s")
-        if rec["best_label"] != rec["label"]:
+        if rec["best_label"] != rec["label"] and not noise:
             lines.append(f"  (the fastest, {rec['best_label']}, gives {_rate(rec['best_images_per_s'])} images/s: "
                          f"within {1 - rec['threshold']:.0%})")
         lines.extend(decoder_lines(rec))

@@ -1,4 +1,5 @@
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
@@ -185,3 +186,16 @@ def test_every_change_point_found_passes_its_test_between_its_neighbours():
         assert len(found) >= 2  # the drift is seen, in steps
         reported += [c.pvalue for c in found]
     assert max(reported) <= cp.MAX_PVALUE
+
+
+def test_weights_from_intervals_fill_floor_and_normalise():
+    scan_values, weights_from_intervals = cp.scan_values, cp.weights_from_intervals
+    # half widths 4, 8, missing, zero, 0.02: the missing and zero ones get the median (4), the tiny one
+    # is floored at a tenth of it (0.4); weights 1 / half², normalised to mean 1
+    w = weights_from_intervals([0, 0, None, 0, 0], [8, 16, 1, 0, 0.04])
+    raw = np.array([1 / 16, 1 / 64, 1 / 16, 1 / 16, 1 / 0.16])
+    assert w == pytest.approx(raw / raw.mean())
+    assert weights_from_intervals([None, None], [None, None]) == pytest.approx([1.0, 1.0])
+    assert scan_values([1.0, math.e, math.e ** 2]) == pytest.approx([0.0, 1.0, 2.0])  # logarithms of times
+    assert scan_values([0.5, 1.0]) == pytest.approx([math.log(0.5), 0.0])
+    assert scan_values([0.0, 1.0]) == pytest.approx([0.0, 1.0])  # a zero: the values as they are

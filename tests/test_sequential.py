@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import t as student_t
 
 from benchbench.errors import UserError
-from benchbench.sequential import Plan, look
+from benchbench.sequential import Look, Plan, look
 
 
 @pytest.mark.parametrize("spending", ["obrien-fleming", "pocock"])
@@ -108,3 +108,73 @@ def test_with_the_spread_of_paired_rounds_the_rule_decides_clear_cases_within_th
     slow = sequential_outcomes(plan, math.log(1.10), 0.01, 0.05, 4000, seed=2)
     assert aa["slower"] == 0 and aa["not-slower"] >= 0.99 * 4000
     assert slow["not-slower"] == 0 and slow["slower"] >= 0.99 * 4000
+
+
+def test_the_spending_functions_are_the_published_formulas():
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1 - 0.05 / 2)
+    obf, pocock = Plan(alpha=0.05, min_rounds=3, max_rounds=12), Plan(alpha=0.05, min_rounds=3, max_rounds=12,
+                                                                       spending="pocock")
+    for n in range(3, 12):
+        assert obf.spent(n) == pytest.approx(2 * (1 - NormalDist().cdf(z / math.sqrt(n / 12))), rel=1e-12)
+        assert pocock.spent(n) == pytest.approx(0.05 * math.log(1 + (math.e - 1) * n / 12), rel=1e-12)
+    for plan in (obf, pocock):
+        assert plan.spent(2) == 0.0 and plan.spent(12) == 0.05 and plan.spent(20) == 0.05
+        assert plan.alpha_at(3) == plan.spent(3)  # the first look takes everything up to it
+        assert plan.alpha_at(13) == 0.0
+    fixed = Plan.fixed(6, alpha=0.1)
+    assert (fixed.min_rounds, fixed.max_rounds, fixed.spending, fixed.alpha) == (6, 6, "fixed", 0.1)
+    assert fixed.spent(5) == 0.0 and fixed.spent(6) == 0.1
+    assert Plan(min_rounds=3, max_rounds=5, spending="fixed").spent(4) == 0.0
+    assert (Plan.fixed(1).min_rounds, Plan.fixed(1).max_rounds, Plan.fixed(1).alpha) == (2, 2, 0.05)
+
+
+def test_a_plan_names_what_it_refuses_and_reads_back_only_what_it_wrote():
+    with pytest.raises(UserError, match=r"^sequential plan: need 2 <= min_rounds \(1\) <= max_rounds \(4\)$"):
+        Plan(min_rounds=1, max_rounds=4)
+    Plan(min_rounds=2, max_rounds=2)  # the smallest plan
+    for alpha in (0.0, 0.5):
+        with pytest.raises(UserError, match=rf"^sequential plan: alpha must be between 0 and 0.5, got {alpha:g}$"):
+            Plan(alpha=alpha)
+    with pytest.raises(UserError, match=r"^unknown spending function 'x' \(known: obrien-fleming, pocock, fixed\)$"):
+        Plan(spending="x")
+    plan = Plan(alpha=0.1, min_rounds=4, max_rounds=9, spending="pocock")
+    assert plan.to_dict() == {"rule": "alpha-spending", "alpha": 0.1, "min_rounds": 4, "max_rounds": 9,
+                              "spending": "pocock"}
+    assert Plan.from_dict(plan.to_dict()) == plan
+    assert Plan.from_dict({**plan.to_dict(), "rule": "other"}) is None
+    assert Plan.from_dict({k: v for k, v in plan.to_dict().items() if k != "rule"}) is None
+    assert Plan.from_dict({k: v for k, v in plan.to_dict().items() if k != "spending"}) is None
+    assert Plan.from_dict({**plan.to_dict(), "spending": "bonferroni"}) is None
+    assert Plan.from_dict({**plan.to_dict(), "min_rounds": None}) is None
+    assert Plan.from_dict([plan.to_dict()]) is None
+
+
+def test_a_look_reports_its_interval_and_says_nothing_without_two_rounds_or_a_planned_look():
+    plan = Plan.fixed(3)
+    assert look([], plan, 0.05) == Look(0, 0.0, 1.0, 0.0, math.inf, math.inf, 0, "undecided")
+    assert look([0.1], plan, 0.05) == Look(1, 0.0, math.exp(0.1), 0.0, math.inf, math.inf, 0, "undecided")
+    seen = look([0.19, 0.2, 0.21], plan, 0.05)
+    se = 0.01 / math.sqrt(3)
+    half = student_t.ppf(0.975, 2) * se
+    assert (seen.n, seen.alpha, seen.df, seen.decision) == (3, 0.05, 2, "slower")
+    assert (seen.ratio, seen.se, seen.low, seen.high) == pytest.approx(
+        (math.exp(0.2), se, math.exp(0.2 - half), math.exp(0.2 + half)), rel=1e-12)
+    unplanned = look([0.1, 0.2], plan, 0.05)  # two rounds, but the plan looks after three
+    assert (unplanned.low, unplanned.high, unplanned.decision) == (0.0, math.inf, "undecided")
+    same = look([0.1, 0.1, 0.1], plan, 0.05)  # no spread: the interval is the point
+    assert same.low == same.high == same.ratio == pytest.approx(math.exp(0.1)) and same.decision == "slower"
+    # an interval that only touches the limit decides nothing
+    assert look([math.log(1.05)] * 3, plan, 0.05).decision == "undecided"
+    assert look([math.log(0.95)] * 3, plan, 0.05).decision == "not-slower"
+    assert look([math.log(1.05)] * 3, plan, 0.04).decision == "slower"
+    assert look([math.log(1.05)] * 3, plan, 0.06).decision == "not-slower"
+
+
+def test_two_rounds_are_enough_for_a_look_and_no_planned_look_decides_nothing_even_without_spread():
+    two = look([0.10, 0.11], Plan.fixed(2), 0.05)
+    half = student_t.ppf(0.975, 1) * 0.005
+    assert two.df == 1 and (two.low, two.high) == pytest.approx((math.exp(0.105 - half), math.exp(0.105 + half)))
+    flat = look([0.1, 0.1, 0.1], Plan(min_rounds=4, max_rounds=8), 0.05)  # no look after three rounds
+    assert (flat.alpha, flat.low, flat.high, flat.decision) == (0.0, 0.0, math.inf, "undecided")

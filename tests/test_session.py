@@ -6,11 +6,12 @@ from the calls the loop made, not from the report it wrote."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from benchbench import session as sess
-from benchbench.report import Result, load
+from benchbench.report import CaseKey, Result, load
 from benchbench.rounds import round_order, round_seed
 from benchbench.runner import Interrupted, Side
 
@@ -185,3 +186,62 @@ def test_more_rounds_for_an_existing_report_continue_its_round_numbers(scripted,
     assert [rec["round"] for rec in add1.rounds] == [0, 1, 2] and add1.samples == [1.0] * 5 + [2.0] * 10
     assert next(r for r in t.report.results if r.key == victim.key).status == "timeout"
     assert load(t.path).partial is False
+
+
+def test_run_measures_the_suites_into_one_report_saved_where_asked(scripted, write_suite, tmp_path):
+    out = tmp_path / "r.json"
+    report = sess.run(suite_paths=[str(write_suite(SUITE))], backends=["cpu"], profile="quick", rounds=2, seed=3,
+                      label="mine", output=out, command=["bb", "run"], pattern="add")
+    assert [side for side, _ in scripted.calls] == ["current", "current"]
+    assert {r.key.benchmark for r in report.results} == {"add"} and len(report.results) == 3
+    assert report.label == "mine" and report.command == ["bb", "run"] and report.profile == "quick"
+    assert [rec["seed"] for rec in report.rounds] == [round_seed(3, 0), round_seed(3, 1)]
+    saved = load(out)
+    assert saved.run_id == report.run_id and not saved.partial and len(saved.results) == 3
+    assert sess.run(suite_paths=[str(write_suite(SUITE))], backends=["cpu"], profile="quick", rounds=1,
+                    pattern="costly").results[0].key.benchmark == "costly"  # no output: nothing saved
+
+
+def test_default_path_names_the_time_host_and_label(monkeypatch, tmp_path):
+    import socket
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "box 1/é.lab")
+    path = sess.default_path("my run/1", 1_700_000_000.25, str(tmp_path))
+    assert path == tmp_path / "20231114T221320.250Z_box-1-é.lab_my-run-1.json"
+    assert sess.default_path(None, 1_700_000_000.0, str(tmp_path)).name == "20231114T221320.000Z_box-1-é.lab.json"
+    assert sess.default_path("a.b_c-d", 1_700_000_000.0, str(tmp_path)).name.endswith("_a.b_c-d.json")
+    monkeypatch.setattr(socket, "gethostname", lambda: "h" * 50)
+    assert sess.default_path(None, 1_700_000_000.0, str(tmp_path)).name == f"20231114T221320.000Z_{'h' * 40}.json"
+    monkeypatch.setattr(socket, "gethostname", lambda: "")
+    assert sess.default_path(None, 1_700_000_000.0, str(tmp_path)).name == "20231114T221320.000Z_host.json"
+    # a name taken by a report or by ab's folder gets a counter, the first free one
+    taken = tmp_path / "20231114T221320.000Z_host.json"
+    taken.write_text("{}")
+    (tmp_path / "20231114T221320.000Z_host-2").mkdir()
+    assert sess.default_path(None, 1_700_000_000.0, str(tmp_path)).name == "20231114T221320.000Z_host-3.json"
+    monkeypatch.chdir(tmp_path)
+    assert sess.default_path(None, 1_700_000_000.0) == Path("reports") / "20231114T221320.000Z_host.json"
+
+
+def test_each_suites_derive_hook_gets_that_suites_results_only(write_suite):
+    hooked = write_suite('''
+from benchbench import Case, benchmark
+
+SEEN = []
+
+@benchmark(params={"n": [1, 2]})
+def one(ctx, n):
+    return Case(lambda: None)
+
+def derive(results):
+    SEEN.append(sorted(r.key.label for r in results))
+''', name="hooked.py")
+    plain = write_suite(SUITE, name="plain.py")
+    session = sess.prepare(suite_paths=[str(hooked), str(plain)], backends=["cpu"], profile="quick", rounds=1,
+                           environment=False)
+    results = [Result(key=c.key, status="ok", samples=[1.0]) for c in session.cases]
+    results.append(Result(key=CaseKey.make("elsewhere", "x"), status="ok", samples=[1.0]))  # no such suite here
+    session.derive(results)
+    module = next(s for s in session.suites if s.name == "hooked").module
+    assert module.SEEN == [sorted(c.key.label for c in session.cases if c.key.suite == "hooked")]
+    assert len(module.SEEN[0]) == 2

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import statistics
 import sys
 import time
 
@@ -33,7 +34,7 @@ TINY = Budget(warmup_calls=1, warmup_min_s=0.0, warmup_max_s=0.1, block_min_s=0.
 
 @pytest.fixture(scope="module")
 def suite():
-    return registry.load_source({"path": str(ROOT / "suites" / "dataloader.py")})
+    return registry.load_source({"module": "suites.dataloader"})  # as `run --suite dataloader` loads it
 
 
 @pytest.fixture(scope="module")
@@ -505,6 +506,40 @@ def test_a_flat_curve_recommends_the_default(dl):
     assert rec["speedup"] == pytest.approx(1.0)
 
 
+def paired(dl, workers: int, ratios: tuple[float, ...], base_s: float = 0.32):
+    """A Setting measured in rounds whose round medians are `ratios` times faster than the default's `base_s`."""
+    medians = tuple((i, base_s / r) for i, r in enumerate(ratios))
+    return dl.Setting("pil", workers, "none", 32, tuple(m for _, m in medians), label=f"pil-{workers}",
+                      median_s=statistics.geometric_mean([m for _, m in medians]), rounds=medians)
+
+
+def test_a_setting_faster_only_within_noise_is_not_recommended(dl):
+    """The audit's case: num_workers=2 at 1.08x the default with an interval of about 0.7-1.6x was
+    recommended because it was within 5% of the best; a setting is recommended only when faster than the
+    default beyond noise, else the default is kept and the noisy candidate named."""
+    base = paired(dl, 0, (1.0, 1.0, 1.0))
+    noisy = paired(dl, 2, (1.32, 0.93, 1.02))
+    rec = dl.recommend([base, noisy])
+    assert rec["is_default"] and rec["num_workers"] == 0 and rec["label"] == "pil-0"
+    assert rec["speedup"] == pytest.approx(1.0) and rec["speedup_ci"] == pytest.approx([1.0, 1.0])
+    assert rec["within_noise"]["setting"] == "num_workers=2"
+    low, high = rec["within_noise"]["speedup_ci"]
+    assert low < 1 < high and rec["within_noise"]["speedup"] == pytest.approx(1.08, abs=0.01)
+    results = [_pipeline("pil", 0, 0.32), _pipeline("pil", 2, 0.32)]
+    results[0].metrics["recommendation"] = rec
+    text = "\n".join(dl.notes(results))
+    assert "keep the default (num_workers=0) for batch 32: num_workers=2 measured 1.08x the default" in text
+    assert "not faster beyond noise" in text and "use num_workers" not in text
+
+
+def test_the_cheapest_setting_faster_beyond_noise_is_recommended(dl):
+    """Two settings within 5% of each other: the cheaper one's interval holds 1, the dearer one's does not."""
+    base = paired(dl, 0, (1.0, 1.0, 1.0))
+    rec = dl.recommend([base, paired(dl, 2, (1.32, 0.93, 1.02)), paired(dl, 4, (1.10, 1.11, 1.09))])
+    assert rec["num_workers"] == 4 and not rec["is_default"] and rec["within_noise"] is None
+    assert rec["speedup_ci"][0] > 1
+
+
 def test_recommend_needs_the_default_and_one_batch_size(dl):
     assert dl.recommend([S(dl, 1, 100), S(dl, 2, 150)]) is None
     assert dl.recommend([]) is None
@@ -626,6 +661,17 @@ def test_recommendation_compares_every_decoder_and_names_the_fastest(dl):
     assert re.search(r"torchcodec 2\d\d \(num_workers=2\), torchvision \(deprecated\) \d+ \(num_workers=2\), pil", text)
     assert dl.compare_decoders([]) is None
     assert "ratio" not in dl.compare_decoders(settings[:2])  # PIL alone: nothing to compare
+
+
+def test_compare_decoders_keeps_the_first_of_equally_fast_settings_and_its_label_and_is_seeded(dl):
+    settings = [S(dl, 0, 100), S(dl, 2, 150), S(dl, 4, 150), S(dl, 2, 120, decoder="torchcodec"),
+                S(dl, 4, 300, knob="prefetch4")]  # a knob is not a decoder's own setting
+    dec = dl.compare_decoders(settings)
+    assert dec["ranked"][0] == {"decoder": "pil", "label": "pil-2-none", "setting": "num_workers=2",
+                                "images_per_s": pytest.approx(150)}
+    assert [d["decoder"] for d in dec["ranked"]] == ["pil", "torchcodec"]
+    assert dec["ratio_ci"] == dl.compare_decoders(settings, seed=0)["ratio_ci"]  # the default seed is 0
+    assert dec["ratio_ci"] != dl.compare_decoders(settings, seed=1)["ratio_ci"]  # a bootstrap: seeded
 
 
 def test_recommend_prefers_torchcodec_to_the_deprecated_decoder_when_equally_fast(dl):
@@ -865,3 +911,18 @@ def test_run_quick_compares_every_decoder_and_reports_the_deprecation_once(tmp_p
     assert re.search(r"fastest: (pil|torchcodec|torchvision \(deprecated\)), \d\.\d\dx the second", proc.stdout)
     for number, low, high in printed_intervals(proc.stdout.splitlines()):
         assert low <= number <= high
+
+
+def test_recommend_is_seeded_counts_its_candidates_and_names_the_noisy_one(dl):
+    settings = [S(dl, 0, 100), S(dl, 2, 180), S(dl, 2, 170, decoder="torchcodec")]  # no rounds: a bootstrap
+    rec = dl.recommend(settings)
+    assert rec["speedup_ci"] == dl.recommend(settings, seed=0)["speedup_ci"]  # the default seed is 0
+    assert rec["speedup_ci"] != dl.recommend(settings, seed=1)["speedup_ci"]
+    assert rec["decoders"] == dl.recommend(settings, seed=0)["decoders"]
+    assert rec["decoders"]["ratio_ci"] != dl.recommend(settings, seed=1)["decoders"]["ratio_ci"]
+    assert rec["candidates"] == 3 and rec["batch"] == 32
+    assert dl.recommend([S(dl, 0, 100)])["is_default"]  # the default alone
+    with pytest.raises(ValueError, match="^recommend compares settings of one batch size$"):
+        dl.recommend([S(dl, 0, 100), S(dl, 2, 150, batch=64)])
+    noisy = dl.recommend([paired(dl, 0, (1.0, 1.0, 1.0)), paired(dl, 2, (1.32, 0.93, 1.02))])
+    assert noisy["within_noise"]["label"] == "pil-2"
