@@ -46,5 +46,7 @@ def test_run_history_appends_one_line_per_run(write_suite, tmp_path):
     lines = (tmp_path / "hist" / hs.INDEX).read_text().splitlines()
     assert [json.loads(ln)["run_id"] for ln in lines] == [load(tmp_path / f"r{i}.json").run_id for i in (1, 2)]
     proc = run_cli("history", str(tmp_path / "hist"), "--format", "json", check_rc=0)
-    (series,) = json.loads(proc.stdout)["series"]
+    by_metric = {s["metric"]: s for s in json.loads(proc.stdout)["series"]}
+    assert set(by_metric) <= {"time", "memory"}  # one case; its peak memory beside its time
+    series = by_metric["time"]
     assert [p["status"] for p in series["points"]] == ["ok", "ok"] and "need at least" in series["note"]
