@@ -28,6 +28,11 @@ class _PatchBackendsOnImport(importlib.abc.MetaPathFinder):
             exec_module(module)
             if _TESTS not in sys.path:
                 sys.path.append(_TESTS)
+            loading = sys.modules.get("fakes")
+            if loading is not None and not hasattr(loading, "install_gpu_shaped_backend"):
+                # fakes itself imported backends, half-way through its own import: a pytest process (an
+                # xdist worker, started with this environment) whose conftest installs the fake next
+                return
             from fakes import install_gpu_shaped_backend
 
             install_gpu_shaped_backend(_KIND)
