@@ -4,16 +4,12 @@ one line under the table. Takes results, returns strings."""
 from __future__ import annotations
 
 from benchbench import energy
+from benchbench.output.units import fmt_scaled
 from benchbench.report import Report, Result
 
 
 def fmt_joules(joules: float | None) -> str:
-    if joules is None:
-        return "-"
-    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9)):
-        if abs(joules) >= scale or unit == "nJ":
-            return f"{joules / scale:.3g} {unit}"
-    return f"{joules:.3g} J"  # pragma: no cover
+    return fmt_scaled(joules, "J")
 
 
 def _number(value: object) -> float | None:

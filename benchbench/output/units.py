@@ -8,13 +8,19 @@ from benchbench.metrics import of_method
 from benchbench.report import Result
 
 
-def fmt_time(seconds: float | None) -> str:
-    if seconds is None:
+def fmt_scaled(value: float | None, unit: str) -> str:
+    """Three significant digits in the largest of unit, m-, u-, n-unit that keeps the number >= 1
+    ("1.5 ms", "12.3 mJ"); nano- below that, "-" for None."""
+    if value is None:
         return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if abs(seconds) >= scale or unit == "ns":
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds:.3g} s"  # pragma: no cover
+    for prefix, scale in (("", 1.0), ("m", 1e-3), ("u", 1e-6), ("n", 1e-9)):
+        if abs(value) >= scale or prefix == "n":
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"  # pragma: no cover
+
+
+def fmt_time(seconds: float | None) -> str:
+    return fmt_scaled(seconds, "s")
 
 
 def fmt_duration(seconds: float) -> str:
