@@ -122,11 +122,16 @@ def repo_root(cwd: Path | None = None) -> Path:
     return Path(proc.stdout.strip()).resolve()
 
 
+def has_commit(ref: str, root: Path) -> bool:
+    """Whether `ref` names a commit of the repository at `root`."""
+    return _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root).returncode == 0
+
+
 @contextlib.contextmanager
 def source_tree(ref: str, root: Path) -> Iterator[Path]:
     """A temporary `git worktree add --detach` of `ref`, removed (`git worktree remove --force`) on exit,
     whatever the exit: an error, Ctrl-C or SIGTERM (turned into KeyboardInterrupt by the session)."""
-    if _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root).returncode != 0:
+    if not has_commit(ref, root):
         raise UserError(f"--baseline-ref {ref}: no such commit, branch or tag in {root} "
                         "(in CI, check out with fetch-depth: 0)")
     parent = Path(tempfile.mkdtemp(prefix="benchbench-ab-"))

@@ -82,22 +82,31 @@ def run_profile(side: Any, case: Any, trace: Path, timeout: float, profile: str 
 def profile_findings(session: Any, sides: Sequence[Any], gate_result: Any, folder: Path | None,
                      progress: Any = None) -> list[CaseProfile]:
     """Profile both sides of every case the gate found regressed or inconclusive (timed cases only)."""
-    from benchbench.report import write_atomic
-
     wanted = {f.row.key: f.outcome for f in gate_result.findings if f.outcome in OUTCOMES}
     cases = [c for c in session.cases if c.key in wanted and not c.skip]
+    return profile_cases(cases, sides, wanted, folder, session.budget.timeout_s, session.profile.name,
+                         session.worker_env, quiet=progress is None or getattr(progress, "quiet", False), who="ab")
+
+
+def profile_cases(cases: Sequence[Any], sides: Sequence[Any], outcomes: dict[CaseKey, str], folder: Path | None,
+                  timeout: float, profile: str = "default", worker_env: dict[str, str] | None = None,
+                  quiet: bool = True, who: str = "ab") -> list[CaseProfile]:
+    """One profile per side of each planned case (one after the other), their traces in `folder` (a new
+    temporary folder when None) and the tables in its profiles.json."""
+    from benchbench.report import write_atomic
+
     if not cases:
         return []
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="benchbench-profiles-"))
+    folder.mkdir(parents=True, exist_ok=True)
     out = []
     for case in cases:
-        cp = CaseProfile(case.key, wanted[case.key])
+        cp = CaseProfile(case.key, outcomes[case.key])
         for side in sides:
             trace = folder / f"{side.name}-{slug(case.key)}.trace.json"
-            if progress is not None and not getattr(progress, "quiet", False):
-                print(f"ab: profiling {case.key.label} ({side.name})", file=sys.stderr)
-            got = run_profile(side, case, trace, case.bench.timeout or session.budget.timeout_s,
-                              session.profile.name, session.worker_env)
+            if not quiet:
+                print(f"{who}: profiling {case.key.label} ({side.name})", file=sys.stderr)
+            got = run_profile(side, case, trace, case.bench.timeout or timeout, profile, worker_env)
             if isinstance(got, Profile):
                 cp.profiles[side.name], cp.traces[side.name] = got, str(trace)
             else:
@@ -124,3 +133,98 @@ def instruction_diffs(gate_result: Any) -> list[CaseProfile]:
                 cp.profiles[name] = from_top_functions(rows)
         out.append(cp)
     return out
+
+
+def stored_outcomes(gate_result: Any) -> dict[CaseKey, str]:
+    """The cases worth profiling in a gate on stored reports: regressed or inconclusive, measured on both sides."""
+    return {f.row.key: f.outcome for f in gate_result.findings if f.outcome in OUTCOMES
+            and f.row.base is not None and f.row.other is not None and f.row.base.ok and f.row.other.ok}
+
+
+def profile_stored(gate_result: Any, baseline: Any, current: Any, *, suite_paths: list[str] | None = None,
+                   folder: Path | None = None, baseline_ref: str | None = None, quiet: bool = True,
+                   cwd: Path | None = None) -> tuple[list[CaseProfile], list[str]]:
+    """`gate --profile-regressions`: profile both sides of each case the gate found regressed or inconclusive,
+    on this machine, one after the other. Returns the profiles and notes for the user (one line each).
+
+    The current side is this checkout. The baseline side is a temporary `git worktree` of `baseline_ref`, or
+    else of the commit the baseline report records (`git_commit`). Without either, or outside a git
+    repository that has that commit, only the current side is profiled and a note says why. The timed
+    reports are not touched: the verdict is the gate's, decided before. Under instruction counts the diff
+    comes from the Callgrind tables the reports hold, with no workers."""
+    import contextlib
+
+    from benchbench import metrics as metrics_registry
+    from benchbench.measure import get_profile
+    from benchbench.report import report_fact
+    from benchbench.rerun import find_cases
+    from benchbench.runner import Side
+
+    rows = [f.row for f in gate_result.findings]
+    if any(metrics_registry.of_results(r.base, r.other) is metrics_registry.INSTRUCTIONS for r in rows):
+        return instruction_diffs(gate_result), []
+    wanted = stored_outcomes(gate_result)
+    if not wanted:
+        return [], []
+    by_key = {r.key: r.other for r in rows}
+    found, available, _ = find_cases([(key, by_key.get(key)) for key in wanted], suite_paths)
+    notes = [f"not profiled: {key.label}: {got}" for key, got in found.items() if isinstance(got, str)]
+    cases = [got for got in found.values() if not isinstance(got, str)]
+    if not cases:
+        return [], notes
+    ref = baseline_ref or report_fact(baseline, "git_commit")
+    commit = report_fact(current, "git_commit")
+    here = _head(cwd)
+    if commit and here and commit != here:
+        notes.append(f"CURRENT was measured at commit {commit[:12]}; its side is profiled from this checkout "
+                     f"({here[:12]})")
+    profile = get_profile(current.profile or "default")
+    with contextlib.ExitStack() as stack:
+        sides: list[Any] = []
+        tree, why = _baseline_tree(stack, ref, baseline_ref is not None, cwd)
+        if tree is not None:
+            from benchbench.ab import SideSpec, make_side, tree_sources
+
+            root, path = tree
+            sides.append(make_side("baseline", SideSpec(ref=ref), path,
+                                   tree_sources(list(available.values()), root, path)))
+        else:
+            notes.append(f"baseline not profiled: {why}")
+        sides.append(Side(name="current"))
+        out = profile_cases(cases, sides, wanted, folder, profile.budget.timeout_s, profile.name, quiet=quiet,
+                            who="gate")
+    for cp in out:
+        if why:
+            cp.errors.setdefault("baseline", why)
+    return out, notes
+
+
+def _head(cwd: Path | None) -> str | None:
+    from benchbench.environment.facts import _git_commit
+
+    try:
+        return _git_commit(cwd)
+    except OSError:
+        return None
+
+
+def _baseline_tree(stack: Any, ref: str | None, asked: bool, cwd: Path | None,
+                   ) -> tuple[tuple[Path, Path] | None, str | None]:
+    """((repository root, a temporary worktree of `ref` kept open on `stack`), None), or (None, why not) when
+    there is no ref or no such commit here. A ref the user gave (`asked`) that is not found is an error."""
+    from benchbench.ab import has_commit, repo_root, source_tree
+    from benchbench.errors import UserError
+    from benchbench.interrupts import stop_signals_interrupt
+
+    if not ref:
+        return None, "its report records no git commit (give --baseline-ref)"
+    try:
+        root = repo_root(cwd)
+        if not asked and not has_commit(ref, root):
+            return None, f"its commit {ref[:12]} is not in this repository (fetch it, or give --baseline-ref)"
+        stack.enter_context(stop_signals_interrupt())  # the worktree goes on SIGTERM too
+        return (root, stack.enter_context(source_tree(ref, root))), None
+    except UserError as exc:
+        if asked:
+            raise
+        return None, str(exc)

@@ -10,7 +10,7 @@ benchmark code no longer matches the definition CURRENT measured. `benchbench ga
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from benchbench.errors import UserError
 from benchbench.gate import gate
@@ -18,7 +18,9 @@ from benchbench.gate import gate
 if TYPE_CHECKING:
     from benchbench.compare import Row
     from benchbench.gate import GateResult, Policy
-    from benchbench.report import Report
+    from benchbench.registry import Suite
+    from benchbench.report import CaseKey, Report, Result
+    from benchbench.runner import PlannedCase
 
 
 def suspects(result: GateResult) -> list[Row]:
@@ -34,42 +36,57 @@ def suspects(result: GateResult) -> list[Row]:
     return out
 
 
+def find_cases(wanted: list[tuple[CaseKey, Result | None]], suite_paths: list[str] | None,
+               ) -> tuple[dict[CaseKey, PlannedCase | str], dict[str, Suite], dict[str, Any]]:
+    """The planned case of each stored (key, result) on this machine, or why there is none (one line):
+    the suite or benchmark is not found, the backend is not usable here, or the benchmark's code differs
+    from the definition the result was measured with. Also the suites and usable backends found."""
+    from benchbench import registry, session
+    from benchbench.execute import skip_reason
+    from benchbench.runner import PlannedCase
+
+    available = {s.name: s for s in registry.discover(suite_paths)}
+    all_backends, _ = session.select_backends(None)
+    backends = {b.name: b for b in all_backends if b.name in {key.backend for key, _ in wanted}}
+    out: dict[CaseKey, PlannedCase | str] = {}
+    for key, old in wanted:
+        suite = available.get(key.suite)
+        bench = next((b for b in suite.benchmarks if b.name == key.benchmark), None) if suite else None
+        backend = backends.get(key.backend)
+        if bench is None:
+            out[key] = "suite or benchmark not found (use --suite-path)"
+        elif backend is None or not backend.available:
+            out[key] = f"backend {key.backend} is not usable here"
+        elif old is not None and old.definition_hash and bench.definition_hash != old.definition_hash:
+            out[key] = "the benchmark's code differs from what CURRENT measured"
+        elif reason := skip_reason(bench, key, backend):
+            out[key] = reason
+        else:
+            out[key] = PlannedCase(suite, bench, key, None)
+    return out, available, {k: b for k, b in backends.items() if b.available}
+
+
 def rerun(current: Report, rows: list[Row], suite_paths: list[str] | None, quiet: bool, out_path: Path,
           command: list[str]) -> list[str]:
     """Measure these rows' cases in more rounds and add them to `current`; returns notes for the user."""
     import random
 
-    from benchbench import registry, session
+    from benchbench import session
     from benchbench.environment import collect, fingerprint_diff
-    from benchbench.execute import skip_reason
     from benchbench.measure import get_profile
     from benchbench.progress import Progress
-    from benchbench.runner import PlannedCase, Side
+    from benchbench.runner import Side
 
-    notes = []
-    available = {s.name: s for s in registry.discover(suite_paths)}
-    all_backends, _ = session.select_backends(None)
-    backends = {b.name: b for b in all_backends if b.name in {r.key.backend for r in rows}}
+    notes: list[str] = []
+    found, available, backends = find_cases([(row.key, row.other) for row in rows], suite_paths)
+    notes += [f"not re-run: {key.label}: {got}" for key, got in found.items() if isinstance(got, str)]
     env = collect(list(backends.values()))
     clash = [f"{k}: {a} vs {b}" for k, a, b, m in fingerprint_diff(current.fingerprint, env["fingerprint"],
                                                                       sorted(backends)) if m]
     if clash:
         raise UserError("--rerun must run on the machine (and setup) that measured CURRENT; differences: "
                         + "; ".join(clash))
-    cases = []
-    for row in rows:
-        key, old = row.key, row.other
-        suite = available.get(key.suite)
-        bench = next((b for b in suite.benchmarks if b.name == key.benchmark), None) if suite else None
-        backend = backends.get(key.backend)
-        if bench is None:
-            notes.append(f"not re-run: {key.label}: suite or benchmark not found (use --suite-path)")
-        elif backend is None or not backend.available:
-            notes.append(f"not re-run: {key.label}: backend {key.backend} is not usable here")
-        elif old.definition_hash and bench.definition_hash != old.definition_hash:
-            notes.append(f"not re-run: {key.label}: the benchmark's code differs from what CURRENT measured")
-        else:
-            cases.append(PlannedCase(suite, bench, key, skip_reason(bench, key, backend)))
+    cases = [got for got in found.values() if not isinstance(got, str)]
     if not cases:
         return notes
     profile = get_profile(current.profile or "default")

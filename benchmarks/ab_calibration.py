@@ -214,12 +214,9 @@ def main() -> int:
     text = table(records, args)
     print(text)
     if args.doc:
-        doc = Path(args.doc)
-        begin, end = f"<!-- {args.marker}:begin -->", f"<!-- {args.marker}:end -->"
-        old = doc.read_text() if doc.exists() else f"{begin}\n{end}\n"
-        head, _, rest = old.partition(begin)
-        _, _, tail = rest.partition(end)
-        doc.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
+        from doc_markers import markers, write_between
+
+        write_between(Path(args.doc), *markers(args.marker), text, create=True)
     return 0
 
 

@@ -81,12 +81,9 @@ def table(report: Report) -> str:
 
 
 def write(doc: Path, text: str) -> None:
-    source = doc.read_text()
-    if BEGIN not in source or END not in source:
-        raise SystemExit(f"{doc}: the markers {BEGIN!r} and {END!r} are missing")
-    head, rest = source.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    doc.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    from doc_markers import write_between
+
+    write_between(doc, BEGIN, END, text)
 
 
 def main() -> int:
