@@ -4,8 +4,9 @@ A round starts one worker per side at the same time (a process pair) and keeps b
 case, in the round's shuffled order:
 
 1. each side prepares the case (setup, first call, warm-up, calibration), one side after the other;
-   the loop count is fixed in the case's first round (the larger of the two sides' calibrations) and
-   shared by both sides in every round, so a block is the same work on both;
+   the loop count is the largest calibration seen so far (of both sides, over the rounds) and the
+   layout is fitted to the quickest round so far, both shared by the two sides of a round, so a block
+   is the same work on both (a first round that the machine starved leaves no thin layout behind);
 2. the sides run timed blocks in turn, ABBA (`blocks.turn_order`), over `windows` windows; the idle
    side waits blocked on its pipe, never spinning, and its OpenMP threads are told to sleep
    (OMP_WAIT_POLICY=PASSIVE unless the side sets it), so it does not steal the other side's cores;
@@ -76,6 +77,18 @@ class CaseState:
     blocks: int | None = None
     ended: bool = False  # not ok on a side: no more rounds (the gate says broke, missing, ...)
     look: Look | None = None
+    per_call_s: float | None = None  # what the layout was fitted to: the quickest round's slower side
+
+    def calibrate(self, layout: Layout, loops: Sequence[int], per_call_s: Sequence[float]) -> None:
+        """Take this round's calibrations (one per side that times by blocks): the loop count is the
+        largest seen, and the layout is fitted to the quickest round so far (its slower side's time per
+        call). Both sides share both in a round. A first round starved by the machine (slow calls, so
+        few loops and a thin layout) thus leaves no thin layout behind: the next quicker round widens it."""
+        self.loops = max([self.loops or 1, *loops])
+        slower = max(per_call_s, default=0.0)
+        if self.per_call_s is None or slower < self.per_call_s:
+            self.per_call_s = slower
+        self.windows, self.blocks = layout.fit(self.per_call_s * self.loops)
 
     @property
     def done(self) -> bool:
@@ -234,10 +247,8 @@ class Interleaved:
         timed = {i: p for i, p in prepared.items() if not p.get("self_timed")}
         windows = None
         if timed:
-            if st.loops is None:
-                st.loops = max(int(p.get("loops") or 1) for p in timed.values())
-                per_call = max(float(p.get("per_call_s") or 0.0) for p in timed.values())
-                st.windows, st.blocks = self.layout.fit(per_call * st.loops)
+            st.calibrate(self.layout, [int(p.get("loops") or 1) for p in timed.values()],
+                         [float(p.get("per_call_s") or 0.0) for p in timed.values()])
             windows = st.windows
             for _ in range(st.windows or 0):
                 for i in blocks.turn_order(st.blocks or 2, first):

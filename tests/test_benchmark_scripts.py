@@ -64,3 +64,29 @@ def test_profile_check_table_counts_verdicts_per_setting_and_tests_them(scripts)
     assert "| +10%@5% | on | 24 | 24 | 0 | 0 | 24/24 | 24 (24) | 42 s |" in text
     assert "aa@5%: regression p = 1.00, inconclusive p = 1.00, ok p = 1.00" in text
     assert "`aten::add` in 24 of 24" in text and "1.0-2.5" in text
+
+
+def test_validate_pairing_sees_a_shared_slow_moment_cancel_in_the_paired_ratio(scripts):
+    import math
+    import random
+
+    m = scripts.import_module("validate_pairing")
+    rng = random.Random(5)
+    rows = []
+    for p in range(6):
+        proc = math.exp(rng.gauss(0, 0.10))  # each process its own speed
+        for r in range(5):
+            moment = math.exp(rng.gauss(0, 0.10))  # the machine's speed this round, shared by the round's three
+            t = 1e-3 * proc * moment
+            rows.append({"process": p, "round": r, "backend": "cpu", "op": "add",
+                         "benchbench": {"median_s": t * math.exp(rng.gauss(0, 0.002))},
+                         "torch": {"median_s": t * math.exp(rng.gauss(0, 0.002))},
+                         "plain": {"per_call_s": t * math.exp(rng.gauss(0, 0.002))}})
+    s = m.spreads(rows, "benchbench")
+    assert s["rounds"] == 30
+    assert s["paired"] < 0.006  # the 0.2% noise of two measurements, about 0.28%
+    assert 0.10 < s["other_round"] < 0.20  # the round-to-round moment, twice: about 14%
+    assert s["other_process"] > s["other_round"]  # the process speed on top
+    text = m.table({"samples": rows, "processes": 6, "rounds": 5, "profile": "quick", "plain_loop_s": 0.25,
+                    "seed": 1, "machine": {"cpus": 2, "torch_threads": 2, "load_start": 0.5, "load_end": 0.7}})
+    assert "| cpu add | benchbench's engine | 30 |" in text and "Median over ops and engines" in text

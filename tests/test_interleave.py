@@ -167,6 +167,41 @@ def test_sides_take_turns_abba_with_the_first_side_alternating_by_round(run_ab_f
         assert [r["windows"] for r in a.rounds] == [runner.states[0].windows] * 2
 
 
+class StarvedFirstPair(Machine):
+    """A machine 40 times slower while the first process pair runs (another job had the cores)."""
+
+    def speed(self):
+        return 40.0 if len(self.started) <= 2 else 1.0
+
+
+def test_a_first_round_starved_by_the_machine_leaves_no_thin_layout_behind(run_ab_fake):
+    machine = StarvedFirstPair(drift=0.0)
+    _, targets, runner = run_ab_fake(machine, plan=Plan.fixed(2))
+    turns_per_round = {}
+    for st in runner.states:
+        label = st.case.key.label
+        mine = sum(1 for _, lab in machine.turns if lab == label)
+        # round 1 saw 40 ms calls: 6 windows x 2 blocks per side fit the quick profile's 1 s; round 2
+        # saw 1 ms calls and got the full 6 x 8 with five calls per block
+        turns_per_round[label] = mine
+        assert (st.windows, st.blocks, st.loops) == (6, 8, 5)
+        assert st.per_call_s == pytest.approx(1e-3)
+    assert set(turns_per_round.values()) == {6 * 2 * 2 + 6 * 8 * 2}
+    for result in targets[0].report.results:
+        assert [r["loops"] for r in result.rounds] == [1, 5]
+
+
+def test_calibration_keeps_the_largest_loop_count_and_the_quickest_round():
+    st = interleave.CaseState(case=None)
+    layout = interleave.Layout(windows=6, blocks=8, case_round_s=1.0)
+    st.calibrate(layout, [1, 2], [0.040, 0.030])
+    assert (st.loops, st.per_call_s, st.windows, st.blocks) == (2, 0.040, 3, 2)  # 80 ms blocks: 3 x 2 fit 1 s
+    st.calibrate(layout, [4, 5], [0.002, 0.001])
+    assert (st.loops, st.per_call_s, st.windows, st.blocks) == (5, 0.002, 6, 8)  # 10 ms blocks fit 6 x 8
+    st.calibrate(layout, [1, 1], [0.050, 0.050])  # a slow round later: the quickest layout is kept
+    assert (st.loops, st.per_call_s, st.windows, st.blocks) == (5, 0.002, 6, 8)
+
+
 def test_each_pair_starts_both_sides_with_an_idle_policy_that_does_not_spin(run_ab_fake):
     machine = Machine(drift=0.0)
     _, _, runner = run_ab_fake(machine, plan=Plan.fixed(2))
