@@ -25,10 +25,9 @@ def git(root, *args):
                           capture_output=True, text=True).stdout.strip()
 
 
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A git repository of two commits: the library's work function gains a sort in the second. The suite
-    file is importable from this process (as `--suite-path` loads it)."""
+def make_project(tmp_path):
+    """A git repository of two commits: the library's work function gains a sort in the second.
+    Returns (root, the first commit, the second)."""
     root = tmp_path / "project"
     root.mkdir()
     (root / "plantedlib.py").write_text(LIB_V1)
@@ -39,7 +38,13 @@ def project(tmp_path, monkeypatch):
     good = git(root, "rev-parse", "HEAD")
     (root / "plantedlib.py").write_text(LIB_V2)
     git(root, "commit", "-qam", "sorts too")
-    bad = git(root, "rev-parse", "HEAD")
+    return root, good, git(root, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """make_project's repository, its suite file importable from this process (as `--suite-path` loads it)."""
+    root, good, bad = make_project(tmp_path)
     monkeypatch.syspath_prepend(str(root))
     monkeypatch.delitem(sys.modules, "plantedlib", raising=False)
     monkeypatch.chdir(root)
@@ -223,17 +228,8 @@ def test_gate_profiling_options_given_wrong_are_one_line_errors(project, fake_pr
 def test_gate_profile_regressions_end_to_end_ranks_the_planted_operator_first(tmp_path):
     from conftest import ROOT, run_cli
 
-    root = tmp_path / "project"
-    root.mkdir()
-    (root / "plantedlib.py").write_text(LIB_V1)
-    (root / "suite.py").write_text(SUITE)
-    git(root, "init", "-q")
-    git(root, "add", ".")
-    git(root, "commit", "-qm", "fast")
-    good = git(root, "rev-parse", "HEAD")
-    (root / "plantedlib.py").write_text(LIB_V2)
-    git(root, "commit", "-qam", "sorts too")
-    b, c = _files(None, tmp_path, good, git(root, "rev-parse", "HEAD"))
+    root, good, bad = make_project(tmp_path)
+    b, c = _files(None, tmp_path, good, bad)
     proc = run_cli("gate", "--baseline", b, c, "--profile-regressions", "--suite-path", "suite.py", "--json", "-q",
                    cwd=root, env={"PYTHONPATH": f"{ROOT}:{root}"}, timeout=600)
     assert proc.returncode == 1, proc.stdout + proc.stderr

@@ -8,7 +8,6 @@ calibration. The work is `benchbench.ab.run_ab`; this module parses arguments an
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
@@ -72,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
     from benchbench.errors import UserError
     from benchbench.gate import load_policy
     from benchbench.output.gate import ab_json, ab_markdown, ab_sides_text, ab_text
-    from benchbench.output.profiles import profiles_doc, profiles_html, profiles_markdown, profiles_text
+    from benchbench.output.profiles import profiles_html, profiles_markdown, profiles_text, with_profiles
     from benchbench.output.units import fmt_duration
     from benchbench.progress import Progress
     from benchbench.report import write_atomic
@@ -114,9 +113,7 @@ def main(args: argparse.Namespace) -> int:
     profiles = [cp for part in result.parts for cp in part.profiles]
     if args.json:
         text = ab_json(result)
-        if args.profile_regressions:
-            text = json.dumps({**json.loads(text), "profiles": profiles_doc(profiles)}, indent=1, default=str)
-        print(text)
+        print(with_profiles(text, profiles) if args.profile_regressions else text)
     else:
         print(ab_text(result))
         if profiles:

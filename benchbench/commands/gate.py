@@ -15,7 +15,6 @@ temporary git worktree of `--baseline-ref` or of the commit the baseline report 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -122,9 +121,9 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         text = gate_json(result)
         if profiles_dir is not None:
-            from benchbench.output.profiles import profiles_doc
+            from benchbench.output.profiles import with_profiles
 
-            text = json.dumps({**json.loads(text), "profiles": profiles_doc(profiles)}, indent=1, default=str)
+            text = with_profiles(text, profiles)
         print(text)
     else:
         print(terminal_text(result))

@@ -103,6 +103,13 @@ def profiles_doc(profiles: Sequence[Any], n: int = TOP) -> list[dict[str, Any]]:
             for cp in profiles]
 
 
+def with_profiles(json_text: str, profiles: Sequence[Any], n: int = TOP) -> str:
+    """A command's JSON document (`ab --json`, `gate --json`) with the `profiles` list added."""
+    import json
+
+    return json.dumps({**json.loads(json_text), "profiles": profiles_doc(profiles, n)}, indent=1, default=str)
+
+
 def profiles_html(profiles: Sequence[Any], folder: Path, n: int = TOP) -> str:
     """A self-contained page: per case, the top rows and links to both traces (relative to `folder`)."""
     e = html.escape
