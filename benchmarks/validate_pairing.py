@@ -58,10 +58,14 @@ def table(result: dict) -> str:
             lines.append(f"| {backend} {op} | {ENGINE_NAMES[engine]} | {s['rounds']} | {100 * s['paired']:.1f}% "
                          f"| {100 * s['other_round']:.1f}% | {100 * s['other_process']:.1f}% | {ratio:.2f} |")
     m = result.get("machine", {})
+
+    def load(x: float | None) -> str:
+        return "unknown" if x is None else f"{x:.1f}"
+
     head = (f"`validate` with {result['processes']} processes x {result['rounds']} rounds, profile "
             f"`{result['profile']}`, plain loops of {result['plain_loop_s']:g} s, seed {result['seed']}; "
             f"{m.get('cpus')} CPUs, torch threads {m.get('torch_threads')}, 1-minute load average "
-            f"{m.get('load_start')} at the start and {m.get('load_end')} at the end.")
+            f"{load(m.get('load_start'))} at the start and {load(m.get('load_end'))} at the end.")
     finite = [g for g in gains if math.isfinite(g)]
     tail = (f"Median over ops and engines of paired spread / other-process spread: "
             f"{statistics.median(finite):.2f}." if finite else "")
