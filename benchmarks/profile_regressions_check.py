@@ -1,7 +1,7 @@
 """Does `ab --profile-regressions` change what `ab` decides? Measure it on the calibration's own runs.
 
-    PYTHONPATH=. python benchmarks/profile_regressions_check.py --repeats 4 --work /tmp/profcheck \
-        --doc docs/bisect.md
+    PYTHONPATH=. python benchmarks/profile_regressions_check.py --repeats 4 --threads 1 --cpus 0 \
+        --work /tmp/profcheck --doc docs/bisect.md
 
 Each run is `benchbench.ab.run_ab` over the six CPU ops of `benchmarks/calibration_suite.py` (the same
 runs as benchmarks/ab_calibration.py), of two kinds with known answers:
@@ -9,7 +9,8 @@ runs as benchmarks/ab_calibration.py), of two kinds with known answers:
   inconclusive cases;
 - `+10%@5%`: the current side does 10% more work in the ops' helper module: `regression` is right,
   and every regressed case is profiled on both sides.
-Each kind runs with and without `profile_regressions`, the four in alternation (the order flips each
+With `--threads 1 --cpus 0` it runs as the calibration in docs/ab.md was measured. Each kind runs with
+and without `profile_regressions`, the four in alternation (the order flips each
 repeat), so a change of the machine's load hits all alike. The table counts the verdicts of each, and
 a Fisher exact test (scipy) per kind and outcome asks whether the option moved them. Records are saved
 after every run (`--work`/records.json; a rerun resumes), `--table-only` redraws the table.
@@ -93,8 +94,11 @@ def table(records: list[dict]) -> str:
     tops = [r["top_operator"] for r in records if r["kind"] != "aa@5%" and r["top_operator"]]
     loads = [r["load_before"] for r in records] + [r["load_after"] for r in records]
     errors = sorted({e for r in records for e in r["profile_errors"].values()})
+    seen = {(r.get("threads"), str(r.get("cpus")), r.get("cpu_count")) for r in records}
     out = [f"Profile `{records[0]['profile']}`, the calibration suite (6 CPU ops), alpha 0.05, the profile's "
-           f"budget; the 1-minute load average during the runs: {min(loads):.1f}-{max(loads):.1f}.", "",
+           f"budget. Measured with (OMP_NUM_THREADS, CPUs used, CPUs in the machine): "
+           f"{'; '.join(', '.join(map(str, s)) for s in sorted(seen))}; the 1-minute load average during the "
+           f"runs: {min(loads):.1f}-{max(loads):.1f}.", "",
            *lines, "", "Fisher's exact test, off against on, of each outcome's share (a small p would say the "
            "option moved the verdicts): " + ("; ".join(tests) if tests else "-") + "."]
     if tops:
@@ -110,10 +114,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=4, help="runs per kind and setting (6 decisions each)")
     ap.add_argument("--profile", default="default")
+    ap.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for both sides (default: unset)")
+    ap.add_argument("--cpus", default=None, help="pin this process and its workers to these CPUs, e.g. 0 or 0,1")
     ap.add_argument("--work", default="/tmp/benchbench-profile-regressions-check")
     ap.add_argument("--doc", default=None, help="write the table into this Markdown file (between markers)")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
+    if args.threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    if args.cpus:
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     path = work / "records.json"

@@ -49,7 +49,7 @@ def _record(kind, repeat, flag, outcome, profiled=False, top=None):
     return {"kind": kind, "repeat": repeat, "profiled": flag, "profile": "default", "outcome": outcome,
             "case_profiled": profiled, "profile_sides": ["baseline", "current"] if profiled else [],
             "profile_errors": {}, "top_operator": top, "wall_s": 40.0 + repeat, "load_before": 1.0,
-            "load_after": 2.5}
+            "load_after": 2.5, "threads": "1", "cpus": [0], "cpu_count": 2}
 
 
 def test_profile_check_table_counts_verdicts_per_setting_and_tests_them(scripts):
