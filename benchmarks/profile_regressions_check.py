@@ -91,7 +91,11 @@ def table(records: list[dict]) -> str:
             n_off, n_on = sum(off.values()), sum(on.values())
             ps = {o: fisher_exact([[off[o], n_off - off[o]], [on[o], n_on - on[o]]])[1] for o in OUTCOMES}
             tests.append(f"{kind}: " + ", ".join(f"{o} p = {p:.2f}" for o, p in ps.items()))
-    tops = [r["top_operator"] for r in records if r["kind"] != "aa@5%" and r["top_operator"]]
+    tops: dict[str, dict[str, int]] = {}
+    for r in records:
+        if r["kind"] != "aa@5%" and r["top_operator"]:
+            mine = tops.setdefault(r["case"], {})
+            mine[r["top_operator"]] = mine.get(r["top_operator"], 0) + 1
     loads = [r["load_before"] for r in records] + [r["load_after"] for r in records]
     errors = sorted({e for r in records for e in r["profile_errors"].values()})
     seen = {(r.get("threads"), str(r.get("cpus")), r.get("cpu_count")) for r in records}
@@ -102,9 +106,10 @@ def table(records: list[dict]) -> str:
            *lines, "", "Fisher's exact test, off against on, of each outcome's share (a small p would say the "
            "option moved the verdicts): " + ("; ".join(tests) if tests else "-") + "."]
     if tops:
-        common = statistics.mode(tops)
-        out += ["", f"The top operator of the profiled +10% cases' diffs: `{common}` in {tops.count(common)} of "
-                f"{len(tops)}."]
+        out += ["", "The first row of each profiled +10% case's operator diff (the operator that gained the most self "
+                "time per call), with how often: " + "; ".join(
+                    f"{case}: " + ", ".join(f"`{op}` {n}" for op, n in sorted(ops.items(), key=lambda kv: -kv[1]))
+                    for case, ops in sorted(tops.items())) + "."]
     if errors:
         out += ["", "Profiles that failed: " + "; ".join(errors) + "."]
     return "\n".join(out)

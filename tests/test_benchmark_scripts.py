@@ -46,7 +46,7 @@ def test_missing_markers_stop_the_script_unless_asked_to_create_them(scripts, tm
 
 
 def _record(kind, repeat, flag, outcome, profiled=False, top=None):
-    return {"kind": kind, "repeat": repeat, "profiled": flag, "profile": "default", "outcome": outcome,
+    return {"case": "calibration/add", "kind": kind, "repeat": repeat, "profiled": flag, "profile": "default", "outcome": outcome,
             "case_profiled": profiled, "profile_sides": ["baseline", "current"] if profiled else [],
             "profile_errors": {}, "top_operator": top, "wall_s": 40.0 + repeat, "load_before": 1.0,
             "load_after": 2.5, "threads": "1", "cpus": [0], "cpu_count": 2}
@@ -63,7 +63,7 @@ def test_profile_check_table_counts_verdicts_per_setting_and_tests_them(scripts)
     assert "| aa@5% | on | 24 | 0 | 0 | 24 | 24/24 | 0 (0) | 42 s |" in text
     assert "| +10%@5% | on | 24 | 24 | 0 | 0 | 24/24 | 24 (24) | 42 s |" in text
     assert "aa@5%: regression p = 1.00, inconclusive p = 1.00, ok p = 1.00" in text
-    assert "`aten::add` in 24 of 24" in text and "1.0-2.5" in text
+    assert "calibration/add: `aten::add` 24." in text and "1.0-2.5" in text
 
 
 def test_validate_pairing_sees_a_shared_slow_moment_cancel_in_the_paired_ratio(scripts):
