@@ -199,3 +199,123 @@ def test_weights_from_intervals_fill_floor_and_normalise():
     assert scan_values([1.0, math.e, math.e ** 2]) == pytest.approx([0.0, 1.0, 2.0])  # logarithms of times
     assert scan_values([0.5, 1.0]) == pytest.approx([math.log(0.5), 0.0])
     assert scan_values([0.0, 1.0]) == pytest.approx([0.0, 1.0])  # a zero: the values as they are
+
+
+# --- fast tests with known answers: planted steps, exact indices, the helpers' definitions ------------------
+
+
+def planted(n=60, at=(40,), step=1.10, sd=0.01, seed=11):
+    x = 1 + sd * np.random.default_rng(seed).standard_normal(n)
+    for k in at:
+        x[k:] *= step
+    return x
+
+
+def test_a_segments_best_split_and_its_pvalue_are_the_scan_of_that_segment():
+    z = np.log(planted(60, at=(25, 45)))
+    extra = np.zeros(60)
+    extra[30] = 0.004  # a left-out value's share of the noise, inside the segment
+    w = np.linspace(0.5, 2.0, 60)
+    for weights in (None, w):
+        ws = None if weights is None else w[20:60]
+        t = cp.scan_statistic(z[20:60], 4, ws, 0.004)
+        assert t[25] != cp.scan_statistic(z[20:60], 4, ws)[25]  # the extra noise counts
+        tau, p = cp._best_split(z, weights, extra, 20, 60, 4)
+        assert tau == 20 + int(np.nanargmax(t)) == 45  # the second step, in the segment's own indices + a
+        assert p == cp.scan_pvalue(float(t[25]), 40, 4, ws)  # over the segment's 40 points and weights
+        assert cp._split_pvalue(z, weights, extra, 20, 30, 60, 4) == cp.scan_pvalue(float(t[10]), 40, 4, ws)
+    assert cp._best_split(z, w, extra, 20, 60, 4)[1] != cp._best_split(z, None, extra, 20, 60, 4)[1]
+    flat = np.zeros(20)
+    assert cp._best_split(flat, None, np.zeros(20), 5, 10, 4) == (5, 1.0)  # too short: no split, p 1
+    assert cp._split_pvalue(flat, None, np.zeros(20), 5, 7, 10, 4) == 1.0
+
+
+def test_weighted_detection_reports_the_weighted_scans_pvalue():
+    x = planted(60, at=(30,), step=1.02, sd=0.01, seed=13)
+    w = np.r_[np.full(30, 0.5), np.full(30, 1.5)]
+    (plain,) = cp.detect(x, clip=None)
+    (weighted,) = cp.detect(x, weights=w, clip=None)
+    z = cp.scan_values(x)
+    assert plain.index == weighted.index == 30
+    assert weighted.pvalue == cp.scan_pvalue(float(cp.scan_statistic(z, 4, w)[30]), 60, 4, w) != plain.pvalue
+    assert plain.pvalue == cp.scan_pvalue(float(cp.scan_statistic(z, 4)[30]), 60, 4)
+    assert cp.detect(x, weights=[1, 2] * 30, clip=None)[0].index == 30  # whole numbers are weights too
+    assert cp.detect(x, weights=np.full(60, 0.5), clip=None)[0].pvalue == pytest.approx(plain.pvalue)
+
+
+def test_each_reported_pvalue_is_its_test_between_its_neighbours():
+    x = planted(90, at=(30, 60), step=1.05, sd=0.01, seed=13)
+    z = cp.scan_values(x)
+    first, second = cp.detect(x, clip=None)
+    assert (first.index, second.index) == (30, 60)
+    assert first.pvalue == cp.scan_pvalue(float(cp.scan_statistic(z[:60], 4)[30]), 60, 4)
+    assert second.pvalue == cp.scan_pvalue(float(cp.scan_statistic(z[30:], 4)[30]), 60, 4)
+
+
+def test_the_steps_interval_is_the_seeded_percentile_bootstrap_of_the_median_ratio():
+    x = planted(50, at=(20,), step=1.2, sd=0.05, seed=14)
+    (c,) = cp.detect(x, level=0.8, resamples=500, seed=3)
+    rng = np.random.default_rng([3, 20])
+    before, after = x[:20], x[20:]
+    b = np.median(before[rng.integers(0, 20, (500, 20))], axis=1)
+    a = np.median(after[rng.integers(0, 30, (500, 30))], axis=1)
+    assert (c.ratio_low, c.ratio_high) == (np.quantile(a / b, 0.1), np.quantile(a / b, 0.9))
+    assert c.ratio == np.median(after) / np.median(before)
+    assert cp.detect(x) == cp.detect(x, seed=0)  # the default seed
+
+
+def test_a_step_up_from_zero_has_no_ratio_and_no_warning():
+    import warnings
+
+    x = np.r_[np.zeros(10), np.ones(10) + 1e-3 * np.random.default_rng(15).standard_normal(10)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (c,) = cp.detect(x)
+        # medians of zero on both sides (0 / 0) and on one (1 / 0): no finite ratio, no interval
+        low, high = cp._ratio_interval(np.zeros(9), np.r_[np.zeros(5), np.ones(6)], 0.95, 200,
+                                       np.random.default_rng(0))
+    assert math.isnan(c.ratio) and math.isnan(c.ratio_low) and math.isnan(c.ratio_high)
+    assert math.isnan(low) and math.isnan(high)
+
+
+def test_the_outlier_bound_and_window_are_the_ones_given():
+    y = np.log(planted(40, at=(), sd=0.01, seed=16))
+    y[[10, 30]] += np.log(1.3)
+    d = cp._deviations(y)
+    assert cp.outliers(y, clip=d[10])[10] == False  # noqa: E712 - at the bound is not beyond it
+    assert cp.outliers(y, clip=d[10] * (1 - 1e-9))[10]
+    assert not np.array_equal(cp._deviations(y, 3), d)
+    assert np.array_equal(cp.outliers(y, 3.0, window=3), cp._deviations(y, 3) > 3.0)
+    assert cp.outliers(y, clip=None).dtype == bool and cp.outliers(y, clip=0).dtype == bool
+
+
+def test_detect_leaves_out_values_beyond_the_bound_only():
+    x = planted(60, at=(30,), step=1.05, sd=0.01, seed=17)
+    x[10] *= 1.2
+    d = cp._deviations(cp.scan_values(x))
+    at, above, below = (cp.detect(x, clip=d[10] * f)[0].pvalue for f in (1.0, 1 + 1e-9, 1 - 1e-9))
+    assert at == above != below  # a value exactly at the bound stays in
+
+
+def test_two_points_can_make_a_level_when_min_size_allows_it():
+    x = np.r_[1.0, 1.0, np.full(10, 2.0)] + 1e-4 * np.random.default_rng(18).standard_normal(12)
+    assert [c.index for c in cp.detect(x, min_size=2, clip=None)] == [2]
+    assert [c.index for c in cp.detect(x, min_size=1, clip=None)] == [2]  # at least two, whatever is asked
+    assert cp.detect(x, min_size=3, clip=None) == []
+
+
+def test_bad_values_and_weights_are_refused_with_their_reason():
+    with pytest.raises(ValueError, match="^values must be a flat sequence of finite numbers$"):
+        cp.detect([1.0, float("inf")])
+    with pytest.raises(ValueError, match="^values must be a flat sequence of finite numbers$"):
+        cp.detect([[1.0, 2.0]])
+    x = planted(20, at=(), seed=19)
+    for bad in ([1.0] * 19, [1.0] * 19 + [float("nan")], [1.0] * 19 + [0.0], [1.0] * 19 + [-1.0]):
+        with pytest.raises(ValueError, match="^weights must be positive and finite, one per value$"):
+            cp.detect(x, weights=bad)
+    assert cp.detect(x, weights=[0.5] * 20) == cp.detect(x)  # weights below 1 are fine
+
+
+def test_change_point_to_dict_holds_every_field():
+    (c,) = cp.detect(planted(60, at=(40,), seed=5))
+    assert cp.ChangePoint(**c.to_dict()) == c and c.to_dict()["index"] == 40

@@ -13,7 +13,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchbench import interrupts
 from benchbench import session as sess
 from benchbench.report import CaseKey, Result, load
 from benchbench.rounds import round_order, round_seed
@@ -391,6 +390,8 @@ def test_a_runner_that_cannot_start_closes_the_metrics_workers(scripted, session
 
 
 def test_stop_signals_interrupt_only_while_measuring(scripted, session):
+    from benchbench import interrupts
+
     before = signal.getsignal(signal.SIGTERM)
     during = []
     scripted.answer = staticmethod(lambda call, side, case: during.append(signal.getsignal(signal.SIGTERM)) or ok(case))
