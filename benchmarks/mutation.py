@@ -75,10 +75,16 @@ _DTYPE = ("numpy's dtype: the values are Python numbers (None replaced by nan, a
 _SCALE = ("a factor common to every weight (or every half width): the weights are normalised to mean 1, so it "
           "cancels")
 _UNUSED = "a value the branch that follows never reads (it returns before using it)"
+_NAN = 'float("NAN") is float("nan"): the same not-a-number'
+_ASARRAY = ("numpy's dtype of detect's values or weights: they are read only through np.isfinite, comparisons, "
+            "scan_values and scan_statistic (which make float arrays) and medians (floats for whole numbers too), "
+            "so an integer array gives the same numbers")
 EXPLAINED: dict[str, str] = {
     **{f"benchbench.changepoint.x_weights_from_intervals__mutmut_{i}": _DTYPE for i in (3, 5, 6, 11, 13, 14)},
     **{f"benchbench.changepoint.x_weights_from_intervals__mutmut_{i}": _SCALE for i in (18, 20, 31, 48)},
     **{f"benchbench.changepoint.x_scan_values__mutmut_{i}": _DTYPE for i in (3, 5)},
+    **{f"benchbench.changepoint.x__ratio_interval__mutmut_{i}": _NAN for i in (42, 45)},
+    **{f"benchbench.changepoint.x_detect__mutmut_{i}": _ASARRAY for i in (4, 6, 21, 23)},
     "benchbench.stats.x_log_t_interval__mutmut_13": _UNUSED,
     "benchbench.sequential.xǁPlanǁalpha_at__mutmut_1": (
         "outside the planned looks spent() is flat (0 before the first, alpha from the last on), so the "

@@ -319,3 +319,90 @@ def test_bad_values_and_weights_are_refused_with_their_reason():
 def test_change_point_to_dict_holds_every_field():
     (c,) = cp.detect(planted(60, at=(40,), seed=5))
     assert cp.ChangePoint(**c.to_dict()) == c and c.to_dict()["index"] == 40
+
+
+def siegmund_pvalue(t, n, m, w=None):
+    """The scan p-value from its definition (the docstring of scan_pvalue), one split at a time."""
+    def nu(x):
+        h = x / 2
+        return (2 / x) * (stats.norm.cdf(h) - 0.5) / (h * stats.norm.cdf(h) + stats.norm.pdf(h))
+
+    tail = stats.t.sf(t, n - 2)
+    z = stats.norm.isf(tail)
+    w = np.ones(n) if w is None else np.asarray(w, dtype=float)
+    u = np.cumsum(w) / w.sum()
+    total = 0.0
+    for k in range(m + 1, n - m + 1):
+        c = (w[k - 1] / w.sum()) / (2 * u[k - 1] * (1 - u[k - 1]))
+        total += c * nu(math.sqrt(2 * z * z * c))
+    return min(1.0, 2 * tail + 2 * z * stats.norm.pdf(z) * total)
+
+
+@pytest.mark.parametrize("t, n, m", [(3.0, 20, 4), (4.5, 60, 4), (3.5, 30, 2), (6.0, 200, 8), (2.0, 12, 4)])
+def test_scan_pvalue_is_siegmunds_approximation(t, n, m):
+    assert cp.scan_pvalue(t, n, m) == pytest.approx(siegmund_pvalue(t, n, m), rel=1e-9)
+    w = np.linspace(0.5, 1.5, n)
+    assert cp.scan_pvalue(t, n, m, w) == pytest.approx(siegmund_pvalue(t, n, m, w), rel=1e-9)
+
+
+def test_scan_pvalue_at_its_edges():
+    assert cp.scan_pvalue(1.0, 30) == 1.0  # capped: the approximation passes 1 for small t
+    assert cp.scan_pvalue(-2.0, 30) == 1.0 and cp.scan_pvalue(float("nan"), 30) == 1.0
+    assert cp.scan_pvalue(5.0, 7, 4) == 1.0 and cp.scan_pvalue(5.0, 8, 4) < 1.0  # two sides of 4 need 8
+    assert cp.scan_pvalue(5.0, 2, 0) == 1.0 and cp.scan_pvalue(5.0, 3, 0) < 1.0  # and any scan needs 3
+    assert cp.scan_pvalue(5.0, 3, 0) == cp.scan_pvalue(5.0, 3, 1)  # min_size below 1 counts as 1
+    assert cp.scan_pvalue(float("inf"), 30) == 0.0 and cp.scan_pvalue(1e30, 30) == 0.0  # a tail below floats
+    assert cp._nu(np.array([0.0, 1e-12]))[0] == 1.0 and cp._nu(np.array([1e-12]))[0] == 1.0
+    x = np.array([0.5, 1.0, 3.0])
+    h = x / 2
+    expected = (2 / x) * (stats.norm.cdf(h) - 0.5) / (h * stats.norm.cdf(h) + stats.norm.pdf(h))
+    assert cp._nu(x) == pytest.approx(expected, rel=1e-12)
+
+
+def weighted_t(z, k, w, extra=0.0):
+    """The weighted pooled t at split k, directly: weighted means and sums of squares on each side."""
+    left, right, wl, wr = z[:k], z[k:], w[:k], w[k:]
+    ml, mr = np.average(left, weights=wl), np.average(right, weights=wr)
+    within = np.sum(wl * (left - ml) ** 2) + np.sum(wr * (right - mr) ** 2) + extra
+    between = wl.sum() * wr.sum() / w.sum() * (ml - mr) ** 2
+    return math.sqrt((len(z) - 2) * between / within)
+
+
+def test_scan_statistic_with_weights_and_extra_noise_is_the_weighted_pooled_t():
+    rng = np.random.default_rng(20)
+    z = 1e6 + np.r_[np.zeros(12), 0.5 * np.ones(10)] + rng.standard_normal(22)  # a large level: centred first
+    w = rng.uniform(0.2, 3.0, 22)
+    for weights, extra in ((None, 0.0), (w, 0.0), (w, 7.5), (None, 7.5)):
+        t = cp.scan_statistic(z, 3, weights, extra)
+        ww = np.ones(22) if weights is None else w
+        assert np.isnan(t[:3]).all() and np.isnan(t[20:]).all()
+        for k in range(3, 20):
+            assert t[k] == pytest.approx(weighted_t(z, k, ww, extra), rel=1e-6)
+    assert cp.scan_statistic(z, 3, None, -5.0) == pytest.approx(cp.scan_statistic(z, 3), nan_ok=True)
+
+
+def test_scan_statistic_of_exact_levels_and_short_series():
+    t = cp.scan_statistic([0.0] * 4 + [1.0] * 4, 2)
+    assert t[4] == np.inf and np.isfinite(t[[2, 3, 5, 6]]).all() and (t[[2, 3, 5, 6]] > 0).all()
+    assert (cp.scan_statistic([2.0] * 8, 2)[2:7] == 0.0).all()  # no difference, no noise: t 0
+    assert np.isnan(cp.scan_statistic([1.0, 2.0, 3.0, 4.0, 5.0], 3)).all()  # two sides of 3 need 6
+    assert np.isnan(cp.scan_statistic([1.0, 2.0], 0)).all() and len(cp.scan_statistic([1.0, 2.0], 0)) == 3
+    three = cp.scan_statistic([1.0, 2.0, 4.0], 0)  # min_size below 1 counts as 1
+    assert np.isnan(three[[0, 3]]).all() and np.isfinite(three[1:3]).all()
+
+
+def test_robust_scale_and_deviations_from_the_moving_median():
+    assert cp.robust_scale([0.0, 1.0, 0.0, 1.0]) == pytest.approx(1.4826 / math.sqrt(2))
+    assert cp.robust_scale([0.0, 2.0, 3.0]) == pytest.approx(1.4826 * 1.5 / math.sqrt(2))
+    assert cp.robust_scale([5.0]) == 0.0 and cp.robust_scale([]) == 0.0
+    y = np.log(planted(15, at=(8,), step=1.3, sd=0.02, seed=21))
+    y[3] += 0.2
+    scale = cp.robust_scale(y)
+    for window in (5, 3, 4):
+        half = max(1, window // 2)
+        centre = [np.median(y[max(0, i - half):i + half + 1]) for i in range(15)]
+        assert cp._deviations(y, window) == pytest.approx(np.abs(y - centre) / scale, rel=1e-12)
+    short = y[:4]  # no full window fits: every centre from a shorter one
+    centre = [np.median(short[max(0, i - 2):i + 3]) for i in range(4)]
+    assert cp._deviations(short, 5) == pytest.approx(np.abs(short - centre) / cp.robust_scale(short))
+    assert (cp._deviations([1.0, 5.0]) == 0).all() and (cp._deviations([3.0] * 6) == 0).all()
