@@ -84,6 +84,10 @@ EXPLAINED: dict[str, str] = {
     **{f"benchbench.changepoint.x_weights_from_intervals__mutmut_{i}": _SCALE for i in (18, 20, 31, 48)},
     **{f"benchbench.changepoint.x_scan_values__mutmut_{i}": _DTYPE for i in (3, 5)},
     **{f"benchbench.changepoint.x__ratio_interval__mutmut_{i}": _NAN for i in (42, 45)},
+    "benchbench.changepoint.x__split_pvalue__mutmut_16": "scan_pvalue itself returns 1.0 for a NaN t (not t > 0)",
+    **{f"benchbench.changepoint.x_detect__mutmut_{i}": (
+        "the doubtful values when clip is None or 0: their extra noise is multiplied by (clip or 0)² = 0, so an "
+        "empty float array or one slot at 0 adds nothing") for i in (75, 77, 78)},
     **{f"benchbench.changepoint.x_detect__mutmut_{i}": _ASARRAY for i in (4, 6, 21, 23)},
     "benchbench.stats.x_log_t_interval__mutmut_13": _UNUSED,
     "benchbench.sequential.xǁPlanǁalpha_at__mutmut_1": (

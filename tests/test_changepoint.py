@@ -286,6 +286,10 @@ def test_the_outlier_bound_and_window_are_the_ones_given():
     assert cp.outliers(y, clip=d[10] * (1 - 1e-9))[10]
     assert not np.array_equal(cp._deviations(y, 3), d)
     assert np.array_equal(cp.outliers(y, 3.0, window=3), cp._deviations(y, 3) > 3.0)
+    d3 = cp._deviations(y, 3)
+    i = int(np.argmax(np.abs(d3 - d)))
+    between = (d3[i] + d[i]) / 2  # a bound one window's deviation passes and the other's does not
+    assert cp.outliers(y, between, window=3)[i] != cp.outliers(y, between)[i]
     assert cp.outliers(y, clip=None).dtype == bool and cp.outliers(y, clip=0).dtype == bool
 
 
@@ -406,3 +410,28 @@ def test_robust_scale_and_deviations_from_the_moving_median():
     centre = [np.median(short[max(0, i - 2):i + 3]) for i in range(4)]
     assert cp._deviations(short, 5) == pytest.approx(np.abs(short - centre) / cp.robust_scale(short))
     assert (cp._deviations([1.0, 5.0]) == 0).all() and (cp._deviations([3.0] * 6) == 0).all()
+
+
+def test_a_doubtful_outlier_counts_in_the_noise_of_the_segment_before_it():
+    """A value left out within 2 x clip adds clip² robust variances to the noise, at the kept value before
+    it; beyond 2 x clip it counts for nothing. Each p-value is then the scan of its segment with that noise."""
+    x = planted(90, at=(30, 60), step=1.1, sd=0.01, seed=22)
+    x[59] *= 1.3  # just before the second step: its noise belongs to the segment before it
+    x[10] *= 2.0  # far out
+    y = cp.scan_values(x)
+    dev = cp._deviations(y)
+    for clip in (dev[59] / 2, dev[59] / 1.5, dev[59] / 2.5):  # at 2 x clip, within it, beyond it
+        out = dev > clip
+        keep = np.flatnonzero(~out)
+        extra = np.zeros(len(keep))
+        for d in np.flatnonzero(out & (dev <= 2 * clip)):
+            extra[max(np.searchsorted(keep, d) - 1, 0)] += clip**2 * cp.robust_scale(y) ** 2
+        z = y[keep]
+        found = cp.detect(x, clip=clip)
+        assert [c.index for c in found] == [30, 60]
+        bounds = [0, *(int(np.searchsorted(keep, c.index)) for c in found), len(keep)]
+        for i, c in enumerate(found):
+            a, k, b = bounds[i], bounds[i + 1], bounds[i + 2]
+            t = cp.scan_statistic(z[a:b], 4, None, float(extra[a:b].sum()))[k - a]
+            assert c.pvalue == pytest.approx(cp.scan_pvalue(float(t), b - a, 4), rel=1e-12)
+        assert (extra[:59].sum() > 0) == (clip >= dev[59] / 2)
