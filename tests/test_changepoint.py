@@ -435,3 +435,11 @@ def test_a_doubtful_outlier_counts_in_the_noise_of_the_segment_before_it():
             t = cp.scan_statistic(z[a:b], 4, None, float(extra[a:b].sum()))[k - a]
             assert c.pvalue == pytest.approx(cp.scan_pvalue(float(t), b - a, 4), rel=1e-12)
         assert (extra[:59].sum() > 0) == (clip >= dev[59] / 2)
+
+
+def test_a_change_point_at_exactly_the_threshold_is_kept_with_its_medians():
+    x = planted(60, at=(40,), seed=23)
+    (c,) = cp.detect(x)
+    assert cp.detect(x, max_pvalue=c.pvalue) == [c]  # p <= max_pvalue, in the search and in the merge pass
+    assert cp.detect(x, max_pvalue=c.pvalue * (1 - 1e-9)) == []
+    assert (c.median_before, c.median_after) == (np.median(x[:40]), np.median(x[40:]))
