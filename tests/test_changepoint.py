@@ -199,3 +199,247 @@ def test_weights_from_intervals_fill_floor_and_normalise():
     assert scan_values([1.0, math.e, math.e ** 2]) == pytest.approx([0.0, 1.0, 2.0])  # logarithms of times
     assert scan_values([0.5, 1.0]) == pytest.approx([math.log(0.5), 0.0])
     assert scan_values([0.0, 1.0]) == pytest.approx([0.0, 1.0])  # a zero: the values as they are
+
+
+# --- fast tests with known answers: planted steps, exact indices, the helpers' definitions ------------------
+
+
+def planted(n=60, at=(40,), step=1.10, sd=0.01, seed=11):
+    x = 1 + sd * np.random.default_rng(seed).standard_normal(n)
+    for k in at:
+        x[k:] *= step
+    return x
+
+
+def test_a_segments_best_split_and_its_pvalue_are_the_scan_of_that_segment():
+    z = np.log(planted(60, at=(25, 45)))
+    extra = np.zeros(60)
+    extra[30] = 0.004  # a left-out value's share of the noise, inside the segment
+    w = np.linspace(0.5, 2.0, 60)
+    for weights in (None, w):
+        ws = None if weights is None else w[20:60]
+        t = cp.scan_statistic(z[20:60], 4, ws, 0.004)
+        assert t[25] != cp.scan_statistic(z[20:60], 4, ws)[25]  # the extra noise counts
+        tau, p = cp._best_split(z, weights, extra, 20, 60, 4)
+        assert tau == 20 + int(np.nanargmax(t)) == 45  # the second step, in the segment's own indices + a
+        assert p == cp.scan_pvalue(float(t[25]), 40, 4, ws)  # over the segment's 40 points and weights
+        assert cp._split_pvalue(z, weights, extra, 20, 30, 60, 4) == cp.scan_pvalue(float(t[10]), 40, 4, ws)
+    assert cp._best_split(z, w, extra, 20, 60, 4)[1] != cp._best_split(z, None, extra, 20, 60, 4)[1]
+    flat = np.zeros(20)
+    assert cp._best_split(flat, None, np.zeros(20), 5, 10, 4) == (5, 1.0)  # too short: no split, p 1
+    assert cp._split_pvalue(flat, None, np.zeros(20), 5, 7, 10, 4) == 1.0
+
+
+def test_weighted_detection_reports_the_weighted_scans_pvalue():
+    x = planted(60, at=(30,), step=1.02, sd=0.01, seed=13)
+    w = np.r_[np.full(30, 0.5), np.full(30, 1.5)]
+    (plain,) = cp.detect(x, clip=None)
+    (weighted,) = cp.detect(x, weights=w, clip=None)
+    z = cp.scan_values(x)
+    assert plain.index == weighted.index == 30
+    assert weighted.pvalue == cp.scan_pvalue(float(cp.scan_statistic(z, 4, w)[30]), 60, 4, w) != plain.pvalue
+    assert plain.pvalue == cp.scan_pvalue(float(cp.scan_statistic(z, 4)[30]), 60, 4)
+    assert cp.detect(x, weights=[1, 2] * 30, clip=None)[0].index == 30  # whole numbers are weights too
+    assert cp.detect(x, weights=np.full(60, 0.5), clip=None)[0].pvalue == pytest.approx(plain.pvalue)
+
+
+def test_each_reported_pvalue_is_its_test_between_its_neighbours():
+    x = planted(90, at=(30, 60), step=1.05, sd=0.01, seed=13)
+    z = cp.scan_values(x)
+    first, second = cp.detect(x, clip=None)
+    assert (first.index, second.index) == (30, 60)
+    assert first.pvalue == cp.scan_pvalue(float(cp.scan_statistic(z[:60], 4)[30]), 60, 4)
+    assert second.pvalue == cp.scan_pvalue(float(cp.scan_statistic(z[30:], 4)[30]), 60, 4)
+
+
+def test_the_steps_interval_is_the_seeded_percentile_bootstrap_of_the_median_ratio():
+    x = planted(50, at=(20,), step=1.2, sd=0.05, seed=14)
+    (c,) = cp.detect(x, level=0.8, resamples=500, seed=3)
+    rng = np.random.default_rng([3, 20])
+    before, after = x[:20], x[20:]
+    b = np.median(before[rng.integers(0, 20, (500, 20))], axis=1)
+    a = np.median(after[rng.integers(0, 30, (500, 30))], axis=1)
+    assert (c.ratio_low, c.ratio_high) == (np.quantile(a / b, 0.1), np.quantile(a / b, 0.9))
+    assert c.ratio == np.median(after) / np.median(before)
+    assert cp.detect(x) == cp.detect(x, seed=0)  # the default seed
+
+
+def test_a_step_up_from_zero_has_no_ratio_and_no_warning():
+    import warnings
+
+    x = np.r_[np.zeros(10), np.ones(10) + 1e-3 * np.random.default_rng(15).standard_normal(10)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (c,) = cp.detect(x)
+        # medians of zero on both sides (0 / 0) and on one (1 / 0): no finite ratio, no interval
+        low, high = cp._ratio_interval(np.zeros(9), np.r_[np.zeros(5), np.ones(6)], 0.95, 200,
+                                       np.random.default_rng(0))
+    assert math.isnan(c.ratio) and math.isnan(c.ratio_low) and math.isnan(c.ratio_high)
+    assert math.isnan(low) and math.isnan(high)
+
+
+def test_the_outlier_bound_and_window_are_the_ones_given():
+    y = np.log(planted(40, at=(), sd=0.01, seed=16))
+    y[[10, 30]] += np.log(1.3)
+    d = cp._deviations(y)
+    assert cp.outliers(y, clip=d[10])[10] == False  # noqa: E712 - at the bound is not beyond it
+    assert cp.outliers(y, clip=d[10] * (1 - 1e-9))[10]
+    assert not np.array_equal(cp._deviations(y, 3), d)
+    assert np.array_equal(cp.outliers(y, 3.0, window=3), cp._deviations(y, 3) > 3.0)
+    d3 = cp._deviations(y, 3)
+    i = int(np.argmax(np.abs(d3 - d)))
+    between = (d3[i] + d[i]) / 2  # a bound one window's deviation passes and the other's does not
+    assert cp.outliers(y, between, window=3)[i] != cp.outliers(y, between)[i]
+    assert cp.outliers(y, clip=None).dtype == bool and cp.outliers(y, clip=0).dtype == bool
+
+
+def test_detect_leaves_out_values_beyond_the_bound_only():
+    x = planted(60, at=(30,), step=1.05, sd=0.01, seed=17)
+    x[10] *= 1.2
+    d = cp._deviations(cp.scan_values(x))
+    at, above, below = (cp.detect(x, clip=d[10] * f)[0].pvalue for f in (1.0, 1 + 1e-9, 1 - 1e-9))
+    assert at == above != below  # a value exactly at the bound stays in
+
+
+def test_two_points_can_make_a_level_when_min_size_allows_it():
+    x = np.r_[1.0, 1.0, np.full(10, 2.0)] + 1e-4 * np.random.default_rng(18).standard_normal(12)
+    assert [c.index for c in cp.detect(x, min_size=2, clip=None)] == [2]
+    assert [c.index for c in cp.detect(x, min_size=1, clip=None)] == [2]  # at least two, whatever is asked
+    assert cp.detect(x, min_size=3, clip=None) == []
+
+
+def test_bad_values_and_weights_are_refused_with_their_reason():
+    with pytest.raises(ValueError, match="^values must be a flat sequence of finite numbers$"):
+        cp.detect([1.0, float("inf")])
+    with pytest.raises(ValueError, match="^values must be a flat sequence of finite numbers$"):
+        cp.detect([[1.0, 2.0]])
+    x = planted(20, at=(), seed=19)
+    for bad in ([1.0] * 19, [1.0] * 19 + [float("nan")], [1.0] * 19 + [0.0], [1.0] * 19 + [-1.0]):
+        with pytest.raises(ValueError, match="^weights must be positive and finite, one per value$"):
+            cp.detect(x, weights=bad)
+    assert cp.detect(x, weights=[0.5] * 20) == cp.detect(x)  # weights below 1 are fine
+
+
+def test_change_point_to_dict_holds_every_field():
+    (c,) = cp.detect(planted(60, at=(40,), seed=5))
+    assert cp.ChangePoint(**c.to_dict()) == c and c.to_dict()["index"] == 40
+
+
+def siegmund_pvalue(t, n, m, w=None):
+    """The scan p-value from its definition (the docstring of scan_pvalue), one split at a time."""
+    def nu(x):
+        h = x / 2
+        return (2 / x) * (stats.norm.cdf(h) - 0.5) / (h * stats.norm.cdf(h) + stats.norm.pdf(h))
+
+    tail = stats.t.sf(t, n - 2)
+    z = stats.norm.isf(tail)
+    w = np.ones(n) if w is None else np.asarray(w, dtype=float)
+    u = np.cumsum(w) / w.sum()
+    total = 0.0
+    for k in range(m + 1, n - m + 1):
+        c = (w[k - 1] / w.sum()) / (2 * u[k - 1] * (1 - u[k - 1]))
+        total += c * nu(math.sqrt(2 * z * z * c))
+    return min(1.0, 2 * tail + 2 * z * stats.norm.pdf(z) * total)
+
+
+@pytest.mark.parametrize("t, n, m", [(3.0, 20, 4), (4.5, 60, 4), (3.5, 30, 2), (6.0, 200, 8), (2.0, 12, 4)])
+def test_scan_pvalue_is_siegmunds_approximation(t, n, m):
+    assert cp.scan_pvalue(t, n, m) == pytest.approx(siegmund_pvalue(t, n, m), rel=1e-9)
+    w = np.linspace(0.5, 1.5, n)
+    assert cp.scan_pvalue(t, n, m, w) == pytest.approx(siegmund_pvalue(t, n, m, w), rel=1e-9)
+
+
+def test_scan_pvalue_at_its_edges():
+    assert cp.scan_pvalue(1.0, 30) == 1.0  # capped: the approximation passes 1 for small t
+    assert cp.scan_pvalue(-2.0, 30) == 1.0 and cp.scan_pvalue(float("nan"), 30) == 1.0
+    assert cp.scan_pvalue(5.0, 7, 4) == 1.0 and cp.scan_pvalue(5.0, 8, 4) < 1.0  # two sides of 4 need 8
+    assert cp.scan_pvalue(5.0, 2, 0) == 1.0 and cp.scan_pvalue(5.0, 3, 0) < 1.0  # and any scan needs 3
+    assert cp.scan_pvalue(5.0, 3, 0) == cp.scan_pvalue(5.0, 3, 1)  # min_size below 1 counts as 1
+    assert cp.scan_pvalue(float("inf"), 30) == 0.0 and cp.scan_pvalue(1e30, 30) == 0.0  # a tail below floats
+    assert cp._nu(np.array([0.0, 1e-12]))[0] == 1.0 and cp._nu(np.array([1e-12]))[0] == 1.0
+    x = np.array([0.5, 1.0, 3.0])
+    h = x / 2
+    expected = (2 / x) * (stats.norm.cdf(h) - 0.5) / (h * stats.norm.cdf(h) + stats.norm.pdf(h))
+    assert cp._nu(x) == pytest.approx(expected, rel=1e-12)
+
+
+def weighted_t(z, k, w, extra=0.0):
+    """The weighted pooled t at split k, directly: weighted means and sums of squares on each side."""
+    left, right, wl, wr = z[:k], z[k:], w[:k], w[k:]
+    ml, mr = np.average(left, weights=wl), np.average(right, weights=wr)
+    within = np.sum(wl * (left - ml) ** 2) + np.sum(wr * (right - mr) ** 2) + extra
+    between = wl.sum() * wr.sum() / w.sum() * (ml - mr) ** 2
+    return math.sqrt((len(z) - 2) * between / within)
+
+
+def test_scan_statistic_with_weights_and_extra_noise_is_the_weighted_pooled_t():
+    rng = np.random.default_rng(20)
+    z = 1e6 + np.r_[np.zeros(12), 0.5 * np.ones(10)] + rng.standard_normal(22)  # a large level: centred first
+    w = rng.uniform(0.2, 3.0, 22)
+    for weights, extra in ((None, 0.0), (w, 0.0), (w, 7.5), (None, 7.5)):
+        t = cp.scan_statistic(z, 3, weights, extra)
+        ww = np.ones(22) if weights is None else w
+        assert np.isnan(t[:3]).all() and np.isnan(t[20:]).all()
+        for k in range(3, 20):
+            assert t[k] == pytest.approx(weighted_t(z, k, ww, extra), rel=1e-6)
+    assert cp.scan_statistic(z, 3, None, -5.0) == pytest.approx(cp.scan_statistic(z, 3), nan_ok=True)
+
+
+def test_scan_statistic_of_exact_levels_and_short_series():
+    t = cp.scan_statistic([0.0] * 4 + [1.0] * 4, 2)
+    assert t[4] == np.inf and np.isfinite(t[[2, 3, 5, 6]]).all() and (t[[2, 3, 5, 6]] > 0).all()
+    assert (cp.scan_statistic([2.0] * 8, 2)[2:7] == 0.0).all()  # no difference, no noise: t 0
+    assert np.isnan(cp.scan_statistic([1.0, 2.0, 3.0, 4.0, 5.0], 3)).all()  # two sides of 3 need 6
+    assert np.isnan(cp.scan_statistic([1.0, 2.0], 0)).all() and len(cp.scan_statistic([1.0, 2.0], 0)) == 3
+    three = cp.scan_statistic([1.0, 2.0, 4.0], 0)  # min_size below 1 counts as 1
+    assert np.isnan(three[[0, 3]]).all() and np.isfinite(three[1:3]).all()
+
+
+def test_robust_scale_and_deviations_from_the_moving_median():
+    assert cp.robust_scale([0.0, 1.0, 0.0, 1.0]) == pytest.approx(1.4826 / math.sqrt(2))
+    assert cp.robust_scale([0.0, 2.0, 3.0]) == pytest.approx(1.4826 * 1.5 / math.sqrt(2))
+    assert cp.robust_scale([5.0]) == 0.0 and cp.robust_scale([]) == 0.0
+    y = np.log(planted(15, at=(8,), step=1.3, sd=0.02, seed=21))
+    y[3] += 0.2
+    scale = cp.robust_scale(y)
+    for window in (5, 3, 4):
+        half = max(1, window // 2)
+        centre = [np.median(y[max(0, i - half):i + half + 1]) for i in range(15)]
+        assert cp._deviations(y, window) == pytest.approx(np.abs(y - centre) / scale, rel=1e-12)
+    short = y[:4]  # no full window fits: every centre from a shorter one
+    centre = [np.median(short[max(0, i - 2):i + 3]) for i in range(4)]
+    assert cp._deviations(short, 5) == pytest.approx(np.abs(short - centre) / cp.robust_scale(short))
+    assert (cp._deviations([1.0, 5.0]) == 0).all() and (cp._deviations([3.0] * 6) == 0).all()
+
+
+def test_a_doubtful_outlier_counts_in_the_noise_of_the_segment_before_it():
+    """A value left out within 2 x clip adds clip² robust variances to the noise, at the kept value before
+    it; beyond 2 x clip it counts for nothing. Each p-value is then the scan of its segment with that noise."""
+    x = planted(90, at=(30, 60), step=1.1, sd=0.01, seed=22)
+    x[59] *= 1.3  # just before the second step: its noise belongs to the segment before it
+    x[10] *= 2.0  # far out
+    y = cp.scan_values(x)
+    dev = cp._deviations(y)
+    for clip in (dev[59] / 2, dev[59] / 1.5, dev[59] / 2.5):  # at 2 x clip, within it, beyond it
+        out = dev > clip
+        keep = np.flatnonzero(~out)
+        extra = np.zeros(len(keep))
+        for d in np.flatnonzero(out & (dev <= 2 * clip)):
+            extra[max(np.searchsorted(keep, d) - 1, 0)] += clip**2 * cp.robust_scale(y) ** 2
+        z = y[keep]
+        found = cp.detect(x, clip=clip)
+        assert [c.index for c in found] == [30, 60]
+        bounds = [0, *(int(np.searchsorted(keep, c.index)) for c in found), len(keep)]
+        for i, c in enumerate(found):
+            a, k, b = bounds[i], bounds[i + 1], bounds[i + 2]
+            t = cp.scan_statistic(z[a:b], 4, None, float(extra[a:b].sum()))[k - a]
+            assert c.pvalue == pytest.approx(cp.scan_pvalue(float(t), b - a, 4), rel=1e-12)
+        assert (extra[:59].sum() > 0) == (clip >= dev[59] / 2)
+
+
+def test_a_change_point_at_exactly_the_threshold_is_kept_with_its_medians():
+    x = planted(60, at=(40,), seed=23)
+    (c,) = cp.detect(x)
+    assert cp.detect(x, max_pvalue=c.pvalue) == [c]  # p <= max_pvalue, in the search and in the merge pass
+    assert cp.detect(x, max_pvalue=c.pvalue * (1 - 1e-9)) == []
+    assert (c.median_before, c.median_after) == (np.median(x[:40]), np.median(x[40:]))

@@ -6,7 +6,10 @@ from the calls the loop made, not from the report it wrote."""
 from __future__ import annotations
 
 import json
+import signal
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -44,11 +47,16 @@ class ScriptedRunner:
 
     def __init__(self, budget, profile, progress=None, **options):
         self.closed = False
+        self.args = (budget, profile, progress, options)
+        self.labels: list[list[str]] = []  # the progress label of each case, per run_round call
+        self.counters: list[tuple[int, int]] = []  # (cases done before the call, cases in all)
         ScriptedRunner.instances.append(self)
 
     def run_round(self, cases, side, label=None, counter=None):
         call = len(ScriptedRunner.calls)
         ScriptedRunner.calls.append((side.name, [c.key.label for c in cases]))
+        self.labels.append([label(i, c) for i, c in enumerate(cases)])
+        self.counters.append(counter)
         for case in cases:
             if case.skip:
                 yield case, Result(key=case.key, status="skipped", reason=case.skip)
@@ -245,3 +253,170 @@ def derive(results):
     module = next(s for s in session.suites if s.name == "hooked").module
     assert module.SEEN == [sorted(c.key.label for c in session.cases if c.key.suite == "hooked")]
     assert len(module.SEEN[0]) == 2
+
+
+def test_the_runner_gets_the_sessions_budget_profile_progress_and_worker_options(scripted, session):
+    session.worker_env = {"OMP_NUM_THREADS": "1"}
+    progress = object()
+    sess.measure(session, targets(session, "current"), progress=progress, rounds=1, canary=False)
+    (runner,) = scripted.instances
+    assert runner.args == (session.budget, "quick", progress, {"worker_env": {"OMP_NUM_THREADS": "1"}})
+
+
+def test_progress_labels_and_counts_cover_every_case_of_every_round_and_side(scripted, session):
+    (t,) = targets(session, "current")
+    sess.measure(session, [t], canary=False)
+    (runner,) = scripted.instances
+    n = len(session.cases)  # 3 add, costly (one round), gpu_only (skipped on the CPU, then ended)
+    # before each call: every case of the earlier rounds, plus the ended ones this round leaves out
+    assert runner.counters == [(0, 4 * n), (n + 2, 4 * n), (2 * n + 2, 4 * n), (3 * n + 2, 4 * n)]
+    for r, (labels, (_, cases)) in enumerate(zip(runner.labels, scripted.calls, strict=True)):
+        assert labels == [f"{label}  (round {r + 1}/4)" for label in cases]  # one side: no side named
+    scripted.calls.clear()
+    pair = targets(session, "baseline", "current")
+    sess.measure(session, pair, rounds=2, canary=False)
+    runner = scripted.instances[-1]
+    assert runner.counters == [(0, 2 * 2 * n), (n, 2 * 2 * n), (2 * n + 2, 2 * 2 * n), (3 * n + 2, 2 * 2 * n)]
+    assert [labels[0].split("  ")[1] for labels in runner.labels] == [
+        "(round 1/2 baseline)", "(round 1/2 current)", "(round 2/2 current)", "(round 2/2 baseline)"]
+
+
+def test_results_keep_the_plans_order_and_the_callback_sees_each_merged_result(scripted, session):
+    (t,) = targets(session, "current")
+    seen = []
+    sess.measure(session, [t], rounds=2, canary=False, on_result=lambda target, r: seen.append((target, r)))
+    assert [r.key for r in t.report.results] == [c.key for c in session.cases]  # not a round's shuffled order
+    assert all(target is t for target, _ in seen) and len(seen) == len(session.cases) + 3
+    last = {r.key: r for _, r in seen}
+    assert [last[r.key] for r in t.report.results] == t.report.results  # the merged result, both rounds
+    assert all(r.n_rounds == 2 for r in t.report.results if r.key.benchmark == "add")
+
+
+def test_an_earlier_reports_results_come_first_and_stay(scripted, session):
+    (t,) = targets(session, "current")
+    elsewhere = Result(key=CaseKey.make("other", "kept"), status="ok", samples=[3.0])
+    t.report.results = [elsewhere]  # measured before, in a case this session does not plan
+    sess.measure(session, [t], rounds=1, canary=False)
+    assert t.report.results[0] == elsewhere
+    assert [r.key for r in t.report.results[1:]] == [c.key for c in session.cases]
+    assert all("kept" not in " ".join(labels) for _, labels in scripted.calls)
+
+
+def test_a_saved_report_is_written_before_the_first_case_and_after_each_round(scripted, session, tmp_path):
+    (t,) = targets(session, "current", tmp_path=tmp_path)
+    seen = []
+
+    def answer(call, side, case):
+        saved = load(t.path)
+        seen.append((call, saved.partial, len(saved.rounds), "finished_at" in (saved.rounds or [{}])[-1]))
+        return ok(case)
+
+    scripted.answer = staticmethod(answer)
+    sess.measure(session, [t], rounds=3, canary=False)
+    firsts = {}
+    for call, partial, n_rounds, finished in seen:
+        firsts.setdefault(call, (partial, n_rounds, finished))
+    # the first case of each call reads the file as the round before it left it: partial, that round closed
+    assert firsts[0] == (True, 0, False)
+    assert firsts[1] == (True, 1, True) and firsts[2] == (True, 2, True)
+
+
+def test_the_canary_is_timed_at_the_start_before_each_round_and_at_the_end(scripted, session, monkeypatch):
+    import benchbench.canary
+
+    timings = iter(range(1, 100))
+    monkeypatch.setattr(benchbench.canary, "measure_canary", lambda: {"python_s": float(next(timings))})
+    pair = targets(session, "baseline", "current")
+    pair[1].report.environment["canary"] = {"start": {"python_s": 0.5}}  # gate --rerun: its first one stays
+    sess.measure(session, pair, rounds=2)
+    assert pair[0].report.environment["canary"] == {"start": {"python_s": 1.0}, "end": {"python_s": 4.0}}
+    assert pair[1].report.environment["canary"] == {"start": {"python_s": 0.5}, "end": {"python_s": 4.0}}
+    for t in pair:  # both sides of a round share the timing taken before it
+        assert [rec["canary"] for rec in t.report.rounds] == [{"python_s": 2.0}, {"python_s": 3.0}]
+
+
+def test_a_failing_canary_is_recorded_as_none_and_no_canary_times_nothing(scripted, session, monkeypatch):
+    import benchbench.canary
+
+    calls = []
+
+    def broken():
+        calls.append(1)
+        raise RuntimeError("no torch today")
+
+    monkeypatch.setattr(benchbench.canary, "measure_canary", broken)
+    (t,) = targets(session, "current")
+    sess.measure(session, [t], rounds=1)
+    assert t.report.environment["canary"] == {"start": None, "end": None} and len(calls) == 3
+    assert t.report.rounds[0]["canary"] is None and t.report.partial is False
+    (t,) = targets(session, "current")
+    sess.measure(session, [t], rounds=2, canary=False)
+    assert len(calls) == 3 and t.report.environment["canary"] == {}
+    assert [rec["canary"] for rec in t.report.rounds] == [None, None]
+
+
+@pytest.fixture
+def metric_workers(monkeypatch):
+    """The metric's worker options as a context that records being entered and left."""
+    events = []
+
+    @contextmanager
+    def workers(env):
+        events.append(("enter", dict(env)))
+        try:
+            yield {"worker_env": {**env, "FROM_METRIC": "1"}, "slowdown": 3.0}
+        finally:
+            events.append(("exit",))
+
+    monkeypatch.setattr(sess.metrics, "runnable", lambda name: SimpleNamespace(workers=workers))
+    return events
+
+
+def test_the_metrics_worker_options_reach_the_runner_and_are_closed_after(scripted, session, metric_workers):
+    session.worker_env = {"A": "1"}
+    sess.measure(session, targets(session, "current"), rounds=1, canary=False)
+    assert metric_workers == [("enter", {"A": "1"}), ("exit",)]
+    assert scripted.instances[0].args[3] == {"worker_env": {"A": "1", "FROM_METRIC": "1"}, "slowdown": 3.0}
+
+
+def test_a_runner_that_cannot_start_closes_the_metrics_workers(scripted, session, metric_workers, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("no room for a worker folder")
+
+    monkeypatch.setattr(sess, "Runner", refuse)
+    with pytest.raises(OSError, match="no room"):
+        sess.measure(session, targets(session, "current"), rounds=1, canary=False)
+    assert metric_workers[-1] == ("exit",)
+
+
+def test_stop_signals_interrupt_only_while_measuring(scripted, session):
+    from benchbench import interrupts
+
+    before = signal.getsignal(signal.SIGTERM)
+    during = []
+    scripted.answer = staticmethod(lambda call, side, case: during.append(signal.getsignal(signal.SIGTERM)) or ok(case))
+    sess.measure(session, targets(session, "current"), rounds=1, canary=False)
+    assert during and all(h is interrupts._raise for h in during)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_interrupt_stops_the_workers_before_saving_and_names_only_saved_reports(scripted, session, tmp_path,
+                                                                                  monkeypatch, metric_workers):
+    closed_when_saved = []
+    real_save = sess.save
+
+    def save(report, path):
+        closed_when_saved.append(bool(scripted.instances) and scripted.instances[0].closed)
+        return real_save(report, path)
+
+    monkeypatch.setattr(sess, "save", save)
+    scripted.answer = staticmethod(lambda call, side, case: KeyboardInterrupt() if call == 1 else ok(case))
+    saved, unsaved = targets(session, "current", tmp_path=tmp_path)[0], targets(session, "baseline")[0]
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted) as info:
+        sess.measure(session, [saved, unsaved], canary=False)
+    assert info.value.report_paths == [saved.path]
+    assert closed_when_saved[-1] is True and not any(closed_when_saved[:-1])  # the last save, after the stop
+    assert load(saved.path).finished_at is not None and unsaved.report.finished_at is not None
+    assert saved.report.partial is True and unsaved.report.partial is True
+    assert metric_workers[-1] == ("exit",) and signal.getsignal(signal.SIGTERM) is before

@@ -1,0 +1,343 @@
+"""Do the tests named for issue 25's audit findings fail on the code the audit found?
+
+    python benchmarks/audit_check.py              # every check; rewrites the table in docs/testing.md
+    python benchmarks/audit_check.py --only 1 5   # the checks of some audit items (the table keeps the others)
+    python benchmarks/audit_check.py --table      # no run: the table again from the stored outcomes
+
+Each check names an audit item, the test(s) that guard it and the commit that fixed it. The old tree (the
+fix's parent, `git archive`d into a temporary folder: nothing is checked out here) gets the current
+version of the test files (and the helpers they import), and the named tests run there: they must fail
+(good), and they must fail on an assertion, not on a missing name or an import (a test that cannot run
+there proves nothing: "error"). Three kinds of check, by what the audit found:
+
+- code: the code was wrong (the HTML page's pay-off, the dataloader recommendation within noise): the
+  current tests run on the fix's parent.
+- mutant: the code was right but no test noticed a change the audit made to it (ABBA dropped, the merge
+  pass deleted, the knee at 0.90, a value read back from what it is compared with...): the audit's change
+  is applied to the fix's parent. There the current tests must fail on it, the same tests pass without it
+  (so the tree itself is sound), and the old tests (the parent's own) pass with it: they did not guard it.
+- suite: the defect is in the test suite itself (collection under `cd tests && pytest`, a slow test in the
+  fast tier, tests that plan every usable backend): a command, or the old test files in the current tree,
+  must fail where the fix's tests pass.
+
+Outcomes are stored in benchmarks/audit_results.json; the table between the markers in docs/testing.md is
+rewritten from them. Minutes on a quiet machine (it starts pytest a few dozen times); run it under `nice`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "audit_results.json"
+DOC = ROOT / "docs" / "testing.md"
+START, END = "<!-- audit table: written by benchmarks/audit_check.py -->", "<!-- end of audit table -->"
+CURRENT = "current"  # the working tree's tracked files (the fix and the tests as they are now)
+
+
+@dataclass(frozen=True)
+class Check:
+    item: str  # the audit item's number in issue 25, with a letter per defect it names
+    defect: str  # the audit's words, shortened
+    fix: str  # the commit that fixed it
+    tests: tuple[str, ...]  # pytest node ids, relative to the repository root
+    kind: str  # "code", "mutant" or "suite"
+    helpers: tuple[str, ...] = ()  # further current files the tests import (test helpers)
+    mutants: tuple[tuple[str, str, str], ...] = ()  # (file, text, replacement): the audit's change
+    old_tests: tuple[str, ...] = ()  # mutant: the parent's own tests that should have noticed it
+    command: str | None = None  # suite: a shell command that exits 0 when the suite is sound
+    old_files_in_current: bool = False  # suite: the parent's versions of the tests' files, in the current tree
+    pytest_args: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t.split("::")[0] for t in self.tests))
+
+
+def _session(text: str, new: str) -> tuple[str, str, str]:
+    return ("benchbench/session.py", text, new)
+
+
+CHECKS: list[Check] = [
+    Check("1a", "the round loop: dropping the ABBA side order survives", "9f29809",
+          ("tests/test_session.py::test_sides_alternate_abba_on_the_same_order_each_round",), "mutant",
+          mutants=(_session("for ti in side_order(len(targets), r):", "for ti in range(len(targets)):"),),
+          old_tests=("tests/test_rounds.py",)),
+    Check("1b", "the round loop: re-running failed cases in later rounds survives", "9f29809",
+          ("tests/test_session.py::test_a_case_that_ends_is_never_run_again_and_keeps_its_earlier_rounds",),
+          "mutant", mutants=(_session("c.key not in ended and ", ""),),
+          old_tests=("tests/test_rounds.py",)),
+    Check("1c", "the round loop: never clearing `partial` survives", "9f29809",
+          ("tests/test_session.py::test_partial_is_cleared_on_completion",), "mutant",
+          mutants=(_session("t.report.partial = False", "t.report.partial = True"),),
+          old_tests=("tests/test_rounds.py",)),
+    Check("2", "the HTML page says \"pays off\" for a compiled result the suite does not trust", "e4a1a24",
+          ("tests/test_output_report_html.py::test_a_compiled_result_the_suite_distrusts_never_pays_off_on_the_page",
+           "tests/test_output_report_html.py::test_training_page_draws_a_pay_off_only_from_a_speed_up_the_suite_trusts"),
+          "code", helpers=("tests/test_compare.py", "tests/test_gate.py", "tests/conftest.py", "tests/fakes.py")),
+    Check("3a", "collection fails under `cd tests && pytest` (a test module imports `tests.conftest`)", "3b6b3e6",
+          (), "suite", command=(  # as tox runs it: benchbench importable, the repository root not on the path
+              'mkdir -p .pkg && ln -sfn "$PWD/benchbench" .pkg/benchbench && ln -sfn "$PWD/suites" .pkg/suites && '
+              'cd tests && PYTHONPATH="$PWD/../.pkg" pytest --co -q -p no:cacheprovider test_suite_distributed.py')),
+    Check("3b", "collection fails under `cd tests && pytest`: the test that refuses such an import", "3b6b3e6",
+          ("tests/test_imports.py::test_test_modules_import_their_helpers_as_pytest_puts_them_on_the_path",), "code",
+          note="the old tree's test_suite_distributed.py, checked by the current test_imports.py"),
+    Check("4", "CLI tests plan every usable backend, so a usable GPU doubles the expected rows", "4c2a344",
+          ("tests/test_cli.py::test_rounds_are_fresh_processes_in_seeded_shuffled_orders",
+           "tests/test_cli_history.py::test_run_history_appends_one_line_per_run"), "suite",
+          old_files_in_current=True, pytest_args=("--fake-backend", "cuda"),
+          note="the parent's test files in the current tree, under the GPU-shaped session (--fake-backend cuda)"),
+    Check("5a", "removing Welch's df bound in the detectable effect survives", "5c61829",
+          ("tests/test_compare.py::test_the_stated_detectable_effect_is_met_at_its_nominal_power[3-False]",
+           "tests/test_compare.py::test_the_detectable_effect_is_the_noncentral_t_power_at_the_lower_df[3-False]"),
+          "mutant", mutants=(("benchbench/compare.py",
+                              'df = change.df if change.unit == "paired-round" else max(min(change.n_base, '
+                              'change.n_other) - 1, 1)', "df = change.df"),),
+          old_tests=("tests/test_compare.py::test_the_stated_detectable_effect_is_met_at_its_nominal_power",)),
+    Check("5b", "deleting the change-point merge pass survives", "36d6ff6",
+          ("tests/test_changepoint.py::test_every_change_point_found_passes_its_test_between_its_neighbours",),
+          "mutant", helpers=("tests/test_compare.py",),
+          mutants=(("benchbench/changepoint.py", "    while found:\n        bounds = [0, *found, m]",
+                    "    while False:\n        bounds = [0, *found, m]"),),
+          old_tests=("tests/test_changepoint.py", "tests/test_history.py")),
+    Check("5c", "the dataloader knee threshold at 0.90 instead of 0.95 survives", "dd82120",
+          ("tests/test_suite_dataloader.py::test_the_knee_is_within_five_percent_of_the_best",), "mutant",
+          mutants=(("suites/dataloader.py", "THRESHOLD = 0.95", "THRESHOLD = 0.90"),),
+          old_tests=("tests/test_suite_dataloader.py",),
+          helpers=("tests/conftest.py", "tests/fakes.py")),
+    Check("5d", "`recommend` picks num_workers=2 at 1.08x with an interval of [0.72, 1.62]", "2ce56d9",
+          ("tests/test_suite_dataloader.py::test_a_setting_faster_only_within_noise_is_not_recommended",), "code",
+          helpers=("tests/conftest.py", "tests/fakes.py")),
+    Check("6", "a 10-second dataloader test is not marked slow", "17cf291", (), "suite",
+          command="! python -m pytest --co -q -p no:cacheprovider -m 'not slow' tests/test_suite_dataloader.py "
+                  "| grep -q 'test_a_failing_worker_fails_its_case_with_the_reason\\[exit'"),
+    Check("7a", "a test in test_ab.py without an assert (the interpreter check)", "a392a7d",
+          ("tests/test_ab.py::test_the_check_imports_under_the_sides_own_environment",), "mutant",
+          mutants=(("benchbench/ab.py", "    if proc.returncode != 0:\n        lines = [line",
+                    "    if False:\n        lines = [line"),),
+          old_tests=("tests/test_ab.py::test_this_interpreter_passes_the_check",)),
+    Check("7b", "an output test that checks a value against itself (ab's time ratio)", "a392a7d",
+          ("tests/test_output_gate.py::test_ab_output_with_both_metrics_shows_each_gate_and_the_disagreement",),
+          "mutant", helpers=("tests/test_compare.py", "tests/test_gate.py"),
+          mutants=(("benchbench/instructions.py", "return Disagreement(t, i, time_ratio, instructions_ratio, key)",
+                    "return Disagreement(t, i, instructions_ratio, instructions_ratio, key)"),),
+          old_tests=("tests/test_output_gate.py::test_ab_output_with_both_metrics_shows_each_gate_and_the_disagreement",)),
+    Check("7c", "escaping tested only in helpers, never on a whole page with hostile labels", "5371ed8",
+          ("tests/test_output_report_html.py::test_a_page_of_hostile_labels_shows_them_as_text_and_runs_no_script_of_theirs",),
+          "mutant", helpers=("tests/test_compare.py", "tests/test_gate.py", "tests/conftest.py", "tests/fakes.py"),
+          mutants=(("benchbench/output/report_html.py", 'f" {esc(r.reason)}"', 'f" {r.reason}"'),),
+          old_tests=("tests/test_output_report_html.py", "tests/test_output_html.py")),
+    # audit bullets without a mechanical check here, and why
+    Check("1d", "`test_ab.py` replaced the whole measuring path, so \"one Valgrind worker per side\" saw no worker",
+          "aa4c940", ("tests/test_ab.py::test_ab_instructions_runs_one_valgrind_worker_per_side_through_the_real_"
+                      "round_loop",), "none",
+          note="the defect was the test's fake; the new test counts the real Runner's worker processes"),
+    Check("4b", "dataloader and distributed tests use `/proc` and `os.sched_getaffinity`, which macOS lacks",
+          "dd82120", (), "none", note="needs a macOS machine"),
+    Check("5e", "seeded bounds sit at the observed value", "1d34218", (), "none",
+          note="a bound at the seed's value passes on the old code by construction; the bounds are now the "
+               "target plus three binomial standard errors (`within_binomial_se`)"),
+    Check("6b", "the Chromium check waits for 2 s of silence; real sleeps where a fake clock would do", "5899767",
+          ("tests/test_execute.py::test_first_call_is_timed_apart_and_never_in_the_samples",), "none",
+          note="timing flakiness: no deterministic failure to show on the old code"),
+    Check("7d", "`mde > 0.05` holds by the formula; the rank `raise` fault never run end to end; git facts on a "
+                "hand-built `.git`", "5c61829", (), "none",
+          note="weak but true assertions: replaced by scipy's noncentral t, an end-to-end torchrun fault and a "
+               "real `git worktree add` (docs above)"),
+]
+
+
+@dataclass
+class Outcome:
+    result: str  # "fails" (good), "passes" (bad), "error" (the tests could not run there), "n/a"
+    detail: str = ""
+    control: dict[str, str] = field(default_factory=dict)  # the sanity and old-test runs of a mutant check
+
+
+def extract(commit: str, dest: Path) -> None:
+    """The tracked files of `commit` (or of the working tree, for CURRENT) into `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if commit == CURRENT:
+        names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+        for name in filter(None, names.decode().split("\0")):
+            if (ROOT / name).is_file():
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, dest / name)
+        return
+    archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=ROOT, capture_output=True,
+                             check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+
+
+def copy_in(tree: Path, names: tuple[str, ...], commit: str = CURRENT) -> None:
+    for name in names:
+        target = tree / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if commit == CURRENT:
+            shutil.copy2(ROOT / name, target)
+        else:
+            target.write_bytes(subprocess.run(["git", "show", f"{commit}:{name}"], cwd=ROOT, capture_output=True,
+                                              check=True).stdout)
+
+
+def mutate(tree: Path, mutants: tuple[tuple[str, str, str], ...]) -> dict[Path, str]:
+    """Apply the changes; returns the files as they were, for `restore`."""
+    before = {}
+    for name, text, new in mutants:
+        path = tree / name
+        before.setdefault(path, path.read_text())
+        if path.read_text().count(text) != 1:
+            raise SystemExit(f"{name}: the change's text is not found exactly once: {text!r}")
+        path.write_text(path.read_text().replace(text, new))
+    return before
+
+
+def restore(before: dict[Path, str]) -> None:
+    for path, text in before.items():
+        path.write_text(text)
+
+
+def run_tests(tree: Path, tests: tuple[str, ...], args: tuple[str, ...] = ()) -> tuple[str, str]:
+    """("fails" | "passes" | "error", detail) of pytest on `tests` in `tree`: "fails" only when a test failed
+    on an assertion (or an expected exception that did not come), not on an import or a missing name."""
+    with tempfile.NamedTemporaryFile(suffix=".xml") as xml:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                               f"--junitxml={xml.name}", *args, *tests], cwd=tree, capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(tree)}, check=False)
+        try:
+            cases = ET.parse(xml.name).getroot().iter("testcase")
+        except ET.ParseError:
+            return "error", proc.stdout[-300:]
+        failed, errors, ran = [], [], 0
+        for case in cases:
+            ran += 1
+            for bad in case.findall("failure") + case.findall("error"):
+                message = (bad.get("message") or "").splitlines()[0][:160] if bad.get("message") else ""
+                kind = message.split(":")[0]
+                harmless = bad.tag == "failure" and not any(
+                    k in kind for k in ("ImportError", "ModuleNotFoundError", "AttributeError", "NameError",
+                                        "TypeError", "fixture"))
+                (failed if harmless else errors).append(f"{case.get('name')}: {message}")
+    if errors or not ran:
+        return "error", "; ".join(errors) or (proc.stdout.strip().splitlines() or ["no tests ran"])[-1]
+    return ("fails", "; ".join(failed)) if failed else ("passes", f"{ran} passed")
+
+
+def run_command(tree: Path, command: str) -> int:
+    return subprocess.run(["bash", "-c", command], cwd=tree, capture_output=True,
+                          env={**os.environ, "PYTHONPATH": str(tree)}, check=False).returncode
+
+
+def check(c: Check, work: Path) -> Outcome:
+    old = work / f"{c.item}-old"
+    if c.kind == "suite" and c.old_files_in_current:
+        extract(CURRENT, old)
+        fixed = run_tests(old, c.tests, c.pytest_args)
+        copy_in(old, c.files, f"{c.fix}~1")
+        result, detail = run_tests(old, c.tests, c.pytest_args)
+        return Outcome(result, detail, {"the fix's tests in the current tree": fixed[0]})
+    extract(f"{c.fix}~1", old)
+    if c.kind == "suite":
+        now = work / f"{c.item}-current"
+        extract(CURRENT, now)
+        before, after = run_command(old, c.command), run_command(now, c.command)
+        return Outcome("fails" if before else "passes", f"`{c.command}`: exit {before} there",
+                       {"current tree": "passes" if after == 0 else f"fails (exit {after})"})
+    control = {}
+    if c.kind == "mutant":
+        restore(mutate(old, c.mutants))  # the change applies there (else: stop before any run)
+        if c.old_tests:
+            changed = mutate(old, c.mutants)
+            control["the old tests, on the change"] = run_tests(old, c.old_tests, ("-m", "not slow"))[0]
+            restore(changed)
+    copy_in(old, tuple(dict.fromkeys(c.files + c.helpers)))
+    if c.kind == "mutant":
+        control["the current tests, without the change"] = run_tests(old, c.tests, c.pytest_args)[0]
+        mutate(old, c.mutants)
+    result, detail = run_tests(old, c.tests, c.pytest_args)
+    return Outcome(result, detail, control)
+
+
+def sound(c: Check, o: dict) -> bool:
+    """The check proves the item: its tests fail there, and the controls say what they should."""
+    expected = {"the old tests, on the change": "passes", "the current tests, without the change": "passes",
+                "current tree": "passes", "the fix's tests in the current tree": "passes"}
+    return o["result"] == "fails" and all(v == expected[k] for k, v in o["control"].items())
+
+
+def _first(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0]
+
+
+def table(stored: dict[str, dict]) -> str:
+    lines = ["| item | defect | guarded by | fixed in | check | on the old code | controls | proven |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for c in CHECKS:
+        o = stored.get(c.item)
+        tests = "<br>".join(f"`{t.removeprefix('tests/')}`" for t in c.tests) or f"`{c.command}`"
+        how = {"code": "the current tests on the fix's parent",
+               "mutant": "the audit's change applied to the fix's parent: " + "; ".join(
+                   f"`{f}`: `{_first(old)}` → `{_first(new) or '(removed)'}`"
+                   for f, old, new in c.mutants),
+               "suite": c.note or "the command on the fix's parent and on the current tree",
+               "none": f"not checked: {c.note}"}[c.kind]
+        if c.kind == "none":
+            lines.append(f"| {c.item} | {c.defect} | {tests if c.tests else '-'} | {c.fix} | {how} | - | | - |")
+            continue
+        if c.note and c.kind != "suite":
+            how += f" ({c.note})"
+        if o is None:
+            lines.append(f"| {c.item} | {c.defect} | {tests} | {c.fix} | {how} | not run | | |")
+            continue
+        controls = "<br>".join(f"{k}: {v}" for k, v in o["control"].items())
+        lines.append(f"| {c.item} | {c.defect} | {tests} | {c.fix} | {how} | {o['result']} | {controls} | "
+                     f"{'yes' if sound(c, o) else '**no**'} |")
+    return "\n".join(lines)
+
+
+def write_doc(stored: dict[str, dict]) -> None:
+    text = DOC.read_text()
+    block = (f"{START}\n\n`python benchmarks/audit_check.py` (outcomes in `benchmarks/audit_results.json`): "
+             "\"fails\" on the old code is what a guarding test must do.\n\n" + table(stored) + f"\n\n{END}")
+    if START in text:
+        head, rest = text.split(START, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        anchor = "\n## Mutation testing"
+        text = text.replace(anchor, "\n" + block + "\n" + anchor, 1) if anchor in text else text + "\n" + block + "\n"
+    DOC.write_text(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="+", help="the checks of these items (1, 1a, 5c...)")
+    ap.add_argument("--table", action="store_true", help="run nothing: the table again from the stored outcomes")
+    args = ap.parse_args()
+    stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    todo = [] if args.table else [c for c in CHECKS if c.kind != "none" and (
+        not args.only or c.item in args.only or c.item.rstrip("abcde") in args.only)]
+    for c in todo:
+        with tempfile.TemporaryDirectory(prefix="benchbench-audit-") as tmp:
+            o = check(c, Path(tmp))
+        stored[c.item] = {"result": o.result, "detail": o.detail, "control": o.control}
+        RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
+        print(f"{c.item}: {o.result} ({o.detail[:200]}) {o.control} -> {'proven' if sound(c, stored[c.item]) else 'NOT proven'}",
+              flush=True)
+    write_doc(stored)
+
+
+if __name__ == "__main__":
+    main()
