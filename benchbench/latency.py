@@ -9,10 +9,12 @@ inference suite does) keeps every call in its report, round by round. These metr
   calls (the decode rate: a slow call costs tokens, as it does for a server).
 
 All four compare by one rule, the ratio of the two sides' statistic with a two-stage bootstrap interval
-that resamples rounds, then calls within them (benchbench/quantile_ratio.py), at 95%. `worse` when the
+that resamples rounds, then calls within them (benchbench/quantile_ratio.py), at 95%, widened for few
+rounds (`few_rounds`: measured A/A pairs across runs gave false alarms without it). `worse` when the
 whole interval lies beyond the threshold (latency up by more than it, tokens/s down by more than it),
-`better` beyond it the other way, `same` when the interval lies within ±threshold, else `noisy`. Each
-side one-sided, the error rate of a `worse` at the threshold is 2.5% if the bootstrap covers.
+`better` beyond it the other way, `same` when the interval lies within ±threshold, else `noisy`. A
+`worse` when the true ratio sits at the threshold has a chance of 2.5% (one tail of the 95% interval),
+if the bootstrap covers; an A/A pair, far below the threshold, much less.
 
 A tail needs calls beyond it: a percentile is not judged from fewer calls per side than `JUDGE_CALLS`
 says (p99: 100, so at least one call beyond it); below that the row is `incomparable`, "too few calls
@@ -30,7 +32,8 @@ from typing import Any
 
 from benchbench.metric import Metric, MetricRow, parse_percent
 from benchbench.percentiles import PERCENTILES, has_summary
-from benchbench.quantile_ratio import DEFAULT_LEVEL, ratio_interval
+from benchbench.quantile_ratio import DEFAULT_LEVEL, RatioInterval, ratio_interval
+from benchbench.stats import t_quantile
 
 # percentile -> the fewest calls per side it is judged from (p99: one call beyond it in 100)
 JUDGE_CALLS = {"p50": 10, "p90": 20, "p99": 100}
@@ -87,6 +90,21 @@ def _seed(key: Any) -> int:
     return int.from_bytes(hashlib.sha256(repr(key).encode()).digest()[:7], "little")
 
 
+Z = 1.959963984540054  # the normal quantile a 95% percentile interval stands for
+
+
+def few_rounds(iv: RatioInterval) -> tuple[float, float]:
+    """The interval widened for few rounds: a bootstrap over G rounds sees only G process effects and
+    under-covers when G is small, so its half-widths (in logs) are scaled by t(G - 1) / z, the few-clusters
+    correction of Cameron, Gelbach and Miller (2008): x6.5 with 2 rounds per side, x2.2 with 3, x1.4 with 5,
+    x1.15 with 10. With one round per side there is nothing to scale: the calls are taken as independent."""
+    g = min(iv.rounds)
+    if g < 2:
+        return iv.low, iv.high
+    k = t_quantile(0.5 + iv.level / 2, g - 1) / Z
+    return iv.ratio * (iv.low / iv.ratio) ** k, iv.ratio * (iv.high / iv.ratio) ** k
+
+
 def _classify(ratio: float, low: float, high: float, threshold: float, higher_is_worse: bool) -> str:
     up, down = 1 + threshold, 1 / (1 + threshold)
     if low > up:
@@ -132,10 +150,11 @@ def compare_percentile(name: str, key: Any, base: Any, other: Any, settings: Map
         iv = ratio_interval(a, b, q, _seed(key))
     except ValueError as exc:
         return MetricRow(metric, key, va, vb, "incomparable", str(exc), None, details)
-    details.update(low=iv.low, high=iv.high, level=iv.level)
-    verdict = _classify(iv.ratio, iv.low, iv.high, threshold, higher_is_worse=True)
-    return MetricRow(metric, key, va, vb, verdict, _why(verdict, name, iv.ratio, iv.low, iv.high, threshold,
-                                                        iv.rounds), iv.ratio, details)
+    low, high = few_rounds(iv)
+    details.update(low=low, high=high, level=iv.level, bootstrap=[iv.low, iv.high])
+    verdict = _classify(iv.ratio, low, high, threshold, higher_is_worse=True)
+    return MetricRow(metric, key, va, vb, verdict, _why(verdict, name, iv.ratio, low, high, threshold, iv.rounds),
+                     iv.ratio, details)
 
 
 def compare_tokens(key: Any, base: Any, other: Any, settings: Mapping[str, Any] | None = None) -> MetricRow | None:
@@ -156,8 +175,9 @@ def compare_tokens(key: Any, base: Any, other: Any, settings: Mapping[str, Any] 
         iv = ratio_interval(a, b, None, _seed(key))
     except ValueError as exc:
         return MetricRow("tokens_per_s", key, ta, tb, "incomparable", str(exc), None, details)
-    ratio, low, high = 1 / iv.ratio, 1 / iv.high, 1 / iv.low
-    details.update(low=low, high=high, level=iv.level)
+    wide_low, wide_high = few_rounds(iv)
+    ratio, low, high = 1 / iv.ratio, 1 / wide_high, 1 / wide_low
+    details.update(low=low, high=high, level=iv.level, bootstrap=[1 / iv.high, 1 / iv.low])
     verdict = _classify(ratio, low, high, threshold, higher_is_worse=False)
     return MetricRow("tokens_per_s", key, ta, tb, verdict, _why(verdict, "tokens/s", ratio, low, high, threshold,
                                                                iv.rounds), ratio, details)

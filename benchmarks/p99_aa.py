@@ -42,6 +42,8 @@ EVERY = 20
 DOC = ROOT / "docs" / "inference.md"
 BEGIN, END = "<!-- p99 a/a: begin (benchmarks/p99_aa.py) -->", "<!-- p99 a/a: end -->"
 METRICS = ("latency_p50", "latency_p90", "latency_p99", "tokens_per_s")
+# the time rows of the same pairs, by the time rule, for reference (its verdicts in the metrics' words)
+TIME_VERDICTS = {"slower": "worse", "faster": "better", "same": "same", "noisy": "noisy"}
 
 LIBRARY = '''
 """Library code beside the calibration suite: with {env}=K every {every}th decode step, once done, waits K
@@ -125,21 +127,44 @@ def decisions(doc: dict) -> list[dict]:
             for c in parts.get("metric_cases", []) if c["metric"] in METRICS]
 
 
-def cross_run_decisions(folders: list[Path]) -> list[dict]:
-    """Every A/A report against every A/A report of the other runs, unpaired, as `gate --baseline` decides."""
+def gate_decisions(base, other, paired: bool) -> list[dict]:
+    """The latency and tokens/s decisions of one gate, and its time decisions (metric "time") for reference."""
     from benchbench.gate import gate
+
+    result = gate(base, other, paired=paired)
+    out = [_decision(f.row.key.label, f.row.metric, f.row.base, f.row.other, f.row.verdict, f.outcome, f.row.why,
+                     dict(f.row.details or {})) for f in result.metric_findings if f.row.metric in METRICS]
+    for f in result.findings:
+        change = f.row.change
+        if f.row.base is None or f.row.other is None or change is None:
+            continue
+        out.append({"case": f.row.key.label, "metric": "time", "base": None, "other": None,
+                    "verdict": TIME_VERDICTS.get(f.row.verdict, "incomparable"), "outcome": f.outcome, "why": f.why,
+                    "calls": None, "low": change.ci_low, "high": change.ci_high})
+    return out
+
+
+def within_ab_decisions(folder: Path) -> list[dict]:
+    """One kept ab's decisions again, from its two reports (its rounds paired, as ab decides)."""
     from benchbench.report import load
 
-    reports = [load(f / f"{side}.json") for f in folders for side in ("baseline", "current")]
+    return gate_decisions(load(folder / "baseline.json"), load(folder / "current.json"), paired=True)
+
+
+def cross_run_decisions(folders: list[Path], ab_folders: list[Path] = ()) -> list[dict]:
+    """Every A/A report against every A/A report of the other runs, unpaired, as `gate --baseline` decides. The
+    baseline of an A/B run has no planted tail: it is one more A/A report."""
+    from benchbench.report import load
+
+    groups = [[load(f / f"{side}.json") for side in ("baseline", "current")] for f in folders]
+    groups += [[load(f / "baseline.json")] for f in ab_folders]
+    reports = [(g, rep) for g, reps in enumerate(groups) for rep in reps]
     out = []
     for i in range(len(reports)):
         for j in range(i + 1, len(reports)):
-            if i // 2 == j // 2:
+            if reports[i][0] == reports[j][0]:
                 continue  # the two sides of one ab: counted with ab's own decisions
-            for f in gate(reports[i], reports[j]).metric_findings:
-                if f.row.metric in METRICS:
-                    out.append(_decision(f.row.key.label, f.row.metric, f.row.base, f.row.other, f.row.verdict,
-                                         f.outcome, f.row.why, dict(f.row.details or {})))
+            out += gate_decisions(reports[i][1], reports[j][1], paired=False)
     return out
 
 
@@ -199,8 +224,11 @@ def main() -> int:
                     help="the planted tail: every 20th step waits this many times its own duration (default 2)")
     ap.add_argument("--json", metavar="PATH", help="write every decision here")
     ap.add_argument("--keep", metavar="DIR", help="keep the ab folders (reports) here")
+    ap.add_argument("--reuse", metavar="DIR", help="run nothing: decide again on the ab folders an earlier call kept")
     ap.add_argument("--write", action="store_true", help="replace the table in docs/inference.md")
     args = ap.parse_args()
+    if args.reuse:
+        return reuse(Path(args.reuse), args)
     started, load_start = time.time(), load_average()
     rows: dict[str, list[dict]] = {"A/A (within ab)": [], "A/A across runs": [], "A/B (planted tail)": []}
     aa_folders = []
@@ -215,7 +243,7 @@ def main() -> int:
             if not env and args.minutes is not None and time.time() - started > 60 * args.minutes:
                 print(f"stopping after {len(aa_folders)} A/A runs: past {args.minutes:g} minutes", file=sys.stderr)
                 break
-            folder = where / f"{'aa' if not env else 'ab'}-{i}"
+            folder = where / f"{'aa' if not env else 'ab'}-{int(started)}-{i}"  # a later call may keep to the same DIR
             got = decisions(run_ab(suite, folder, args.rounds, env))
             if not env:
                 aa_folders.append(folder)
@@ -223,7 +251,7 @@ def main() -> int:
             print(f"{name} run {i + 1}/{len(plan)}: {len(got)} decisions, "
                   f"{sum(r['outcome'] == 'regression' for r in got)} regressions ({time.time() - started:.0f} s, "
                   f"load {load_average()})", file=sys.stderr)
-        rows["A/A across runs"] = cross_run_decisions(aa_folders)
+        rows["A/A across runs"] = cross_run_decisions(aa_folders, sorted(where.glob("ab-*")))
     results = {name: {m: summary([r for r in rs if r["metric"] == m]) for m in METRICS} for name, rs in rows.items()}
     import platform
 
@@ -236,6 +264,42 @@ def main() -> int:
             f"{time.time() - started:.0f} s at niceness {os.nice(0)}; load average {load_start} at the start, "
             f"{load_average()} at the end. A/B: every {EVERY}th decode step takes {1 + args.delay:g}x as long "
             f"(`{TAIL_ENV}={args.delay:g}`).\n\n" + table(results))
+    print(text)
+    if args.write:
+        write_doc(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"settings": vars(args), "results": results, "decisions": rows},
+                                              indent=1))
+    return 0
+
+
+def reuse(where: Path, args: argparse.Namespace) -> int:
+    """The table again from the reports an earlier call kept (`--keep`): no ab is run."""
+    from benchbench.report import load
+
+    def complete(folder: Path) -> bool:  # both sides written and whole (not a run still going or cut short)
+        files = [folder / f"{side}.json" for side in ("baseline", "current")]
+        return all(f.exists() for f in files) and all(not (r := load(f)).partial and r.results for f in files)
+
+    aa, ab = [f for f in sorted(where.glob("aa-*")) if complete(f)], [f for f in sorted(where.glob("ab-*"))
+                                                                        if complete(f)]
+    if not aa:
+        raise SystemExit(f"{where}: no kept A/A folders (aa-*)")
+    rows = {"A/A (within ab)": [d for f in aa for d in within_ab_decisions(f)],
+            "A/A across runs": cross_run_decisions(aa, ab),
+            "A/B (planted tail)": [d for f in ab for d in within_ab_decisions(f)]}
+    results = {name: {m: summary([r for r in rs if r["metric"] == m]) for m in (*METRICS, "time")}
+               for name, rs in rows.items()}
+    stamps = sorted(load(f / f"{side}.json").created_at for f in [*aa, *ab] for side in ("baseline", "current"))
+    first = load(aa[0] / "baseline.json").results[0]
+    calls = first.rounds[0]["n"] if first.rounds else "?"
+    text = (f"Measured {stamps[0][:16]} to {stamps[-1][:16]} UTC (reports' start times) on this 2-CPU machine: "
+            f"{len(aa)} A/A and {len(ab)} A/B runs of `ab --rounds {len(first.rounds)} --profile quick`, "
+            f"{len(load(aa[0] / 'baseline.json').results)} decode cases each (tiny decoder, eager; {calls} calls per "
+            f"case and round). A/B: every {EVERY}th decode step takes {1 + args.delay:g}x as long "
+            f"(`{TAIL_ENV}={args.delay:g}`). A/A across runs: each A/A report (and each A/B run's baseline) against "
+            "every report of the other runs. `time`: the time rule's verdicts on the same pairs (worse = slower), "
+            "for reference.\n\n" + table(results))
     print(text)
     if args.write:
         write_doc(text)

@@ -40,7 +40,8 @@ def per_call(key, rounds, tokens=None):
     return Result(key=key, status="ok", samples=samples, rounds=records, work=work, metrics=summary(samples, "itl"))
 
 
-def side(rng, n_rounds=3, **kw):
+def side(rng, n_rounds=5, **kw):
+    """One side's rounds (5, as the default profile runs: fewer widen the interval, see latency.few_rounds)."""
     return [calls(rng, **kw) for _ in range(n_rounds)]
 
 
@@ -129,6 +130,19 @@ def test_tokens_per_s_is_tokens_over_the_total_time_and_a_slower_decode_is_worse
     img = per_call(VISION, side(rng))
     rows = rows_of(img, per_call(VISION, side(rng)))
     assert rows["tokens_per_s"] is None and rows["latency_p50"] is not None
+
+
+def test_few_rounds_widen_the_interval_so_that_two_rounds_cannot_call_a_planted_tail():
+    rng = np.random.default_rng(6)
+    base = per_call(DECODE, side(rng, n_rounds=2), tokens=8)
+    row = rows_of(base, per_call(DECODE, side(rng, n_rounds=2, delay_every=20), tokens=8))["latency_p99"]
+    low, high = row.details["bootstrap"]
+    assert row.details["low"] < low and row.details["high"] > high  # x6.5 in logs with 2 rounds per side
+    assert row.verdict == "noisy"
+    one = per_call(DECODE, side(rng, n_rounds=1, n=200), tokens=8)
+    row = rows_of(one, per_call(DECODE, side(rng, n_rounds=1, n=200, delay_every=20), tokens=8))["latency_p99"]
+    assert [row.details["low"], row.details["high"]] == row.details["bootstrap"]
+    assert "one round per side: calls taken as independent" in row.why
 
 
 def test_rows_need_per_call_samples_on_both_sides():
@@ -221,6 +235,6 @@ def test_the_page_has_a_percentile_table_per_case():
     base, cur = planted_reports()
     few = make_report([per_call(DECODE, [calls(np.random.default_rng(9), n=40)], tokens=8)])
     page = report_page([base, cur, few], ["base", "cur", "few"], compare([base, cur], ["base", "cur"]))
-    assert "Latency percentiles" in page and "300 in 3 rounds" in page
+    assert "Latency percentiles" in page and "500 in 5 rounds" in page
     assert "- (needs 100 calls)" in page  # the run with 40 calls has no p99
     assert "latency p99" in page  # the comparison's rows
