@@ -224,11 +224,12 @@ def main() -> int:
                     help="the planted tail: every 20th step waits this many times its own duration (default 2)")
     ap.add_argument("--json", metavar="PATH", help="write every decision here")
     ap.add_argument("--keep", metavar="DIR", help="keep the ab folders (reports) here")
-    ap.add_argument("--reuse", metavar="DIR", help="run nothing: decide again on the ab folders an earlier call kept")
+    ap.add_argument("--reuse", metavar="DIR", nargs="+",
+                    help="run nothing: decide again on the ab folders earlier calls kept (--keep) in these folders")
     ap.add_argument("--write", action="store_true", help="replace the table in docs/inference.md")
     args = ap.parse_args()
     if args.reuse:
-        return reuse(Path(args.reuse), args)
+        return reuse([Path(d) for d in args.reuse], args)
     started, load_start = time.time(), load_average()
     rows: dict[str, list[dict]] = {"A/A (within ab)": [], "A/A across runs": [], "A/B (planted tail)": []}
     aa_folders = []
@@ -273,30 +274,39 @@ def main() -> int:
     return 0
 
 
-def reuse(where: Path, args: argparse.Namespace) -> int:
-    """The table again from the reports an earlier call kept (`--keep`): no ab is run."""
+def reuse(folders: list[Path], args: argparse.Namespace) -> int:
+    """The table again from the reports earlier calls kept (`--keep`): no ab is run."""
     from benchbench.report import load
 
     def complete(folder: Path) -> bool:  # both sides written and whole (not a run still going or cut short)
         files = [folder / f"{side}.json" for side in ("baseline", "current")]
         return all(f.exists() for f in files) and all(not (r := load(f)).partial and r.results for f in files)
 
-    aa, ab = [f for f in sorted(where.glob("aa-*")) if complete(f)], [f for f in sorted(where.glob("ab-*"))
-                                                                        if complete(f)]
-    if not aa:
-        raise SystemExit(f"{where}: no kept A/A folders (aa-*)")
+    aa = [f for where in folders for f in sorted(where.glob("aa-*")) if complete(f)]
+    ab = [f for where in folders for f in sorted(where.glob("ab-*")) if complete(f)]
+    if not aa and not ab:
+        raise SystemExit(f"{', '.join(map(str, folders))}: no kept ab folders (aa-*, ab-*)")
     rows = {"A/A (within ab)": [d for f in aa for d in within_ab_decisions(f)],
             "A/A across runs": cross_run_decisions(aa, ab),
             "A/B (planted tail)": [d for f in ab for d in within_ab_decisions(f)]}
     results = {name: {m: summary([r for r in rs if r["metric"] == m]) for m in (*METRICS, "time")}
                for name, rs in rows.items()}
     stamps = sorted(load(f / f"{side}.json").created_at for f in [*aa, *ab] for side in ("baseline", "current"))
-    first = load(aa[0] / "baseline.json").results[0]
-    calls = first.rounds[0]["n"] if first.rounds else "?"
-    text = (f"Measured {stamps[0][:16]} to {stamps[-1][:16]} UTC (reports' start times) on this 2-CPU machine: "
-            f"{len(aa)} A/A and {len(ab)} A/B runs of `ab --rounds {len(first.rounds)} --profile quick`, "
-            f"{len(load(aa[0] / 'baseline.json').results)} decode cases each (tiny decoder, eager; {calls} calls per "
-            f"case and round). A/B: every {EVERY}th decode step takes {1 + args.delay:g}x as long "
+
+    def runs(group: list[Path], name: str) -> str:
+        if not group:
+            return f"no {name} run"
+        reps = [load(f / "baseline.json") for f in group]
+        rounds = sorted({len(r.rounds) for r in reps})
+        cases = sorted({len(r.results) for r in reps})
+        calls = sorted({x["n"] for r in reps for res in r.results for x in res.rounds})
+        return (f"{len(group)} {name} run{'s' if len(group) > 1 else ''} of `ab --rounds "
+                f"{'/'.join(map(str, rounds))} --profile quick` ({'/'.join(map(str, cases))} cases each, "
+                f"{'/'.join(map(str, calls))} calls per case and round)")
+
+    text = (f"Measured {stamps[0][:16]} to {stamps[-1][:16]} UTC (reports' start times) on {os.cpu_count()} CPUs: "
+            f"{runs(aa, 'A/A')}; {runs(ab, 'A/B')}; decode cases of the tiny decoder, eager, "
+            f"batch 1. A/B: every {EVERY}th decode step takes {1 + args.delay:g}x as long "
             f"(`{TAIL_ENV}={args.delay:g}`). A/A across runs: each A/A report (and each A/B run's baseline) against "
             "every report of the other runs. `time`: the time rule's verdicts on the same pairs (worse = slower), "
             "for reference.\n\n" + table(results))
