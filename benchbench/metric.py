@@ -28,7 +28,7 @@ from typing import Any
 from benchbench.errors import UserError
 
 RULES = ("rounds", "tolerance")
-UNITS = ("seconds", "count", "bytes")
+UNITS = ("seconds", "count", "bytes", "per_second")
 # What a MetricRow says, in the metric's own direction: `worse` is a regression of that metric.
 ROW_VERDICTS = ("worse", "better", "same", "noisy", "incomparable")
 

@@ -18,6 +18,7 @@ from benchbench.compile_time import COMPILE_TIME
 from benchbench.errors import UserError
 from benchbench.instructions import DEFAULT_TOLERANCE, allocators_apart
 from benchbench.instructions import METHOD as INSTRUCTIONS_METHOD
+from benchbench.latency import LATENCY_METRICS
 from benchbench.memory import PEAK_MEMORY
 from benchbench.metric import Metric
 
@@ -70,7 +71,7 @@ INSTRUCTIONS = Metric(
                "(`instructions_tolerance`), without a significance test: they are exact up to interpreter jitter."),
 )
 
-ALL: dict[str, Metric] = {m.name: m for m in (TIME, INSTRUCTIONS, PEAK_MEMORY, COMPILE_TIME)}
+ALL: dict[str, Metric] = {m.name: m for m in (TIME, INSTRUCTIONS, PEAK_MEMORY, COMPILE_TIME, *LATENCY_METRICS)}
 RUNNABLE = tuple(name for name, m in ALL.items() if m.runnable)
 BESIDE_TIME = tuple(m for m in ALL.values() if m.recorded_beside_time)
 

@@ -11,8 +11,9 @@ benchbench uses everywhere (`benchbench.stats.quantile`, numpy's default).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from benchbench.stats import quantile
 
@@ -78,3 +79,9 @@ def summary(samples: Sequence[float], prefix: str = "latency") -> dict[str, floa
     if missing:
         out[f"{prefix}_note"] = "; ".join(missing)
     return out
+
+
+def has_summary(metrics: Mapping[str, Any]) -> bool:
+    """Whether a result's metrics hold a percentile summary (`summary` above, any prefix): the mark of a case
+    timed one call per sample."""
+    return any(k.endswith("_calls") and f"{k[:-len('_calls')]}_max_s" in metrics for k in metrics)

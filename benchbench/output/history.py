@@ -154,6 +154,8 @@ def trend_svg(history: History, s: Series) -> str:
                             if unit >= f), (1e-9, "ns"))
         if metrics.get(s.metric).unit == "bytes":
             scale, name = 2.0**20, "MiB"
+        elif metrics.get(s.metric).unit == "per_second":
+            scale, name = 1.0, "per s"
         lo = [(p.median - (p.ci_low if p.ci_low is not None else p.median)) / scale for p in ok]
         hi = [((p.ci_high if p.ci_high is not None else p.median) - p.median) / scale for p in ok]
         ax.errorbar(xs, [y / scale for y in ys], yerr=[lo, hi], fmt="o-", ms=2.5, lw=0.8, elinewidth=0.6,

@@ -28,6 +28,7 @@ from benchbench.output.charts import Bar, Entry, bars, forest, lines
 from benchbench.output.comparison import env_lines, fmt_median, fmt_pct, metric_table_rows, quantity
 from benchbench.output.gate import headline, policy_text
 from benchbench.output.html import Raw, Section, badge, esc
+from benchbench.output.percentiles import percentile_table
 from benchbench.output.units import fmt_si, fmt_speed, fmt_time
 from benchbench.report import CaseKey, Report, Result, report_fact
 
@@ -547,6 +548,9 @@ def report_page(reports: Sequence[Report], names: Sequence[str], comparison: Com
     beside = _metrics_beside_time(comparison, gate) if comparison is not None else ""
     if beside:
         sections.append(Section("Peak memory and compile time", beside, "s-metrics"))
+    tails = percentile_table(reports, names)
+    if tails:
+        sections.append(Section("Latency percentiles", tails, "s-percentiles"))
     for suite in dict.fromkeys(k.suite for k in keys):
         # Reports that did not run this suite at all stay out of its charts, and the section says so.
         ran = [i for i, rep in enumerate(reports) if any(r.key.suite == suite for r in rep.results)]

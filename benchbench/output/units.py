@@ -37,7 +37,12 @@ def fmt_count(value: float | None) -> str:
 
 def fmt_value(value: float | None, unit: str) -> str:
     """A metric's value in its unit (benchbench/metric.py UNITS): the one place a unit is formatted."""
-    return {"seconds": fmt_time, "count": fmt_count, "bytes": fmt_bytes}[unit](value)
+    return {"seconds": fmt_time, "count": fmt_count, "bytes": fmt_bytes, "per_second": fmt_rate}[unit](value)
+
+
+def fmt_rate(value: float | None) -> str:
+    """Events per second, e.g. tokens/s: "742/s", "3,259/s", "12.5/s"."""
+    return "-" if value is None else f"{value:,.0f}/s" if abs(value) >= 100 else f"{value:.3g}/s"
 
 
 def fmt_per_call(value: float | None, timing_method: str | None = None) -> str:
