@@ -39,8 +39,8 @@ class Module:
 
 
 MODULES: dict[str, Module] = {
-    "compare": Module("benchbench/compare.py", ("tests/test_compare.py",)),
-    "gate": Module("benchbench/gate.py", ("tests/test_gate.py",)),
+    "compare": Module("benchbench/compare.py", ("tests/test_compare.py", "tests/test_compare_rules.py")),
+    "gate": Module("benchbench/gate.py", ("tests/test_gate.py", "tests/test_gate_rules.py")),
     "changepoint": Module("benchbench/changepoint.py", ("tests/test_changepoint.py",)),
     "stats": Module("benchbench/stats.py", ("tests/test_stats.py",)),
     "rounds": Module("benchbench/rounds.py", ("tests/test_rounds.py", "tests/test_session.py")),
@@ -120,7 +120,7 @@ def run_module(name: str, children: int, only: list[str] | None = None) -> list[
         tracked_copy(work)
         configure(work, module)
         dotted = module.path.removesuffix(".py").replace("/", ".")
-        names = only or [f"{dotted}.x_{f}__mutmut_*" for f in module.functions]
+        names = only or [_pattern(dotted, f) for f in module.functions]
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *names], cwd=work,
                        env=_env(), check=False)
         return collect(name, work)
@@ -142,6 +142,12 @@ def collect(name: str, work: Path, diffs: bool = True) -> list[tuple[str, str, s
     return [(m, st, None if st in KILLED + (NOT_RUN,) or not diffs else subprocess.run(
         [sys.executable, "-m", "mutmut", "show", m], cwd=work, env=_env(), capture_output=True, text=True,
         check=False).stdout) for m, st in rows]
+
+
+def _pattern(dotted: str, function: str) -> str:
+    """mutmut's names for every mutant of one function (or Class.method) of a module."""
+    cls, _, name = function.rpartition(".")
+    return f"{dotted}.xǁ{cls}ǁ{name}__mutmut_*" if cls else f"{dotted}.x_{function}__mutmut_*"
 
 
 def _function(mutant: str) -> str:
@@ -195,8 +201,13 @@ def main() -> None:
     ap.add_argument("--children", type=int, default=2, help="mutants tested at once")
     ap.add_argument("--table", action="store_true", help="run nothing: rewrite the table from the stored results")
     ap.add_argument("--recheck", action="store_true",
-                    help="run only the stored survivors (not explained) of the modules again, after new tests")
+                    help="run only the stored survivors (not explained) of the modules again, after new tests, and "
+                         "the mutants a stopped run never reached")
     ap.add_argument("--functions", nargs="+", help="with --recheck: only the survivors in these functions")
+    ap.add_argument("--rerun", nargs="+", metavar="FUNCTION",
+                    help="run every mutant of these functions (changed since the stored run: mutmut numbers a "
+                         "function's mutants afresh) and replace their stored statuses; the others are kept, or "
+                         "rechecked with --recheck")
     ap.add_argument("--collect", nargs=2, metavar=("MODULE", "SCRATCH"),
                     help="run nothing: store what a run (going, or stopped) has found so far in its scratch copy")
     ap.add_argument("--no-diffs", action="store_true", help="with --collect: statuses only (mutmut show is slow)")
@@ -206,12 +217,16 @@ def main() -> None:
     if args.collect:
         stored = store(args.collect[0], collect(args.collect[0], Path(args.collect[1]), diffs=not args.no_diffs))
     for name in todo:
-        if args.recheck and name in stored:
-            again = [m for m, st, *_ in stored[name] if st not in KILLED and st != NOT_RUN and m not in EXPLAINED
-                     and (not args.functions or _function(m) in args.functions)]
-            fresh = {m: row for m, *row in run_module(name, args.children, again)} if again else {}
-            stored = store(name, [(m, *fresh[m]) if m in fresh and fresh[m][0] != NOT_RUN else (m, *row)
-                                  for m, *row in stored[name]])
+        if (args.recheck or args.rerun) and name in stored:
+            rerun = set(args.rerun or ())
+            again = [m for m, st, *_ in stored[name] if args.recheck and st not in KILLED and m not in EXPLAINED
+                     and _function(m) not in rerun and (not args.functions or _function(m) in args.functions)]
+            dotted = MODULES[name].path.removesuffix(".py").replace("/", ".")
+            names = again + [_pattern(dotted, f) for f in sorted(rerun)]
+            fresh = {m: row for m, *row in run_module(name, args.children, names)} if names else {}
+            kept = [(m, *fresh[m]) if m in again and m in fresh and fresh[m][0] != NOT_RUN else (m, *row)
+                    for m, *row in stored[name] if _function(m) not in rerun]
+            stored = store(name, kept + [(m, *row) for m, row in fresh.items() if _function(m) in rerun])
         else:
             stored = store(name, run_module(name, args.children))
     results = {name: [(m, s) for m, s, *_ in stored[name]] for name in MODULES if name in stored}
