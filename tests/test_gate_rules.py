@@ -262,3 +262,71 @@ def test_a_time_row_is_never_judged_by_the_instruction_rule():
     assert judge(row, Policy()).why.startswith("significantly slower")
     counts = Row(KEY, _counts([1.0, 1.0, 1.0]), _counts([1.5, 1.5, 1.5]), "slower", _change(1.5, 1.5, 1.5, p=None))
     assert judge(counts, Policy()).why.startswith("+50.00% instructions per call")
+
+
+# --- the metrics beside the time, and the verdict over all findings ---------------------------------------
+def _metric_row(verdict, key=KEY):
+    from benchbench.metric import MetricRow
+
+    return MetricRow("peak_memory", key, 100.0, 130.0, verdict, f"peak memory {verdict}", 1.3)
+
+
+def test_a_metric_beside_the_time_is_judged_by_its_verdict_and_the_noisy_policy():
+    from benchbench.gate import judge_metric
+
+    worse = judge_metric(_metric_row("worse"), Policy())
+    assert (worse.row.verdict, worse.outcome, worse.why) == ("worse", "regression", "peak memory worse")
+    for action, outcome, suffix in (("inconclusive", "inconclusive", ""), ("ignore", "ok", " (noisy = ignore)"),
+                                    ("regression", "regression", "")):
+        got = judge_metric(_metric_row("noisy"), Policy(noisy=action))
+        assert (got.outcome, got.why) == (outcome, "peak memory noisy" + suffix)
+    for verdict in ("same", "better", "incomparable"):
+        got = judge_metric(_metric_row(verdict), Policy(noisy="regression"))
+        assert (got.outcome, got.why) == ("ok", f"peak memory {verdict}")
+    policy = parse_rules({"rules": [{"match": "ops/*", "ignore": True}]})
+    assert (judge_metric(_metric_row("worse"), policy).outcome, judge_metric(_metric_row("worse"), policy).why) == (
+        "ignored", "ignored by rule match='ops/*'")
+    policy = parse_rules({"rules": [{"match": "ops/*", "ignore": True, "reason": "shared runner"}]})
+    assert judge_metric(_metric_row("worse"), policy).why == "shared runner"
+    other = CaseKey.make("data", "load")
+    assert judge_metric(_metric_row("worse", other), policy).outcome == "regression"
+
+
+def test_the_verdict_is_the_worst_finding_including_the_metrics():
+    from benchbench.gate import decide
+
+    def comparison(time_verdict, metric_verdicts):
+        from benchbench.compare import Comparison, Criteria, Pair
+
+        row = _row(time_verdict, _change(1.0, 0.9, 1.2))
+        pair = Pair("cur", make_report([]), [row], [], metric_rows=[_metric_row(v) for v in metric_verdicts])
+        return Comparison("base", make_report([]), [pair], Criteria(), [KEY])
+
+    assert decide(comparison("same", []), Policy()).verdict == "pass"
+    assert decide(comparison("same", ["same"]), Policy()).verdict == "pass"
+    res = decide(comparison("same", ["noisy", "same"]), Policy())
+    assert res.verdict == "inconclusive" and res.exit_code == 3
+    assert [f.outcome for f in res.metric_findings] == ["inconclusive", "ok"]
+    res = decide(comparison("noisy", ["worse"]), Policy())
+    assert (res.verdict, res.exit_code, res.findings[0].outcome) == ("regression", 1, "inconclusive")
+    assert decide(comparison("missing", []), Policy()).verdict == "inconclusive"
+    res = decide(comparison("same", []), Policy(threshold=0.2))
+    assert res.policy.threshold == 0.2 and res.pair.name == "cur" and res.by_outcome("ok") == res.findings
+
+
+def test_later_matching_rules_override_tolerances_thresholds_and_metric_settings():
+    policy = parse_rules({"instructions_tolerance": "1%", "memory_tolerance": "10%", "fail_on": "3%", "rules": [
+        {"match": "ops/*", "instructions_tolerance": "2%", "memory_tolerance": "20%", "threshold": "8%"},
+        {"match": "ops/matmul*", "instructions_tolerance": "4%", "ignore": True},
+        {"match": "data/*", "instructions_tolerance": "9%", "memory_tolerance": "90%", "threshold": "50%"},
+        {"match": "ops/matmul*", "ignore": False}]})
+    assert policy.tolerance_for(KEY) == pytest.approx(0.04)
+    assert policy.metric_settings(KEY) == {"memory_tolerance": pytest.approx(0.20)}
+    assert policy.settings_for(KEY) == (pytest.approx(0.08), None) and policy.threshold_for(KEY) == pytest.approx(0.08)
+    plain = CaseKey.make("training", "x")
+    assert policy.tolerance_for(plain) == pytest.approx(0.01) and policy.threshold_for(plain) == pytest.approx(0.03)
+    assert policy.metric_settings(plain) == {"memory_tolerance": pytest.approx(0.10)}
+    ignoring = parse_rules({"rules": [{"match": "ops/*", "ignore": True, "reason": "r"}]})
+    threshold, rule = ignoring.settings_for(KEY)
+    assert threshold == 0.05 and rule is not None and rule.reason == "r"
+    assert ignoring.settings_for(CaseKey.make("data", "load")) == (0.05, None)
