@@ -279,6 +279,9 @@ def test_the_detectable_effect_of_the_sample_and_summary_rules_follows_its_formu
     assert detectable_slowdown(ch, 0.05, 0.02) > detectable_slowdown(ch, 0.05, 0.02, 0.8)
     noisy = Change(1.02, 0.98, 1.07, 0.9, 0.3, 0.5, 30, 30)
     assert detectable_slowdown(noisy, 0.05, 0.02, 0.8) == 0.5  # never below the noise the rule requires
+    faster = Change(0.85, 0.8, 0.95, 0.9, 0.01, 0.001, 30, 30)  # an interval wholly below 1 has an se too
+    assert detectable_slowdown(faster, 0.05, 0.02, 0.8) == pytest.approx(math.expm1(math.log1p(0.05) + (
+        sps.norm.ppf(0.99) + sps.norm.ppf(0.8)) * math.log(0.95 / 0.8) / (2 * sps.norm.ppf(0.95))))
     for low, high in ((0.0, 1.1), (0.9, 0.0), (-1.0, 1.1)):
         assert detectable_slowdown(Change(1.0, low, high, 0.95, 0.5, 0.01, 30, 30), 0.05, 0.05) == math.inf
 

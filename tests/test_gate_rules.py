@@ -330,3 +330,13 @@ def test_later_matching_rules_override_tolerances_thresholds_and_metric_settings
     threshold, rule = ignoring.settings_for(KEY)
     assert threshold == 0.05 and rule is not None and rule.reason == "r"
     assert ignoring.settings_for(CaseKey.make("data", "load")) == (0.05, None)
+
+
+def test_on_python_3_10_without_tomli_the_rules_file_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    path = tmp_path / "rules.toml"
+    path.write_text('fail_on = "5%"\n')
+    monkeypatch.setattr(sys, "version_info", (3, 10, 14, "final", 0))
+    monkeypatch.setitem(sys.modules, "tomli", None)  # not installed: importing it raises ImportError
+    assert _message(load_policy, str(path)) == f"{path}: reading a rules file on Python 3.10 needs `pip install tomli`"
