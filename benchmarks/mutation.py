@@ -154,9 +154,33 @@ def collect(name: str, work: Path, diffs: bool = True) -> list[tuple[str, str, s
     if MODULES[name].functions:
         rows = [(m, st) for m, st in rows if _function(m) in MODULES[name].functions]
     # the change each survivor makes, kept with its status: the scratch copy is gone afterwards
-    return [(m, st, None if st in KILLED + (NOT_RUN,) or not diffs else subprocess.run(
-        [sys.executable, "-m", "mutmut", "show", m], cwd=work, env=_env(), capture_output=True, text=True,
-        check=False).stdout) for m, st in rows]
+    shown = _diffs(work, MODULES[name].path, [m for m, st in rows if st not in KILLED + (NOT_RUN,)]) if diffs else {}
+    return [(m, st, shown.get(m)) for m, st in rows]
+
+
+_SHOW = """
+import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+out = {}
+for name in json.loads(sys.stdin.read()):
+    try:
+        out[name] = get_diff_for_mutant(name, path=sys.argv[1])
+    except Exception as exc:  # a mutant mutmut cannot show: keep its status without the change
+        out[name] = None
+print(json.dumps(out))
+"""
+
+
+def _diffs(work: Path, path: str, names: list[str]) -> dict[str, str | None]:
+    """The change each of `names` makes, from one mutmut process (a `mutmut show` each takes minutes in all)."""
+    if not names:
+        return {}
+    done = subprocess.run([sys.executable, "-c", _SHOW, path], cwd=work, env=_env(), input=json.dumps(names),
+                          capture_output=True, text=True, check=False)
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        return {}
 
 
 def _pattern(dotted: str, function: str) -> str:
@@ -225,12 +249,19 @@ def main() -> None:
                          "rechecked with --recheck")
     ap.add_argument("--collect", nargs=2, metavar=("MODULE", "SCRATCH"),
                     help="run nothing: store what a run (going, or stopped) has found so far in its scratch copy")
-    ap.add_argument("--no-diffs", action="store_true", help="with --collect: statuses only (mutmut show is slow)")
+    ap.add_argument("--no-diffs", action="store_true", help="with --collect: statuses only")
+    ap.add_argument("--merge", action="store_true",
+                    help="with --collect: keep the stored status of every mutant the run did not get to (a stopped "
+                         "--recheck)")
     args = ap.parse_args()
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     todo = [] if args.table or args.collect else args.only or list(MODULES)
     if args.collect:
-        stored = store(args.collect[0], collect(args.collect[0], Path(args.collect[1]), diffs=not args.no_diffs))
+        found = collect(args.collect[0], Path(args.collect[1]), diffs=not args.no_diffs)
+        if args.merge and args.collect[0] in stored:
+            got = {m: row for m, *row in found if row[0] != NOT_RUN}
+            found = [(m, *got.pop(m, row)) for m, *row in stored[args.collect[0]]] + [(m, *r) for m, r in got.items()]
+        stored = store(args.collect[0], found)
     for name in todo:
         if (args.recheck or args.rerun) and name in stored:
             rerun = set(args.rerun or ())
