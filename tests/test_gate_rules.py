@@ -340,3 +340,51 @@ def test_on_python_3_10_without_tomli_the_rules_file_says_what_to_install(tmp_pa
     monkeypatch.setattr(sys, "version_info", (3, 10, 14, "final", 0))
     monkeypatch.setitem(sys.modules, "tomli", None)  # not installed: importing it raises ImportError
     assert _message(load_policy, str(path)) == f"{path}: reading a rules file on Python 3.10 needs `pip install tomli`"
+
+
+def test_metric_setting_errors_name_the_file_and_the_rule():
+    assert _message(parse_rules, {"memory_tolerance": "lots"}, "ci.toml").startswith("ci.toml: memory_tolerance 'lots'")
+    doc = {"rules": [{"match": "a", "memory_tolerance": "lots"}]}
+    assert _message(parse_rules, doc, "ci.toml").startswith("ci.toml: rule 1: memory_tolerance 'lots'")
+
+
+@pytest.mark.parametrize("rules", [["ops/*"], [1], [{"threshold": "5%"}, "x"], "ops/*", {"threshold": "5%"}])
+def test_rules_must_be_a_list_of_tables(rules):
+    assert _message(parse_rules, {"rules": rules}, "ci.toml") == (
+        "ci.toml: rules must be a list of tables ([[rules]] sections)")
+
+
+def test_counts_against_a_side_without_a_timing_method_are_judged_as_counts():
+    """Reports from before timing methods were recorded: the side that says callgrind decides the rule."""
+    plain, up = result(KEY, [8300.0, 8301.0, 8300.5]), _counts([8549.0, 8550.0, 8549.5])
+    for base, other in ((plain, up), (_counts(plain.samples), result(KEY, up.samples))):
+        (finding,) = gate(make_report([base]), make_report([other])).findings
+        assert finding.why == "+3.00% instructions per call, beyond the 0.5% tolerance"
+        assert finding.row.base is base and finding.row.other is other
+
+
+def test_findings_keep_their_rows():
+    from benchbench.gate import judge_metric
+
+    jittery = gate(make_report([_counts([8300.0, 8301.0, 8300.5])]), make_report([_counts([8000.0, 8500.0, 8700.0])]))
+    assert jittery.findings[0].row is jittery.pair.rows[0]
+    policy = parse_rules({"rules": [{"match": "ops/*", "ignore": True}]})
+    for verdict, pol in (("worse", policy), ("noisy", Policy()), ("same", Policy())):
+        row = _metric_row(verdict)
+        assert judge_metric(row, pol).row is row
+
+
+def test_the_gate_names_its_reports_and_applies_the_metric_settings_of_the_rules():
+    import numpy as np
+    from test_compare import rounds_result
+
+    rng = np.random.default_rng(3)
+    base, cur = rounds_result(KEY, [1e-3] * 3, rng), rounds_result(KEY, [1e-3] * 3, rng)
+    for res, peak in ((base, 100e6), (cur, 130e6)):
+        for meta in res.rounds:
+            meta["peak_memory_bytes"] = peak
+    strict = gate(make_report([base]), make_report([cur]), names=("main", "pr"))
+    assert (strict.comparison.base_name, strict.pair.name) == ("main", "pr")
+    assert strict.verdict == "regression" and [f.outcome for f in strict.metric_findings] == ["regression"]
+    lenient = gate(make_report([base]), make_report([cur]), parse_rules({"memory_tolerance": "50%"}))
+    assert lenient.verdict == "pass" and [f.outcome for f in lenient.metric_findings] == ["ok"]
