@@ -96,6 +96,9 @@ EXPLAINED: dict[str, str] = {
     **{f"benchbench.compare.x_bootstrap_medians__mutmut_{i}": _NP_DEFAULT for i in (15, 72)},
     **{f"benchbench.compare.x_mann_whitney_p__mutmut_{i}": _NP_DEFAULT for i in (16, 18)},
     **{f"benchbench.compare.x_round_values__mutmut_{i}": _ZIP for i in (6, 9, 10)},
+    **{f"benchbench.gate.x_judge__mutmut_{i}": (
+        "the `else 'failed'` of a broke row's message is dead code: compare_pair calls a row broke only when the "
+        "current result exists and failed or timed out, so row.other is never None there") for i in (44, 45, 46)},
     "benchbench.gate.x__read_toml__mutmut_1": ("sys.version_info > (3, 11) instead of >=: version_info has five "
                                                "fields, so it is greater than (3, 11) exactly when it is at least "
                                                "that"),
