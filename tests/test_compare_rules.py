@@ -534,3 +534,29 @@ def test_verdict_counts_in_the_order_of_the_verdicts():
     counts = verdict_counts(rows)
     assert counts == {"slower": 1, "same": 3, "new": 1, "failed": 1}
     assert list(counts) == ["slower", "same", "new", "failed"] and verdict_counts([]) == {}
+
+
+# --- the rule at its exact edges --------------------------------------------------------------------------
+@pytest.mark.parametrize("change, expected", [
+    (Change(1.2, 1.15, 1.25, 0.95, 0.05, 0.02, 30, 30), "noisy"),     # p exactly alpha: not significant
+    (Change(1.2, 1.05, 1.25, 0.95, 0.001, 0.02, 30, 30), "noisy"),    # interval starting exactly at +5%
+    (Change(1.2, 1.15, 1.25, 0.95, 0.001, 0.2, 30, 30), "noisy"),     # change exactly the samples' noise
+    (Change(0.9, 0.85, 1 / 1.05, 0.95, 0.001, 0.02, 30, 30), "noisy"),  # interval ending exactly at -5%
+    (Change(1 / 1.2, 0.8, 0.85, 0.95, 0.001, 0.2, 30, 30), "noisy"),   # change exactly the noise, faster
+    (Change(0.95, 0.9, 0.94, 0.95, 0.001, 0.1, 30, 30), "noisy"),     # inside the noise: 0.95 > 1 / 1.1
+])
+def test_each_bound_of_the_rule_is_strict(change, expected):
+    assert c.classify(change, threshold=0.05, alpha=0.05) == expected
+
+
+def test_mann_whitney_runs_when_only_the_current_side_is_constant_at_the_baselines_slowest():
+    base = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    p = mann_whitney_p(base, [8.0] * 8)
+    assert p == pytest.approx(sps.mannwhitneyu(base, [8.0] * 8).pvalue) and p < 0.01
+
+
+def test_the_ratio_intervals_default_seed_is_0():
+    rng = np.random.default_rng(19)
+    a, b = timings(rng, 301, 1.0, 0.05), timings(rng, 301, 1.1, 0.05)
+    assert c.bootstrap_ratio_ci(a, b, 0.95, 2000, 0) != c.bootstrap_ratio_ci(a, b, 0.95, 2000, 1)
+    assert c.bootstrap_ratio_ci(a, b) == c.bootstrap_ratio_ci(a, b, 0.95, 2000, 0)
