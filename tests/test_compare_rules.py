@@ -544,6 +544,8 @@ def test_verdict_counts_in_the_order_of_the_verdicts():
     (Change(0.9, 0.85, 1 / 1.05, 0.95, 0.001, 0.02, 30, 30), "noisy"),  # interval ending exactly at -5%
     (Change(1 / 1.2, 0.8, 0.85, 0.95, 0.001, 0.2, 30, 30), "noisy"),   # change exactly the noise, faster
     (Change(0.95, 0.9, 0.94, 0.95, 0.001, 0.1, 30, 30), "noisy"),     # inside the noise: 0.95 > 1 / 1.1
+    (Change(1.0, 1 / 1.05, 1.02, 0.95, 0.5, 0.01, 30, 30), "noisy"),  # same only strictly inside the band
+    (Change(1.0, 0.98, 1.05, 0.95, 0.5, 0.01, 30, 30), "noisy"),
 ])
 def test_each_bound_of_the_rule_is_strict(change, expected):
     assert c.classify(change, threshold=0.05, alpha=0.05) == expected
