@@ -39,8 +39,8 @@ class Module:
 
 
 MODULES: dict[str, Module] = {
-    "compare": Module("benchbench/compare.py", ("tests/test_compare.py",)),
-    "gate": Module("benchbench/gate.py", ("tests/test_gate.py",)),
+    "compare": Module("benchbench/compare.py", ("tests/test_compare.py", "tests/test_compare_rules.py")),
+    "gate": Module("benchbench/gate.py", ("tests/test_gate.py", "tests/test_gate_rules.py")),
     # the decisive tests with known answers only: the seeded false-alarm and power simulations (seconds each,
     # minutes for a mutant that slows detect down) still run in the normal suite, not against every mutant
     "changepoint": Module("benchbench/changepoint.py", ("tests/test_changepoint.py",),
@@ -79,6 +79,13 @@ _NAN = 'float("NAN") is float("nan"): the same not-a-number'
 _ASARRAY = ("numpy's dtype of detect's values or weights: they are read only through np.isfinite, comparisons, "
             "scan_values and scan_statistic (which make float arrays) and medians (floats for whole numbers too), "
             "so an integer array gives the same numbers")
+_BOOT_WINDOW = ("the exact bootstrap median's window of ranks (only used above 2,000 samples): it reaches at least "
+                "19 standard deviations of the median's rank either side, so the mass left outside is below 1e-80 "
+                "and every cdf value it changes is 0.0 or 1.0 in floating point already; the draws differ only "
+                "when the uniform draw is exactly 0.0")
+_NP_DEFAULT = "the argument mutmut drops or changes is the library's default (or read case-insensitively) anyway"
+_FLOAT = ("numpy's dtype: samples are Python floats (or a float array), so np.asarray gives a float array "
+          "either way; integer samples give the same medians and ratios")
 EXPLAINED: dict[str, str] = {
     **{f"benchbench.changepoint.x_weights_from_intervals__mutmut_{i}": _DTYPE for i in (3, 5, 6, 11, 13, 14)},
     **{f"benchbench.changepoint.x_weights_from_intervals__mutmut_{i}": _SCALE for i in (18, 20, 31, 48)},
@@ -100,6 +107,17 @@ EXPLAINED: dict[str, str] = {
     **{f"benchbench.rounds.x_merge_round__mutmut_{i}": _DEFAULT for i in (95, 101, 110, 113)},
     **{f"benchbench.blocks.x_paired_round_logs__mutmut_{i}": _ZIP for i in (12, 15, 16)},
     "benchbench.blocks.x_pairs_disagree__mutmut_25": _EDGE,
+    **{f"benchbench.compare.x_bootstrap_medians__mutmut_{i}": _FLOAT for i in (3, 5)},
+    **{f"benchbench.compare.x_bootstrap_medians__mutmut_{i}": _BOOT_WINDOW for i in (28, 31, 33, 37, 51, 62, 65)},
+    **{f"benchbench.compare.x_bootstrap_medians__mutmut_{i}": _NP_DEFAULT for i in (15, 72)},
+    **{f"benchbench.compare.x_mann_whitney_p__mutmut_{i}": _NP_DEFAULT for i in (16, 18)},
+    **{f"benchbench.compare.x_round_values__mutmut_{i}": _ZIP for i in (6, 9, 10)},
+    **{f"benchbench.gate.x_judge__mutmut_{i}": (
+        "the `else 'failed'` of a broke row's message is dead code: compare_pair calls a row broke only when the "
+        "current result exists and failed or timed out, so row.other is never None there") for i in (44, 45, 46)},
+    "benchbench.gate.x__read_toml__mutmut_1": ("sys.version_info > (3, 11) instead of >=: version_info has five "
+                                               "fields, so it is greater than (3, 11) exactly when it is at least "
+                                               "that"),
 }
 
 
@@ -136,7 +154,7 @@ def run_module(name: str, children: int, only: list[str] | None = None) -> list[
         tracked_copy(work)
         configure(work, module)
         dotted = module.path.removesuffix(".py").replace("/", ".")
-        names = only or [f"{dotted}.{_mangled(f)}__mutmut_*" for f in module.functions]
+        names = only or [_pattern(dotted, f) for f in module.functions]
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *names], cwd=work,
                        env=_env(), check=False)
         return collect(name, work)
@@ -155,15 +173,39 @@ def collect(name: str, work: Path, diffs: bool = True) -> list[tuple[str, str, s
     if MODULES[name].functions:
         rows = [(m, st) for m, st in rows if _function(m) in MODULES[name].functions]
     # the change each survivor makes, kept with its status: the scratch copy is gone afterwards
-    return [(m, st, None if st in KILLED + (NOT_RUN,) or not diffs else subprocess.run(
-        [sys.executable, "-m", "mutmut", "show", m], cwd=work, env=_env(), capture_output=True, text=True,
-        check=False).stdout) for m, st in rows]
+    shown = _diffs(work, MODULES[name].path, [m for m, st in rows if st not in KILLED + (NOT_RUN,)]) if diffs else {}
+    return [(m, st, shown.get(m)) for m, st in rows]
 
 
-def _mangled(function: str) -> str:
-    """mutmut's name for a function (x_name) or a method (xǁClassǁname)."""
+_SHOW = """
+import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+out = {}
+for name in json.loads(sys.stdin.read()):
+    try:
+        out[name] = get_diff_for_mutant(name, path=sys.argv[1])
+    except Exception as exc:  # a mutant mutmut cannot show: keep its status without the change
+        out[name] = None
+print(json.dumps(out))
+"""
+
+
+def _diffs(work: Path, path: str, names: list[str]) -> dict[str, str | None]:
+    """The change each of `names` makes, from one mutmut process (a `mutmut show` each takes minutes in all)."""
+    if not names:
+        return {}
+    done = subprocess.run([sys.executable, "-c", _SHOW, path], cwd=work, env=_env(), input=json.dumps(names),
+                          capture_output=True, text=True, check=False)
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        return {}
+
+
+def _pattern(dotted: str, function: str) -> str:
+    """mutmut's names for every mutant of one function (or Class.method) of a module."""
     cls, _, name = function.rpartition(".")
-    return f"xǁ{cls}ǁ{name}" if cls else f"x_{name}"
+    return f"{dotted}.xǁ{cls}ǁ{name}__mutmut_*" if cls else f"{dotted}.x_{function}__mutmut_*"
 
 
 def _function(mutant: str) -> str:
@@ -217,23 +259,39 @@ def main() -> None:
     ap.add_argument("--children", type=int, default=2, help="mutants tested at once")
     ap.add_argument("--table", action="store_true", help="run nothing: rewrite the table from the stored results")
     ap.add_argument("--recheck", action="store_true",
-                    help="run only the stored survivors (not explained) of the modules again, after new tests")
+                    help="run only the stored survivors (not explained) of the modules again, after new tests, and "
+                         "the mutants a stopped run never reached")
     ap.add_argument("--functions", nargs="+", help="with --recheck: only the survivors in these functions")
+    ap.add_argument("--rerun", nargs="+", metavar="FUNCTION",
+                    help="run every mutant of these functions (changed since the stored run: mutmut numbers a "
+                         "function's mutants afresh) and replace their stored statuses; the others are kept, or "
+                         "rechecked with --recheck")
     ap.add_argument("--collect", nargs=2, metavar=("MODULE", "SCRATCH"),
                     help="run nothing: store what a run (going, or stopped) has found so far in its scratch copy")
-    ap.add_argument("--no-diffs", action="store_true", help="with --collect: statuses only (mutmut show is slow)")
+    ap.add_argument("--no-diffs", action="store_true", help="with --collect: statuses only")
+    ap.add_argument("--merge", action="store_true",
+                    help="with --collect: keep the stored status of every mutant the run did not get to (a stopped "
+                         "--recheck)")
     args = ap.parse_args()
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     todo = [] if args.table or args.collect else args.only or list(MODULES)
     if args.collect:
-        stored = store(args.collect[0], collect(args.collect[0], Path(args.collect[1]), diffs=not args.no_diffs))
+        found = collect(args.collect[0], Path(args.collect[1]), diffs=not args.no_diffs)
+        if args.merge and args.collect[0] in stored:
+            got = {m: row for m, *row in found if row[0] != NOT_RUN}
+            found = [(m, *got.pop(m, row)) for m, *row in stored[args.collect[0]]] + [(m, *r) for m, r in got.items()]
+        stored = store(args.collect[0], found)
     for name in todo:
-        if args.recheck and name in stored:
-            again = [m for m, st, *_ in stored[name] if st not in KILLED and st != NOT_RUN and m not in EXPLAINED
-                     and (not args.functions or _function(m) in args.functions)]
-            fresh = {m: row for m, *row in run_module(name, args.children, again)} if again else {}
-            stored = store(name, [(m, *fresh[m]) if m in fresh and fresh[m][0] != NOT_RUN else (m, *row)
-                                  for m, *row in stored[name]])
+        if (args.recheck or args.rerun) and name in stored:
+            rerun = set(args.rerun or ())
+            again = [m for m, st, *_ in stored[name] if args.recheck and st not in KILLED and m not in EXPLAINED
+                     and _function(m) not in rerun and (not args.functions or _function(m) in args.functions)]
+            dotted = MODULES[name].path.removesuffix(".py").replace("/", ".")
+            names = again + [_pattern(dotted, f) for f in sorted(rerun)]
+            fresh = {m: row for m, *row in run_module(name, args.children, names)} if names else {}
+            kept = [(m, *fresh[m]) if m in again and m in fresh and fresh[m][0] != NOT_RUN else (m, *row)
+                    for m, *row in stored[name] if _function(m) not in rerun]
+            stored = store(name, kept + [(m, *row) for m, row in fresh.items() if _function(m) in rerun])
         else:
             stored = store(name, run_module(name, args.children))
     results = {name: [(m, s) for m, s, *_ in stored[name]] for name in MODULES if name in stored}
