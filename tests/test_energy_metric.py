@@ -138,7 +138,9 @@ def test_compare_says_unavailable_once_per_reason_and_lists_no_rows():
     assert f"cur energy per call: energy {NO_RAPL} (2 cases)" in text
     assert text.count("no RAPL counters") == 1
     assert all(r["why"] == "energy " + NO_RAPL for r in comparison_doc(comp)["metrics"]["cur"])
-    assert gate(base, cur).verdict == "pass"  # unavailable energy never decides
+    result = gate(base, cur)
+    assert result.verdict == "pass"  # unavailable energy never decides
+    assert terminal_text(result).count("energy unavailable: no RAPL counters") == 1  # gate and ab say it too
 
 
 def test_compare_lists_a_measured_energy_change():
