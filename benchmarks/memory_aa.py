@@ -183,11 +183,15 @@ def load_average() -> str:
 
 
 def summary(rows: list[dict]) -> dict:
+    """Counts over the decisions; `incomparable` rows (reports of suites written with another --reps: another
+    benchmark definition) are counted apart and are not decisions."""
+    apart = sum(r["verdict"] == "incomparable" for r in rows)
+    rows = [r for r in rows if r["verdict"] != "incomparable"]
     diffs = [abs(r["other"] - r["base"]) for r in rows if r["base"] is not None and r["other"] is not None]
     rel = [abs(r["other"] / r["base"] - 1) for r in rows if r["base"] and r["other"] is not None]
     return {"decisions": len(rows), "regressions": sum(r["outcome"] == "regression" for r in rows),
             "worse": sum(r["verdict"] == "worse" for r in rows), "noisy": sum(r["verdict"] == "noisy" for r in rows),
-            "same": sum(r["verdict"] == "same" for r in rows),
+            "same": sum(r["verdict"] == "same" for r in rows), "incomparable": apart,
             "median_abs_diff_mib": statistics.median(diffs) / MiB if diffs else None,
             "max_abs_diff_mib": max(diffs) / MiB if diffs else None,
             "max_rel_diff": max(rel) if rel else None,
@@ -196,7 +200,7 @@ def summary(rows: list[dict]) -> dict:
 
 def table(results: dict) -> str:
     lines = ["| experiment | cases | decisions | regressions | noisy | same | median abs. change | largest change "
-             "| values compared |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| values compared | not compared |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, parts in results.items():
         for group, s in parts.items():
             if not s["decisions"]:
@@ -204,7 +208,7 @@ def table(results: dict) -> str:
             lo, hi = s["peak_range_mib"]
             lines.append(f"| {name} | {group} | {s['decisions']} | {s['regressions']} | {s['noisy']} | {s['same']} | "
                          f"{s['median_abs_diff_mib']:.2f} MiB | {s['max_abs_diff_mib']:.2f} MiB "
-                         f"({100 * s['max_rel_diff']:.2f}%) | {lo:.0f}-{hi:.0f} MiB |")
+                         f"({100 * s['max_rel_diff']:.2f}%) | {lo:.0f}-{hi:.0f} MiB | {s['incomparable']} |")
     return "\n".join(lines)
 
 
