@@ -20,9 +20,9 @@ policy says to ignore it:
 Instruction counts (`run --metric instructions`) have their own rule: more instructions per call than
 the tolerance allows (default 0.5%, `instructions_tolerance` in the rules file) is a regression, and
 counts whose repeats spread by more than the tolerance are `noisy` (benchbench/instructions.py).
-Peak memory and compile time, recorded by every timed run, are judged beside the time by their own rules
-(benchbench/memory.py, benchbench/compile_time.py; settings `memory_tolerance`, `memory_floor` and
-`compile_threshold` in the rules file): `worse` is a regression, `noisy` follows the `noisy` action,
+Peak memory, compile time and energy, recorded by every timed run, are judged beside the time by their own
+rules (benchbench/memory.py, benchbench/compile_time.py, benchbench/energy_metric.py; settings
+`memory_tolerance`, `memory_floor`, `compile_threshold` and `energy_threshold` in the rules file): `worse` is a regression, `noisy` follows the `noisy` action,
 `incomparable` never decides.
 Regression wins over inconclusive, inconclusive over pass. New cases, `fixed`, and cases that were
 not ok in the baseline either never fail the gate; they are listed.

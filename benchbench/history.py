@@ -335,11 +335,16 @@ def _beside_time(key: CaseKey, machine: str, method: str | None, points: list[Po
         if all(v is None for v in values):
             continue
         own = [Point(p.run, "ok", v) if v is not None and v > 0 else
-               (p if p.status != "ok" else Point(p.run, "missing", reason=f"no {metric.title} recorded"))
-               for p, v in zip(points, values, strict=True)]
+               (p if p.status != "ok" else Point(p.run, "missing", reason=_missing(metric, rep.result(key))))
+               for p, v, rep in zip(points, values, reports, strict=True)]
         series = _with_changes(key, machine, method, own, reports, definitions, max_pvalue, min_size, seed)
         out.append(replace(series, metric=metric.name))
     return out
+
+
+def _missing(metric: metrics.Metric, result: Any) -> str:
+    """Why a run has no value of this metric: the metric's own reason where it knows one."""
+    return (metric.missing(result) if metric.missing is not None else None) or f"no {metric.title} recorded"
 
 
 def _with_changes(key: CaseKey, machine: str, method: str | None, points: list[Point], reports: list[Report],

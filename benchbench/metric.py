@@ -28,7 +28,7 @@ from typing import Any
 from benchbench.errors import UserError
 
 RULES = ("rounds", "tolerance")
-UNITS = ("seconds", "count", "bytes", "per_second")
+UNITS = ("seconds", "count", "bytes", "per_second", "joules")
 # What a MetricRow says, in the metric's own direction: `worse` is a regression of that metric.
 ROW_VERDICTS = ("worse", "better", "same", "noisy", "incomparable")
 
@@ -97,6 +97,7 @@ class Metric:
     # neither side recorded it. `settings`: the per-case settings it reads (gate rules) and their defaults.
     compare_results: Callable[[Any, Any, Any, Mapping[str, Any]], MetricRow | None] | None = None
     value: Callable[[Any], float | None] | None = None  # one result's value (history's series), None: not recorded
+    missing: Callable[[Any], str | None] | None = None  # why a result has no value, in one line (None: not known)
     settings: Mapping[str, Any] = field(default_factory=dict)
     parse_setting: Callable[[str, Any, str], Any] | None = None  # (name, raw value, where) -> value, or UserError
     # Two results of this metric that cannot be compared: why, in words (None: comparable)

@@ -1,7 +1,7 @@
 """The registry of metrics (benchbench/metric.py says what a metric is).
 
-Time and instruction counts are measured by runs of their own (`run --metric NAME`); peak memory and
-compile time are recorded by every timed run and compared beside the time. Adding a metric is its own
+Time and instruction counts are measured by runs of their own (`run --metric NAME`); peak memory,
+compile time and energy are recorded by every timed run and compared beside the time. Adding a metric is its own
 module (its `Metric` and comparison rule) plus one entry in `ALL` below.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchbench.compile_time import COMPILE_TIME
+from benchbench.energy_metric import ENERGY
 from benchbench.errors import UserError
 from benchbench.instructions import DEFAULT_TOLERANCE, allocators_apart
 from benchbench.instructions import METHOD as INSTRUCTIONS_METHOD
@@ -71,7 +72,8 @@ INSTRUCTIONS = Metric(
                "(`instructions_tolerance`), without a significance test: they are exact up to interpreter jitter."),
 )
 
-ALL: dict[str, Metric] = {m.name: m for m in (TIME, INSTRUCTIONS, PEAK_MEMORY, COMPILE_TIME, *LATENCY_METRICS)}
+ALL: dict[str, Metric] = {m.name: m for m in (TIME, INSTRUCTIONS, PEAK_MEMORY, COMPILE_TIME, ENERGY,
+                                                 *LATENCY_METRICS)}
 RUNNABLE = tuple(name for name, m in ALL.items() if m.runnable)
 BESIDE_TIME = tuple(m for m in ALL.values() if m.recorded_beside_time)
 

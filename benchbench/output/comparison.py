@@ -244,8 +244,9 @@ def metric_table_rows(rows: list[MetricRow], base_name: str, name: str) -> list[
 
 
 def metric_lines(comp: Comparison, md: bool = False) -> list[str]:
-    """The metrics recorded beside the time (peak memory, compile time): a count of verdicts per metric,
-    and a table of the cases that are not `same`. Empty when no pair has any."""
+    """The metrics recorded beside the time (peak memory, compile time, energy): a count of verdicts per metric,
+    why a metric was measured on neither side (one line per reason), and a table of the other cases that are not
+    `same`. Empty when no pair has any."""
     out: list[str] = []
     for pair in comp.pairs:
         if not pair.metric_rows:
@@ -258,7 +259,14 @@ def metric_lines(comp: Comparison, md: bool = False) -> list[str]:
             line = f"{pair.name} {metrics.get(name).title}: " + ", ".join(f"{counts[v]} {v}" for v in ROW_VERDICTS
                                                                            if v in counts)
             out.append(("- " if md else "") + line)
-        shown = [r for r in pair.metric_rows if r.verdict != "same"]
+        # a metric not measured on either side (energy on a machine without counters): one line per reason
+        unmeasured: dict[tuple[str, str], int] = {}
+        for r in pair.metric_rows:
+            if r.base is None and r.other is None:
+                unmeasured[(r.metric, r.why)] = unmeasured.get((r.metric, r.why), 0) + 1
+        out += [("- " if md else "") + f"{pair.name} {metrics.get(m).title}: {why} ({_cases(n)})"
+                for (m, why), n in unmeasured.items()]
+        shown = [r for r in pair.metric_rows if r.verdict != "same" and (r.base is not None or r.other is not None)]
         if shown:
             out += ["", _tabulate(metric_table_rows(shown, comp.base_name, pair.name), "github" if md else "simple")]
     return [""] + out if out else []

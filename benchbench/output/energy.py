@@ -4,12 +4,8 @@ one line under the table. Takes results, returns strings."""
 from __future__ import annotations
 
 from benchbench import energy
-from benchbench.output.units import fmt_scaled
+from benchbench.output.units import fmt_joules
 from benchbench.report import Report, Result
-
-
-def fmt_joules(joules: float | None) -> str:
-    return fmt_scaled(joules, "J")
 
 
 def _number(value: object) -> float | None:

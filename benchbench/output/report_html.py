@@ -223,7 +223,7 @@ def _comparison(comp: Comparison) -> str:
 
 
 def _metrics_beside_time(comp: Comparison, gate: GateResult | None) -> str:
-    """Peak memory and compile time, case by case, with each metric's own verdict (and the gate's outcome)."""
+    """Peak memory, compile time and energy, case by case, with each metric's own verdict (and the gate's outcome)."""
     outcome = {(f.row.metric, f.row.key): f.outcome for f in gate.metric_findings} if gate is not None else {}
     out = []
     for pair in comp.pairs:
@@ -242,7 +242,8 @@ def _metrics_beside_time(comp: Comparison, gate: GateResult | None) -> str:
         return ""
     return ('<p class="note">Recorded by every timed run beside the time and compared by each metric\'s own rule: '
             "peak memory by a tolerance (the larger of a relative part and an absolute floor), compile time over "
-            "rounds, with any new graph break or recompile a regression of its own.</p>" + "".join(out))
+            "rounds, with any new graph break or recompile a regression of its own, and energy per call over rounds "
+            "(unavailable where the machine has no energy counter it can read).</p>" + "".join(out))
 
 
 def _verdict_kind(verdict: str) -> str:
@@ -547,7 +548,7 @@ def report_page(reports: Sequence[Report], names: Sequence[str], comparison: Com
         sections.append(Section("Geometric means", _comparison(comparison)))
     beside = _metrics_beside_time(comparison, gate) if comparison is not None else ""
     if beside:
-        sections.append(Section("Peak memory and compile time", beside, "s-metrics"))
+        sections.append(Section("Peak memory, compile time and energy", beside, "s-metrics"))
     tails = percentile_table(reports, names)
     if tails:
         sections.append(Section("Latency percentiles", tails, "s-percentiles"))

@@ -23,6 +23,10 @@ def fmt_time(seconds: float | None) -> str:
     return fmt_scaled(seconds, "s")
 
 
+def fmt_joules(joules: float | None) -> str:
+    return fmt_scaled(joules, "J")
+
+
 def fmt_duration(seconds: float) -> str:
     """A wall time a person reads: "48 s", "3 min 05 s"."""
     if seconds < 60:
@@ -37,7 +41,8 @@ def fmt_count(value: float | None) -> str:
 
 def fmt_value(value: float | None, unit: str) -> str:
     """A metric's value in its unit (benchbench/metric.py UNITS): the one place a unit is formatted."""
-    return {"seconds": fmt_time, "count": fmt_count, "bytes": fmt_bytes, "per_second": fmt_rate}[unit](value)
+    return {"seconds": fmt_time, "count": fmt_count, "bytes": fmt_bytes, "per_second": fmt_rate,
+            "joules": fmt_joules}[unit](value)
 
 
 def fmt_rate(value: float | None) -> str:
