@@ -267,7 +267,7 @@ for source in json.loads(sys.argv[1]):
 def probe(python: str, tree: Path, sources: Sequence[dict[str, str]], env: dict[str, str] | None = None) -> str | None:
     """Import the suites (and so the code they call) from `tree` the way a worker would; None when they
     import, else the error's last line."""
-    from benchbench.ab import tree_pythonpath
+    from benchbench.worktree import tree_pythonpath
 
     rest = os.environ.get("PYTHONPATH", "")
     full = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join([*tree_pythonpath(tree), *([rest] if rest else [])])}
@@ -343,7 +343,8 @@ class AbStep:
         self.max_rounds, self.good_ref, self.on_start = max_rounds, good_ref, on_start
 
     def __call__(self, commit: Commit, attempt: int) -> Trial:
-        from benchbench.ab import SideSpec, run_ab, source_tree
+        from benchbench.ab import SideSpec, run_ab
+        from benchbench.worktree import source_tree
 
         t0 = time.monotonic()
         folder = self.output / f"{commit.short}{f'-retry{attempt}' if attempt else ''}"
@@ -381,8 +382,8 @@ def bisect(good: str, bad: str, *, suites: Sequence[str] | None = None, suite_pa
     import tempfile
 
     from benchbench import session as sess
-    from benchbench.ab import source_tree
     from benchbench.interrupts import stop_signals_interrupt
+    from benchbench.worktree import source_tree
 
     if retries < 0:
         raise UserError("--retries must be 0 or more")

@@ -183,11 +183,11 @@ def profile_stored(gate_result: Any, baseline: Any, current: Any, *, suite_paths
         sides: list[Any] = []
         tree, why = _baseline_tree(stack, ref, baseline_ref is not None, cwd)
         if tree is not None:
-            from benchbench.ab import SideSpec, make_side, tree_sources
+            from benchbench.worktree import tree_pythonpath, tree_sources
 
             root, path = tree
-            sides.append(make_side("baseline", SideSpec(ref=ref), path,
-                                   tree_sources(list(available.values()), root, path)))
+            sides.append(Side(name="baseline", ref=ref, pythonpath=tree_pythonpath(path), cwd=str(path),
+                              sources=tree_sources(list(available.values()), root, path)))
         else:
             notes.append(f"baseline not profiled: {why}")
         sides.append(Side(name="current"))
@@ -212,9 +212,9 @@ def _baseline_tree(stack: Any, ref: str | None, asked: bool, cwd: Path | None,
                    ) -> tuple[tuple[Path, Path] | None, str | None]:
     """((repository root, a temporary worktree of `ref` kept open on `stack`), None), or (None, why not) when
     there is no ref or no such commit here. A ref the user gave (`asked`) that is not found is an error."""
-    from benchbench.ab import has_commit, repo_root, source_tree
     from benchbench.errors import UserError
     from benchbench.interrupts import stop_signals_interrupt
+    from benchbench.worktree import has_commit, repo_root, source_tree
 
     if not ref:
         return None, "its report records no git commit (give --baseline-ref)"

@@ -147,19 +147,18 @@ def table(rows: list[dict], header: str) -> str:
     for r in rows:
         turns = ", ".join(f"{x:.3f}" for x in r["ratios"])
         ok = "yes" if abs(r["ratio"] - 1) <= TARGET else "**no**"
-        aa = (f"{statistics.median(r['aa']):.3f} ({', '.join(f'{x:.3f}' for x in r['aa'])})" if r["aa"] else "-")
+        aa = (f"{statistics.median(r['aa']):.3f} ({', '.join(f'{x:.3f}' for x in r['aa'])})" if r.get("aa") else "-")
+        shares = (f"{100 * r['gc_share']:.2f}%, {100 * r['timer_share']:.3f}%"
+                  if r.get("gc_share") is not None and r.get("timer_share") is not None else "-")
         out.append(f"| {r['size']} | {r['batch']} | {r['suite']:,.0f} | {r['plain']:,.0f} | {r['ratio']:.3f} "
-                   f"({turns}) | {ok} | {aa} | {100 * r['gc_share']:.2f}%, {100 * r['timer_share']:.3f}% |")
+                   f"({turns}) | {ok} | {aa} | {shares} |")
     return "\n".join(out)
 
 
 def write(doc: Path, text: str) -> None:
-    source = doc.read_text()
-    if BEGIN not in source or END not in source:
-        raise SystemExit(f"{doc}: the markers {BEGIN!r} and {END!r} are missing")
-    head, rest = source.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    doc.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    from doc_markers import write_between
+
+    write_between(doc, BEGIN, END, text)
 
 
 def main(argv: list[str] | None = None) -> int:

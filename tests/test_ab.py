@@ -14,14 +14,11 @@ from benchbench.ab import (
     differs,
     make_side,
     parse_env,
-    repo_root,
     side_environment,
-    source_tree,
-    tree_pythonpath,
-    tree_sources,
 )
 from benchbench.errors import UserError
 from benchbench.runner import Side
+from benchbench.worktree import repo_root, source_tree, tree_pythonpath, tree_sources
 
 
 def git(cwd, *args):

@@ -194,6 +194,6 @@ def test_gate_and_report_commands_show_an_energy_regression(capsys, tmp_path):
     page = tmp_path / "page.html"
     assert main(["report", base, cur, "--html", str(page)]) == 0
     html = page.read_text()
-    assert "Peak memory, compile time and energy" in html
+    assert ">Energy per call<" in html and "Energy per call regresses when" in html  # the section and its rule
     assert "energy per call" in html and "+40.0% joules per call" in html
     assert "energy unavailable: no RAPL counters" in html

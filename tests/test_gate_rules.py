@@ -79,18 +79,21 @@ def test_dtype_and_mode_rules_match_cases_with_and_without_them():
 # --- the rules file ---------------------------------------------------------------------------------------
 def test_rules_errors_name_the_file_the_rule_and_the_known_keys():
     assert _message(parse_rules, {"treshold": "5%"}) == (
-        "rules: unknown key 'treshold' (known: alpha, compile_threshold, fail_on, incomparable, "
-        "instructions_tolerance, memory_floor, memory_tolerance, missing, noisy, rules)")
+        "rules: unknown key 'treshold' (known: alpha, compile_threshold, energy_threshold, fail_on, incomparable, "
+        "instructions_tolerance, latency_threshold, memory_floor, memory_tolerance, missing, noisy, p99_threshold, "
+        "rules, tokens_threshold)")
     assert _message(parse_rules, {"fail_on": "5"}, "ci.toml") == (
         "ci.toml: fail_on '5': expected a percentage such as median:5%")
     assert _message(parse_rules, {"alpha": "x"}, "ci.toml") == "ci.toml: alpha 'x': expected a number such as 0.05"
     rules = [{"match": "a", "threshold": "5%"}, {"match": "b", "thresold": "5%", "zzz": 1}]
     assert _message(parse_rules, {"rules": rules}, "ci.toml") == (
-        "ci.toml: rule 2: unknown key 'thresold' (known: backend, compile_threshold, dtype, ignore, "
-        "instructions_tolerance, match, memory_floor, memory_tolerance, mode, reason, threshold)")
+        "ci.toml: rule 2: unknown key 'thresold' (known: backend, compile_threshold, dtype, energy_threshold, ignore, "
+        "instructions_tolerance, latency_threshold, match, memory_floor, memory_tolerance, mode, p99_threshold, "
+        "reason, threshold, tokens_threshold)")
     assert _message(parse_rules, {"rules": [{"match": "a"}]}, "ci.toml") == (
         "ci.toml: rule 1: sets neither threshold, instructions_tolerance nor ignore (nor a metric's setting: "
-        "memory_tolerance, memory_floor, compile_threshold)")
+        "memory_tolerance, memory_floor, compile_threshold, energy_threshold, tokens_threshold, latency_threshold, "
+        "p99_threshold)")
     assert _message(parse_rules, {"rules": [{"match": "a", "threshold": "0%"}]}, "ci.toml").startswith(
         "ci.toml: rule 1: threshold '0%'")
     assert _message(parse_rules, {"rules": [{"match": "a", "instructions_tolerance": "x"}]}, "ci.toml").startswith(

@@ -82,7 +82,7 @@ def check_profiling(args: argparse.Namespace) -> Path | None:
                 raise UserError(f"{option} is for --profile-regressions")
         return None
     if args.baseline_ref:
-        from benchbench.ab import has_commit, repo_root
+        from benchbench.worktree import has_commit, repo_root
 
         root = repo_root()
         if not has_commit(args.baseline_ref, root):

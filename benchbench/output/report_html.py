@@ -223,9 +223,12 @@ def _comparison(comp: Comparison) -> str:
 
 
 def _metrics_beside_time(comp: Comparison, gate: GateResult | None) -> str:
-    """Peak memory, compile time and energy, case by case, with each metric's own verdict (and the gate's outcome)."""
+    """The metrics recorded beside the time (peak memory, compile time, energy, latency percentiles, ...), case
+    by case, with each metric's own verdict (and the gate's outcome); the note states the rules of those shown."""
+    from benchbench import metrics as metrics_registry
+
     outcome = {(f.row.metric, f.row.key): f.outcome for f in gate.metric_findings} if gate is not None else {}
-    out = []
+    out, shown = [], []
     for pair in comp.pairs:
         if not pair.metric_rows:
             continue
@@ -236,14 +239,26 @@ def _metrics_beside_time(comp: Comparison, gate: GateResult | None) -> str:
             rows.append({**({"outcome": badge(got)} if got else {}), **cells})
             classes.append(got if got in ("regression", "inconclusive") else
                            "regression" if mrow.verdict == "worse" else "")
+            shown.append(mrow.metric)
         title = f"<h3>{esc(pair.name)} against {esc(comp.base_name)}</h3>" if len(comp.pairs) > 1 else ""
         out.append(title + html.table(rows, row_class=classes))
     if not out:
         return ""
-    return ('<p class="note">Recorded by every timed run beside the time and compared by each metric\'s own rule: '
-            "peak memory by a tolerance (the larger of a relative part and an absolute floor), compile time over "
-            "rounds, with any new graph break or recompile a regression of its own, and energy per call over rounds "
-            "(unavailable where the machine has no energy counter it can read).</p>" + "".join(out))
+    rules = [m.rule_text for name in dict.fromkeys(shown) if (m := metrics_registry.ALL.get(name)) and m.rule_text]
+    return ('<p class="note">Recorded by every timed run beside the time and compared by each metric\'s own rule. '
+            + esc(" ".join(rules)) + "</p>" + "".join(out))
+
+
+def metrics_section_title(comp: Comparison) -> str:
+    """"Peak memory, compile time and energy", or whichever metrics beside the time the comparison holds."""
+    from benchbench import metrics as metrics_registry
+
+    names = dict.fromkeys(r.metric for pair in comp.pairs for r in pair.metric_rows)
+    titles = [metrics_registry.ALL[n].title if n in metrics_registry.ALL else n for n in names]
+    if not titles:
+        return "Other metrics"
+    text = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
+    return text[:1].upper() + text[1:]
 
 
 def _verdict_kind(verdict: str) -> str:
@@ -548,7 +563,7 @@ def report_page(reports: Sequence[Report], names: Sequence[str], comparison: Com
         sections.append(Section("Geometric means", _comparison(comparison)))
     beside = _metrics_beside_time(comparison, gate) if comparison is not None else ""
     if beside:
-        sections.append(Section("Peak memory, compile time and energy", beside, "s-metrics"))
+        sections.append(Section(metrics_section_title(comparison), beside, "s-metrics"))
     tails = percentile_table(reports, names)
     if tails:
         sections.append(Section("Latency percentiles", tails, "s-percentiles"))
