@@ -99,22 +99,31 @@ def compare_results(key: Any, base: Any, other: Any, settings: Mapping[str, Any]
         return MetricRow(NAME, key, ma, mb, "worse", why, mb / ma if ma > 0 else None, {**details, "new_breaks": new})
     if min(a) <= 0 or min(b) <= 0:
         return MetricRow(NAME, key, ma, mb, "incomparable", "a round compiled in no time (nothing to compare)")
+    return rounds_row(NAME, key, a, b, threshold, "compile time", details)
+
+
+def rounds_row(name: str, key: Any, a: Sequence[float], b: Sequence[float], threshold: float, quantity: str,
+               details: dict[str, Any]) -> MetricRow:
+    """The rule over rounds that compile time and energy share: Welch's interval of the ratio (`interval`)
+    against ±`threshold`: `worse` above it, `better` below, `same` within, `noisy` straddling (with one round
+    a side: `same` when the ratio itself is within). `quantity` names the values in the row's text."""
+    ma, mb = statistics.median(a), statistics.median(b)
     ratio, low, high = interval(a, b)
-    details.update(low=low, high=high)
+    details = {**details, "low": low, "high": high}
     up, down = 1 + threshold, 1 / (1 + threshold)
     pct = f"{100 * (ratio - 1):+.1f}%"
     if low > up:
-        return MetricRow(NAME, key, ma, mb, "worse", f"{pct} compile time, the {LEVEL:.0%} interval above "
+        return MetricRow(name, key, ma, mb, "worse", f"{pct} {quantity}, the {LEVEL:.0%} interval above "
                          f"+{100 * threshold:g}%", ratio, details)
     if high < down:
-        return MetricRow(NAME, key, ma, mb, "better", f"{pct} compile time", ratio, details)
+        return MetricRow(name, key, ma, mb, "better", f"{pct} {quantity}", ratio, details)
     if low >= down and high <= up:
-        return MetricRow(NAME, key, ma, mb, "same", f"{pct}, within ±{100 * threshold:g}%", ratio, details)
+        return MetricRow(name, key, ma, mb, "same", f"{pct}, within ±{100 * threshold:g}%", ratio, details)
     if len(a) < 2 or len(b) < 2:
         within = down <= ratio <= up
-        return MetricRow(NAME, key, ma, mb, "same" if within else "noisy",
+        return MetricRow(name, key, ma, mb, "same" if within else "noisy",
                          f"{pct} in one round per side" + ("" if within else ": more rounds to tell"), ratio, details)
-    return MetricRow(NAME, key, ma, mb, "noisy", f"{pct}: the interval straddles ±{100 * threshold:g}%", ratio,
+    return MetricRow(name, key, ma, mb, "noisy", f"{pct}: the interval straddles ±{100 * threshold:g}%", ratio,
                      details)
 
 

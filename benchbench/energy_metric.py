@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from benchbench import energy
-from benchbench.compile_time import LEVEL, interval
+from benchbench.compile_time import LEVEL, rounds_row
 from benchbench.metric import Metric, MetricRow, parse_percent
 
 NAME = "energy"
@@ -97,23 +97,8 @@ def compare_results(key: Any, base: Any, other: Any, settings: Mapping[str, Any]
         return MetricRow(NAME, key, ma, mb, "incomparable", why)
     if sa != sb:
         return MetricRow(NAME, key, ma, mb, "incomparable", f"different energy counters: {sa} vs {sb}")
-    ratio, low, high = interval(a, b)
-    details = {"threshold": threshold, "rounds": [len(a), len(b)], "low": low, "high": high, "source": sa}
-    up, down = 1 + threshold, 1 / (1 + threshold)
-    pct = f"{100 * (ratio - 1):+.1f}%"
-    if low > up:
-        return MetricRow(NAME, key, ma, mb, "worse", f"{pct} joules per call, the {LEVEL:.0%} interval above "
-                         f"+{100 * threshold:g}%", ratio, details)
-    if high < down:
-        return MetricRow(NAME, key, ma, mb, "better", f"{pct} joules per call", ratio, details)
-    if low >= down and high <= up:
-        return MetricRow(NAME, key, ma, mb, "same", f"{pct}, within ±{100 * threshold:g}%", ratio, details)
-    if len(a) < 2 or len(b) < 2:
-        within = down <= ratio <= up
-        return MetricRow(NAME, key, ma, mb, "same" if within else "noisy",
-                         f"{pct} in one round per side" + ("" if within else ": more rounds to tell"), ratio, details)
-    return MetricRow(NAME, key, ma, mb, "noisy", f"{pct}: the interval straddles ±{100 * threshold:g}%", ratio,
-                     details)
+    return rounds_row(NAME, key, a, b, threshold, "joules per call",
+                      {"threshold": threshold, "rounds": [len(a), len(b)], "source": sa})
 
 
 ENERGY = Metric(
