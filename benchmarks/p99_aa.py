@@ -203,11 +203,9 @@ def load_average() -> str:
 
 
 def write_doc(text: str) -> None:
-    doc = DOC.read_text()
-    if BEGIN not in doc or END not in doc:
-        raise SystemExit(f"{DOC}: the markers {BEGIN} ... {END} are missing")
-    head, rest = doc.split(BEGIN, 1)
-    DOC.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+    from doc_markers import write_between
+
+    write_between(DOC, BEGIN, END, text)
 
 
 def main() -> int:
