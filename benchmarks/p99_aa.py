@@ -202,6 +202,17 @@ def load_average() -> str:
         return "?"
 
 
+def emit(text: str, results: list, rows: list, args: argparse.Namespace) -> int:
+    """Print the table, and write it into the doc (--write) and every decision as JSON (--json)."""
+    print(text)
+    if args.write:
+        write_doc(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"settings": vars(args), "results": results, "decisions": rows},
+                                              indent=1))
+    return 0
+
+
 def write_doc(text: str) -> None:
     from doc_markers import write_between
 
@@ -263,13 +274,7 @@ def main() -> int:
             f"{time.time() - started:.0f} s at niceness {os.nice(0)}; load average {load_start} at the start, "
             f"{load_average()} at the end. A/B: every {EVERY}th decode step takes {1 + args.delay:g}x as long "
             f"(`{TAIL_ENV}={args.delay:g}`).\n\n" + table(results))
-    print(text)
-    if args.write:
-        write_doc(text)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"settings": vars(args), "results": results, "decisions": rows},
-                                              indent=1))
-    return 0
+    return emit(text, results, rows, args)
 
 
 def reuse(folders: list[Path], args: argparse.Namespace) -> int:
@@ -308,13 +313,7 @@ def reuse(folders: list[Path], args: argparse.Namespace) -> int:
             f"(`{TAIL_ENV}={args.delay:g}`). A/A across runs: each A/A report (and each A/B run's baseline) against "
             "every report of the other runs. `time`: the time rule's verdicts on the same pairs (worse = slower), "
             "for reference.\n\n" + table(results))
-    print(text)
-    if args.write:
-        write_doc(text)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"settings": vars(args), "results": results, "decisions": rows},
-                                              indent=1))
-    return 0
+    return emit(text, results, rows, args)
 
 
 if __name__ == "__main__":
