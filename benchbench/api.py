@@ -31,15 +31,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchbench.cpus import usable_cpus  # part of the suite API
 from benchbench.errors import Skip
-from benchbench.measure import PROFILE_NAMES as PROFILES
-from benchbench.report import CaseKey
+from benchbench.measure.cpus import usable_cpus  # part of the suite API
+from benchbench.measure.engine import PROFILE_NAMES as PROFILES
+from benchbench.model.report import CaseKey
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from benchbench.backends import Backend
+    from benchbench.measure.backends import Backend
 
 __all__ = ["Case", "Context", "Benchmark", "Skip", "benchmark", "usable_cpus"]
 
@@ -110,7 +110,7 @@ class Context:
 
     @property
     def dtype(self) -> torch.dtype | None:
-        from benchbench.dtypes import torch_dtype
+        from benchbench.measure.dtypes import torch_dtype
 
         return torch_dtype(self.key.dtype) if self.key.dtype else None
 

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["run", "--overview", *argv]
     args = parser.parse_args(argv)
-    from benchbench.runner import Interrupted
+    from benchbench.run.runner import Interrupted
 
     previous = _catch_interrupts()
     try:

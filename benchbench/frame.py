@@ -14,10 +14,10 @@ from typing import Any
 
 import pandas as pd
 
-from benchbench.compare import Comparison, Criteria, compare
-from benchbench.formats import load_any
+from benchbench.analysis.compare import Comparison, Criteria, compare
+from benchbench.model.formats import load_any
+from benchbench.model.report import Report
 from benchbench.output.comparison import RECORD_FIELDS, comparison_records
-from benchbench.report import Report
 
 REPORT_COLUMNS = ["suite", "benchmark", "params", "backend", "dtype", "mode", "status", "reason", "n", "median_s",
                   "iqr_s", "ci_low_s", "ci_high_s", "mean_s", "min_s", "max_s", "rel_spread", "items_per_s",

@@ -19,11 +19,14 @@ class Kind:
     count_fact: str | None = None  # the fingerprint key that counts its devices, where there can be several
     timer: str = "events"  # "host" (the CPU: the host clock), "sync+host" (synchronise, then the host clock),
     #                        "events" (device events: CUDA, and ROCm through it)
+    counters: str | None = None  # where energy (and, for GPUs, link) readings come from: "rapl" (the host's
+    #                              powercap zones), "nvml" (NVIDIA's driver; ROCm devices read amdsmi), None
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("cpu", "the host CPU", device_fact="cpu", timer="host"),
-    Kind("cuda", "NVIDIA GPUs, and AMD GPUs through ROCm", device_fact="cuda_device", count_fact="gpu_count"),
+    Kind("cpu", "the host CPU", device_fact="cpu", timer="host", counters="rapl"),
+    Kind("cuda", "NVIDIA GPUs, and AMD GPUs through ROCm", device_fact="cuda_device", count_fact="gpu_count",
+         counters="nvml"),
     Kind("mps", "Apple GPUs (Metal)", device_fact="mps_device", timer="sync+host"),
     Kind("xpu", "Intel GPUs", device_fact="xpu_device", timer="sync+host"),
 )}
@@ -34,6 +37,11 @@ DEVICE_FACTS: tuple[str, ...] = tuple(k.device_fact for k in KINDS.values())
 def listed(conjunction: str = "or") -> str:
     """'cpu, cuda, mps or xpu': the kinds for a help text."""
     return f"{', '.join(KNOWN[:-1])} {conjunction} {KNOWN[-1]}"
+
+
+def counters(name: str) -> str | None:
+    """Where a kind's energy readings come from ("rapl", "nvml"), None for none or an unknown kind."""
+    return KINDS[name].counters if name in KINDS else None
 
 
 def is_gpu(name: str) -> bool:

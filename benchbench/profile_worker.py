@@ -1,6 +1,6 @@
 """`python -m benchbench.profile_worker CONFIG_JSON`: one torch.profiler run of one case, in a process of its own.
 
-Started by benchbench/profiling.py once per side and case, after `ab` has decided: the timed numbers
+Started by benchbench/run/profiling.py once per side and case, after `ab` has decided: the timed numbers
 were taken by other workers and nothing here changes them. The case is set up and called as a timing
 worker would (execute.prepare_case: setup, first call), warmed up, then profiled over enough calls
 to fill about `seconds` (CPU, and CUDA/XPU where the case runs there; shapes recorded; memory on CPU).
@@ -19,6 +19,8 @@ import time
 import traceback
 from pathlib import Path
 from typing import Any
+
+from benchbench.kinds import is_gpu
 
 WARMUP_CALLS = 3
 MAX_ITERATIONS = 200
@@ -40,10 +42,11 @@ def profile_case(config: dict[str, Any]) -> dict[str, Any]:
     import torch  # noqa: F401 - before the case, as in a timing worker
     from torch.profiler import profile
 
-    from benchbench import backends, registry
-    from benchbench.execute import Prepared, prepare_case
-    from benchbench.profile_diff import Profile, from_key_averages
-    from benchbench.report import CaseKey
+    from benchbench.analysis.profile_diff import Profile, from_key_averages
+    from benchbench.measure import backends
+    from benchbench.model.report import CaseKey
+    from benchbench.run import registry
+    from benchbench.run.execute import Prepared, prepare_case
 
     suite = registry.load_source(config["source"])
     bench = suite.benchmark(config["benchmark"])
@@ -64,7 +67,7 @@ def profile_case(config: dict[str, Any]) -> dict[str, Any]:
         backend.synchronize()
         per_call = (time.perf_counter() - t0) / WARMUP_CALLS
         iterations = max(1, min(MAX_ITERATIONS, round(float(config.get("seconds", 0.3)) / max(per_call, 1e-9))))
-        on_cpu = key.backend == "cpu"
+        on_cpu = not is_gpu(key.backend)
         with profile(activities=activities(key.backend), record_shapes=True, profile_memory=on_cpu) as prof:
             for _ in range(iterations):
                 fn()

@@ -1,6 +1,6 @@
 """`python -m benchbench.validate_worker CONFIG_JSON`: one process of `benchbench validate`.
 
-Runs the rounds of benchbench.validate.worker_rounds and answers in JSON lines on stdout (one
+Runs the rounds of benchbench.measure.validate.worker_rounds and answers in JSON lines on stdout (one
 `row` per op and round, then `done`, or an `error` line).
 """
 
@@ -12,7 +12,7 @@ import traceback
 
 
 def main(argv: list[str]) -> int:
-    from benchbench.validate import worker_rounds
+    from benchbench.measure.validate import worker_rounds
 
     def emit(msg: dict) -> None:
         print(json.dumps(msg), flush=True)

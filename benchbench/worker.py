@@ -6,7 +6,7 @@ fd 1 is pointed at stderr, so nothing a benchmark prints (from Python or C) can 
 The runner sends the worker's stderr to a log file and shows its tail when a case fails.
 
 Requests: `run` (the default: one case, set up, timed and returned as a result), and, for
-block-interleaved A/B (benchbench/interleave.py), `prepare` (set up, first call, warm-up and
+block-interleaved A/B (benchbench/run/interleave.py), `prepare` (set up, first call, warm-up and
 calibration; answers the loop count), `block` (one timed block of N calls; answers seconds per call)
 and `finish` (the case's result from the blocks timed), then `exit`.
 """
@@ -25,7 +25,6 @@ from typing import Any, TextIO
 
 MEMORY_LIMIT_ENV = "BENCHBENCH_WORKER_MEMORY_LIMIT"  # bytes of address space (RLIMIT_AS), CPU only
 # where this worker makes its cases' scratch folders, so that whoever closes it removes them (runner.Worker)
-SCRATCH_ENV = "BENCHBENCH_SCRATCH_ROOT"
 
 
 def _channel() -> TextIO:
@@ -102,13 +101,14 @@ def main() -> int:
     try:
         import torch  # noqa: F401 - imported before any memory cap, and before the case clock starts
 
-        from benchbench import backends, registry
-        from benchbench.callgrind import collector_from_env
-        from benchbench.energy import open_meter
         from benchbench.errors import UserError
-        from benchbench.execute import Prepared, prepare_case, run_case
-        from benchbench.measure import Budget
-        from benchbench.report import CaseKey
+        from benchbench.measure import backends
+        from benchbench.measure.callgrind import collector_from_env
+        from benchbench.measure.energy import open_meter
+        from benchbench.measure.engine import Budget
+        from benchbench.model.report import CaseKey
+        from benchbench.run import registry
+        from benchbench.run.execute import SCRATCH_ENV, Prepared, prepare_case, run_case
         counter = collector_from_env()  # started under Callgrind: count instructions instead of timing
     except Exception as exc:  # noqa: BLE001
         send({"event": "fatal", "error": f"{type(exc).__name__}: {exc}", "details": traceback.format_exc()})
@@ -123,7 +123,7 @@ def main() -> int:
     suites: dict[str, Any] = {}
     backend_cache: dict[str, Any] = {}
     meters: dict[str, Any] = {}  # per backend: an energy Meter, or why there is none
-    # block-interleaved A/B (benchbench/interleave.py): one case prepared at a time, timed block by block
+    # block-interleaved A/B (benchbench/run/interleave.py): one case prepared at a time, timed block by block
     held: dict[str, Any] = {"case": None, "scratch": None}
 
     def locate(req: dict[str, Any]) -> tuple[Any, Any, Any, str | None]:

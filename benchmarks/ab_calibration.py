@@ -3,7 +3,7 @@
     PYTHONPATH=. python benchmarks/ab_calibration.py --repeats 20 --profile default \
         --work /tmp/abcal --doc docs/ab-calibration.md [--cpus 0 --threads 1]
 
-Each run is `benchbench.ab.run_ab` (the library call behind `benchbench ab`) over the six CPU ops of
+Each run is `benchbench.run.ab.run_ab` (the library call behind `benchbench ab`) over the six CPU ops of
 `benchmarks/calibration_suite.py`, every case deciding on its own, with a known truth:
 - `aa@5%`, `aa@2%`: identical sides at --fail-on 5% / 2%. Every `regression` is a false alarm; `ok` is
   the right answer.
@@ -40,7 +40,7 @@ def log(msg: str) -> None:
 
 
 def records_of(kind: str, repeat: int, result, wall_s: float, load: tuple[float, float]) -> list[dict]:
-    from benchbench import blocks
+    from benchbench.analysis import blocks
 
     outcome = result.outcome
     out = []
@@ -74,8 +74,8 @@ def save(records: list[dict], work: Path) -> None:
 
 
 def measure(args: argparse.Namespace, work: Path, records: list[dict]) -> None:
-    from benchbench.ab import SideSpec, run_ab
-    from benchbench.gate import Policy
+    from benchbench.analysis.gate import Policy
+    from benchbench.run.ab import SideSpec, run_ab
 
     kinds = [k for k in KINDS if k in args.kinds]
     repeats = {k: args.repeats for k in kinds}
@@ -110,9 +110,9 @@ def resolution(record: dict, profile: str) -> float | None:
     """The smallest change from no change at all that a decision's pairs could detect with 90% power at its
     look's alpha: expm1(lambda * se). The stated detectable effect (`mde`) is the same on top of the
     threshold, log(1 + mde) = log(1 + threshold) + lambda * se, so it can never be below the threshold."""
-    from benchbench.compare import power_noncentrality
-    from benchbench.measure import get_profile
-    from benchbench.sequential import Plan
+    from benchbench.analysis.compare import power_noncentrality
+    from benchbench.analysis.sequential import Plan
+    from benchbench.measure.engine import get_profile
 
     logs = record["round_logs"]
     n = len(logs)
@@ -127,9 +127,9 @@ def resolution(record: dict, profile: str) -> float | None:
 
 def last_look_resolution(sd: float, profile: str) -> float:
     """What the plan's last look resolves from no change (90% power) at a between-pair spread `sd`."""
-    from benchbench.compare import power_noncentrality
-    from benchbench.measure import get_profile
-    from benchbench.sequential import Plan
+    from benchbench.analysis.compare import power_noncentrality
+    from benchbench.analysis.sequential import Plan
+    from benchbench.measure.engine import get_profile
 
     n = get_profile(profile).ab_max_rounds
     return math.expm1(power_noncentrality(n - 1, Plan(max_rounds=n).alpha_at(n), 0.9) * sd / math.sqrt(n))

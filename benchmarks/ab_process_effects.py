@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python benchmarks/ab_process_effects.py --pairs 32 --work /tmp/abpe --doc docs/ab.md
 
-Three questions about block-interleaved `ab` (benchbench/interleave.py), answered on A/A pairs (both
+Three questions about block-interleaved `ab` (benchbench/run/interleave.py), answered on A/A pairs (both
 sides the same code, so every log ratio away from 0 is noise):
 
 1. **Forked workers.** Does a zygote that imported torch and the suite, forking one child per side
@@ -20,7 +20,7 @@ sides the same code, so every log ratio away from 0 is noise):
 
 Both sides of a pair are real benchbench workers answering `prepare`/`block` requests (the forked
 ones are `benchbench.worker.main` in a child of the zygote); the turns, windows and a round's log
-ratio are `benchbench.blocks`' and the layout per case `interleave.Layout`'s. Re-setup is a second
+ratio are `benchbench.analysis.blocks`' and the layout per case `interleave.Layout`'s. Re-setup is a second
 `prepare` of the same case with a minimal warm-up; the loop count stays the one fixed in the first pair.
 The cases are defined in this file (it is also the suite the workers load). Records are saved after
 every pair (`--work`/records.json; a rerun resumes), `--table-only` redraws the tables.
@@ -96,7 +96,8 @@ def zygote() -> int:
     A request is a JSON line {"fifo_in", "fifo_out", "log", "scratch"}; the child runs
     `benchbench.worker.main` with its stdin, stdout and stderr on the first three paths and its cases'
     scratch folders under the last. The answer is the child's pid."""
-    from benchbench import execute, registry, worker  # noqa: F401 - imported once, shared by every child
+    from benchbench import worker
+    from benchbench.run import execute, registry  # noqa: F401 - imported once, shared by every child
 
     registry.load_source({"path": str(HERE)})
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
@@ -117,7 +118,7 @@ def zygote() -> int:
                     os.dup2(fd, target)
                     os.close(fd)
                 sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - the zygote's buffer is not ours
-                os.environ[worker.SCRATCH_ENV] = req["scratch"]
+                os.environ[execute.SCRATCH_ENV] = req["scratch"]
                 code = worker.main()
             except BaseException:  # noqa: BLE001 - a child must never return into the zygote's loop
                 code = 1
@@ -157,7 +158,7 @@ def forked_worker(zyg: Any, log_dir: Path) -> Any:
     import queue
     import threading
 
-    from benchbench.runner import WORKER_START_TIMEOUT, Worker
+    from benchbench.run.runner import WORKER_START_TIMEOUT, Worker
 
     w = Worker.__new__(Worker)
     w.log_path = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=log_dir)[1])
@@ -183,7 +184,7 @@ def forked_worker(zyg: Any, log_dir: Path) -> Any:
 
 def start_pair(design: str, zyg: Any, log_dir: Path, env: dict[str, str]) -> tuple[list[Any], float]:
     """Two workers started together and ready; the seconds that took."""
-    from benchbench.runner import Worker
+    from benchbench.run.runner import Worker
 
     t0 = time.perf_counter()
     if design == "spawn":
@@ -205,7 +206,7 @@ _KEYS: dict[str, dict[str, Any]] = {}
 def _key(name: str) -> dict[str, Any]:
     """The CPU case key of benchmark `name` of this suite (one case each)."""
     if name not in _KEYS:
-        from benchbench.registry import load_source
+        from benchbench.run.registry import load_source
 
         _KEYS[name] = load_source({"path": str(HERE)}).benchmark(name).cases("cpu")[0].to_dict()
     return _KEYS[name]
@@ -223,7 +224,7 @@ def interleaved(workers: list[Any], names: list[str], loops: list[int], layout: 
                 budget: dict[str, Any], first: int) -> dict[str, Any]:
     """Side i prepares `names[i]`, then the sides take turns (ABBA, `blocks.turn_order`) for the windows of
     `layout`; with `k`, both sides re-run the case's setup after every k blocks of each side."""
-    from benchbench import blocks
+    from benchbench.analysis import blocks
 
     for i in (first, 1 - first):
         _prepare(workers[i], names[i], budget)
@@ -257,7 +258,7 @@ def settings() -> dict[str, Any]:
 def calibrate(state: dict[str, Any], workers: list[Any], budget: dict[str, Any], case_round_s: float,
               calibrations: int = 1) -> None:
     """The loop count and layout per op, fixed once (the first pair), as `ab` fixes them in a case's first round."""
-    from benchbench.interleave import Layout
+    from benchbench.run.interleave import Layout
 
     for name in [*CASES, *REFERENCES.values()]:
         if name in state["loops"]:
@@ -278,8 +279,8 @@ def calibrate(state: dict[str, Any], workers: list[Any], budget: dict[str, Any],
 def measure(args: argparse.Namespace, work: Path, data: dict[str, Any]) -> None:
     import subprocess
 
-    from benchbench.interleave import IDLE_ENV
-    from benchbench.measure import get_profile
+    from benchbench.measure.engine import get_profile
+    from benchbench.run.interleave import IDLE_ENV
 
     profile = get_profile(args.profile)
     budget = profile.budget.to_dict()

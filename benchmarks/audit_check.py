@@ -67,7 +67,7 @@ class Check:
 
 
 def _session(text: str, new: str) -> tuple[str, str, str]:
-    return ("benchbench/session.py", text, new)
+    return ("benchbench/run/session.py", text, new)
 
 
 CHECKS: list[Check] = [
@@ -102,14 +102,14 @@ CHECKS: list[Check] = [
     Check("5a", "removing Welch's df bound in the detectable effect survives", "5c61829",
           ("tests/test_compare.py::test_the_stated_detectable_effect_is_met_at_its_nominal_power[3-False]",
            "tests/test_compare.py::test_the_detectable_effect_is_the_noncentral_t_power_at_the_lower_df[3-False]"),
-          "mutant", mutants=(("benchbench/compare.py",
+          "mutant", mutants=(("benchbench/analysis/compare.py",
                               'df = change.df if change.unit == "paired-round" else max(min(change.n_base, '
                               'change.n_other) - 1, 1)', "df = change.df"),),
           old_tests=("tests/test_compare.py::test_the_stated_detectable_effect_is_met_at_its_nominal_power",)),
     Check("5b", "deleting the change-point merge pass survives", "36d6ff6",
           ("tests/test_changepoint.py::test_every_change_point_found_passes_its_test_between_its_neighbours",),
           "mutant", helpers=("tests/test_compare.py",),
-          mutants=(("benchbench/changepoint.py", "    while found:\n        bounds = [0, *found, m]",
+          mutants=(("benchbench/analysis/changepoint.py", "    while found:\n        bounds = [0, *found, m]",
                     "    while False:\n        bounds = [0, *found, m]"),),
           old_tests=("tests/test_changepoint.py", "tests/test_history.py")),
     Check("5c", "the dataloader knee threshold at 0.90 instead of 0.95 survives", "dd82120",
@@ -125,13 +125,13 @@ CHECKS: list[Check] = [
                   "| grep -q 'test_a_failing_worker_fails_its_case_with_the_reason\\[exit'"),
     Check("7a", "a test in test_ab.py without an assert (the interpreter check)", "a392a7d",
           ("tests/test_ab.py::test_the_check_imports_under_the_sides_own_environment",), "mutant",
-          mutants=(("benchbench/ab.py", "    if proc.returncode != 0:\n        lines = [line",
+          mutants=(("benchbench/run/ab.py", "    if proc.returncode != 0:\n        lines = [line",
                     "    if False:\n        lines = [line"),),
           old_tests=("tests/test_ab.py::test_this_interpreter_passes_the_check",)),
     Check("7b", "an output test that checks a value against itself (ab's time ratio)", "a392a7d",
           ("tests/test_output_gate.py::test_ab_output_with_both_metrics_shows_each_gate_and_the_disagreement",),
           "mutant", helpers=("tests/test_compare.py", "tests/test_gate.py"),
-          mutants=(("benchbench/instructions.py", "return Disagreement(t, i, time_ratio, instructions_ratio, key)",
+          mutants=(("benchbench/metrics/instructions.py", "return Disagreement(t, i, time_ratio, instructions_ratio, key)",
                     "return Disagreement(t, i, instructions_ratio, instructions_ratio, key)"),),
           old_tests=("tests/test_output_gate.py::test_ab_output_with_both_metrics_shows_each_gate_and_the_disagreement",)),
     Check("7c", "escaping tested only in helpers, never on a whole page with hostile labels", "5371ed8",

@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchbench.changepoint import CLIP, MAX_PVALUE, MIN_SIZE, detect, scan_pvalue  # noqa: E402
+from benchbench.analysis.changepoint import CLIP, MAX_PVALUE, MIN_SIZE, detect, scan_pvalue  # noqa: E402
 
 LENGTH = 100
 STEP = 0.05

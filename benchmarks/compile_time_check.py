@@ -1,6 +1,6 @@
 """Is a +30% compile-time change caught by a real `benchbench ab`, and is a new graph break named?
 
-Compile time is compared over rounds (benchbench/compile_time.py: Welch's t on the logs of the rounds'
+Compile time is compared over rounds (benchbench/metrics/compile_time.py: Welch's t on the logs of the rounds'
 compile times, `worse` when the 95% interval lies above +10%). This script checks that rule end to end on
 this machine, with real `torch.compile` in real `ab` runs:
 
@@ -98,7 +98,8 @@ import tempfile
 import torch
 
 import ctcal_lib
-from benchbench import Case, benchmark, compile_time
+from benchbench import Case, benchmark
+from benchbench.metrics import compile_time
 
 SUITE = "ctcal"
 

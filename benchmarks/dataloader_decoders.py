@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchbench import registry  # noqa: E402
-from benchbench.report import Report, load  # noqa: E402
+from benchbench.model.report import Report, load  # noqa: E402
+from benchbench.run import registry  # noqa: E402
 
 DOC = ROOT / "docs" / "dataloader.md"
 BEGIN, END = "<!-- decoders table: begin (benchmarks/dataloader_decoders.py) -->", "<!-- decoders table: end -->"

@@ -3,7 +3,7 @@
     PYTHONPATH=. python benchmarks/energy_check.py [--profile default] [--width 2048] [--repeats 3]
 
 Needs an NVIDIA GPU (Volta or newer) and nvidia-ml-py. Times one training step of an MLP (forward,
-backward, SGD step) with `benchbench.execute.run_case`, the energy meter the worker would open, and a
+backward, SGD step) with `benchbench.run.execute.run_case`, the energy meter the worker would open, and a
 thread that samples `nvmlDeviceGetPowerUsage` every 10 ms while the case samples. It prints, per repeat,
 the case's joules per step next to mean sampled power x seconds per step, and their ratio; the target is
 within 10%. (NVML's power reading is itself an average over a window of the driver's choosing, so short
@@ -53,12 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from benchbench import Case, benchmark
-    from benchbench.backends import get
-    from benchbench.energy import Meter, open_meter
-    from benchbench.environment import nvml
-    from benchbench.execute import run_case
-    from benchbench.measure import budget_for
-    from benchbench.report import CaseKey
+    from benchbench.measure.backends import get
+    from benchbench.measure.energy import Meter, open_meter
+    from benchbench.measure.engine import budget_for, nvml
+    from benchbench.model.report import CaseKey
+    from benchbench.run.execute import run_case
 
     backend = get("cuda")
     if not backend.available:

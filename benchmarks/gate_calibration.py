@@ -4,7 +4,7 @@
         --profile default --table calibration.md
 
 What it runs (all on the CPU, with the six ops of `benchmarks/calibration_suite.py`):
-- A/A with `ab`: `--repeats` runs of `benchbench.ab.run_ab` with identical sides (the library call
+- A/A with `ab`: `--repeats` runs of `benchbench.run.ab.run_ab` with identical sides (the library call
   behind `benchbench ab`). Every `regression` is a false one.
 - Injected slowdowns: `--injected-repeats` runs of `ab` whose current side sets
   BENCHBENCH_CALIBRATION_SLOWDOWN=10, and as many with 5: the ops' helper module (outside the suite
@@ -45,7 +45,7 @@ def log(msg: str) -> None:
 
 
 def round_logs(result, q: float = 0.0) -> dict[int, float]:
-    from benchbench.compare import round_values
+    from benchbench.analysis.compare import round_values
 
     return {i: math.log(v) for i, v in round_values(result, q).items() if v > 0}
 
@@ -73,9 +73,9 @@ def save(records: list[dict], work: Path) -> None:
 
 
 def measure(args: argparse.Namespace, work: Path, records: list[dict]) -> None:
-    from benchbench import session
-    from benchbench.ab import SideSpec, run_ab
-    from benchbench.gate import Policy, gate
+    from benchbench.analysis.gate import Policy, gate
+    from benchbench.run import session
+    from benchbench.run.ab import SideSpec, run_ab
 
     policy = Policy(threshold=args.threshold, alpha=args.alpha)
     common = {"suite_paths": [str(SUITE)], "backends": ["cpu"], "profile": args.profile, "rounds": args.rounds}
@@ -96,7 +96,7 @@ def measure(args: argparse.Namespace, work: Path, records: list[dict]) -> None:
         save(records, work)
         counts = {o: sum(1 for f in res.gate.findings if f.outcome == o) for o in ("regression", "inconclusive", "ok")}
         log(f"ab {kind} #{i}: {counts} in {time.time() - t0:.0f} s")
-    from benchbench.report import load
+    from benchbench.model.report import load
 
     previous = None
     for i in range(args.gate_runs):
@@ -114,7 +114,7 @@ def measure(args: argparse.Namespace, work: Path, records: list[dict]) -> None:
 
 def predicted_mde(sd: float, rounds: int, threshold: float, alpha: float, power: float = 0.9) -> float:
     """ab's paired rule with `rounds` rounds at a paired round-difference spread `sd` (compare.py)."""
-    from benchbench.compare import power_noncentrality
+    from benchbench.analysis.compare import power_noncentrality
 
     se = sd / math.sqrt(rounds)
     return math.expm1(math.log1p(threshold) + power_noncentrality(rounds - 1, alpha, power) * se)
@@ -122,8 +122,8 @@ def predicted_mde(sd: float, rounds: int, threshold: float, alpha: float, power:
 
 def rederive(args: argparse.Namespace, work: Path) -> list[dict]:
     """Records from the reports saved in `work`, decided by the gate as the code stands now."""
-    from benchbench.gate import Policy, gate
-    from benchbench.report import load
+    from benchbench.analysis.gate import Policy, gate
+    from benchbench.model.report import load
 
     policy = Policy(threshold=args.threshold, alpha=args.alpha)
     records = []

@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from benchbench import execute, registry  # noqa: E402
-from benchbench.backends import get as get_backend  # noqa: E402
-from benchbench.report import CaseKey  # noqa: E402
+from benchbench.measure.backends import get as get_backend  # noqa: E402
+from benchbench.model.report import CaseKey  # noqa: E402
+from benchbench.run import execute, registry  # noqa: E402
 
 DOC = ROOT / "docs" / "inference.md"
 BEGIN, END = "<!-- decode check: begin (benchmarks/inference_decode_check.py) -->", "<!-- decode check: end -->"

@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchbench.report import Report, Result, load  # noqa: E402
+from benchbench.model.report import Report, Result, load  # noqa: E402
 
 OPS = 50  # small tensor ops per call on side A; side B does one more: +2%
 EXTRA_ENV = "CALIB_EXTRA_WORK"

@@ -1,7 +1,7 @@
 """Time and peak memory of `benchbench compare` on two pytest-benchmark files of N samples each.
 
 A pytest-benchmark file holds one round per benchmark, so the comparison bootstraps the raw samples
-(benchbench.compare.bootstrap_medians). Usage:
+(benchbench.analysis.compare.bootstrap_medians). Usage:
 
     python benchmarks/large_pytest_benchmark_compare.py [N]   # default 1,000,000
 

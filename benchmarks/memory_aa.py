@@ -1,6 +1,6 @@
 """How much does a case's peak memory vary between runs, and does the memory rule call that a regression?
 
-Peak memory is compared by a tolerance rule (benchbench/memory.py: the larger of +5% and +16 MiB, and
+Peak memory is compared by a tolerance rule (benchbench/metrics/memory.py: the larger of +5% and +16 MiB, and
 every round of one side beyond every round of the other), not a significance test. This script measures
 what that rule meets on a real machine, with `benchbench ab` (both sides alike, so any `worse` is a false
 regression), and that a real +20% allocation is caught:
@@ -120,8 +120,8 @@ def decisions(doc: dict) -> list[dict]:
 def cross_run_decisions(folders: list[Path]) -> list[dict]:
     """Every A/A report against every other A/A report (all measure the same code): the gate's memory decision
     per case on stored reports, unpaired, as `gate --baseline` makes it."""
-    from benchbench.gate import gate
-    from benchbench.report import load
+    from benchbench.analysis.gate import gate
+    from benchbench.model.report import load
 
     reports = [load(f / f"{side}.json") for f in folders for side in ("baseline", "current")]
     out = []
@@ -140,8 +140,8 @@ def _memory_rows(findings: list) -> list[dict]:
 
 def within_ab_decisions(folders: list[Path]) -> list[dict]:
     """Each ab's own decisions, made again from its two stored reports as ab makes them (paired rounds)."""
-    from benchbench.gate import gate
-    from benchbench.report import load
+    from benchbench.analysis.gate import gate
+    from benchbench.model.report import load
 
     return [r for f in folders
             for r in _memory_rows(gate(load(f / "baseline.json"), load(f / "current.json"), paired=True).metric_findings)]
@@ -150,8 +150,8 @@ def within_ab_decisions(folders: list[Path]) -> list[dict]:
 def gate_ab_decisions(folders: list[Path]) -> list[dict]:
     """The A/B runs' stored reports as `gate` decides on them (unpaired): each baseline against its own current
     report and against the current report of every other A/B run (the same +20% change, measured apart)."""
-    from benchbench.gate import gate
-    from benchbench.report import load
+    from benchbench.analysis.gate import gate
+    from benchbench.model.report import load
 
     out = []
     for f in folders:

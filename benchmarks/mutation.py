@@ -39,20 +39,20 @@ class Module:
 
 
 MODULES: dict[str, Module] = {
-    "compare": Module("benchbench/compare.py", ("tests/test_compare.py", "tests/test_compare_rules.py")),
-    "gate": Module("benchbench/gate.py", ("tests/test_gate.py", "tests/test_gate_rules.py")),
+    "compare": Module("benchbench/analysis/compare.py", ("tests/test_compare.py", "tests/test_compare_rules.py")),
+    "gate": Module("benchbench/analysis/gate.py", ("tests/test_gate.py", "tests/test_gate_rules.py")),
     # the decisive tests with known answers only: the seeded false-alarm and power simulations (seconds each,
     # minutes for a mutant that slows detect down) still run in the normal suite, not against every mutant
-    "changepoint": Module("benchbench/changepoint.py", ("tests/test_changepoint.py",),
+    "changepoint": Module("benchbench/analysis/changepoint.py", ("tests/test_changepoint.py",),
                           select="not simulated_null and not stay_rare and not calibration_targets"),
-    "stats": Module("benchbench/stats.py", ("tests/test_stats.py",)),
-    "rounds": Module("benchbench/rounds.py", ("tests/test_rounds.py", "tests/test_session.py")),
+    "stats": Module("benchbench/model/stats.py", ("tests/test_stats.py",)),
+    "rounds": Module("benchbench/run/rounds.py", ("tests/test_rounds.py", "tests/test_session.py")),
     # the round loop only: measure and the two helpers it calls per round (the canary, the suites' derive
     # hooks); planning (prepare, select_backends), new_report, run and default_path are not the loop
-    "session": Module("benchbench/session.py", ("tests/test_session.py",),
+    "session": Module("benchbench/run/session.py", ("tests/test_session.py",),
                       functions=("measure", "_canary", "Session.derive")),
-    "sequential": Module("benchbench/sequential.py", ("tests/test_sequential.py",)),
-    "blocks": Module("benchbench/blocks.py", ("tests/test_blocks.py",)),
+    "sequential": Module("benchbench/analysis/sequential.py", ("tests/test_sequential.py",)),
+    "blocks": Module("benchbench/analysis/blocks.py", ("tests/test_blocks.py",)),
     # the recommendation only: the rest of the suite measures, and is pinned by its own (slow) tests
     "dataloader": Module("suites/dataloader.py", ("tests/test_suite_dataloader.py",),
                          select="recommend or speedup or decoder or noise or knee",
@@ -87,35 +87,35 @@ _NP_DEFAULT = "the argument mutmut drops or changes is the library's default (or
 _FLOAT = ("numpy's dtype: samples are Python floats (or a float array), so np.asarray gives a float array "
           "either way; integer samples give the same medians and ratios")
 EXPLAINED: dict[str, str] = {
-    **{f"benchbench.changepoint.x_weights_from_intervals__mutmut_{i}": _DTYPE for i in (3, 5, 6, 11, 13, 14)},
-    **{f"benchbench.changepoint.x_weights_from_intervals__mutmut_{i}": _SCALE for i in (18, 20, 31, 48)},
-    **{f"benchbench.changepoint.x_scan_values__mutmut_{i}": _DTYPE for i in (3, 5)},
-    **{f"benchbench.changepoint.x__ratio_interval__mutmut_{i}": _NAN for i in (42, 45)},
-    "benchbench.changepoint.x__split_pvalue__mutmut_16": "scan_pvalue itself returns 1.0 for a NaN t (not t > 0)",
-    **{f"benchbench.changepoint.x_detect__mutmut_{i}": (
+    **{f"benchbench.analysis.changepoint.x_weights_from_intervals__mutmut_{i}": _DTYPE for i in (3, 5, 6, 11, 13, 14)},
+    **{f"benchbench.analysis.changepoint.x_weights_from_intervals__mutmut_{i}": _SCALE for i in (18, 20, 31, 48)},
+    **{f"benchbench.analysis.changepoint.x_scan_values__mutmut_{i}": _DTYPE for i in (3, 5)},
+    **{f"benchbench.analysis.changepoint.x__ratio_interval__mutmut_{i}": _NAN for i in (42, 45)},
+    "benchbench.analysis.changepoint.x__split_pvalue__mutmut_16": "scan_pvalue itself returns 1.0 for a NaN t (not t > 0)",
+    **{f"benchbench.analysis.changepoint.x_detect__mutmut_{i}": (
         "the doubtful values when clip is None or 0: their extra noise is multiplied by (clip or 0)² = 0, so an "
         "empty float array or one slot at 0 adds nothing") for i in (75, 77, 78)},
-    **{f"benchbench.changepoint.x_detect__mutmut_{i}": _ASARRAY for i in (4, 6, 21, 23)},
-    "benchbench.stats.x_log_t_interval__mutmut_13": _UNUSED,
-    "benchbench.sequential.xǁPlanǁalpha_at__mutmut_1": (
+    **{f"benchbench.analysis.changepoint.x_detect__mutmut_{i}": _ASARRAY for i in (4, 6, 21, 23)},
+    "benchbench.model.stats.x_log_t_interval__mutmut_13": _UNUSED,
+    "benchbench.analysis.sequential.xǁPlanǁalpha_at__mutmut_1": (
         "outside the planned looks spent() is flat (0 before the first, alpha from the last on), so the "
         "difference is 0 with or without the early return"),
-    "benchbench.sequential.x_look__mutmut_34": "df with fewer than two rounds: max(n - 1, 0) and max(n - 2, 0) "
+    "benchbench.analysis.sequential.x_look__mutmut_34": "df with fewer than two rounds: max(n - 1, 0) and max(n - 2, 0) "
                                                "are both 0 for n = 0 and n = 1",
-    "benchbench.sequential.x_look__mutmut_46": ("se == 1 instead of se == 0: with no spread the t branch gives "
+    "benchbench.analysis.sequential.x_look__mutmut_46": ("se == 1 instead of se == 0: with no spread the t branch gives "
                                                "a finite quantile times 0, the same half width 0"),
-    **{f"benchbench.rounds.x_merge_round__mutmut_{i}": _DEFAULT for i in (95, 101, 110, 113)},
-    **{f"benchbench.blocks.x_paired_round_logs__mutmut_{i}": _ZIP for i in (12, 15, 16)},
-    "benchbench.blocks.x_pairs_disagree__mutmut_25": _EDGE,
-    **{f"benchbench.compare.x_bootstrap_medians__mutmut_{i}": _FLOAT for i in (3, 5)},
-    **{f"benchbench.compare.x_bootstrap_medians__mutmut_{i}": _BOOT_WINDOW for i in (28, 31, 33, 37, 51, 62, 65)},
-    **{f"benchbench.compare.x_bootstrap_medians__mutmut_{i}": _NP_DEFAULT for i in (15, 72)},
-    **{f"benchbench.compare.x_mann_whitney_p__mutmut_{i}": _NP_DEFAULT for i in (16, 18)},
-    **{f"benchbench.compare.x_round_values__mutmut_{i}": _ZIP for i in (6, 9, 10)},
-    **{f"benchbench.gate.x_judge__mutmut_{i}": (
+    **{f"benchbench.run.rounds.x_merge_round__mutmut_{i}": _DEFAULT for i in (95, 101, 110, 113)},
+    **{f"benchbench.analysis.blocks.x_paired_round_logs__mutmut_{i}": _ZIP for i in (12, 15, 16)},
+    "benchbench.analysis.blocks.x_pairs_disagree__mutmut_25": _EDGE,
+    **{f"benchbench.analysis.compare.x_bootstrap_medians__mutmut_{i}": _FLOAT for i in (3, 5)},
+    **{f"benchbench.analysis.compare.x_bootstrap_medians__mutmut_{i}": _BOOT_WINDOW for i in (28, 31, 33, 37, 51, 62, 65)},
+    **{f"benchbench.analysis.compare.x_bootstrap_medians__mutmut_{i}": _NP_DEFAULT for i in (15, 72)},
+    **{f"benchbench.analysis.compare.x_mann_whitney_p__mutmut_{i}": _NP_DEFAULT for i in (16, 18)},
+    **{f"benchbench.analysis.compare.x_round_values__mutmut_{i}": _ZIP for i in (6, 9, 10)},
+    **{f"benchbench.analysis.gate.x_judge__mutmut_{i}": (
         "the `else 'failed'` of a broke row's message is dead code: compare_pair calls a row broke only when the "
         "current result exists and failed or timed out, so row.other is never None there") for i in (44, 45, 46)},
-    "benchbench.gate.x__read_toml__mutmut_1": ("sys.version_info > (3, 11) instead of >=: version_info has five "
+    "benchbench.analysis.gate.x__read_toml__mutmut_1": ("sys.version_info > (3, 11) instead of >=: version_info has five "
                                                "fields, so it is greater than (3, 11) exactly when it is at least "
                                                "that"),
 }

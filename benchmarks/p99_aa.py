@@ -1,4 +1,4 @@
-"""How often does the p99 rule (benchbench/latency.py) call a regression when nothing changed, and does it see a
+"""How often does the p99 rule (benchbench/metrics/latency.py) call a regression when nothing changed, and does it see a
 planted tail? Real `benchbench ab` runs of inference decode cases on this machine; regenerates the table in
 docs/inference.md.
 
@@ -129,7 +129,7 @@ def decisions(doc: dict) -> list[dict]:
 
 def gate_decisions(base, other, paired: bool) -> list[dict]:
     """The latency and tokens/s decisions of one gate, and its time decisions (metric "time") for reference."""
-    from benchbench.gate import gate
+    from benchbench.analysis.gate import gate
 
     result = gate(base, other, paired=paired)
     out = [_decision(f.row.key.label, f.row.metric, f.row.base, f.row.other, f.row.verdict, f.outcome, f.row.why,
@@ -146,7 +146,7 @@ def gate_decisions(base, other, paired: bool) -> list[dict]:
 
 def within_ab_decisions(folder: Path) -> list[dict]:
     """One kept ab's decisions again, from its two reports (its rounds paired, as ab decides)."""
-    from benchbench.report import load
+    from benchbench.model.report import load
 
     return gate_decisions(load(folder / "baseline.json"), load(folder / "current.json"), paired=True)
 
@@ -154,7 +154,7 @@ def within_ab_decisions(folder: Path) -> list[dict]:
 def cross_run_decisions(folders: list[Path], ab_folders: list[Path] = ()) -> list[dict]:
     """Every A/A report against every A/A report of the other runs, unpaired, as `gate --baseline` decides. The
     baseline of an A/B run has no planted tail: it is one more A/A report."""
-    from benchbench.report import load
+    from benchbench.model.report import load
 
     groups = [[load(f / f"{side}.json") for side in ("baseline", "current")] for f in folders]
     groups += [[load(f / "baseline.json")] for f in ab_folders]
@@ -279,7 +279,7 @@ def main() -> int:
 
 def reuse(folders: list[Path], args: argparse.Namespace) -> int:
     """The table again from the reports earlier calls kept (`--keep`): no ab is run."""
-    from benchbench.report import load
+    from benchbench.model.report import load
 
     def complete(folder: Path) -> bool:  # both sides written and whole (not a run still going or cut short)
         files = [folder / f"{side}.json" for side in ("baseline", "current")]

@@ -3,7 +3,7 @@
     PYTHONPATH=. python benchmarks/profile_regressions_check.py --repeats 4 --threads 1 --cpus 0 \
         --work /tmp/profcheck --doc docs/bisect.md
 
-Each run is `benchbench.ab.run_ab` over the six CPU ops of `benchmarks/calibration_suite.py` (the same
+Each run is `benchbench.run.ab.run_ab` over the six CPU ops of `benchmarks/calibration_suite.py` (the same
 runs as benchmarks/ab_calibration.py), of two kinds with known answers:
 - `aa@5%`: identical sides at --fail-on 5%: `ok` is right, and nothing should be profiled but the
   inconclusive cases;
@@ -33,8 +33,8 @@ OUTCOMES = ("regression", "inconclusive", "ok")
 
 
 def measure(args: argparse.Namespace, work: Path, records: list[dict]) -> None:
-    from benchbench.ab import SideSpec, run_ab
-    from benchbench.gate import Policy
+    from benchbench.analysis.gate import Policy
+    from benchbench.run.ab import SideSpec, run_ab
 
     done = {(r["kind"], r["repeat"], r["profiled"]) for r in records}
     for i in range(args.repeats):

@@ -1,6 +1,6 @@
 """Does `validate`'s pairing pay? Its three measurements of an op are taken back to back in one round (a
 shuffled order), and each engine is compared with the plain loop *of the same round*. This script runs
-`benchbench.validate.validate` (the library call behind `benchbench validate`) and asks how much wider
+`benchbench.measure.validate.validate` (the library call behind `benchbench validate`) and asks how much wider
 the engine/plain ratio would spread if the two came from different moments instead:
 
 - paired: log(engine / plain) of the same round (what validate uses);
@@ -42,7 +42,7 @@ def spreads(rows: list[dict], engine: str) -> dict[str, float | int]:
 
 
 def table(result: dict) -> str:
-    from benchbench.validate import ENGINE_NAMES, ENGINES
+    from benchbench.measure.validate import ENGINE_NAMES, ENGINES
 
     rows = result["samples"]
     ops = list(dict.fromkeys((r["backend"], r["op"]) for r in rows))
@@ -85,8 +85,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     path = work / "validate.json"
     if not args.table_only:
-        from benchbench import backends as bk
-        from benchbench.validate import validate
+        from benchbench.measure import backends as bk
+        from benchbench.measure.validate import validate
 
         result = validate([bk.get("cpu")], processes=args.processes, rounds=args.rounds, seed=args.seed,
                           on_progress=lambda msg: print(msg, file=sys.stderr, flush=True))

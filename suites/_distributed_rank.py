@@ -58,7 +58,7 @@ def rank_device(torch_mod: Any, device_type: str, local_rank: int) -> Any:
 
 def rank_timer(torch_mod: Any, device: Any) -> Any:
     """benchbench's timer for this rank's device: CUDA events on a GPU, perf_counter on the CPU."""
-    from benchbench.backends import CudaEventTimer, Timer
+    from benchbench.measure.backends import CudaEventTimer, Timer
 
     if device.type == "cuda":
         return CudaEventTimer(torch_mod, device.index)

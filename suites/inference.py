@@ -7,7 +7,7 @@ module buffers, a head tied to the token embedding). Nothing is downloaded.
 
 One sample is one timed call, through the backend's timer (CUDA: a pair of events around each call),
 so the report's samples are per-call times and `derive` reads p50/p90/p99/max from them, each with
-the number of calls behind it (`benchbench.percentiles`: p99 needs 100 calls, and says so when it has
+the number of calls behind it (`benchbench.model.percentiles`: p99 needs 100 calls, and says so when it has
 fewer). The suite times itself (`Case(None, samples=...)`): the harness's inner loop would average
 the tail away. A call is:
 
@@ -47,7 +47,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchbench import Case, Skip, benchmark
-from benchbench.percentiles import summary
+from benchbench.model.percentiles import summary
 
 if TYPE_CHECKING:  # pragma: no cover
     from benchbench import CaseKey, Context, Result

@@ -4,7 +4,7 @@ Ceilings first: `ceiling_matmul` (the best of a sweep of square matmul sizes and
 and `ceiling_copy` (the best of a few large device-to-device copies) are measured on the device
 itself; every FLOP-bound case is shown as a % of the matmul ceiling of its dtype and every
 bandwidth-bound case as a % of the copy ceiling, so the numbers mean something on any CPU, GPU or
-Mac, datasheet or not. A case that beats its ceiling raises it (see benchbench/ceilings.py).
+Mac, datasheet or not. A case that beats its ceiling raises it (see benchbench/analysis/ceilings.py).
 
 Conventions, so that rates compare across cases and machines:
 - FLOPs count a multiply-add as 2 and only the matmul/conv arithmetic (bias adds, activations and
@@ -297,7 +297,7 @@ def ceiling_matmul(ctx: Context) -> Case:
 
     CPUs that emulate bfloat16/float16 run nn.Linear's `a @ w.T` 10-15x faster than `a @ b`; a
     ceiling must be the best the device does, not its slowest path (the matmul cases show what
-    `a @ b` gets). A case that still beats the ceiling raises it in the report (benchbench/ceilings.py)."""
+    `a @ b` gets). A case that still beats the ceiling raises it in the report (benchbench/analysis/ceilings.py)."""
     native = native_half(ctx.dtype_name)
     _check_runnable(ctx, 0)
     candidates = ceiling_matmul_candidates(ctx.backend.name, ctx.dtype_name, native)

@@ -51,7 +51,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from benchbench import Case, Skip, benchmark, compile_time
+from benchbench import Case, Skip, benchmark
+from benchbench.metrics import compile_time
 
 if TYPE_CHECKING:  # pragma: no cover
     from benchbench import CaseKey, Context, Result
@@ -340,7 +341,7 @@ def _warm_compile_main(spec: dict[str, Any]) -> dict[str, Any]:
     guard = [tuple(t.to(device) for t in batches(i)) for i in range(GUARD_STEPS)]
     before = dynamo_counts()
     # device sync goes through benchbench's backend, as everywhere else
-    from benchbench.backends import get
+    from benchbench.measure.backends import get
 
     backend = get(device.type)
 

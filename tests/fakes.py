@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchbench.backends import Backend
-from benchbench.measure import Budget
+from benchbench.measure.backends import Backend
+from benchbench.measure.engine import Budget
 
 
 class FakeClock:
@@ -251,7 +251,7 @@ class _GpuShapedOnTheCpu:
         pass
 
     def timer(self):
-        from benchbench.backends import SyncTimer
+        from benchbench.measure.backends import SyncTimer
 
         return SyncTimer(self.synchronize)
 
@@ -264,7 +264,7 @@ class _GpuShapedOnTheCpu:
 
 def gpu_shaped_backend(kind: str) -> Backend:
     """A usable `kind` backend (cuda or mps) that runs on the CPU; see _GpuShapedOnTheCpu."""
-    from benchbench import backends as bk
+    from benchbench.measure import backends as bk
 
     if kind == "cuda":
         class FakeSessionCuda(_GpuShapedOnTheCpu, bk.CudaBackend):
@@ -288,6 +288,6 @@ def gpu_shaped_backend(kind: str) -> Backend:
 
 def install_gpu_shaped_backend(kind: str) -> None:
     """Make `kind` usable for every later backends.discover()/get() in this process."""
-    from benchbench import backends as bk
+    from benchbench.measure import backends as bk
 
     bk._PROBES[kind] = lambda torch_mod: gpu_shaped_backend(kind)

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchbench.ab import (
+from benchbench.errors import UserError
+from benchbench.run.ab import (
     SideSpec,
     check_side,
     differs,
@@ -16,8 +17,7 @@ from benchbench.ab import (
     parse_env,
     side_environment,
 )
-from benchbench.errors import UserError
-from benchbench.runner import Side
+from benchbench.run.runner import Side
 from benchbench.worktree import repo_root, source_tree, tree_pythonpath, tree_sources
 
 
@@ -138,7 +138,7 @@ def test_the_check_imports_under_the_sides_own_environment(tmp_path):
 
 # --- metrics: time, instruction counts, or both ------------------------------------------------------------
 def test_check_metrics_orders_time_first_and_rejects_unknown_ones():
-    from benchbench.ab import check_metrics
+    from benchbench.run.ab import check_metrics
 
     assert check_metrics(None) == ("time",)
     assert check_metrics(["instructions", "time", "instructions"]) == ("time", "instructions")
@@ -148,7 +148,7 @@ def test_check_metrics_orders_time_first_and_rejects_unknown_ones():
 
 def fake_measure(calls, counts, times):
     """Stands in for session.measure: fills each side's report with counts (instructions) or times."""
-    from benchbench.report import Result
+    from benchbench.model.report import Result
 
     def measure(session, targets, progress=None, rounds=None, canary=True, on_result=None):
         calls.append((session.metric, session.rounds, canary, [t.path.name for t in targets]))
@@ -171,8 +171,8 @@ class FakeInterleaved:
         self.session, self.targets, self.plan, self.budget_s = session, targets, plan, budget_s
 
     def run(self):
-        from benchbench.interleave import Outcome
-        from benchbench.report import Result
+        from benchbench.model.report import Result
+        from benchbench.run.interleave import Outcome
 
         FakeInterleaved.calls.append((self.session.metric, self.plan, self.budget_s, [t.path.name for t in self.targets]))
         for t in self.targets:
@@ -182,9 +182,10 @@ class FakeInterleaved:
 
 
 def test_ab_with_both_metrics_gates_on_each_and_names_the_disagreement(monkeypatch, tmp_path):
-    from benchbench import ab, callgrind, session
-    from benchbench.ab import run_ab
-    from benchbench.sequential import Plan
+    from benchbench.analysis.sequential import Plan
+    from benchbench.measure import callgrind
+    from benchbench.run import ab, session
+    from benchbench.run.ab import run_ab
 
     monkeypatch.setattr(callgrind, "valgrind_status", lambda: callgrind.ValgrindStatus(True, "/usr/bin/valgrind", "3"))
     calls = []
@@ -210,9 +211,10 @@ def test_ab_with_both_metrics_gates_on_each_and_names_the_disagreement(monkeypat
 
 
 def test_ab_instructions_only_is_one_round_without_the_canary_and_the_gates_own_output(monkeypatch, tmp_path):
-    from benchbench import callgrind, session
-    from benchbench.ab import run_ab
+    from benchbench.measure import callgrind
     from benchbench.output.gate import ab_json, ab_text
+    from benchbench.run import session
+    from benchbench.run.ab import run_ab
 
     monkeypatch.setattr(callgrind, "valgrind_status", lambda: callgrind.ValgrindStatus(True, "/usr/bin/valgrind", "3"))
     calls = []
@@ -237,7 +239,7 @@ class CountingWorker:
         CountingWorker.started.append(self)
 
     def run(self, request, timeout, on_event):
-        from benchbench.report import CaseKey, Result
+        from benchbench.model.report import CaseKey, Result
 
         self.requests.append(request["key"])
         count = 1030.0 if self.current else 1000.0
@@ -254,7 +256,8 @@ class CountingWorker:
 
 def test_ab_instructions_runs_one_valgrind_worker_per_side_through_the_real_round_loop(monkeypatch, tmp_path):
     """session.measure and the Runner are real; only the worker process is not."""
-    from benchbench import ab, callgrind, runner
+    from benchbench.measure import callgrind
+    from benchbench.run import ab, runner
 
     monkeypatch.setattr(callgrind, "valgrind_status", lambda: callgrind.ValgrindStatus(True, "/usr/bin/valgrind", "3"))
     monkeypatch.setattr(runner, "Worker", CountingWorker)
@@ -274,8 +277,9 @@ def test_ab_instructions_runs_one_valgrind_worker_per_side_through_the_real_roun
 
 
 def test_ab_with_instructions_but_no_valgrind_stops_before_measuring(monkeypatch, tmp_path):
-    from benchbench import callgrind, session
-    from benchbench.ab import run_ab
+    from benchbench.measure import callgrind
+    from benchbench.run import session
+    from benchbench.run.ab import run_ab
 
     monkeypatch.setattr(callgrind, "valgrind_status", lambda: callgrind.ValgrindStatus(False, reason="not installed"))
     monkeypatch.setattr(session, "prepare", lambda *a, **k: pytest.fail("planned without Valgrind"))

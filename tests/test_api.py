@@ -1,7 +1,8 @@
 import pytest
 
-from benchbench import Case, benchmark, registry
+from benchbench import Case, benchmark
 from benchbench.errors import UserError
+from benchbench.run import registry
 
 
 @benchmark(params={"n": [1, 2], "k": ["a"]}, dtypes=["float32", "bfloat16"], modes=["eager", "compile"],
@@ -161,7 +162,7 @@ def test_definition_hash_is_stable_across_processes(write_suite):
     source = (HELPERS.replace("{factor}", "1").replace("{other}", "1").replace("{small}", "8")
               .replace("{tags}", tags))
     path = write_suite(source, "stable.py")
-    code = ("import sys; from benchbench import registry; "
+    code = ("import sys; from benchbench.run import registry; "
             f"print(registry.load_paths([{str(path)!r}])[0].benchmark('uses_helpers').definition_hash)")
     hashes = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                              env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout

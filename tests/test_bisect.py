@@ -6,9 +6,9 @@ import math
 import subprocess
 
 import pytest
+from benchbench.run.bisect import Commit, Trial, commit_range, find_root, probe, run_bisect, trial_from_ab
 from conftest import ROOT, run_cli
 
-from benchbench.bisect import Commit, Trial, commit_range, find_root, probe, run_bisect, trial_from_ab
 from benchbench.errors import UserError
 from benchbench.output.bisect import bisect_json, bisect_markdown, bisect_text
 
@@ -213,7 +213,7 @@ def test_probe_imports_the_suites_from_the_tree_and_names_what_fails(tmp_path):
 def test_a_case_that_broke_on_the_candidate_makes_the_step_a_skip():
     from types import SimpleNamespace
 
-    from benchbench.compare import Change
+    from benchbench.analysis.compare import Change
 
     def finding(verdict, outcome, reason=None, ratio=None):
         change = Change(ratio, ratio - 0.1, ratio + 0.1, 0.95, 0.01, 0.01, 3, 3, "paired-round") if ratio else None
@@ -240,7 +240,7 @@ def test_bisect_refuses_bad_input_before_measuring(tmp_path):
     env = {"PYTHONPATH": f"{ROOT}:{root / 'src'}"}
     proc = run_cli("bisect", "HEAD", "HEAD~2", "--suite-path", "bench/suite.py", cwd=root, env=env)
     assert proc.returncode == 2 and "not an ancestor" in proc.stderr and "Traceback" not in proc.stderr
-    from benchbench.bisect import bisect
+    from benchbench.run.bisect import bisect
 
     with pytest.raises(UserError, match="--retries"):
         bisect("HEAD~2", "HEAD", retries=-1)

@@ -6,8 +6,8 @@ import statistics
 import numpy as np
 import pytest
 
-from benchbench import blocks
-from benchbench.report import CaseKey, Result
+from benchbench.analysis import blocks
+from benchbench.model.report import CaseKey, Result
 
 
 def test_turns_are_abba_and_balanced_with_either_side_first():

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import pytest
 from conftest import run_cli
 
-from benchbench import callgrind as cg
 from benchbench.errors import UserError
-from benchbench.report import CaseKey, load
+from benchbench.measure import callgrind as cg
+from benchbench.model.report import CaseKey, load
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "callgrind.out.golden"
@@ -258,7 +258,7 @@ def test_without_valgrind_run_and_ab_stop_with_exit_2_and_the_install_hint(tmp_p
 # --- planning a run ----------------------------------------------------------------------------------------
 def planned(backend="cpu", isolate=False, skip=None):
     from benchbench import Case, benchmark
-    from benchbench.runner import PlannedCase
+    from benchbench.run.runner import PlannedCase
 
     bench = benchmark(lambda ctx: Case(lambda: None), name="b", isolate=isolate)
     return PlannedCase(suite=None, bench=bench, key=CaseKey.make("s", "b", {}, backend), skip=skip)
@@ -327,7 +327,7 @@ def test_collector_can_keep_the_dumps_for_callgrind_annotate(tmp_path):
 
 
 def test_a_session_for_instructions_plans_one_round_of_countable_cases(monkeypatch):
-    from benchbench import session
+    from benchbench.run import session
 
     monkeypatch.setattr(cg, "valgrind_status", lambda: cg.ValgrindStatus(True, "/usr/bin/valgrind", "3.19.0"))
     s = session.prepare(["tensor_ops"], pattern="dispatch_overhead", backends=["cpu"], environment=False,

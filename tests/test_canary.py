@@ -1,6 +1,7 @@
 import pytest
 
-from benchbench.canary import measure_canary, run_canary, speed_ratio
+from benchbench.analysis.canary import run_canary, speed_ratio
+from benchbench.measure.canary import measure_canary
 
 A = {"python_loop_s": 8e-6, "torch_dispatch_s": 1.5e-6}
 

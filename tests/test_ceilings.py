@@ -2,8 +2,8 @@
 
 import pytest
 
-from benchbench.ceilings import bound, ceiling_fraction, find_ceiling, is_ceiling
-from benchbench.report import CaseKey, Result
+from benchbench.analysis.ceilings import bound, ceiling_fraction, find_ceiling, is_ceiling
+from benchbench.model.report import CaseKey, Result
 
 
 def res(benchmark, median=0.01, suite="tensor_ops", backend="cpu", dtype="float32", status="ok", params=None,

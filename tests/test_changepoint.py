@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from test_compare import within_binomial_se
 
-from benchbench import changepoint as cp
+from benchbench.analysis import changepoint as cp
 
 ROOT = Path(__file__).resolve().parent.parent
 

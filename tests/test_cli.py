@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from benchbench import registry
-from benchbench.backends import get
-from benchbench.report import load, parse
-from benchbench.runner import plan
+from benchbench.measure.backends import get
+from benchbench.model.report import load, parse
+from benchbench.run import registry
+from benchbench.run.runner import plan
 
 CUDA_USABLE = get("cuda").available
 
@@ -191,7 +191,7 @@ def test_run_history_that_is_a_file_is_refused_before_the_run(write_suite, tmp_p
 
 
 def test_default_report_names_are_unique(tmp_path):
-    from benchbench.session import default_path
+    from benchbench.run.session import default_path
 
     first = default_path("x", 1_700_000_000.25, str(tmp_path))
     assert default_path("x", 1_700_000_000.75, str(tmp_path)) != first  # the same second

@@ -51,7 +51,7 @@ def test_compare_formats(capsys, fmt, tmp_path):
 def test_compare_with_instruction_counts_names_where_time_and_counts_disagree(capsys, tmp_path):
     from test_compare import make_report, result
 
-    from benchbench.report import CaseKey, save
+    from benchbench.model.report import CaseKey, save
 
     flat, more = CaseKey.make("s", "flat_time"), CaseKey.make("s", "agree")
     times = [1e-3 * (1 + 0.001 * (i % 5)) for i in range(30)]
@@ -226,7 +226,7 @@ STEADY_CANARY = {"python_loop_s": 1e-5, "torch_dispatch_s": 1e-6}
 def _run(capsys, suite, out, monkeypatch, slowdown=None):
     # A sleep does not slow down with the machine; the canary does, and on a busy machine it would
     # (rightly) make these verdicts inconclusive. This test is about the harness: pin the canary.
-    monkeypatch.setattr("benchbench.session._canary", lambda: dict(STEADY_CANARY))
+    monkeypatch.setattr("benchbench.run.session._canary", lambda: dict(STEADY_CANARY))
     if slowdown:
         monkeypatch.setenv("BENCHBENCH_E2E_SLOWDOWN", str(slowdown))
     else:

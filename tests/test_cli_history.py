@@ -5,8 +5,8 @@ from conftest import run_cli
 from test_cli import TINY_SUITE
 from test_history import RUNS, make_report, planted
 
-from benchbench import history as hs
-from benchbench.report import load, save
+from benchbench.analysis import history as hs
+from benchbench.model.report import load, save
 
 
 def test_history_command_names_the_slowdown_and_the_environment_change(tmp_path):

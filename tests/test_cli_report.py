@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from benchbench.formats import load_any, load_reports
+from benchbench.model.formats import load_any, load_reports
+from benchbench.model.report import load, save
 from benchbench.output.html import PALETTE
-from benchbench.report import load, save
 
 REFERENCE = Path(__file__).parent.parent / "reports" / "reference"
 TENSOR_OPS = str(REFERENCE / "cpu-epyc-2core_tensor_ops-autograd_quick.json")

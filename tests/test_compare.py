@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from benchbench.compare import (
+from benchbench.analysis.compare import (
     Change,
     Criteria,
     bootstrap_ratio_ci,
@@ -22,7 +22,7 @@ from benchbench.compare import (
     summary_of,
 )
 from benchbench.errors import UserError
-from benchbench.report import CaseKey, Report, Result
+from benchbench.model.report import CaseKey, Report, Result
 
 FP = {"torch": "2.14.1", "cpu": "AMD EPYC", "threads": 2, "hostname": "a"}
 
@@ -102,7 +102,7 @@ def test_mann_whitney_on_constants_is_not_nan():
 
 
 def test_change_from_summaries_narrows_with_more_samples_and_has_no_p():
-    from benchbench.compare import Summary
+    from benchbench.analysis.compare import Summary
 
     few = change_from_summaries(Summary(1.0, 0.1, 10, False), Summary(1.1, 0.1, 10, False))
     many = change_from_summaries(Summary(1.0, 0.1, 1000, False), Summary(1.1, 0.1, 1000, False))
@@ -309,7 +309,7 @@ def process_medians(rng, r, sd, median=1e-3, slowdown=0.0, machine=None):
 def test_welch_and_paired_changes_match_scipy():
     from scipy import stats
 
-    from benchbench.compare import change_from_paired_rounds, change_from_rounds
+    from benchbench.analysis.compare import change_from_paired_rounds, change_from_rounds
 
     a, b = [1.0, 1.1, 0.95, 1.05], [1.2, 1.3, 1.1, 1.25, 1.22]
     c = change_from_rounds(a, b)
@@ -324,7 +324,7 @@ def test_welch_and_paired_changes_match_scipy():
 
 
 def test_round_interval_covers_the_true_ratio_at_its_nominal_rate():
-    from benchbench.compare import change_from_rounds
+    from benchbench.analysis.compare import change_from_rounds
 
     trials, covered = 600, 0
     for seed in range(trials):
@@ -347,7 +347,7 @@ def within_binomial_se(rate: float, p: float, trials: int, k: float = 3.0, side:
 
 def _detection_rate(rounds, sd, paired, trials=600):
     """How often `classify` calls `slower` when the true slowdown is exactly the MDE of the true spread."""
-    from benchbench.compare import change_from_paired_rounds, change_from_rounds, detectable_slowdown
+    from benchbench.analysis.compare import change_from_paired_rounds, change_from_rounds, detectable_slowdown
 
     threshold, alpha = 0.05, 0.05
     # The MDE for data whose spread is the true one: build a Change with the true se and ask.
@@ -384,7 +384,7 @@ def test_the_detectable_effect_is_the_noncentral_t_power_at_the_lower_df(rounds,
     test statistic (d - log(1 + threshold)) / se exceeds t(1 - alpha/2, n - 1) with probability 90%."""
     from scipy.stats import nct, t
 
-    from benchbench.compare import detectable_slowdown
+    from benchbench.analysis.compare import detectable_slowdown
 
     se = 0.05 / math.sqrt(rounds) if paired else 0.05 * math.sqrt(2 / rounds)
     truth = Change(1.0, 1.0, 1.0, 0.95, 1.0, 0.05, rounds, rounds, "paired-round" if paired else "round", se,
@@ -396,7 +396,7 @@ def test_the_detectable_effect_is_the_noncentral_t_power_at_the_lower_df(rounds,
 
 
 def test_stated_mde_shrinks_with_rounds_and_grows_with_spread():
-    from benchbench.compare import change_from_paired_rounds, detectable_slowdown
+    from benchbench.analysis.compare import change_from_paired_rounds, detectable_slowdown
 
     rng = np.random.default_rng(3)
     d = rng.standard_normal(40) * 0.05
@@ -409,7 +409,7 @@ def test_stated_mde_shrinks_with_rounds_and_grows_with_spread():
 
 def _aa_false_alarms(paired, threshold, trials=1000, r=5, sd=0.10):
     """A/A with per-process lognormal offsets (sd 10%) far larger than the spread inside a round (1%)."""
-    from benchbench.compare import change_from_paired_rounds, change_from_rounds
+    from benchbench.analysis.compare import change_from_paired_rounds, change_from_rounds
 
     alarms = Counter()
     for seed in range(trials):
@@ -494,7 +494,7 @@ def test_single_round_results_keep_the_sample_rule_and_say_so():
 
 
 def test_paired_reports_are_recognised_by_sides_and_round_seeds():
-    from benchbench.compare import paired_reports
+    from benchbench.analysis.compare import paired_reports
 
     def rep(side, seeds):
         r = make_report([])
@@ -553,7 +553,7 @@ def test_the_bootstrap_of_a_million_sample_side_stays_in_bounded_memory():
 
     import numpy as np
 
-    from benchbench.compare import bootstrap_ratio_ci
+    from benchbench.analysis.compare import bootstrap_ratio_ci
 
     rng = np.random.default_rng(5)
     base, other = rng.lognormal(0, 0.2, 20_000), rng.lognormal(0.05, 0.2, 20_000)
@@ -568,7 +568,7 @@ def test_the_bootstrap_of_a_million_sample_side_stays_in_bounded_memory():
 def test_the_exact_bootstrap_median_agrees_with_resampling(monkeypatch):
     import numpy as np
 
-    from benchbench import compare as c
+    from benchbench.analysis import compare as c
 
     xs = np.random.default_rng(7).lognormal(0, 0.3, 1501)
     plain = c.bootstrap_medians(xs, 4000, np.random.default_rng(1))

@@ -13,9 +13,9 @@ import pytest
 from scipy import stats as sps
 from test_compare import FP, make_report, result, rounds_result, timings
 
-from benchbench import compare as c
-from benchbench import sequential
-from benchbench.compare import (
+from benchbench.analysis import compare as c
+from benchbench.analysis import sequential
+from benchbench.analysis.compare import (
     Change,
     Criteria,
     MachineDrift,
@@ -42,8 +42,8 @@ from benchbench.compare import (
     verdict_counts,
 )
 from benchbench.errors import UserError
-from benchbench.report import CaseKey, Result
-from benchbench.stats import summarize
+from benchbench.model.report import CaseKey, Result
+from benchbench.model.stats import summarize
 
 KEY = CaseKey.make("ops", "matmul", {"n": 256}, "cpu", "float32")
 STEADY = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0, 1.01]
@@ -437,7 +437,7 @@ def _counted(samples, **kw):
 
 def test_counts_keep_their_interval_jitter_and_sizes():
     row = compare_pair(KEY, _counted([100.0, 101.0, 100.5]), _counted([110.0, 111.0, 110.0, 112.0]), Criteria())
-    from benchbench import instructions
+    from benchbench.metrics import instructions
 
     counted = instructions.classify_counts([100.0, 101.0, 100.5], [110.0, 111.0, 110.0, 112.0], 0.005)
     ch = row.change

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 from test_compare import make_report
 
-from benchbench import compile_time, metrics
+from benchbench import metrics
+from benchbench.analysis.gate import gate, parse_rules
 from benchbench.errors import UserError
-from benchbench.gate import gate, parse_rules
+from benchbench.metrics import compile_time
+from benchbench.model.report import CaseKey, Result
 from benchbench.output.gate import terminal_text
-from benchbench.report import CaseKey, Result
 
 KEY = CaseKey.make("training", "mlp", {"width": 64}, "cpu", "float32", "compile")
 EAGER = CaseKey.make("training", "mlp", {"width": 64}, "cpu", "float32", "eager")

@@ -7,12 +7,12 @@ import json
 import pytest
 from test_compare import make_report, result
 
+from benchbench.analysis.compare import compare
+from benchbench.analysis.cost import case_cost, comparison_costs, cost_per_million, parse_prices
 from benchbench.cli import main
-from benchbench.compare import compare
-from benchbench.cost import case_cost, comparison_costs, cost_per_million, parse_prices
 from benchbench.errors import UserError
+from benchbench.model.report import CaseKey, save
 from benchbench.output.cost import cost_text, fmt_money
-from benchbench.report import CaseKey, save
 
 IMG = CaseKey.make("training", "resnet", {"batch": 32}, "cuda", "float32")
 TOK = CaseKey.make("inference", "llm", {"seq": 128}, "cuda", "bfloat16")

@@ -8,12 +8,11 @@ import json
 import pytest
 from fakes import FakeBackend, FakeClock, FakeTimer
 
-from benchbench import Case, benchmark, energy
-from benchbench.backends import Backend
-from benchbench.environment import nvml
-from benchbench.execute import Prepared, prepare_case, run_case
-from benchbench.measure import Budget
-from benchbench.report import CaseKey
+from benchbench import Case, benchmark
+from benchbench.measure.backends import Backend
+from benchbench.measure.engine import Budget, energy, nvml
+from benchbench.model.report import CaseKey
+from benchbench.run.execute import Prepared, prepare_case, run_case
 
 TINY = Budget(warmup_calls=2, warmup_min_s=0.0, warmup_max_s=0.5, block_min_s=0.0005, min_samples=5,
               max_samples=20, max_time_s=0.2, target_rel_ci=0.05, timeout_s=60)
@@ -314,8 +313,8 @@ def test_interleaved_blocks_sum_their_energy():
 
 def test_without_readers_every_energy_field_says_unavailable_with_the_reason(tmp_path, monkeypatch):
     """This VM: no powercap, no hwmon, no NVML. The case runs, and its energy is one line saying why."""
+    from benchbench.model.report import Report
     from benchbench.output.tables import results_table
-    from benchbench.report import Report
 
     monkeypatch.setattr(energy, "POWERCAP_ROOT", str(tmp_path / "powercap"))
     monkeypatch.setattr(energy, "HWMON_ROOT", str(tmp_path / "hwmon"))
@@ -352,7 +351,7 @@ def test_self_timed_case_says_why_it_has_no_energy():
 
 def test_a_report_whose_energy_metric_is_not_text_is_refused():
     from benchbench.errors import ReportError
-    from benchbench.report import Report, Result, dumps, parse
+    from benchbench.model.report import Report, Result, dumps, parse
 
     r = Result(key=CaseKey.make("t", "b"), status="ok", samples=[1.0], metrics={"energy": "rapl: package-0",
                                                                                "energy_j_per_call": 0.5})
@@ -367,9 +366,9 @@ def test_table_cell_csv_columns_and_reasons_of_measured_and_unmeasured_cases():
     import csv
     import io
 
+    from benchbench.model.report import Report, Result
     from benchbench.output.energy import energy_cell, energy_lines, fmt_joules
     from benchbench.output.tables import results_csv
-    from benchbench.report import Report, Result
 
     measured = Result(key=CaseKey.make("t", "a"), status="ok", samples=[1e-3],
                       metrics={"energy": "nvml: GPU", "energy_j_per_call": 0.0123, "power_w": 41.0})

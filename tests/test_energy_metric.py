@@ -5,16 +5,18 @@ import numpy as np
 import pytest
 from test_compare import make_report
 
-from benchbench import energy, energy_metric, metrics
-from benchbench.compare import compare
+from benchbench import metrics
+from benchbench.analysis.compare import compare
+from benchbench.analysis.gate import gate, parse_rules
+from benchbench.analysis.history import analyse
 from benchbench.errors import UserError
-from benchbench.gate import gate, parse_rules
-from benchbench.history import analyse
+from benchbench.measure import energy
+from benchbench.metrics import energy as energy_metric
+from benchbench.model.report import CaseKey, Result
 from benchbench.output.comparison import comparison_doc, comparison_text
 from benchbench.output.gate import terminal_text
 from benchbench.output.history import history_text
 from benchbench.output.units import fmt_value
-from benchbench.report import CaseKey, Result
 
 KEY = CaseKey.make("training", "mlp", {"width": 64}, "cpu", "float32")
 OTHER = CaseKey.make("ops", "add", {"n": 8}, "cpu", "float32")
@@ -179,7 +181,7 @@ def test_runs_without_energy_add_no_energy_series():
 # --- the command line and the HTML page -------------------------------------------------------------------
 def test_gate_and_report_commands_show_an_energy_regression(capsys, tmp_path):
     from benchbench.cli import main
-    from benchbench.report import save
+    from benchbench.model.report import save
 
     save(make_report([metered(KEY, [0.50, 0.51, 0.49]), unmetered(OTHER)]), tmp_path / "base.json")
     save(make_report([metered(KEY, [0.70, 0.71, 0.69]), unmetered(OTHER)]), tmp_path / "cur.json")

@@ -15,8 +15,6 @@ import pytest
 import torch
 from fakes import fake_torch, gpu_props
 
-from benchbench import backends as bk
-from benchbench import cpus
 from benchbench.environment import (
     FINGERPRINT_KEYS,
     Context,
@@ -29,6 +27,8 @@ from benchbench.environment import (
 from benchbench.environment import checks as ck
 from benchbench.environment import facts as fx
 from benchbench.environment.fingerprint import from_facts, matters
+from benchbench.measure import backends as bk
+from benchbench.measure import cpus
 
 GiB = 1 << 30
 CHECK_IDS = ["gpu-cpu-only-build", "gpu-driver-too-old", "gpu-not-usable", "mps-not-usable", "debug-switches",

@@ -6,10 +6,10 @@ import torch
 from fakes import FakeBackend, FakeClock, FakeTimer
 
 from benchbench import Case, Skip, api, benchmark
-from benchbench.backends import get
-from benchbench.execute import error_reason, run_case
-from benchbench.measure import PROFILES, Budget, Measurement
-from benchbench.report import CaseKey
+from benchbench.measure.backends import get
+from benchbench.measure.engine import PROFILES, Budget, Measurement
+from benchbench.model.report import CaseKey
+from benchbench.run.execute import error_reason, run_case
 
 TINY = Budget(warmup_calls=2, warmup_min_s=0.0, warmup_max_s=0.5, block_min_s=0.0005, min_samples=5,
               max_samples=20, max_time_s=0.2, target_rel_ci=0.05, timeout_s=60)
@@ -125,7 +125,7 @@ def test_finish_hook_and_case_metrics_are_kept():
 
 
 def test_unavailable_backend_skips():
-    from benchbench.backends import Backend
+    from benchbench.measure.backends import Backend
 
     @benchmark
     def b(ctx):
@@ -159,7 +159,7 @@ def test_a_benchmark_may_bring_its_own_samples():
 
 
 class FakeCounter:
-    """Stands in for benchbench.callgrind.Collector: counts 'instructions' as calls x 100."""
+    """Stands in for benchbench.measure.callgrind.Collector: counts 'instructions' as calls x 100."""
 
     method = "callgrind-instructions"
 

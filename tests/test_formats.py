@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from benchbench.errors import ReportError
-from benchbench.formats import load_any, load_reports
-from benchbench.report import dumps, load
+from benchbench.model.formats import load_any, load_reports
+from benchbench.model.report import dumps, load
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "report_v1.json"
@@ -57,7 +57,7 @@ def test_a_page_of_several_reports_loads_as_a_list_and_load_any_says_so(tmp_path
     b.run_id = "other"
     path = _page(tmp_path, [a, b])
     assert [r.run_id for r in load_reports(path)] == [a.run_id, "other"]
-    with pytest.raises(ReportError, match="holds 2 reports; read them with benchbench.formats.load_reports"):
+    with pytest.raises(ReportError, match="holds 2 reports; read them with benchbench.model.formats.load_reports"):
         load_any(path)
 
 

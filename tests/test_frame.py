@@ -6,9 +6,9 @@ import pytest
 from test_compare import make_report
 from test_output_comparison import pb_comparison
 
-from benchbench.formats import load_any
 from benchbench.frame import compare_frame, comparison_frame, report_frame, samples_frame
-from benchbench.report import load, save
+from benchbench.model.formats import load_any
+from benchbench.model.report import load, save
 
 DATA = Path(__file__).parent / "data"
 PB_BASE, PB_NODATA = DATA / "pytest_benchmark_base.json", DATA / "pytest_benchmark_nodata.json"

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from test_compare import FP, make_report, result, timings
 
-from benchbench.errors import ExitCode, UserError
-from benchbench.gate import (
+from benchbench.analysis.gate import (
     EXIT_CODES,
     Policy,
     Rule,
@@ -17,7 +16,8 @@ from benchbench.gate import (
     parse_rules,
     parse_threshold,
 )
-from benchbench.report import CaseKey
+from benchbench.errors import ExitCode, UserError
+from benchbench.model.report import CaseKey
 
 KEY = CaseKey.make("ops", "matmul", {"n": 1024}, "cpu", "float32")
 OTHER = CaseKey.make("data", "load", {"workers": 2}, "cpu")
@@ -156,7 +156,7 @@ def test_exit_codes_are_the_clis():
 
 
 def test_decide_needs_exactly_one_current_report():
-    from benchbench.compare import compare
+    from benchbench.analysis.compare import compare
 
     reps = [make_report([result(KEY, STEADY)]) for _ in range(3)]
     with pytest.raises(ValueError):

@@ -12,10 +12,10 @@ import pytest
 from test_compare import make_report, result, timings
 from test_profile_diff import LIB_V1, LIB_V2, SUITE, check_chrome_trace, prof
 
-from benchbench import profiling
+from benchbench.analysis.gate import gate
 from benchbench.errors import UserError
-from benchbench.gate import gate
-from benchbench.report import CaseKey, save
+from benchbench.model.report import CaseKey, save
+from benchbench.run import profiling
 
 KEY = CaseKey("planted", "work", (), "cpu")
 
@@ -155,8 +155,8 @@ def test_a_passing_gate_or_an_unknown_case_profiles_nothing(project, fake_profil
 
 
 def test_find_cases_says_why_a_stored_case_cannot_run_here(project):
-    from benchbench import backends as bk
-    from benchbench.rerun import find_cases
+    from benchbench.measure import backends as bk
+    from benchbench.run.rerun import find_cases
 
     root, _, _ = project
     unusable = [b.name for b in bk.discover() if not b.available]  # none faked, none present (GPU-shaped runs too)

@@ -7,9 +7,8 @@ sees (the one-line errors, the why of each finding, the exit verdict) on small s
 import pytest
 from test_compare import make_report, result
 
-from benchbench.compare import Change, Row
-from benchbench.errors import UserError
-from benchbench.gate import (
+from benchbench.analysis.compare import Change, Row
+from benchbench.analysis.gate import (
     Policy,
     Rule,
     gate,
@@ -20,7 +19,8 @@ from benchbench.gate import (
     parse_threshold,
     parse_tolerance,
 )
-from benchbench.report import CaseKey
+from benchbench.errors import UserError
+from benchbench.model.report import CaseKey
 
 KEY = CaseKey.make("ops", "matmul", {"n": 1024}, "cpu", "float32")
 STEADY = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0, 1.01]
@@ -269,13 +269,13 @@ def test_a_time_row_is_never_judged_by_the_instruction_rule():
 
 # --- the metrics beside the time, and the verdict over all findings ---------------------------------------
 def _metric_row(verdict, key=KEY):
-    from benchbench.metric import MetricRow
+    from benchbench.metrics.base import MetricRow
 
     return MetricRow("peak_memory", key, 100.0, 130.0, verdict, f"peak memory {verdict}", 1.3)
 
 
 def test_a_metric_beside_the_time_is_judged_by_its_verdict_and_the_noisy_policy():
-    from benchbench.gate import judge_metric
+    from benchbench.analysis.gate import judge_metric
 
     worse = judge_metric(_metric_row("worse"), Policy())
     assert (worse.row.verdict, worse.outcome, worse.why) == ("worse", "regression", "peak memory worse")
@@ -296,10 +296,10 @@ def test_a_metric_beside_the_time_is_judged_by_its_verdict_and_the_noisy_policy(
 
 
 def test_the_verdict_is_the_worst_finding_including_the_metrics():
-    from benchbench.gate import decide
+    from benchbench.analysis.gate import decide
 
     def comparison(time_verdict, metric_verdicts):
-        from benchbench.compare import Comparison, Criteria, Pair
+        from benchbench.analysis.compare import Comparison, Criteria, Pair
 
         row = _row(time_verdict, _change(1.0, 0.9, 1.2))
         pair = Pair("cur", make_report([]), [row], [], metric_rows=[_metric_row(v) for v in metric_verdicts])
@@ -367,7 +367,7 @@ def test_counts_against_a_side_without_a_timing_method_are_judged_as_counts():
 
 
 def test_findings_keep_their_rows():
-    from benchbench.gate import judge_metric
+    from benchbench.analysis.gate import judge_metric
 
     jittery = gate(make_report([_counts([8300.0, 8301.0, 8300.5])]), make_report([_counts([8000.0, 8500.0, 8700.0])]))
     assert jittery.findings[0].row is jittery.pair.rows[0]

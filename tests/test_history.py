@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from benchbench import history as hs
+from benchbench.analysis import history as hs
 from benchbench.errors import UserError
-from benchbench.report import CaseKey, Report, Result, save
+from benchbench.model.report import CaseKey, Report, Result, save
 
 MATMUL = CaseKey.make("tensor_ops", "matmul", {"n": 256}, "cpu", "float32")
 ADD = CaseKey.make("tensor_ops", "add", {"n": 1024}, "cpu", "float32")

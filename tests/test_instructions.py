@@ -2,10 +2,10 @@
 
 import pytest
 
-from benchbench.compare import Change, Row
+from benchbench.analysis.compare import Change, Row
 from benchbench.errors import UserError
-from benchbench.instructions import check_tolerance, classify_counts, disagreement, disagreements
-from benchbench.report import CaseKey
+from benchbench.metrics.instructions import check_tolerance, classify_counts, disagreement, disagreements
+from benchbench.model.report import CaseKey
 
 BASE = [100_000.0, 100_010.0, 99_995.0]  # jitter 0.015%
 

@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 from fakes import FakeBackend, FakeClock, FakeEvent, FakeTimer, fake_torch
 
-from benchbench import blocks, interleave
-from benchbench import session as sess
-from benchbench.execute import Prepared, prepare_case
-from benchbench.gate import Policy, gate
-from benchbench.measure import Budget
-from benchbench.registry import load_source
-from benchbench.report import CaseKey, load
-from benchbench.runner import Interrupted, Side
-from benchbench.sequential import Plan
+from benchbench.analysis import blocks
+from benchbench.analysis.gate import Policy, gate
+from benchbench.analysis.sequential import Plan
+from benchbench.measure.engine import Budget
+from benchbench.model.report import CaseKey, load
+from benchbench.run import interleave
+from benchbench.run import session as sess
+from benchbench.run.execute import Prepared, prepare_case
+from benchbench.run.registry import load_source
+from benchbench.run.runner import Interrupted, Side
 
 SUITE = '''
 from benchbench import Case, benchmark
@@ -259,8 +260,8 @@ def test_an_interrupt_leaves_both_reports_partial_and_valid(run_ab_fake, tmp_pat
 def test_blocks_on_cuda_are_timed_by_device_events_through_the_backend():
     """A prepared case on a (fake) CUDA device: every block drains the stream, records two events and
     waits for the end event; the sample is the events' elapsed time per call."""
-    from benchbench import backends as bk
     from benchbench import benchmark
+    from benchbench.measure import backends as bk
 
     torch_mod, syncs = fake_torch()
     cuda = bk._probe_cuda(torch_mod)

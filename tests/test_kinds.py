@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from benchbench import backends, history, kinds
+from benchbench import kinds
+from benchbench.analysis import history
 from benchbench.environment.fingerprint import MATTERS
+from benchbench.measure import backends
 
 PACKAGE = Path(backends.__file__).resolve().parent
 
@@ -37,3 +39,35 @@ def test_no_other_module_lists_the_kinds():
     offenders = [f"{path.relative_to(PACKAGE)}:{n}" for path in PACKAGE.rglob("*.py") if path.name != "kinds.py"
                  for n, line in enumerate(path.read_text().splitlines(), 1) if literal.search(line)]
     assert offenders == []
+
+
+def test_no_module_outside_the_registries_tests_a_backend_kind_or_metric_by_name():
+    """A new kind or metric is declared in one place (benchbench/kinds.py and the backend classes; the metric
+    registry): code elsewhere asks the declaration, never compares a name with a literal."""
+    import ast
+
+    from conftest import ROOT
+
+    from benchbench import metrics
+
+    names = set(kinds.KINDS) | set(metrics.ALL)
+    about = re.compile(r"backend|metric|\bname\b|device")  # what the compared expression must be about
+    homes = {ROOT / "benchbench" / "kinds.py", ROOT / "benchbench" / "measure" / "backends.py"}
+    found = []
+    for path in sorted((ROOT / "benchbench").rglob("*.py")):
+        if path in homes or path.parent.name == "metrics":
+            continue
+        text = path.read_text()
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, ast.Compare) or not about.search(ast.get_source_segment(text, node) or ""):
+                continue
+            literals = []
+            for side in [node.left, *node.comparators]:
+                if isinstance(side, ast.Constant):
+                    literals.append(side.value)
+                elif isinstance(side, (ast.Tuple, ast.List, ast.Set)):
+                    literals += [e.value for e in side.elts if isinstance(e, ast.Constant)]
+            hits = [v for v in literals if isinstance(v, str) and v in names]
+            if hits:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {hits}")
+    assert found == []

@@ -5,17 +5,18 @@ import numpy as np
 import pytest
 from test_compare import make_report
 
-from benchbench import latency, metrics
-from benchbench.compare import compare
-from benchbench.gate import gate, parse_rules
-from benchbench.history import analyse
+from benchbench import metrics
+from benchbench.analysis.compare import compare
+from benchbench.analysis.gate import gate, parse_rules
+from benchbench.analysis.history import analyse
+from benchbench.metrics import latency
+from benchbench.model.percentiles import summary
+from benchbench.model.quantile_ratio import Resamples, ratio_interval
+from benchbench.model.report import CaseKey, Result
 from benchbench.output.comparison import comparison_doc, comparison_text
 from benchbench.output.gate import gate_doc, markdown_summary, terminal_text
 from benchbench.output.history import history_text
 from benchbench.output.report_html import report_page
-from benchbench.percentiles import summary
-from benchbench.quantile_ratio import Resamples, ratio_interval
-from benchbench.report import CaseKey, Result
 
 DECODE = CaseKey.make("inference", "decode", {"size": "tiny", "batch": 8}, "cpu", "float32", "eager")
 VISION = CaseKey.make("inference", "resnet50", {"batch": 1}, "cpu", "float32", "eager")

@@ -4,7 +4,7 @@ import pytest
 from fakes import FakeClock, FakeTimer
 
 from benchbench.errors import UserError
-from benchbench.measure import PROFILES, Budget, budget_for, measure
+from benchbench.measure.engine import PROFILES, Budget, budget_for, measure
 
 BUDGET = Budget(warmup_calls=3, warmup_min_s=0.01, warmup_max_s=1.0, block_min_s=0.001, min_samples=10,
                 max_samples=100, max_time_s=1.0, target_rel_ci=0.01, timeout_s=60)

@@ -5,15 +5,16 @@ import pytest
 from fakes import FakeCudaAllocator
 from test_compare import make_report
 
-from benchbench import memory, metrics
-from benchbench.compare import compare
+from benchbench import metrics
+from benchbench.analysis.compare import compare
+from benchbench.analysis.gate import gate, parse_rules
+from benchbench.analysis.history import analyse
 from benchbench.errors import UserError
-from benchbench.gate import gate, parse_rules
-from benchbench.history import analyse
+from benchbench.metrics import memory
+from benchbench.model.report import CaseKey, Report, Result
 from benchbench.output.comparison import comparison_doc, comparison_text
 from benchbench.output.gate import gate_doc, markdown_summary, terminal_text
 from benchbench.output.history import history_text
-from benchbench.report import CaseKey, Report, Result
 
 KEY = CaseKey.make("ops", "matmul", {"n": 1024}, "cpu", "float32")
 OTHER = CaseKey.make("ops", "add", {"n": 8}, "cpu", "float32")
@@ -190,7 +191,7 @@ def test_a_case_that_allocates_twenty_percent_more_on_cuda_regresses():
     """End to end through the CUDA backend's reset/read and the gate, on the fake allocator."""
     from fakes import fake_torch
 
-    from benchbench import backends as bk
+    from benchbench.measure import backends as bk
 
     def run_case(extra: float) -> Result:
         torch_mod, _ = fake_torch()
@@ -248,7 +249,7 @@ def test_memory_rows_are_not_made_for_instruction_counts():
 
 
 def test_report_round_trip_keeps_the_round_peaks(tmp_path):
-    from benchbench.report import load, save
+    from benchbench.model.report import load, save
 
     rep = make_report([peaked(KEY, [1 * MiB, 2 * MiB, 3 * MiB])])
     save(rep, tmp_path / "r.json")
@@ -283,7 +284,7 @@ def test_growth_against_a_whole_process_peak_is_incomparable():
 
 
 def test_the_cpu_backend_records_the_resident_set_at_the_reset():
-    from benchbench import backends as bk
+    from benchbench.measure import backends as bk
 
     cpu = bk.CpuBackend.__new__(bk.CpuBackend)
     cpu.reset_peak_memory()
@@ -301,7 +302,7 @@ def test_the_cpu_backend_records_the_resident_set_at_the_reset():
 # --- the command line -----------------------------------------------------------------------------------
 def test_gate_and_report_commands_show_a_memory_regression_and_its_rules(capsys, tmp_path):
     from benchbench.cli import main
-    from benchbench.report import save
+    from benchbench.model.report import save
 
     save(make_report([peaked(KEY, [1000 * MiB] * 3), peaked(OTHER, [100 * MiB] * 3)]), tmp_path / "base.json")
     save(make_report([peaked(KEY, [1300 * MiB] * 3), peaked(OTHER, [100 * MiB] * 3)]), tmp_path / "cur.json")
@@ -323,7 +324,7 @@ def test_gate_and_report_commands_show_a_memory_regression_and_its_rules(capsys,
 
 
 def test_the_cpu_backend_sees_temporaries_that_earlier_calls_left_in_the_heap():
-    from benchbench import backends as bk
+    from benchbench.measure import backends as bk
 
     cpu = bk.CpuBackend.__new__(bk.CpuBackend)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from test_canary import slower
 from test_compare import make_report, result
 
-from benchbench.compare import compare
-from benchbench.formats import load_any
+from benchbench.analysis.compare import compare
+from benchbench.model.formats import load_any
+from benchbench.model.report import CaseKey
 from benchbench.output.comparison import comparison_csv, comparison_json, comparison_text, drift_lines
-from benchbench.report import CaseKey
 
 DATA = Path(__file__).parent / "data"
 PB_BASE, PB_CURRENT, PB_NODATA = (DATA / f"pytest_benchmark_{n}.json" for n in ("base", "current", "nodata"))
@@ -75,7 +75,7 @@ def test_drift_lines_read_the_median_canary_over_rounds_and_name_a_slower_machin
 
 
 def test_disagreement_text_says_what_each_kind_means():
-    from benchbench.instructions import Disagreement
+    from benchbench.metrics.instructions import Disagreement
     from benchbench.output.comparison import disagreement_lines, disagreement_text
 
     key = CaseKey.make("s", "b")
@@ -90,7 +90,7 @@ def test_disagreement_text_says_what_each_kind_means():
 
 
 def test_instruction_reports_are_described_as_instruction_count_ratios():
-    from benchbench.instructions import METHOD
+    from benchbench.metrics.instructions import METHOD
 
     k = CaseKey.make("ops", "dispatch", {}, "cpu", "float32")
     counts = [make_report([result(k, [1000.0] * 5, timing_method=METHOD)], run_id=r) for r in ("a", "b")]

@@ -8,9 +8,9 @@ import pytest
 from test_compare import make_report, result, timings
 from test_gate import KEY, OTHER, STEADY, decide_on
 
-from benchbench.gate import Policy, gate
+from benchbench.analysis.gate import Policy, gate
+from benchbench.model.report import CaseKey
 from benchbench.output.gate import gate_json, markdown_summary, terminal_text
-from benchbench.report import CaseKey
 
 
 def regression_result():
@@ -50,9 +50,9 @@ def test_terminal_text_ends_with_the_verdict_and_json_carries_it():
 
 
 def test_ab_output_with_both_metrics_shows_each_gate_and_the_disagreement():
-    from benchbench.ab import AbResult
-    from benchbench.instructions import disagreements
+    from benchbench.metrics.instructions import disagreements
     from benchbench.output.gate import ab_json, ab_markdown, ab_text
+    from benchbench.run.ab import AbResult
 
     key = CaseKey.make("s", "b", {}, "cpu")
     rng = np.random.default_rng(0)

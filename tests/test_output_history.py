@@ -4,7 +4,7 @@ import re
 import pytest
 from test_history import CONV, MATMUL, RUNS, make_report, planted
 
-from benchbench import history as hs
+from benchbench.analysis import history as hs
 from benchbench.output import history as oh
 
 

@@ -3,7 +3,7 @@
 import json
 import re
 
-from benchbench.formats import PAGE_DATA_ID
+from benchbench.model.formats import PAGE_DATA_ID
 from benchbench.output import html
 
 

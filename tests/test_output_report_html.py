@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from test_compare import FP, make_report, result, timings
 
-from benchbench.compare import compare
-from benchbench.formats import load_any, load_reports
-from benchbench.gate import Policy, gate
+from benchbench.analysis.compare import compare
+from benchbench.analysis.gate import Policy, gate
+from benchbench.model.formats import load_any, load_reports
+from benchbench.model.report import CaseKey, load
 from benchbench.output.report_html import recommendation, report_page
-from benchbench.report import CaseKey, load
 
 REFERENCE = Path(__file__).parent.parent / "reports" / "reference"
 TENSOR_OPS = REFERENCE / "cpu-epyc-2core_tensor_ops-autograd_quick.json"

@@ -6,8 +6,8 @@ import io
 import pytest
 from test_ceilings import mm_ceiling, res
 
+from benchbench.model.report import Report
 from benchbench.output.tables import result_rows, results_csv, results_table
-from benchbench.report import Report
 
 
 def _report(results):

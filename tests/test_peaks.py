@@ -2,9 +2,9 @@
 
 import pytest
 
-from benchbench import peaks
+from benchbench.measure import peaks
+from benchbench.model.report import CaseKey, Report, Result
 from benchbench.output import tables
-from benchbench.report import CaseKey, Report, Result
 
 H100 = {"name": "cuda", "available": True, "device_name": "NVIDIA H100 80GB HBM3",
         "peaks": {"source": "datasheet", "flops": {"float32": 67e12}, "bandwidth": 3.35e12}}

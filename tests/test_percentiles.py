@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from benchbench.percentiles import PERCENTILES, percentiles, summary
+from benchbench.model.percentiles import PERCENTILES, percentiles, summary
 
 
 def test_known_quantiles_of_an_exponential_sample():

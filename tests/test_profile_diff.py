@@ -6,11 +6,11 @@ import math
 from types import SimpleNamespace
 
 import pytest
+from benchbench.run.profiling import CaseProfile, slug
 
+from benchbench.analysis.profile_diff import OpStat, Profile, diff, from_key_averages, top
+from benchbench.model.report import CaseKey
 from benchbench.output.profiles import fmt_us, profiles_html, profiles_markdown, profiles_text
-from benchbench.profile_diff import OpStat, Profile, diff, from_key_averages, top
-from benchbench.profiling import CaseProfile, slug
-from benchbench.report import CaseKey
 
 
 def prof(iterations, *ops):
@@ -145,8 +145,8 @@ def test_the_profile_diff_of_the_planted_change_ranks_the_changed_operator_first
     pytest.importorskip("torch")
     import sys
 
-    from benchbench import session
     from benchbench.profile_worker import profile_case
+    from benchbench.run import session
 
     profiles, traces = {}, {}
     for side, version in (("baseline", "v1"), ("current", "v2")):
@@ -214,7 +214,7 @@ def fast_ab(monkeypatch):
     and the rounds filled by test_ab's fake."""
     from test_ab import FakeInterleaved
 
-    from benchbench import ab, session
+    from benchbench.run import ab, session
 
     prepare = session.prepare
     monkeypatch.setattr(session, "prepare", lambda *a, **k: prepare(*a, **{**k, "environment": False}))
@@ -224,8 +224,8 @@ def fast_ab(monkeypatch):
 
 
 def test_ab_profiles_the_regressed_cases_after_the_decision_without_changing_it(fast_ab, monkeypatch, tmp_path):
-    from benchbench import ab, profiling
-    from benchbench.ab import run_ab
+    from benchbench.run import ab, profiling
+    from benchbench.run.ab import run_ab
 
     events = []
 
@@ -277,9 +277,10 @@ def test_the_profiler_records_the_device_where_the_case_runs_there():
 
 
 def test_under_instruction_counts_the_diff_is_by_function_from_the_callgrind_data():
-    from benchbench.profile_diff import from_top_functions
-    from benchbench.profiling import instruction_diffs
-    from benchbench.report import Result
+    from benchbench.run.profiling import instruction_diffs
+
+    from benchbench.analysis.profile_diff import from_top_functions
+    from benchbench.model.report import Result
 
     key = CaseKey("s", "work", (), "cpu")
 

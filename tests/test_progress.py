@@ -1,7 +1,7 @@
 import io
 
-from benchbench.progress import Progress
-from benchbench.report import CaseKey, Result
+from benchbench.model.report import CaseKey, Result
+from benchbench.output.progress import Progress
 
 
 def results():

@@ -9,10 +9,14 @@ from pathlib import Path
 import pytest
 from test_compare import make_report, result
 
-from benchbench.compare import compare
-from benchbench.formats import load_any
-from benchbench.pytest_benchmark import from_pytest_benchmark, pytest_benchmark_json, to_pytest_benchmark
-from benchbench.report import CaseKey
+from benchbench.analysis.compare import compare
+from benchbench.model.formats import load_any
+from benchbench.model.pytest_benchmark import (
+    from_pytest_benchmark,
+    pytest_benchmark_json,
+    to_pytest_benchmark,
+)
+from benchbench.model.report import CaseKey
 
 DATA = Path(__file__).parent / "data"
 PB_BASE, PB_NODATA = DATA / "pytest_benchmark_base.json", DATA / "pytest_benchmark_nodata.json"

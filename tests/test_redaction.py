@@ -1,7 +1,7 @@
 from benchbench.environment.redaction import REDACTED, redact_command, redact_env
-from benchbench.measure import get_profile
-from benchbench.runner import Side
-from benchbench.session import Session, new_report
+from benchbench.measure.engine import get_profile
+from benchbench.run.runner import Side
+from benchbench.run.session import Session, new_report
 
 
 def test_side_variables_keep_their_value_only_when_allow_listed():
@@ -23,7 +23,7 @@ def test_a_report_of_a_side_stores_no_secret():
                       seed=0, cases=[], environment={})
     side = Side(name="baseline", env=(("API_TOKEN", "s3cr3t"), ("OMP_NUM_THREADS", "1")))
     report = new_report(session, None, ["benchbench", "ab", "--baseline-env", "API_TOKEN=s3cr3t"], side)
-    from benchbench.report import dumps
+    from benchbench.model.report import dumps
 
     text = dumps(report)
     assert "s3cr3t" not in text

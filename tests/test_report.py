@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from benchbench import report as rp
 from benchbench.errors import ReportError
-from benchbench.report import CaseKey, Report, Result
+from benchbench.model import report as rp
+from benchbench.model.report import CaseKey, Report, Result
 
 DATA = Path(__file__).parent / "data"
 

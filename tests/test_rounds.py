@@ -1,7 +1,7 @@
 import pytest
 
-from benchbench.report import CaseKey, Result
-from benchbench.rounds import merge_round, round_order, round_seed, side_order
+from benchbench.model.report import CaseKey, Result
+from benchbench.run.rounds import merge_round, round_order, round_seed, side_order
 
 KEY = CaseKey.make("s", "b", {"n": 1})
 

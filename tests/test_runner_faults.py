@@ -12,7 +12,7 @@ import psutil
 import pytest
 from conftest import ROOT, run_cli
 
-from benchbench.report import load
+from benchbench.model.report import load
 
 FAULTY = '''
 import os, time
@@ -209,7 +209,7 @@ def test_an_interrupted_isolated_case_leaves_no_process_and_no_scratch_folder(wr
 
 
 def test_a_worker_that_never_starts_is_killed_with_its_pipes_closed(tmp_path):
-    from benchbench.runner import Worker, WorkerTimeout
+    from benchbench.run.runner import Worker, WorkerTimeout
 
     before = set(psutil.Process().children(recursive=True))
     start = time.monotonic()

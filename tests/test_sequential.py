@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import t as student_t
 
+from benchbench.analysis.sequential import Look, Plan, look
 from benchbench.errors import UserError
-from benchbench.sequential import Look, Plan, look
 
 
 @pytest.mark.parametrize("spending", ["obrien-fleming", "pocock"])

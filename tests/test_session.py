@@ -13,10 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchbench import session as sess
-from benchbench.report import CaseKey, Result, load
-from benchbench.rounds import round_order, round_seed
-from benchbench.runner import Interrupted, Side
+from benchbench.model.report import CaseKey, Result, load
+from benchbench.run import session as sess
+from benchbench.run.rounds import round_order, round_seed
+from benchbench.run.runner import Interrupted, Side
 
 SUITE = '''
 import torch
@@ -322,10 +322,10 @@ def test_a_saved_report_is_written_before_the_first_case_and_after_each_round(sc
 
 
 def test_the_canary_is_timed_at_the_start_before_each_round_and_at_the_end(scripted, session, monkeypatch):
-    import benchbench.canary
+    import benchbench.measure.canary
 
     timings = iter(range(1, 100))
-    monkeypatch.setattr(benchbench.canary, "measure_canary", lambda: {"python_s": float(next(timings))})
+    monkeypatch.setattr(benchbench.measure.canary, "measure_canary", lambda: {"python_s": float(next(timings))})
     pair = targets(session, "baseline", "current")
     pair[1].report.environment["canary"] = {"start": {"python_s": 0.5}}  # gate --rerun: its first one stays
     sess.measure(session, pair, rounds=2)
@@ -336,7 +336,7 @@ def test_the_canary_is_timed_at_the_start_before_each_round_and_at_the_end(scrip
 
 
 def test_a_failing_canary_is_recorded_as_none_and_no_canary_times_nothing(scripted, session, monkeypatch):
-    import benchbench.canary
+    import benchbench.measure.canary
 
     calls = []
 
@@ -344,7 +344,7 @@ def test_a_failing_canary_is_recorded_as_none_and_no_canary_times_nothing(script
         calls.append(1)
         raise RuntimeError("no torch today")
 
-    monkeypatch.setattr(benchbench.canary, "measure_canary", broken)
+    monkeypatch.setattr(benchbench.measure.canary, "measure_canary", broken)
     (t,) = targets(session, "current")
     sess.measure(session, [t], rounds=1)
     assert t.report.environment["canary"] == {"start": None, "end": None} and len(calls) == 3

@@ -4,7 +4,7 @@ import statistics
 
 import pytest
 
-from benchbench.stats import (
+from benchbench.model.stats import (
     health_flags,
     median_ci_ranks,
     quantile,
@@ -169,7 +169,7 @@ def test_median_ci_ranks_at_other_levels_and_past_the_exact_range():
 def test_log_t_interval_and_rounds_with_a_zero_median():
     from scipy.stats import t
 
-    from benchbench.stats import log_t_interval
+    from benchbench.model.stats import log_t_interval
 
     assert log_t_interval([2.0]) == (pytest.approx(2.0), pytest.approx(2.0), pytest.approx(2.0), 0.0)
     half95 = t.ppf(0.975, 1) * math.log(4) / math.sqrt(2) / math.sqrt(2)

@@ -6,11 +6,12 @@ import torch
 from conftest import run_cli
 from fakes import TINY_BUDGET, steady_backend
 
-from benchbench import load, registry
+from benchbench import load
+from benchbench.analysis.ceilings import ceiling_fraction
 from benchbench.api import Context
-from benchbench.ceilings import ceiling_fraction
-from benchbench.execute import run_case
-from benchbench.report import CaseKey, Result
+from benchbench.model.report import CaseKey, Result
+from benchbench.run import registry
+from benchbench.run.execute import run_case
 
 TINY = TINY_BUDGET
 

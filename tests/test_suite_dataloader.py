@@ -22,11 +22,12 @@ import torch
 from conftest import ROOT, run_cli
 from fakes import FakeBackend, FakeClock, FakeTimer
 
-from benchbench import api, execute, registry
-from benchbench.backends import get as get_backend
-from benchbench.measure import Budget
-from benchbench.report import CaseKey, Result, load
-from benchbench.runner import plan
+from benchbench import api
+from benchbench.measure.backends import get as get_backend
+from benchbench.measure.engine import Budget
+from benchbench.model.report import CaseKey, Result, load
+from benchbench.run import execute, registry
+from benchbench.run.runner import plan
 
 TINY = Budget(warmup_calls=1, warmup_min_s=0.0, warmup_max_s=0.1, block_min_s=0.001, min_samples=3,
               max_samples=5, max_time_s=0.1, target_rel_ci=1.0, timeout_s=120)

@@ -16,9 +16,10 @@ import psutil
 import pytest
 from conftest import run_cli
 
-from benchbench import registry, usable_cpus
+from benchbench import usable_cpus
 from benchbench.errors import Skip
-from benchbench.report import CaseKey, Result
+from benchbench.model.report import CaseKey, Result
+from benchbench.run import registry
 
 ROOT = Path(__file__).resolve().parent.parent
 RANK_PROGRAM = ROOT / "suites" / "_distributed_rank.py"
@@ -302,7 +303,7 @@ def test_startup_metrics_from_rank_clocks(dist_suite):
 
 
 def test_cases_of_one_job_share_its_launch(dist_suite, monkeypatch, tmp_path):
-    from benchbench.backends import get as get_backend
+    from benchbench.measure.backends import get as get_backend
 
     launched = []
 
@@ -425,7 +426,7 @@ def test_killing_the_worker_group_leaves_no_rank(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(f"""
 from pathlib import Path
-from benchbench import registry
+from benchbench.run import registry
 m = registry.load_source({{"path": {str(ROOT / "suites" / "distributed.py")!r}}}).module
 spec = {{"kind": "collective", "device": "cpu", "params": {{"ops": ["all_reduce"], "sizes": [4096], "repeats": 1}},
          "budget": m.BUDGETS["quick"], "pg_timeout_s": 600}}

@@ -12,10 +12,10 @@ import pytest
 import torch
 from fakes import FakeEvent, fake_torch, gpu_shaped_backend
 
-from benchbench import execute, registry
-from benchbench.backends import CudaBackend
-from benchbench.backends import get as get_backend
-from benchbench.report import CaseKey, Result
+from benchbench.measure.backends import CudaBackend
+from benchbench.measure.backends import get as get_backend
+from benchbench.model.report import CaseKey, Result
+from benchbench.run import execute, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_DECODE = {"size": "tiny", "batch": 1, "context": 8, "window": 4, "sdpa": "auto"}

@@ -7,11 +7,11 @@ import pytest
 import torch
 from fakes import TINY_BUDGET, steady_backend
 
-from benchbench import registry
 from benchbench.api import Context
 from benchbench.errors import Skip
-from benchbench.execute import run_case
-from benchbench.report import CaseKey
+from benchbench.model.report import CaseKey
+from benchbench.run import registry
+from benchbench.run.execute import run_case
 
 TINY = TINY_BUDGET
 

@@ -18,11 +18,12 @@ import pytest
 import torch
 from fakes import FakeClock, steady_backend
 
-from benchbench import api, execute, registry
-from benchbench.backends import get as get_backend
-from benchbench.measure import Budget
-from benchbench.report import CaseKey, Result
-from benchbench.runner import plan
+from benchbench import api
+from benchbench.measure.backends import get as get_backend
+from benchbench.measure.engine import Budget
+from benchbench.model.report import CaseKey, Result
+from benchbench.run import execute, registry
+from benchbench.run.runner import plan
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"

@@ -5,7 +5,7 @@ import random
 import pytest
 from conftest import run_cli
 
-from benchbench.validate import (
+from benchbench.measure.validate import (
     TOLERANCE,
     RatioInterval,
     clock_resolution,
@@ -198,7 +198,7 @@ def test_a_hung_validation_worker_is_killed_at_the_timeout(monkeypatch):
 
     import psutil
 
-    from benchbench import validate
+    from benchbench.measure import validate
 
     pid_file = []
     code = "import os, time; print(os.getpid(), flush=True); time.sleep(120)"

@@ -11,7 +11,7 @@ from conftest import ROOT
 from fakes import TINY_BUDGET
 
 from benchbench import worker
-from benchbench.report import CaseKey
+from benchbench.model.report import CaseKey
 
 GiB = 2**30
 

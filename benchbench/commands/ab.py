@@ -2,7 +2,7 @@
 
 Exit codes are the gate's: 0 pass, 1 regression, 3 inconclusive (2: bad input; 130: interrupted, both
 partial reports kept). With identical sides (`benchbench ab --suite X`) it is the machine's A/A
-calibration. The work is `benchbench.ab.run_ab`; this module parses arguments and prints.
+calibration. The work is `benchbench.run.ab.run_ab`; this module parses arguments and prints.
 """
 
 from __future__ import annotations
@@ -66,16 +66,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from benchbench.ab import SideSpec, parse_env, run_ab
+    from benchbench.analysis.gate import load_policy
     from benchbench.commands.gate import write_summary
     from benchbench.errors import UserError
-    from benchbench.gate import load_policy
+    from benchbench.model.report import write_atomic
     from benchbench.output.gate import ab_json, ab_markdown, ab_sides_text, ab_text
     from benchbench.output.profiles import profiles_html, profiles_markdown, profiles_text, with_profiles
+    from benchbench.output.progress import Progress
     from benchbench.output.units import fmt_duration
-    from benchbench.progress import Progress
-    from benchbench.report import write_atomic
-    from benchbench.session import default_path
+    from benchbench.run.ab import SideSpec, parse_env, run_ab
+    from benchbench.run.session import default_path
 
     policy = load_policy(args.rules, args.fail_on, args.alpha)  # bad policy: fail before measuring
     baseline = SideSpec(args.baseline_python, parse_env(args.baseline_env, "--baseline-env"), args.baseline_ref)

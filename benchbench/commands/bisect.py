@@ -1,6 +1,6 @@
 """`benchbench bisect GOOD BAD --suite ... --filter ...`: the first commit of GOOD..BAD that is slower than GOOD.
 
-Each step is an `ab` of a candidate commit against GOOD (benchbench/bisect.py). Exit codes: 0 no
+Each step is an `ab` of a candidate commit against GOOD (benchbench/run/bisect.py). Exit codes: 0 no
 regression between GOOD and BAD, 1 first bad commit found, 3 cannot tell (a step stayed inconclusive,
 or only skipped commits are left), 2 bad input, 130 interrupted. This module parses arguments and prints.
 """
@@ -38,10 +38,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from benchbench.bisect import bisect
+    from benchbench.analysis.gate import load_policy
     from benchbench.commands.gate import write_summary
-    from benchbench.gate import load_policy
     from benchbench.output.bisect import bisect_json, bisect_markdown, bisect_text, step_line
+    from benchbench.run.bisect import bisect
 
     policy = load_policy(args.rules, args.fail_on, args.alpha)  # bad policy: fail before measuring
     err = sys.stderr

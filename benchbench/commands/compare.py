@@ -29,12 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from benchbench.compare import Criteria, compare
+    from benchbench.analysis.compare import Criteria, compare
+    from benchbench.analysis.gate import parse_alpha, parse_threshold, parse_tolerance
     from benchbench.errors import UserError
-    from benchbench.formats import load_any
-    from benchbench.gate import parse_alpha, parse_threshold, parse_tolerance
+    from benchbench.model.formats import load_any
+    from benchbench.model.report import check_not_input, write_atomic
     from benchbench.output.comparison import comparison_csv, comparison_json, comparison_text
-    from benchbench.report import check_not_input, write_atomic
 
     if len(args.reports) < 2:
         raise UserError("compare needs at least two reports: BASE OTHER [MORE ...]")
@@ -65,7 +65,7 @@ def _with_cost(args: argparse.Namespace, comp, reports, text: str) -> str:
     """The comparison followed by the cost table (or, in JSON, with a "cost" entry)."""
     import json
 
-    from benchbench.cost import comparison_costs, parse_prices
+    from benchbench.analysis.cost import comparison_costs, parse_prices
     from benchbench.output.cost import cost_doc, cost_text
 
     names = [comp.base_name, *(p.name for p in comp.pairs)]
@@ -79,10 +79,10 @@ def _with_counts(args: argparse.Namespace, comp, criteria) -> str:
     """The time comparison, the instruction counts' comparison, and where the two disagree."""
     import json
 
-    from benchbench.compare import compare
+    from benchbench.analysis.compare import compare
     from benchbench.errors import UserError
-    from benchbench.formats import load_any
-    from benchbench.instructions import disagreements
+    from benchbench.metrics.instructions import disagreements
+    from benchbench.model.formats import load_any
     from benchbench.output.comparison import comparison_doc, comparison_text, disagreement_lines
 
     if len(args.reports) != 2:

@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from benchbench import backends as bk
     from benchbench.environment import Context, collect
+    from benchbench.measure import backends as bk
     from benchbench.output.environment import checks_text, environment_text, summary_line
 
     if args.backend:
@@ -38,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
         if unknown:
             raise UserError(f"unknown backend {', '.join(map(repr, unknown))} (known: {', '.join(bk.KNOWN)})")
     if args.suite:
-        from benchbench import registry
+        from benchbench.run import registry
 
         registry.discover(None, list(dict.fromkeys(args.suite)))  # raises UserError for an unknown name
     context = Context(benchmark=True,

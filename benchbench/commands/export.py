@@ -21,10 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from benchbench.errors import UserError
-    from benchbench.formats import load_any
+    from benchbench.model.formats import load_any
+    from benchbench.model.pytest_benchmark import pytest_benchmark_json
+    from benchbench.model.report import check_not_input, dumps, write_atomic
     from benchbench.output.tables import results_csv, results_table
-    from benchbench.pytest_benchmark import pytest_benchmark_json
-    from benchbench.report import check_not_input, dumps, write_atomic
 
     check_not_input(args.output, [args.report])
     report = load_any(args.report)

@@ -1,13 +1,13 @@
 """`benchbench gate --baseline BASE.json CURRENT.json`: exit 0 pass, 1 regression, 3 inconclusive (2: bad input).
 
-`--rerun` (benchbench.rerun, which a notebook can call too) measures the suspected regressions (slower, or noisy with the median up) of CURRENT on
+`--rerun` (benchbench.run.rerun, which a notebook can call too) measures the suspected regressions (slower, or noisy with the median up) of CURRENT on
 this machine in as many more rounds as CURRENT's profile has, adds those rounds to their results
 (evidence accumulates; nothing is replaced) and writes the grown report beside CURRENT
 (CURRENT.rerun.json) before deciding. The baseline is never re-measured: it usually comes from another
 commit. Re-running refuses when this machine's fingerprint differs from CURRENT's in a way that
 matters, or when a benchmark's code no longer matches the definition CURRENT measured.
 
-`--profile-regressions` (benchbench.profiling.profile_stored) profiles each regressed or inconclusive
+`--profile-regressions` (benchbench.run.profiling.profile_stored) profiles each regressed or inconclusive
 case once per side after the decision: the current side from this checkout, the baseline from a
 temporary git worktree of `--baseline-ref` or of the commit the baseline report records.
 """
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from benchbench.errors import UserError
-from benchbench.report import check_not_input, check_output_folder, write_atomic
+from benchbench.model.report import check_not_input, check_output_folder, write_atomic
 
 
 def add_policy_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,7 +28,7 @@ def add_policy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fail-on", metavar="median:PCT",
                    help="slowdown that counts as a regression, e.g. median:5%% (default: the rules file's, else 5%%)")
     p.add_argument("--alpha", help="significance level (default: 0.05)")
-    p.add_argument("--rules", metavar="TOML", help="per-benchmark thresholds and ignores (see benchbench.gate)")
+    p.add_argument("--rules", metavar="TOML", help="per-benchmark thresholds and ignores (see benchbench.analysis.gate)")
     p.add_argument("--summary", metavar="PATH", help="write a Markdown summary here (it is also appended to "
                    "$GITHUB_STEP_SUMMARY when that is set)")
     p.add_argument("--json", action="store_true", help="print the comparison and verdict as JSON")
@@ -92,10 +92,11 @@ def check_profiling(args: argparse.Namespace) -> Path | None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from benchbench.formats import load_any
-    from benchbench.gate import gate, load_policy
+    from benchbench.analysis.gate import gate, load_policy
+    from benchbench.model.formats import load_any
     from benchbench.output.gate import gate_json, markdown_summary, terminal_text
-    from benchbench.rerun import gate_with_rerun
+    from benchbench.output.progress import Progress
+    from benchbench.run.rerun import gate_with_rerun
 
     check_not_input(args.summary, [args.baseline, args.current, args.rules], "--summary")
     policy = load_policy(args.rules, args.fail_on, args.alpha)
@@ -108,12 +109,12 @@ def main(args: argparse.Namespace) -> int:
         command = ["benchbench", "gate", "--baseline", args.baseline, args.current, "--rerun",
                    *(f"--suite-path={p}" for p in args.suite_path or [])]
         result, notes = gate_with_rerun(baseline, current, policy, names, Path(args.current).with_suffix(".rerun.json"),
-                                        args.suite_path, command, quiet=args.quiet)
+                                        args.suite_path, command, Progress(quiet=args.quiet))
     else:
         result, notes = gate(baseline, current, policy, names), []
     profiles: list = []
     if profiles_dir is not None:
-        from benchbench.profiling import profile_stored
+        from benchbench.run.profiling import profile_stored
 
         profiles, more = profile_stored(result, baseline, current, suite_paths=args.suite_path, folder=profiles_dir,
                                         baseline_ref=args.baseline_ref, quiet=args.quiet)

@@ -24,10 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from benchbench.analysis.history import history
     from benchbench.errors import UserError
-    from benchbench.history import history
+    from benchbench.model.report import check_not_input, write_atomic
     from benchbench.output.history import history_html, history_json, history_text
-    from benchbench.report import check_not_input, write_atomic
 
     if args.max_pvalue is not None and not 0 < args.max_pvalue < 1:
         raise UserError("--max-pvalue must be between 0 and 1")

@@ -13,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from benchbench import registry
+    from benchbench.run import registry
 
     suites = registry.discover(args.suite_path, args.suite)
     data = []

@@ -36,11 +36,11 @@ def _names(paths: list[str], counts: list[int]) -> list[str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from benchbench.compare import compare, report_names
+    from benchbench.analysis.compare import compare, report_names
+    from benchbench.analysis.gate import decide, load_policy
     from benchbench.errors import UserError
-    from benchbench.formats import load_reports
-    from benchbench.gate import decide, load_policy
-    from benchbench.report import check_not_input, write_atomic
+    from benchbench.model.formats import load_reports
+    from benchbench.model.report import check_not_input, write_atomic
 
     policy = load_policy(args.rules, args.fail_on, args.alpha)
     paths = ([args.baseline] if args.baseline else []) + list(args.reports)

@@ -1,7 +1,7 @@
 """`benchbench run` (and the default command, `run --overview`): measure and write a report.
 
 The command parses arguments, prints what the output layer makes of the data, and leaves the run
-itself to `benchbench.session` (which a notebook can call directly).
+itself to `benchbench.run.session` (which a notebook can call directly).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 from benchbench import kinds
 from benchbench.errors import ExitCode, UserError
-from benchbench.measure import PROFILE_NAMES, PROFILES
+from benchbench.measure.engine import PROFILE_NAMES, PROFILES
 from benchbench.metrics import RUNNABLE, runnable
-from benchbench.session import default_path, select_backends  # noqa: F401 - used by other commands
+from benchbench.run.session import default_path, select_backends  # noqa: F401 - used by other commands
 
 
 def add_case_arguments(p: argparse.ArgumentParser, rounds_help: str) -> None:
@@ -73,11 +73,11 @@ def distributed_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from benchbench import session as sess
+    from benchbench.model.report import check_writable, dumps
+    from benchbench.output.progress import Progress
     from benchbench.output.tables import backends_table, results_table, status_counts
-    from benchbench.progress import Progress
-    from benchbench.report import check_writable, dumps
-    from benchbench.runner import Side
+    from benchbench.run import session as sess
+    from benchbench.run.runner import Side
 
     path = Path(args.output) if args.output else default_path(args.label)
     session = sess.prepare(args.suite, args.suite_path, args.backend, args.profile, args.rounds, args.filter,
@@ -85,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
                            metric=args.metric)
     check_writable(path)  # fail before measuring, not after
     if args.history:
-        from benchbench.history import check_folder
+        from benchbench.analysis.history import check_folder
 
         check_folder(args.history)
     report = sess.new_report(session, args.label, ["benchbench", *sys.argv[1:]])
@@ -104,7 +104,7 @@ def main(args: argparse.Namespace) -> int:
             print(note + "\n", file=err)
     sess.measure(session, [sess.Target(Side(), report, path)], Progress(quiet=args.quiet))
     if args.history:  # one line per run in the folder `benchbench history DIR` reads
-        from benchbench.history import append
+        from benchbench.analysis.history import append
 
         append(report, args.history)
 

@@ -14,9 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from benchbench.formats import load_any
+    from benchbench.model.formats import load_any
+    from benchbench.model.report import dumps
     from benchbench.output.tables import backends_table, results_csv, results_table
-    from benchbench.report import dumps
 
     report = load_any(args.report)
     if args.format == "csv":

@@ -24,9 +24,9 @@ def main(args: argparse.Namespace) -> int:
     import re
 
     from benchbench.errors import UserError
+    from benchbench.measure.validate import reference_ops, validate
     from benchbench.output.validate import validate_text
-    from benchbench.session import select_backends
-    from benchbench.validate import reference_ops, validate
+    from benchbench.run.session import select_backends
 
     if args.rounds < 1 or args.processes < 1:
         raise UserError("--rounds and --processes must be at least 1")

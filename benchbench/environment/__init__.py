@@ -14,13 +14,22 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from benchbench.environment.checks import VERDICTS, Context, run_checks
 from benchbench.environment.fingerprint import KEYS as FINGERPRINT_KEYS
 from benchbench.environment.fingerprint import MATTERS, fingerprint_diff, from_facts
 from benchbench.environment.fingerprint import matters as fingerprint_matters
 
 if TYPE_CHECKING:
-    from benchbench.backends import Backend
+    from benchbench.environment.checks import VERDICTS, Context, run_checks
+    from benchbench.measure.backends import Backend
+
+
+def __getattr__(name: str) -> Any:
+    """The checks load on first use: reading a report's fingerprint (compare, history) needs none of them."""
+    if name in ("VERDICTS", "Context", "run_checks"):
+        from benchbench.environment import checks
+
+        return getattr(checks, name)
+    raise AttributeError(f"module 'benchbench.environment' has no attribute {name!r}")
 
 __all__ = ["FINGERPRINT_KEYS", "MATTERS", "VERDICTS", "Context", "collect", "collect_facts", "fingerprint",
            "fingerprint_diff", "fingerprint_matters", "run_checks"]
@@ -38,7 +47,7 @@ def fingerprint(backends: list[Backend]) -> dict[str, Any]:
 
 
 def collect(backends: list[Backend], context: Context | None = None) -> dict[str, Any]:
-    """Facts, fingerprint and checks for these backends (benchbench.backends.discover()). Never raises."""
+    """Facts, fingerprint and checks for these backends (benchbench.measure.backends.discover()). Never raises."""
     t0 = time.perf_counter()
     try:
         facts = collect_facts(backends)
@@ -48,6 +57,8 @@ def collect(backends: list[Backend], context: Context | None = None) -> dict[str
         fp = from_facts(facts)
     except Exception as exc:  # noqa: BLE001
         fp = {"error": f"unavailable: {type(exc).__name__}: {exc}"}
+    from benchbench.environment.checks import run_checks
+
     checks = run_checks(facts, context)
     facts["collect_seconds"] = round(time.perf_counter() - t0, 3)
     return {"fingerprint": fp, "facts": facts, "checks": checks}

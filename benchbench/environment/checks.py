@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from benchbench.backends import mps_min_macos
 from benchbench.environment.facts import DATALOADER_MIN_SHM, get
-from benchbench.environment.nvml import SLOWDOWN_REASONS, is_unavailable
+from benchbench.measure.backends import mps_min_macos
+from benchbench.measure.nvml import SLOWDOWN_REASONS, is_unavailable
 
 VERDICTS = ("fail", "warn", "info", "pass")  # worst first
 DATALOADER_SUITES = frozenset({"dataloader"})

@@ -17,12 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import benchbench.cpus as cpu_facts
-import benchbench.environment.nvml as nvml  # the module itself, not the package's __init__
+import benchbench.measure.cpus as cpu_facts
+import benchbench.measure.nvml as nvml
 from benchbench._version import __version__
-from benchbench.cpus import cgroup_cpu_quota
-from benchbench.dtypes import float32_precision
-from benchbench.environment.nvml import is_unavailable, unavailable
+from benchbench.kinds import is_gpu
+from benchbench.measure.cpus import cgroup_cpu_quota
+from benchbench.measure.dtypes import float32_precision
+from benchbench.measure.nvml import is_unavailable, unavailable
 
 # Environment variables that change how fast (or how) PyTorch runs. Only these are ever recorded: any
 # other variable may hold a secret. Values are shown as set.
@@ -265,7 +266,7 @@ def _cudnn_version(torch: Any) -> str | None:
 def _precision(torch: Any) -> dict[str, Any]:
     b = torch.backends
     # TF32 through torch's new fp32_precision API where it has one: once that is set, the legacy
-    # reads raise (see benchbench.dtypes.float32_precision).
+    # reads raise (see benchbench.measure.dtypes.float32_precision).
     tf32 = float32_precision(torch)
     out = _group(
         float32_matmul_precision=lambda: _known(tf32["float32_matmul_precision"]),
@@ -321,7 +322,7 @@ def _governors(cpus: Any) -> list[str]:
 def _cpu(backends: list[Any]) -> dict[str, Any]:
     import psutil
 
-    model = next((b.device_name for b in backends if getattr(b, "name", None) == "cpu" and b.device_name), None)
+    model = next((b.device_name for b in backends if not is_gpu(getattr(b, "name", "")) and b.device_name), None)
     cpus = safe(affinity)
     out = _group(
         model=lambda: model or platform.processor() or platform.machine(),
@@ -423,7 +424,7 @@ def _mps(torch: Any) -> dict[str, Any]:
 
 def _valgrind(torch: Any) -> dict[str, Any]:
     """Whether instruction counts can be taken here: Valgrind installed, torch built with its toggles."""
-    from benchbench.callgrind import valgrind_status
+    from benchbench.measure.callgrind import valgrind_status
 
     out = valgrind_status().to_dict()
     supported = getattr(torch._C, "_valgrind_supported_platform", None)
@@ -434,8 +435,8 @@ def _valgrind(torch: Any) -> dict[str, Any]:
 def _cuda_uuids(backends: list[Any]) -> tuple[list[str | None] | None, str | None]:
     """(UUIDs of the GPUs torch sees, UUID of the one it measures), from the cuda backend's probe."""
     for b in backends:
-        if getattr(b, "name", None) == "cuda" and getattr(b, "available", False):
-            props = getattr(b, "properties", {}) or {}
+        props = getattr(b, "properties", {}) or {}
+        if getattr(b, "available", False) and "visible_uuids" in props:  # the NVIDIA (or ROCm) backend's probe
             return props.get("visible_uuids"), props.get("uuid")
     return None, None
 

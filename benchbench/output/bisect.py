@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from benchbench.bisect import BisectResult, StepRecord, Trial
 from benchbench.output.safe_text import md_code, md_text
 from benchbench.output.units import fmt_duration
+from benchbench.run.bisect import BisectResult, StepRecord, Trial
 
 _ICON = {"bad": "❌", "good": "✅", "unclear": "⚠️", "skipped": "⏭️"}
 

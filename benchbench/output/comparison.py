@@ -10,8 +10,9 @@ from typing import Any
 
 from tabulate import tabulate
 
-from benchbench import canary, metrics
-from benchbench.compare import (
+from benchbench import metrics
+from benchbench.analysis import canary
+from benchbench.analysis.compare import (
     VERDICT_HELP,
     Change,
     Comparison,
@@ -21,11 +22,11 @@ from benchbench.compare import (
     summary_of,
     verdict_counts,
 )
-from benchbench.instructions import Disagreement
-from benchbench.metric import ROW_VERDICTS, MetricRow
+from benchbench.metrics.base import ROW_VERDICTS, MetricRow
+from benchbench.metrics.instructions import Disagreement
+from benchbench.model.report import CaseKey, Result
 from benchbench.output.safe_text import csv_row
 from benchbench.output.units import fmt_per_call, fmt_speed, fmt_value
-from benchbench.report import CaseKey, Result
 
 
 def fmt_median(result: Result | None) -> str:

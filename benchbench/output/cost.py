@@ -1,5 +1,5 @@
 """The cost table of `compare --price-per-hour`: per case and machine, throughput, cost per million items and
-items per joule, and which machine is cheapest. Takes a `benchbench.cost.CostTable`, returns text or data."""
+items per joule, and which machine is cheapest. Takes a `benchbench.analysis.cost.CostTable`, returns text or data."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from benchbench.cost import CaseCost, CostTable
+from benchbench.analysis.cost import CaseCost, CostTable
 from benchbench.output.comparison import case_name
 from benchbench.output.units import fmt_si
 

@@ -3,9 +3,9 @@ one line under the table. Takes results, returns strings."""
 
 from __future__ import annotations
 
-from benchbench import energy
+from benchbench.measure import energy
+from benchbench.model.report import Report, Result
 from benchbench.output.units import fmt_joules
-from benchbench.report import Report, Result
 
 
 def _number(value: object) -> float | None:

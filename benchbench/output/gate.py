@@ -9,7 +9,8 @@ from typing import Any
 from tabulate import tabulate
 
 from benchbench import metrics
-from benchbench.gate import Finding, GateResult, MetricFinding, counts_instructions
+from benchbench.analysis.gate import Finding, GateResult, MetricFinding, counts_instructions
+from benchbench.model.report import report_fact
 from benchbench.output.comparison import (
     case_name,
     comparison_doc,
@@ -24,7 +25,6 @@ from benchbench.output.comparison import (
     markdown_list,
 )
 from benchbench.output.safe_text import md_code, md_text
-from benchbench.report import report_fact
 
 _ICON = {"pass": "✅", "regression": "❌", "inconclusive": "⚠️"}
 _ROW_ICON = {"regression": "❌", "inconclusive": "⚠️", "ignored": "➖", "ok": ""}

@@ -8,7 +8,7 @@ from typing import Any
 from tabulate import tabulate
 
 from benchbench import metrics
-from benchbench.history import CODE_OR_UNKNOWN, ENVIRONMENT_CHANGE, Change, History, Series
+from benchbench.analysis.history import CODE_OR_UNKNOWN, ENVIRONMENT_CHANGE, Change, History, Series
 from benchbench.output.safe_text import md_code
 from benchbench.output.units import fmt_value
 

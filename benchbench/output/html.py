@@ -3,7 +3,7 @@
 A page is one file that needs nothing else: no network, no scripts, no fonts or images from
 elsewhere (a Content-Security-Policy in the page itself forbids them), charts drawn by matplotlib as
 inline SVG, and the data the page was made from embedded as JSON so `benchbench.load` can read the
-page back (see `benchbench.formats`). Every function returns a string; nothing here prints.
+page back (see `benchbench.model.formats`). Every function returns a string; nothing here prints.
 
 Making another page (e.g. a history page) from these parts:
 
@@ -36,7 +36,7 @@ import matplotlib.text
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from benchbench.formats import PAGE_DATA_ID, PAGE_FORMAT
+from benchbench.model.formats import PAGE_DATA_ID, PAGE_FORMAT
 
 # Lean SVG: text stays text (no glyph outlines), ids are stable, no metadata.
 RC = {

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from benchbench import latency
+from benchbench.metrics import latency
+from benchbench.model.percentiles import percentiles
+from benchbench.model.report import CaseKey, Report
 from benchbench.output import html
 from benchbench.output.units import fmt_rate, fmt_time
-from benchbench.percentiles import percentiles
-from benchbench.report import CaseKey, Report
 
 
 def percentile_rows(reports: Sequence[Report], names: Sequence[str]) -> list[dict[str, str]]:

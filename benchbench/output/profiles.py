@@ -11,8 +11,8 @@ from typing import Any
 
 from tabulate import tabulate
 
+from benchbench.analysis.profile_diff import OpDiff, top
 from benchbench.output.safe_text import md_code, md_text
-from benchbench.profile_diff import OpDiff, top
 
 TOP = 10
 

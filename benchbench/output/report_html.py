@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchbench._version import __version__
-from benchbench.ceilings import ceiling_fraction
-from benchbench.compare import Comparison, Row, geomeans, summary_of, verdict_counts
+from benchbench.analysis.ceilings import ceiling_fraction
+from benchbench.analysis.compare import Comparison, Row, geomeans, summary_of, verdict_counts
+from benchbench.analysis.gate import GateResult
 from benchbench.environment.checks import VERDICTS
-from benchbench.gate import GateResult
+from benchbench.model.report import CaseKey, Report, Result, report_fact
 from benchbench.output import html
 from benchbench.output.charts import Bar, Entry, bars, forest, lines
 from benchbench.output.comparison import env_lines, fmt_median, fmt_pct, metric_table_rows, quantity
@@ -30,7 +31,6 @@ from benchbench.output.gate import headline, policy_text
 from benchbench.output.html import Raw, Section, badge, esc
 from benchbench.output.percentiles import percentile_table
 from benchbench.output.units import fmt_si, fmt_speed, fmt_time
-from benchbench.report import CaseKey, Report, Result, report_fact
 
 COMPILED_MODES = ("compile", "reduce-overhead", "max-autotune")  # as in the training suite
 MACHINE_KEYS = ("cpu", "cuda_device", "mps_device", "xpu_device", "gpu_count", "driver_version", "power_limit_w",

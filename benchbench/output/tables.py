@@ -8,12 +8,12 @@ from typing import Any
 
 from tabulate import tabulate
 
-from benchbench.ceilings import ceiling_fraction, find_ceiling
+from benchbench.analysis.ceilings import ceiling_fraction, find_ceiling
+from benchbench.measure.peaks import peak_fraction
+from benchbench.model.report import Report, Result
 from benchbench.output.energy import energy_cell, energy_fields, energy_lines
 from benchbench.output.safe_text import csv_row
 from benchbench.output.units import fmt_per_call, rate_text
-from benchbench.peaks import peak_fraction
-from benchbench.report import Report, Result
 
 
 def _median_text(result: Result) -> str:
@@ -46,7 +46,7 @@ def _ceiling_text(report: Report, result: Result) -> str:
 
 def result_rows(report: Report) -> list[dict[str, Any]]:
     """One row per result. "% peak" is against the datasheet peak, "% ceiling" against the device's
-    own measured ceiling (benchbench.ceilings), when the report holds one."""
+    own measured ceiling (benchbench.analysis.ceilings), when the report holds one."""
     rows = []
     for r in sorted(report.results, key=lambda r: r.key.sort_key()):
         frac = peak_fraction(r, report)

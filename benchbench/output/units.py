@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from benchbench.metrics import of_method
-from benchbench.report import Result
+from benchbench.model.report import Result
 
 
 def fmt_scaled(value: float | None, unit: str) -> str:
@@ -40,7 +40,7 @@ def fmt_count(value: float | None) -> str:
 
 
 def fmt_value(value: float | None, unit: str) -> str:
-    """A metric's value in its unit (benchbench/metric.py UNITS): the one place a unit is formatted."""
+    """A metric's value in its unit (benchbench/metrics/base.py UNITS): the one place a unit is formatted."""
     return {"seconds": fmt_time, "count": fmt_count, "bytes": fmt_bytes, "per_second": fmt_rate,
             "joules": fmt_joules}[unit](value)
 

@@ -1,4 +1,4 @@
-"""`benchbench validate`'s result (benchbench.validate.validate) as text."""
+"""`benchbench validate`'s result (benchbench.measure.validate.validate) as text."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _ratio_cell(ratio: dict[str, Any]) -> str:
 
 
 def validate_text(result: dict[str, Any]) -> str:
-    """`benchbench validate`'s result (benchbench.validate.validate) as text: clock, backends, the
+    """`benchbench validate`'s result (benchbench.measure.validate.validate) as text: clock, backends, the
     paired ratios of both engines to the plain loop with their intervals, and every verdict that is
     not agreement."""
     clock = result["clock"]

@@ -1,7 +1,7 @@
 """Carries `pytest --fake-backend KIND` into the subprocesses the tests start (the CLI, its workers).
 
 conftest.py puts this folder first on PYTHONPATH and names the kind in BENCHBENCH_TEST_FAKE_BACKEND.
-Python imports this module at start-up; it waits for benchbench.backends to be imported (most processes
+Python imports this module at start-up; it waits for benchbench.measure.backends to be imported (most processes
 never do) and then makes the fake backend of that kind usable, as conftest does in the test process.
 """
 
@@ -16,7 +16,7 @@ _TESTS = str(Path(__file__).resolve().parent.parent)
 
 class _PatchBackendsOnImport(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name != "benchbench.backends":
+        if name != "benchbench.measure.backends":
             return None
         sys.meta_path.remove(self)
         import importlib.util

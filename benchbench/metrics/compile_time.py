@@ -1,0 +1,201 @@
+"""Compile time as a metric: the first call's compile cost of compiled modes, over rounds, plus graph breaks
+and recompiles.
+
+A suite that compiles records, per round, `compile_s` (what the compiling calls took beyond as many
+steady calls; suites/training.py), and where it can `dynamo_s` / `inductor_s` (the split that
+`torch._dynamo.utils.compilation_time_metrics` gives: `phases()` below), `graph_breaks`, `recompiles`,
+and the graph breaks' reasons (`graph_break_reasons`). Every compiled case runs in a fresh process
+each round, so every round compiles cold.
+
+Compile time is noisy at the scale of seconds, so it is compared like time, over rounds: Welch's t on
+the logarithms of the rounds' compile times, at 95%. `worse` when the whole interval lies above
+1 + threshold (default 10%, `compile_threshold` in the gate's rules), `better` when it lies below
+1 / (1 + threshold), `same` when it lies within, else `noisy`. With one round per side only `same` or
+`noisy` can come out. A new graph break or recompile is `worse` on its own, whatever the seconds say,
+and the row names the new breaks' reasons.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from benchbench.metrics.base import Metric, MetricRow, parse_percent
+from benchbench.model.stats import t_quantile
+
+NAME = "compile"
+DEFAULT_THRESHOLD = 0.10
+LEVEL = 0.95
+SETTINGS = {"compile_threshold": DEFAULT_THRESHOLD}
+COUNTS = {"graph_breaks": "graph break", "recompiles": "recompile"}  # a rise of one is a regression
+
+
+def parse_setting(name: str, value: Any, where: str) -> float:
+    """A rules-file setting of this metric: compile_threshold ("10%")."""
+    return parse_percent(value, f"{where}: {name}")
+
+
+def round_values(result: Any, name: str = "compile_s") -> list[float]:
+    """Each round's value of a compile metric (the result's own when it has no round records)."""
+    if result is None or not getattr(result, "ok", False):
+        return []
+    values = [r["metrics"][name] for r in result.rounds if name in (r.get("metrics") or {})]
+    if not values and isinstance((result.metrics or {}).get(name), (int, float)):
+        values = [result.metrics[name]]
+    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
+def value(result: Any) -> float | None:
+    """A result's compile time: the median over its rounds."""
+    values = round_values(result)
+    return statistics.median(values) if values else None
+
+
+def interval(base: Sequence[float], other: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
+    """(ratio of geometric means other/base, low, high): Welch's t on logs; the point alone with < 2 rounds."""
+    la, lb = [math.log(x) for x in base], [math.log(x) for x in other]
+    d = statistics.fmean(lb) - statistics.fmean(la)
+    if len(la) < 2 or len(lb) < 2:
+        return math.exp(d), -math.inf, math.inf
+    wa, wb = statistics.variance(la) / len(la), statistics.variance(lb) / len(lb)
+    se = math.sqrt(wa + wb)
+    if se == 0:
+        return math.exp(d), math.exp(d), math.exp(d)
+    df = (wa + wb) ** 2 / (wa**2 / (len(la) - 1) + wb**2 / (len(lb) - 1))
+    half = t_quantile(0.5 + level / 2, max(1, int(df))) * se
+    return math.exp(d), math.exp(d - half), math.exp(d + half)
+
+
+def _count(result: Any, name: str) -> float | None:
+    values = round_values(result, name)
+    return statistics.median(values) if values else None
+
+
+def _reasons(result: Any) -> list[str]:
+    got = (result.metrics or {}).get("graph_break_reasons") if result is not None else None
+    return [str(r) for r in got] if isinstance(got, (list, tuple)) else []
+
+
+def compare_results(key: Any, base: Any, other: Any, settings: Mapping[str, Any] | None = None) -> MetricRow | None:
+    """The compile rule on two results; None when neither side compiled."""
+    threshold = float((settings or {}).get("compile_threshold") or DEFAULT_THRESHOLD)
+    a, b = round_values(base), round_values(other)
+    if not a and not b:
+        return None
+    ma, mb = (statistics.median(a) if a else None), (statistics.median(b) if b else None)
+    if not a or not b:
+        return MetricRow(NAME, key, ma, mb, "incomparable", "compile time recorded on one side only")
+    risen = []
+    for name, word in COUNTS.items():
+        ca, cb = _count(base, name), _count(other, name)
+        if ca is not None and cb is not None and cb > ca:
+            risen.append(f"{word}s {ca:g} -> {cb:g}")
+    details: dict[str, Any] = {"threshold": threshold, "rounds": [len(a), len(b)]}
+    if risen:
+        new = [r for r in _reasons(other) if r not in set(_reasons(base))]
+        why = "; ".join(risen) + (f" (new: {'; '.join(new)})" if new else "")
+        return MetricRow(NAME, key, ma, mb, "worse", why, mb / ma if ma > 0 else None, {**details, "new_breaks": new})
+    if min(a) <= 0 or min(b) <= 0:
+        return MetricRow(NAME, key, ma, mb, "incomparable", "a round compiled in no time (nothing to compare)")
+    return rounds_row(NAME, key, a, b, threshold, "compile time", details)
+
+
+def rounds_row(name: str, key: Any, a: Sequence[float], b: Sequence[float], threshold: float, quantity: str,
+               details: dict[str, Any]) -> MetricRow:
+    """The rule over rounds that compile time and energy share: Welch's interval of the ratio (`interval`)
+    against ±`threshold`: `worse` above it, `better` below, `same` within, `noisy` straddling (with one round
+    a side: `same` when the ratio itself is within). `quantity` names the values in the row's text."""
+    ma, mb = statistics.median(a), statistics.median(b)
+    ratio, low, high = interval(a, b)
+    details = {**details, "low": low, "high": high}
+    up, down = 1 + threshold, 1 / (1 + threshold)
+    pct = f"{100 * (ratio - 1):+.1f}%"
+    if low > up:
+        return MetricRow(name, key, ma, mb, "worse", f"{pct} {quantity}, the {LEVEL:.0%} interval above "
+                         f"+{100 * threshold:g}%", ratio, details)
+    if high < down:
+        return MetricRow(name, key, ma, mb, "better", f"{pct} {quantity}", ratio, details)
+    if low >= down and high <= up:
+        return MetricRow(name, key, ma, mb, "same", f"{pct}, within ±{100 * threshold:g}%", ratio, details)
+    if len(a) < 2 or len(b) < 2:
+        within = down <= ratio <= up
+        return MetricRow(name, key, ma, mb, "same" if within else "noisy",
+                         f"{pct} in one round per side" + ("" if within else ": more rounds to tell"), ratio, details)
+    return MetricRow(name, key, ma, mb, "noisy", f"{pct}: the interval straddles ±{100 * threshold:g}%", ratio,
+                     details)
+
+
+# --- recording, for suites that compile -----------------------------------------------------------------
+DYNAMO_TOTAL = "_compile.compile_inner"  # a frame's whole compile: tracing, then the backend compiler
+BACKEND = "OutputGraph.call_user_compiler"  # the backend compiler's part (AOTAutograd and Inductor)
+
+
+def phases(before: Mapping[str, Sequence[float]] | None = None,
+           table: Mapping[str, Sequence[float]] | None = None) -> dict[str, float]:
+    """Seconds since `before` (a `snapshot()`) in Dynamo's own tracing (`dynamo_s`) and in the backend compiler
+    it calls, AOTAutograd and Inductor (`inductor_s`), from `torch._dynamo.utils.compilation_time_metrics`;
+    empty where that torch does not keep them."""
+    if table is None:
+        try:
+            from torch._dynamo.utils import compilation_time_metrics as table  # type: ignore[no-redef]
+        except ImportError:  # pragma: no cover - a torch without dynamo
+            return {}
+    before = before or {}
+
+    def spent(key: str) -> float | None:
+        return float(sum(table[key][len(before.get(key, ())):])) if key in table else None
+
+    total, backend = spent(DYNAMO_TOTAL), spent(BACKEND)
+    out = {}
+    if total is not None:
+        out["dynamo_s"] = max(0.0, total - (backend or 0.0))
+    if backend is not None:
+        out["inductor_s"] = backend
+    return out
+
+
+def snapshot() -> dict[str, list[float]]:
+    """The compile-time table as it is now, to subtract from later (see `phases`)."""
+    try:
+        from torch._dynamo.utils import compilation_time_metrics
+    except ImportError:  # pragma: no cover
+        return {}
+    return {k: list(v) for k, v in compilation_time_metrics.items()}
+
+
+def break_reason(text: str, width: int = 160) -> str:
+    """Dynamo's graph-break message in one line: its title and its explanation."""
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    why = next((ln.removeprefix("Explanation:").strip() for ln in lines[1:] if ln.startswith("Explanation:")), "")
+    one = lines[0] + (f": {why}" if why else "")
+    return one if len(one) <= width else one[: width - 1] + "…"
+
+
+def break_counts() -> dict[str, int]:
+    """Dynamo's graph breaks so far in this process, reason -> count (to subtract from later)."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:  # pragma: no cover
+        return {}
+    return dict(counters["graph_break"])
+
+
+def graph_break_reasons(before: Mapping[str, int] | None = None, now: Mapping[str, int] | None = None) -> list[str]:
+    """The graph breaks Dynamo counted since `before` (a `break_counts()`), each reason in one line."""
+    now = break_counts() if now is None else now
+    before = before or {}
+    return sorted({break_reason(r) for r, n in now.items() if n > before.get(r, 0)})
+
+
+COMPILE_TIME = Metric(
+    name=NAME, title="compile time", quantity="compile time", unit="seconds", rule="rounds",
+    help="the first call's compile time of compiled modes (Dynamo / Inductor where known), graph breaks, recompiles",
+    compare_results=compare_results, value=value, settings=SETTINGS, parse_setting=parse_setting,
+    rule_text=(f"Compile time regresses when the {LEVEL:.0%} Welch interval over rounds lies above "
+               f"+{100 * DEFAULT_THRESHOLD:g}% (`compile_threshold` in the rules), and on any new graph break or "
+               "recompile."),
+)
