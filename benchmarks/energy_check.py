@@ -53,9 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from benchbench import Case, benchmark
+    from benchbench.measure import nvml
     from benchbench.measure.backends import get
     from benchbench.measure.energy import Meter, open_meter
-    from benchbench.measure.engine import budget_for, nvml
+    from benchbench.measure.engine import budget_for
     from benchbench.model.report import CaseKey
     from benchbench.run.execute import run_case
 

@@ -283,7 +283,7 @@ def test_the_gpu_shaped_session_makes_its_kind_usable_here_and_in_subprocesses(k
     assert fake.name == kind and fake.available and fake.torch_device() == torch.device("cpu")
     r = run_case(double, CaseKey.make("s", "double", {}, kind), fake, TINY_BUDGET)
     assert r.ok and r.timing_method == "sync+perf_counter"
-    script = "from benchbench.measure.engine import backends; print(' '.join(b.name for b in backends.discover() if b.available))"
+    script = "from benchbench.measure import backends; print(' '.join(b.name for b in backends.discover() if b.available))"
     env = {**os.environ, "BENCHBENCH_TEST_FAKE_BACKEND": kind,
            "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fake_backend_site"), str(ROOT)])}
     usable = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True,

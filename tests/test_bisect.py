@@ -6,11 +6,11 @@ import math
 import subprocess
 
 import pytest
-from benchbench.run.bisect import Commit, Trial, commit_range, find_root, probe, run_bisect, trial_from_ab
 from conftest import ROOT, run_cli
 
 from benchbench.errors import UserError
 from benchbench.output.bisect import bisect_json, bisect_markdown, bisect_text
+from benchbench.run.bisect import Commit, Trial, commit_range, find_root, probe, run_bisect, trial_from_ab
 
 GOOD = Commit("g" * 40, "good")
 

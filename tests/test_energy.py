@@ -9,8 +9,9 @@ import pytest
 from fakes import FakeBackend, FakeClock, FakeTimer
 
 from benchbench import Case, benchmark
+from benchbench.measure import energy, nvml
 from benchbench.measure.backends import Backend
-from benchbench.measure.engine import Budget, energy, nvml
+from benchbench.measure.engine import Budget
 from benchbench.model.report import CaseKey
 from benchbench.run.execute import Prepared, prepare_case, run_case
 

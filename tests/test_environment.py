@@ -21,14 +21,13 @@ from benchbench.environment import (
     collect,
     fingerprint,
     fingerprint_diff,
-    nvml,
     run_checks,
 )
 from benchbench.environment import checks as ck
 from benchbench.environment import facts as fx
 from benchbench.environment.fingerprint import from_facts, matters
 from benchbench.measure import backends as bk
-from benchbench.measure import cpus
+from benchbench.measure import cpus, nvml
 
 GiB = 1 << 30
 CHECK_IDS = ["gpu-cpu-only-build", "gpu-driver-too-old", "gpu-not-usable", "mps-not-usable", "debug-switches",

@@ -6,11 +6,11 @@ import math
 from types import SimpleNamespace
 
 import pytest
-from benchbench.run.profiling import CaseProfile, slug
 
 from benchbench.analysis.profile_diff import OpStat, Profile, diff, from_key_averages, top
 from benchbench.model.report import CaseKey
 from benchbench.output.profiles import fmt_us, profiles_html, profiles_markdown, profiles_text
+from benchbench.run.profiling import CaseProfile, slug
 
 
 def prof(iterations, *ops):
@@ -277,10 +277,9 @@ def test_the_profiler_records_the_device_where_the_case_runs_there():
 
 
 def test_under_instruction_counts_the_diff_is_by_function_from_the_callgrind_data():
-    from benchbench.run.profiling import instruction_diffs
-
     from benchbench.analysis.profile_diff import from_top_functions
     from benchbench.model.report import Result
+    from benchbench.run.profiling import instruction_diffs
 
     key = CaseKey("s", "work", (), "cpu")
 
