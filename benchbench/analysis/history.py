@@ -193,7 +193,7 @@ class Series:
     points: tuple[Point, ...]
     changes: tuple[Change, ...]
     note: str | None = None  # why no change points could be looked for
-    metric: str = "time"  # or a metric every timed run records beside the time (benchbench/metrics.py)
+    metric: str = "time"  # or a metric every timed run records beside the time (benchbench/metrics/__init__.py)
 
     @property
     def ok_points(self) -> list[Point]:

@@ -13,7 +13,7 @@ Two kinds of metric exist:
   is set): peak memory, compile time. These compare in rows of their own (`MetricRow`), next to the
   time rows, and the gate judges them by their own rule.
 
-The registry of metrics is benchbench/metrics.py; this module holds the types only, so that each
+The registry of metrics is benchbench/metrics/__init__.py; this module holds the types only, so that each
 metric's module can import them without importing the others.
 """
 

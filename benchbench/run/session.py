@@ -49,7 +49,7 @@ class Session:
     cases: list[PlannedCase]
     environment: dict[str, Any] = field(default_factory=dict)
     worker_env: dict[str, str] = field(default_factory=dict)
-    metric: str = "time"  # a runnable metric's name (benchbench/metrics.py): "instructions" counts under Callgrind
+    metric: str = "time"  # a runnable metric's name (benchbench/metrics/__init__.py): "instructions" counts under Callgrind
 
     def derive(self, results: list[Result]) -> None:
         """Each suite's `derive(results)` hook, on that suite's results (speedups, ratios between cases)."""
