@@ -32,7 +32,7 @@ HWMON_ROOT = "/sys/class/hwmon"
 # "core"/"uncore" lie inside the package and "psys" contains it, so they are left out.
 RAPL_ZONES = ("package", "dram")
 
-# the metrics a case's result carries (benchbench.report.METRIC_TYPES types them)
+# the metrics a case's result carries (benchbench.report.METRIC_KEYS types them)
 SOURCE = "energy"  # what was read ("rapl: package-0, dram"), or "unavailable: why"
 J_PER_CALL = "energy_j_per_call"
 WATTS = "power_w"

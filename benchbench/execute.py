@@ -17,7 +17,7 @@ from benchbench.backends import Backend
 from benchbench.energy import Meter, Tally
 from benchbench.errors import Skip
 from benchbench.measure import Budget, Calibration, Measurement, measure, timed_block, warm_up_and_calibrate
-from benchbench.report import CaseKey, Result
+from benchbench.report import CaseFields, CaseKey, Result, typed_fields
 from benchbench.stats import health_flags
 
 
@@ -153,8 +153,10 @@ class Prepared:
             first_call_s=self.first_s,
             # per-second rates from instruction counts would be meaningless: the work stays out of it
             work=self.case.work() if not counted else {},
-            metrics={**metrics, **(engine if engine is not None else self.engine), "memory_kind": memory_kind},
+            metrics={**metrics, **(engine if engine is not None else self.engine)},
             peak_memory_bytes=peak,
+            memory_kind=memory_kind,
+            **{f.name: getattr(self.case, f.name) for f in typed_fields(CaseFields)},
             duration_s=self.clock() - self.t_case,
             **self.base,
         )
