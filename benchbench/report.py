@@ -163,8 +163,8 @@ class Result(CaseFields):
     peak_memory_bytes: int | None = None
     duration_s: float | None = None  # wall time of the whole case, setup included
     details: str | None = None  # traceback or worker log tail of a failed case
-    # which counter the peak memory was read from ("allocated", "reserved", "rss-peak", ...): peaks read
-    # from different counters do not compare
+    # which counter the peak memory was read from ("rss-peak", "cuda-max-allocated", ...: docs/reports.md):
+    # peaks read from different counters do not compare
     memory_kind: str | None = typed(str)
     # the setting a suite recommends, on the result measured with it (the dataloader's num_workers and
     # knobs: {"num_workers", "label", "setting", "speedup", ...})
