@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from benchbench.errors import Skip
 from benchbench.measure.cpus import usable_cpus  # part of the suite API
 from benchbench.measure.engine import PROFILE_NAMES as PROFILES
-from benchbench.model.report import CaseKey
+from benchbench.model.report import CaseFields, CaseKey, typed_fields
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -45,12 +45,17 @@ __all__ = ["Case", "Context", "Benchmark", "Skip", "benchmark", "usable_cpus"]
 
 
 @dataclass
-class Case:
+class Case(CaseFields):
     """What a benchmark's setup returns for one case.
 
     `items`, `flops` and `bytes` are *per call of fn*; the harness turns them into items/s, FLOP/s and
     GB/s from the median time per call. `metrics` holds anything the setup measured itself (e.g. a
     compile time), `finish` is called once after timing and may return more metrics.
+
+    What the harness reads of a case is a keyword field of its own (benchbench.model.report.CaseFields): `bound`
+    ("compute", "memory", "link", "overhead"), `round_statistic` ("median" for samples that are not
+    repeated calls of the same work), `world_size` and `nnodes` (a distributed job's shape), `note` (one
+    line for the results table). The result carries them as they are.
     """
 
     fn: Callable[[], Any] | None
@@ -75,6 +80,9 @@ class Case:
             raise ValueError("Case needs fn to time, or samples measured by the benchmark itself")
         if self.memory_counter not in ("allocated", "reserved"):
             raise ValueError(f"memory_counter must be 'allocated' or 'reserved', not {self.memory_counter!r}")
+        moved = [k for k in self.metrics if k in {f.name for f in typed_fields(CaseFields)}]
+        if moved:  # since report schema 3 the harness no longer reads them among the metrics
+            raise ValueError(f"Case: pass {', '.join(f'{k}=' for k in moved)} as a keyword of Case, not in metrics")
 
     def work(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -31,7 +31,7 @@ def report_frame(report: Report) -> pd.DataFrame:
     records = []
     for r in sorted(report.results, key=lambda r: r.key.sort_key()):
         st = r.stats
-        imported = r.metrics.get("imported_stats") or {}
+        imported = r.imported_stats or {}
         d = r.derived()
         rec: dict[str, Any] = {
             "suite": r.key.suite, "benchmark": r.key.benchmark, "params": r.key.params_label,

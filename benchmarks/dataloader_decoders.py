@@ -53,7 +53,7 @@ def table(report: Report) -> str:
                  f"{cpu.get('model', 'an unknown CPU')} (usable CPUs: {cpu.get('usable_cpus', '?')}, load average "
                  f"{(cpu.get('load_average') or ['?'])[0]} at the start), torch {facts.get('torch', {}).get('version', '?')}, "
                  f"{report.rounds and len(report.rounds)} rounds.")
-    for rec in sorted((r.metrics["recommendation"] for r in ok if "recommendation" in r.metrics),
+    for rec in sorted((r.recommendation for r in ok if r.recommendation),
                       key=lambda rec: rec["batch"]):
         batch = rec["batch"]
         pipes = [r for r in ok if r.key.benchmark == "jpeg_pipeline" and int(r.key.params_dict["batch"]) == batch]

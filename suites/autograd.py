@@ -124,7 +124,7 @@ def mlp(ctx: Context, layers: str, batch: int, step: str) -> Case:
             loss = model(x).sum()
             loss.backward()
             return loss.detach()
-    return Case(fn, items=batch, items_unit="samples", flops=flops, metrics={"bound": "compute"})
+    return Case(fn, items=batch, items_unit="samples", flops=flops, bound="compute")
 
 
 @benchmark(params={"requires_grad": [False, True], "ops": [100]}, dtypes=["float32"])
@@ -140,7 +140,7 @@ def graph_overhead(ctx: Context, requires_grad: bool, ops: int) -> Case:
             y = y + 0.0001
         return y
 
-    return Case(chain, items=ops // 2 * 2, items_unit="ops", metrics={"bound": "overhead"})
+    return Case(chain, items=ops // 2 * 2, items_unit="ops", bound="overhead")
 
 
 @benchmark(params={"api": ["backward", "grad"], "retain_graph": [False, True]}, dtypes=["float32"])
@@ -162,7 +162,7 @@ def backward_api(ctx: Context, api: str, retain_graph: bool) -> Case:
             loss = model(x).sum()
             return torch.autograd.grad(loss, params, retain_graph=retain_graph)
     return Case(fn, items=1, items_unit="steps", flops=mlp_step_flops("fwd_bwd", batch, ws),
-                metrics={"bound": "compute"})
+                bound="compute")
 
 
 @benchmark(params={"order": [1, 2]}, dtypes=["float32"])
@@ -181,7 +181,7 @@ def double_backward(ctx: Context, order: int) -> Case:
             (gx,) = torch.autograd.grad(model(x).sum(), x, create_graph=True)
             # the last bias does not change d out / d x: its gradient is None
             return torch.autograd.grad(gx.square().sum(), params, allow_unused=True)
-    return Case(fn, items=1, items_unit="steps", metrics={"bound": "overhead"})
+    return Case(fn, items=1, items_unit="steps", bound="overhead")
 
 
 @benchmark(params={"n": [1024, 2048]}, dtypes=["float32", "bfloat16"],
@@ -195,7 +195,7 @@ def matmul_backward(ctx: Context, n: int) -> Case:
     out = a @ b
     g = torch.randn_like(out)
     return Case(lambda: torch.autograd.grad(out, (a, b), g, retain_graph=True), flops=flops,
-                metrics={"bound": "compute"})
+                bound="compute")
 
 
 @benchmark(params={"shape": ["4096x4096"]}, dtypes=["float32", "bfloat16"],
@@ -208,7 +208,7 @@ def reduction_backward(ctx: Context, shape: str) -> Case:
     out = x.square().sum(dim=-1)
     g = torch.ones_like(out)
     return Case(lambda: torch.autograd.grad(out, x, g, retain_graph=True),
-                bytes=square_sum_backward_bytes(rows, cols, x.element_size()), metrics={"bound": "memory"})
+                bytes=square_sum_backward_bytes(rows, cols, x.element_size()), bound="memory")
 
 
 # --- derived metrics ---------------------------------------------------------------------------
@@ -251,17 +251,17 @@ def derive(results: list[Result]) -> None:
     for r, t, t0 in _ratios(results, "mlp", "step", "fwd_bwd", "fwd"):
         ratio = bwd_fwd_ratio(t, t0)
         r.metrics["bwd_fwd_ratio"] = ratio
-        r.metrics["note"] = f"bwd/fwd {ratio:.2f}"
+        r.note = f"bwd/fwd {ratio:.2f}"
     for r, t, t0 in _ratios(results, "graph_overhead", "requires_grad", True, False):
         r.metrics["autograd_overhead_ratio"] = t / t0
-        r.metrics["note"] = f"x{t / t0:.2f} vs requires_grad=False"
+        r.note = f"x{t / t0:.2f} vs requires_grad=False"
     for r, t, t0 in _ratios(results, "double_backward", "order", 2, 1):
         r.metrics["vs_first_order"] = t / t0
-        r.metrics["note"] = f"x{t / t0:.2f} vs first order"
+        r.note = f"x{t / t0:.2f} vs first order"
     for r, t, t0 in _ratios(results, "backward_api", "api", "grad", "backward"):
         r.metrics["vs_backward"] = t / t0
-        r.metrics["note"] = f"x{t / t0:.2f} vs loss.backward()"
+        r.note = f"x{t / t0:.2f} vs loss.backward()"
     for r, t, t0 in _ratios(results, "backward_api", "retain_graph", True, False):
         if r.key.params_dict.get("api") == "backward":
             r.metrics["vs_no_retain"] = t / t0
-            r.metrics["note"] = f"x{t / t0:.2f} vs retain_graph=False"
+            r.note = f"x{t / t0:.2f} vs retain_graph=False"

@@ -636,13 +636,13 @@ def loader_case(ctx: Context, dataset: Any, batch: int, num_workers: int, knob: 
     gc.collect()
     # samples are windows of a stream: a window served from prefetched batches is fast for a reason that
     # is not the pipeline's cost, so compare and gate take each round's median, not its fastest window
-    out = {**metrics, "round_statistic": "median", "num_workers": num_workers, "knob": knob, "window_batches": window,
+    out = {**metrics, "num_workers": num_workers, "knob": knob, "window_batches": window,
            "torch_threads": torch.get_num_threads(),
            "first_batch_s": timing.first_batch_s[0], "epochs": timing.epochs, "batches": timing.batches,
            "batch_bytes": timing.batch_bytes,
            **timing.worker_memory}
     return Case(None, samples=timing.samples, timing_method=_timing_method(ctx), items=batch, items_unit="images",
-                metrics=out)
+                metrics=out, round_statistic="median")
 
 
 # --- the benchmarks -------------------------------------------------------------------------------
@@ -1143,11 +1143,11 @@ def derive(results: list[Result]) -> None:
     recommendations = []
     for pairs in _settings(results).values():
         for _, r in pairs:
-            r.metrics.pop("recommendation", None)  # an earlier pick, before more results came in
+            r.recommendation = None  # an earlier pick, before more results came in
         rec = recommend([s for s, _ in pairs])
         if rec is None:
             continue
-        next(r for s, r in pairs if s.label == rec["label"]).metrics["recommendation"] = rec
+        next(r for s, r in pairs if s.label == rec["label"]).recommendation = rec
         recommendations.append(rec)
     # persistent workers: the start of epoch 2 with and without; recommended when clearly faster
     persistent_saves: float | None = None
@@ -1178,18 +1178,13 @@ def derive(results: list[Result]) -> None:
                  "same_cpus": r.key.backend == "cpu"}
         r.metrics["input_bound"] = check
     for r in results:
-        note = result_note(r.metrics)
-        if note:
-            r.metrics["note"] = note
-        else:
-            r.metrics.pop("note", None)
+        r.note = result_note(r.metrics, r.recommendation) or None
 
 
-def result_note(metrics: dict[str, Any]) -> str:
-    """The results table's note for what derive found on a result."""
+def result_note(metrics: dict[str, Any], rec: dict[str, Any] | None = None) -> str:
+    """The results table's note for what derive found on a result (`rec`: its recommendation)."""
     parts = []
-    if metrics.get("recommendation"):
-        rec = metrics["recommendation"]
+    if rec:
         parts.append(f"recommended: {rec['speedup']:.2f}x the default "
                      f"({rec['speedup_ci'][0]:.2f}-{rec['speedup_ci'][1]:.2f})")
     if metrics.get("stages"):
@@ -1255,7 +1250,7 @@ def notes(results: list[Result]) -> list[str]:
         lines.extend(tabulate(rows, headers=["stage", "per image", f"per batch of {batch}", "share"],
                               colalign=("left", "right", "right", "right")).splitlines())
     for r in results:
-        rec = r.metrics.get("recommendation")
+        rec = r.recommendation
         if not rec:
             continue
         low, high = rec["speedup_ci"]

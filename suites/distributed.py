@@ -326,12 +326,19 @@ def startup_metrics(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def job_shape(doc: dict[str, Any], where: Launch) -> dict[str, int]:
+    """The job's ranks and machines, as the Case's typed fields: results of jobs that differ in them
+    compare as incomparable."""
+    return {"world_size": int(doc["world_size"]), "nnodes": int(where.nnodes)}
+
+
 def job_metrics(doc: dict[str, Any], where: Launch, baseline: bool = False) -> dict[str, Any]:
-    """What every case of a job reports: placement, threads, start-up. `baseline`: a deliberate
-    one-rank job (the DDP scaling baseline), which needs no note that one rank cannot scale."""
+    """What every case of a job reports beside its shape (`job_shape`): placement, threads, start-up.
+    `baseline`: a deliberate one-rank job (the DDP scaling baseline), which needs no note that one rank
+    cannot scale."""
     local = doc["local_world_size"]
     shared = doc["backend"] == "gloo" and local > 1
-    out = {"world_size": doc["world_size"], "nproc_per_node": local, "nnodes": where.nnodes,
+    out = {"nproc_per_node": local,
            "process_group_backend": doc["backend"], "usable_cpus": doc["usable_cpus"],
            "threads_per_rank": doc["threads_per_rank"], "ranks_share_cpu_cores": shared,
            "torch_distributed": doc.get("torch"), **startup_metrics(doc)}
@@ -433,9 +440,8 @@ def collective(ctx: Context, op: str, size: int) -> Case:
     metrics = {**job_metrics(doc, where), **shared(doc, ctx), "op": op, "bytes": nbytes, "samples_per_rank": ranks,
                "algbw_GBps": algbw(nbytes, t) / GB, "busbw_GBps": busbw(op, nbytes, t, n) / GB,
                "bus_factor": bus_factor(op, n)}
-    metrics["note"] = _note("collective", metrics)
     return Case(None, samples=samples, timing_method=doc["timing_method"], metrics=metrics,
-                items=1, items_unit="ops")
+                items=1, items_unit="ops", note=_note("collective", metrics, n), **job_shape(doc, where))
 
 
 @benchmark(backends=["cpu", "cuda"], rounds=ROUNDS, timeout=COLLECTIVE_TIMEOUT)
@@ -446,8 +452,8 @@ def startup(ctx: Context) -> Case:
     doc, where = collective_job(ctx, "all_reduce")
     ranks = per_rank(doc, "new_group")
     metrics = {**job_metrics(doc, where), **shared(doc, ctx), "samples_per_rank": ranks}
-    metrics["note"] = _note("startup", metrics)
-    return Case(None, samples=slowest(ranks), timing_method="perf_counter", metrics=metrics)
+    return Case(None, samples=slowest(ranks), timing_method="perf_counter", metrics=metrics,
+                note=_note("startup", metrics, doc["world_size"]), **job_shape(doc, where))
 
 
 def ddp_case(ctx: Context, model: str, bucket_cap_mb: float, one_rank: bool) -> Case:
@@ -471,9 +477,8 @@ def ddp_case(ctx: Context, model: str, bucket_cap_mb: float, one_rank: bool) -> 
     flops = doc["ranks"][0]["flops_per_step"]
     metrics["flops_per_step_per_rank"] = flops
     metrics.update(mfu(flops / t_ddp, ctx.backend.peaks(), "float32"))
-    metrics["note"] = _note("ddp", metrics)
     return Case(None, samples=samples, timing_method=doc["timing_method"], metrics=metrics,
-                items=n * batch, items_unit="samples")
+                items=n * batch, items_unit="samples", note=_note("ddp", metrics, n), **job_shape(doc, where))
 
 
 def mfu(flops_per_s: float, peaks: dict[str, Any] | None, dtype: str) -> dict[str, Any]:
@@ -512,14 +517,14 @@ def scaling_efficiency(total_n: float, total_1: float, n: int) -> float:
     return total_n / (n * total_1)
 
 
-def _note(benchmark: str, m: dict[str, Any]) -> str:
+def _note(benchmark: str, m: dict[str, Any], world_size: int) -> str:
     """The table's note for a result, from its metrics (numeric ones are medians over the rounds)."""
     if benchmark == "collective":
-        return f"busbw {m['busbw_GBps']:.3g} GB/s, algbw {m['algbw_GBps']:.3g} GB/s, n={int(m['world_size'])}"
+        return f"busbw {m['busbw_GBps']:.3g} GB/s, algbw {m['algbw_GBps']:.3g} GB/s, n={world_size}"
     if benchmark == "startup":
         return (f"cold init {m['init_process_group_s'] * 1e3:.0f} ms after the last rank arrived; "
                 f"launch to ready {m['launch_to_ready_s']:.1f} s")
-    note = f"DDP {100 * m['ddp_overhead']:+.0f}% vs no DDP on {int(m['world_size'])} rank(s)"
+    note = f"DDP {100 * m['ddp_overhead']:+.0f}% vs no DDP on {world_size} rank(s)"
     if "scaling_efficiency" in m:
         note += f", scaling efficiency {100 * m['scaling_efficiency']:.0f}% vs one rank"
     if "step_vs_default_bucket" in m:
@@ -535,15 +540,15 @@ def derive(results: list[Result]) -> None:
     for r in ok:
         m, t = r.metrics, r.stats.median
         if r.key.benchmark == "collective":
-            op, n = r.key.params_dict["op"], int(m["world_size"])
+            op, n = r.key.params_dict["op"], int(r.world_size or 1)
             m["algbw_GBps"], m["busbw_GBps"] = algbw(m["bytes"], t) / GB, busbw(op, m["bytes"], t, n) / GB
         elif r.key.benchmark in ("ddp", "ddp_buckets"):
-            m["samples_per_s_total"] = m["world_size"] * m["batch_per_rank"] / t
+            m["samples_per_s_total"] = (r.world_size or 1) * m["batch_per_rank"] / t
             m["samples_per_s_per_rank"] = m["batch_per_rank"] / t
     one = {r.key.params_dict["model"]: r for r in ok if r.key.benchmark == "ddp" and r.key.params_dict["ranks"] == "one"}
     full = {r.key.params_dict["model"]: r for r in ok if r.key.benchmark == "ddp" and r.key.params_dict["ranks"] == "all"}
     for model, r in full.items():
-        n = int(r.metrics["world_size"])
+        n = int(r.world_size or 1)
         base = one.get(model)
         if base is None or n < 2:
             continue
@@ -562,4 +567,4 @@ def derive(results: list[Result]) -> None:
         if r.key.benchmark == "ddp_buckets" and base is not None:
             r.metrics["step_vs_default_bucket"] = r.stats.median / base.stats.median
     for r in ok:
-        r.metrics["note"] = _note("ddp" if r.key.benchmark.startswith("ddp") else r.key.benchmark, r.metrics)
+        r.note = _note("ddp" if r.key.benchmark.startswith("ddp") else r.key.benchmark, r.metrics, r.world_size or 1)

@@ -576,7 +576,7 @@ def derive(results: list[Result]) -> None:
             r.metrics["decode_tokens_per_s"] = int(r.key.params_dict["batch"]) * len(r.samples) / sum(r.samples)
         if r.key.benchmark == "prefill" and r.stats is not None:
             r.metrics["prefill_tokens_per_s"] = int(r.key.params_dict["prompt"]) / r.stats.median
-        r.metrics.pop("note", None)
+        r.note = None
         groups.setdefault(_group(r.key), []).append(r)
     for members in groups.values():
         timed = [r for r in members if r.stats is not None]
@@ -593,5 +593,5 @@ def derive(results: list[Result]) -> None:
         best = min(timed, key=lambda r: r.stats.median)
         for r in timed:
             r.metrics["fastest_here"] = f"{best.key.mode}/{best.key.dtype}"
-        best.metrics["note"] = fastest_note(best, eager32, len(timed))
+        best.note = fastest_note(best, eager32, len(timed))
 

@@ -229,8 +229,7 @@ def _randn(ctx: Context, *shape: int) -> torch.Tensor:
 
 
 def _matmul_case(ctx: Context, fn: Callable[[], object], flops: int, nbytes: int, note: str = "") -> Case:
-    metrics = {"bound": "compute", **({"note": note} if note else {})}
-    return Case(fn, flops=flops, bytes=nbytes, metrics=metrics, finish=_fp32_precision(ctx))
+    return Case(fn, flops=flops, bytes=nbytes, bound="compute", note=note or None, finish=_fp32_precision(ctx))
 
 
 # --- ceilings ----------------------------------------------------------------------------------
@@ -320,9 +319,8 @@ def ceiling_matmul(ctx: Context) -> Case:
     a_bytes = torch.empty((), dtype=ctx.dtype).element_size()
     note = (f"{n}x{n}x{n} {layout}" + (f" x{times}" if times > 1 else "")
             + f", best of {len(candidates)}")
-    metrics = {"bound": "compute", "note": note}
     return Case(_repeated(fn, times), flops=matmul_flops(top, top, top),
-                bytes=times * matmul_bytes(n, n, n, a_bytes), metrics=metrics, finish=restore)
+                bytes=times * matmul_bytes(n, n, n, a_bytes), bound="compute", note=note, finish=restore)
 
 
 def ceiling_copy_candidates(backend: str) -> list[tuple[int, str]]:
@@ -361,7 +359,7 @@ def ceiling_copy(ctx: Context) -> Case:
     times = top // numel
     mib = numel * 4 / 2**20
     note = f"{form} 2 x {mib:.0f} MiB" + (f" x{times}" if times > 1 else "") + f", best of {len(candidates)}"
-    return Case(_repeated(fn, times), bytes=copy_bytes(top, 4), metrics={"bound": "memory", "note": note})
+    return Case(_repeated(fn, times), bytes=copy_bytes(top, 4), bound="memory", note=note)
 
 
 # --- matmul family -----------------------------------------------------------------------------
@@ -452,7 +450,7 @@ def _elementwise(ctx: Context, op: str, numel: int) -> Case:
         z = _randn(ctx, numel)
         fn = lambda: F.gelu(x) * y + z  # noqa: E731
     return Case(fn, items=numel, items_unit="elements", bytes=elementwise_bytes(op, numel, x.element_size()),
-                metrics={"bound": "memory"})
+                bound="memory")
 
 
 ELEMENTWISE_DTYPES = ["float32", "bfloat16", "float16"]
@@ -495,7 +493,7 @@ def reduction(ctx: Context, op: str, dim: int, shape: str) -> Case:
     rows, cols = dims(shape)
     x = _randn(ctx, rows, cols)
     fn = {"sum": lambda: x.sum(dim), "mean": lambda: x.mean(dim), "max": lambda: x.max(dim)}[op]
-    return Case(fn, bytes=reduction_bytes(op, rows, cols, dim, x.element_size()), metrics={"bound": "memory"})
+    return Case(fn, bytes=reduction_bytes(op, rows, cols, dim, x.element_size()), bound="memory")
 
 
 @benchmark(params={"shape": ["4096x4096", "65536x128"]}, dtypes=["float32", "bfloat16"],
@@ -505,7 +503,7 @@ def softmax(ctx: Context, shape: str) -> Case:
     rows, cols = dims(shape)
     x = _randn(ctx, rows, cols)
     return Case(lambda: torch.softmax(x, dim=-1), bytes=softmax_bytes(rows, cols, x.element_size()),
-                metrics={"bound": "memory"})
+                bound="memory")
 
 
 @benchmark(params={"shape": ["4096x4096", "16384x1024"]}, dtypes=["float32", "bfloat16"],
@@ -516,7 +514,7 @@ def layer_norm(ctx: Context, shape: str) -> Case:
     x = _randn(ctx, rows, cols)
     w, b = _randn(ctx, cols), _randn(ctx, cols)
     return Case(lambda: F.layer_norm(x, (cols,), w, b), bytes=layer_norm_bytes(rows, cols, x.element_size()),
-                metrics={"bound": "memory"})
+                bound="memory")
 
 
 # --- memory traffic ----------------------------------------------------------------------------
@@ -525,7 +523,7 @@ def copy(ctx: Context, numel: int) -> Case:
     """Device-to-device copy into a preallocated tensor (`dst.copy_(src)`); small sizes may fit in cache."""
     src = _randn(ctx, numel)
     dst = torch.empty_like(src)
-    return Case(lambda: dst.copy_(src), bytes=copy_bytes(numel, src.element_size()), metrics={"bound": "memory"})
+    return Case(lambda: dst.copy_(src), bytes=copy_bytes(numel, src.element_size()), bound="memory")
 
 
 @benchmark(params={"direction": ["h2d", "d2h"], "memory": ["pageable", "pinned"], "mib": [16, 256]},
@@ -549,7 +547,7 @@ def transfer(ctx: Context, direction: str, memory: str, mib: int) -> Case:
     else:
         dev.normal_()
         fn = lambda: host.copy_(dev, non_blocking=pinned)  # noqa: E731
-    return Case(fn, bytes=transfer_bytes(numel, host.element_size()), metrics={"bound": "link"})
+    return Case(fn, bytes=transfer_bytes(numel, host.element_size()), bound="link")
 
 
 # --- everyday tensor basics --------------------------------------------------------------------
@@ -560,13 +558,13 @@ def create(ctx: Context, op: str, numel: int) -> Case:
     if op == "from_list":
         values = torch.randn(numel).tolist()
         fn = lambda: torch.tensor(values, device=ctx.device, dtype=ctx.dtype)  # noqa: E731
-        return Case(fn, items=numel, items_unit="elements", metrics={"bound": "host"})
+        return Case(fn, items=numel, items_unit="elements", bound="host")
     if op == "randn":
         fn = lambda: torch.randn(numel, device=ctx.device, dtype=ctx.dtype)  # noqa: E731
-        return Case(fn, items=numel, items_unit="elements", metrics={"bound": "compute"})
+        return Case(fn, items=numel, items_unit="elements", bound="compute")
     itemsize = torch.empty((), dtype=ctx.dtype).element_size()
     fn = lambda: torch.zeros(numel, device=ctx.device, dtype=ctx.dtype)  # noqa: E731
-    return Case(fn, items=numel, items_unit="elements", bytes=numel * itemsize, metrics={"bound": "memory"})
+    return Case(fn, items=numel, items_unit="elements", bytes=numel * itemsize, bound="memory")
 
 
 @benchmark(params={"op": ["view", "reshape", "transpose_contiguous"], "shape": ["4096x4096"]},
@@ -577,11 +575,11 @@ def layout(ctx: Context, op: str, shape: str) -> Case:
     rows, cols = dims(shape)
     x = _randn(ctx, rows, cols)
     if op == "view":
-        return Case(lambda: x.view(cols, rows), items=1, items_unit="ops", metrics={"bound": "overhead"})
+        return Case(lambda: x.view(cols, rows), items=1, items_unit="ops", bound="overhead")
     if op == "reshape":
-        return Case(lambda: x.reshape(-1), items=1, items_unit="ops", metrics={"bound": "overhead"})
+        return Case(lambda: x.reshape(-1), items=1, items_unit="ops", bound="overhead")
     return Case(lambda: x.t().contiguous(), bytes=copy_bytes(x.numel(), x.element_size()),
-                metrics={"bound": "memory"})
+                bound="memory")
 
 
 @benchmark(params={"op": ["rows", "mask", "put"], "shape": ["65536x256"]}, dtypes=["float32"],
@@ -597,18 +595,18 @@ def indexing(ctx: Context, op: str, shape: str) -> Case:
         mask = (torch.rand(rows, generator=gen) < 0.5).to(ctx.device)
         selected = int(mask.sum())
         return Case(lambda: x[mask], bytes=mask_select_bytes(rows, selected, cols, itemsize),
-                    metrics={"bound": "memory"})
+                    bound="memory")
     k = rows // 4
     idx = torch.randperm(rows, generator=gen)[:k].to(ctx.device)
     if op == "rows":
-        return Case(lambda: x[idx], bytes=index_rows_bytes(k, cols, itemsize), metrics={"bound": "memory"})
+        return Case(lambda: x[idx], bytes=index_rows_bytes(k, cols, itemsize), bound="memory")
     v = _randn(ctx, k, cols)
 
     def put() -> torch.Tensor:
         x[idx] = v
         return x
 
-    return Case(put, bytes=index_rows_bytes(k, cols, itemsize), metrics={"bound": "memory"})
+    return Case(put, bytes=index_rows_bytes(k, cols, itemsize), bound="memory")
 
 
 @benchmark(params={"op": ["gather", "scatter_add"], "shape": ["4096x4096"]}, dtypes=["float32"])
@@ -621,11 +619,11 @@ def gather_scatter(ctx: Context, op: str, shape: str) -> Case:
     if op == "gather":
         x = _randn(ctx, rows, cols)
         return Case(lambda: torch.gather(x, 1, idx), bytes=gather_bytes(count, x.element_size()),
-                    metrics={"bound": "memory"})
+                    bound="memory")
     dst = torch.zeros(rows, cols, device=ctx.device, dtype=ctx.dtype)
     src = _randn(ctx, rows, cols // 4)
     return Case(lambda: dst.scatter_add_(1, idx, src), bytes=scatter_add_bytes(count, src.element_size()),
-                metrics={"bound": "memory"})
+                bound="memory")
 
 
 @benchmark(dtypes=["float32"], overview=True)
@@ -633,4 +631,4 @@ def dispatch_overhead(ctx: Context) -> Case:
     """A one-element add: no work, so its time is the per-op cost of dispatch (and kernel launch)."""
     a = torch.ones(1, device=ctx.device, dtype=ctx.dtype)
     b = torch.ones(1, device=ctx.device, dtype=ctx.dtype)
-    return Case(lambda: a + b, items=1, items_unit="ops", metrics={"bound": "overhead"})
+    return Case(lambda: a + b, items=1, items_unit="ops", bound="overhead")

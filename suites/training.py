@@ -551,7 +551,7 @@ def derive(results: list[Result]) -> None:
             continue
         twin = eager.get(replace(r.key, mode="eager"))
         if twin is None:
-            r.metrics["note"] = "no eager result to compare with"
+            r.note = "no eager result to compare with"
             continue
         compile_s = r.metrics.get("compile_s")
         speedup, steps = payoff(twin.stats.median, r.stats.median, compile_s)
@@ -560,11 +560,11 @@ def derive(results: list[Result]) -> None:
         r.metrics["break_even_steps"] = steps
         r.metrics["break_even_steps_warm"] = payoff(twin.stats.median, r.stats.median, warm)[1] if warm else None
         r.metrics["speedup_within_noise"] = _overlap(r, twin)
-        same_counter = r.metrics.get("memory_kind") == twin.metrics.get("memory_kind")
+        same_counter = r.memory_kind == twin.memory_kind
         if r.peak_memory_bytes and twin.peak_memory_bytes and same_counter:
             r.metrics["peak_memory_vs_eager"] = r.peak_memory_bytes / twin.peak_memory_bytes
-        r.metrics["note"] = payoff_note(speedup, steps, compile_s, within_noise=_overlap(r, twin),
-                                        mismatch="loss-mismatch" in r.flags)
+        r.note = payoff_note(speedup, steps, compile_s, within_noise=_overlap(r, twin),
+                             mismatch="loss-mismatch" in r.flags)
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--warm-compile"]:

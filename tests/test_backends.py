@@ -181,7 +181,7 @@ def test_a_case_asking_for_reserved_memory_gets_the_graph_pool():
     r = run_case(graphed, CaseKey.make("t", "graphed", backend="cuda"), b, TINY_BUDGET)
     assert r.status == "ok", r.details
     assert alloc.replays > 0
-    assert r.peak_memory_bytes == 500 * MiB and r.metrics["memory_kind"] == "cuda-max-reserved"
+    assert r.peak_memory_bytes == 500 * MiB and r.memory_kind == "cuda-max-reserved"
 
 
 def test_mps_memory_is_what_the_case_holds_not_the_growing_driver_cache(monkeypatch):

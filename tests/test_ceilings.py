@@ -7,10 +7,11 @@ from benchbench.model.report import CaseKey, Result
 
 
 def res(benchmark, median=0.01, suite="tensor_ops", backend="cpu", dtype="float32", status="ok", params=None,
-        metrics=None, **work):
+        metrics=None, bound=None, **work):
     """A result whose samples all equal `median` seconds per call, with the given work per call."""
     return Result(key=CaseKey.make(suite, benchmark, params or {}, backend, dtype), status=status,
-                  samples=[median] * 5 if status == "ok" else [], work=work, metrics=dict(metrics or {}))
+                  samples=[median] * 5 if status == "ok" else [], work=work, metrics=dict(metrics or {}),
+                  bound=bound)
 
 
 def mm_ceiling(flops_per_s, dtype="float32", backend="cpu", **kw):
@@ -25,9 +26,9 @@ def test_bound_prefers_the_declared_kind_then_infers_from_the_work():
     assert bound(res("m", flops=1.0, bytes=1.0)) == "compute"
     assert bound(res("m", bytes=1.0)) == "memory"
     assert bound(res("m", items=1.0)) is None
-    assert bound(res("m", flops=1.0, bytes=1.0, metrics={"bound": "memory"})) == "memory"
-    assert bound(res("m", bytes=1.0, metrics={"bound": "link"})) is None
-    assert bound(res("m", items=1.0, metrics={"bound": "overhead"})) is None
+    assert bound(res("m", flops=1.0, bytes=1.0, bound="memory")) == "memory"
+    assert bound(res("m", bytes=1.0, bound="link")) is None
+    assert bound(res("m", items=1.0, bound="overhead")) is None
 
 
 def test_compute_bound_result_against_the_matmul_ceiling_of_its_dtype():
@@ -56,13 +57,13 @@ def test_memory_bound_result_against_the_copy_ceiling_in_bytes():
     r = res("add", median=0.1, bytes=3e9, items=1e9)  # 30 GB/s
     assert ceiling_fraction([mm_ceiling(1e12), copy_ceiling(60e9)], r) == pytest.approx(0.5)
     # declared memory-bound: compared by bytes even though FLOPs are declared too
-    r2 = res("k", median=1.0, flops=1e12, bytes=15e9, metrics={"bound": "memory"})
+    r2 = res("k", median=1.0, flops=1e12, bytes=15e9, bound="memory")
     assert ceiling_fraction([mm_ceiling(2e12), copy_ceiling(60e9)], r2) == pytest.approx(0.25)
 
 
 def test_links_and_overheads_have_no_ceiling():
     everything = [mm_ceiling(1e12), copy_ceiling(60e9)]
-    assert ceiling_fraction(everything, res("transfer", bytes=1e9, metrics={"bound": "link"})) is None
+    assert ceiling_fraction(everything, res("transfer", bytes=1e9, bound="link")) is None
     assert ceiling_fraction(everything, res("dispatch", items=1.0)) is None
 
 
@@ -115,7 +116,7 @@ def test_only_cases_of_the_same_kind_backend_and_dtype_raise_a_ceiling():
     others = [
         res("matmul", median=1.0, flops=400e9, dtype="bfloat16"),  # another dtype's ceiling
         res("matmul", median=1.0, flops=400e9, backend="cuda"),  # another backend
-        res("fused", median=1.0, flops=400e9, bytes=1.0, metrics={"bound": "memory"}),  # memory-bound
+        res("fused", median=1.0, flops=400e9, bytes=1.0, bound="memory"),  # memory-bound
         res("matmul", median=1.0, flops=400e9, status="failed"),  # not ok
     ]
     assert ceiling_fraction([fp32, r, *others], r) == pytest.approx(0.5)

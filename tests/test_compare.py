@@ -175,9 +175,8 @@ def test_few_samples_are_noisy_whatever_the_numbers():
 
 
 def test_imported_statistics_without_samples_are_flagged():
-    imported = {"imported_stats": {"n": 100, "median": 1.0, "iqr": 0.02}}
-    base = Result(KEY, "ok", metrics=imported)
-    other = Result(KEY, "ok", metrics={"imported_stats": {"n": 100, "median": 1.5, "iqr": 0.02}})
+    base = Result(KEY, "ok", imported_stats={"n": 100, "median": 1.0, "iqr": 0.02})
+    other = Result(KEY, "ok", imported_stats={"n": 100, "median": 1.5, "iqr": 0.02})
     assert summary_of(base).median == 1.0 and not summary_of(base).from_samples
     row = compare_pair(KEY, base, other, Criteria())
     assert row.verdict == "slower" and "no-samples" in row.flags and row.change.p_value is None
@@ -465,7 +464,7 @@ def test_a_streaming_case_is_compared_on_its_round_medians_not_its_fastest_windo
         if prefetched:  # the first window of every round came from the prefetch buffer
             r.samples = [s / 3 if i % 12 == 0 else s for i, s in enumerate(r.samples)]
         if declare:
-            r.metrics = {"round_statistic": "median"}
+            r.round_statistic = "median"
         return r
 
     fastest = compare_pair(KEY, stream(True, False), stream(False, False), Criteria())
@@ -478,10 +477,10 @@ def test_results_run_with_a_different_world_size_are_not_comparable():
     rng = np.random.default_rng(9)
     base = rounds_result(KEY, [1e-3] * 3, rng)
     other = rounds_result(KEY, [1e-3] * 3, rng)
-    base.metrics, other.metrics = {"world_size": 2, "nnodes": 1}, {"world_size": 4, "nnodes": 1}
+    base.world_size, base.nnodes, other.world_size, other.nnodes = 2, 1, 4, 1
     row = compare_pair(KEY, base, other, Criteria())
     assert row.verdict == "incomparable" and row.reasons == ["world size 2 vs 4"]
-    other.metrics = {"world_size": 2, "nnodes": 1}
+    other.world_size = 2
     assert compare_pair(KEY, base, other, Criteria()).verdict != "incomparable"
 
 

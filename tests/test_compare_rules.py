@@ -73,9 +73,9 @@ def test_summary_of_samples_imported_statistics_and_nothing():
     s = summary_of(res)
     assert (s.median, s.iqr, s.n, s.from_samples) == (res.stats.median, res.stats.iqr, 8, True) and s.iqr > 0
     assert summary_of(None) is None and summary_of(result(KEY, status="failed")) is None
-    imported = Result(KEY, "ok", metrics={"imported_stats": {"n": "40", "median": "2.5", "iqr": 0.5}})
+    imported = Result(KEY, "ok", imported_stats={"n": "40", "median": "2.5", "iqr": 0.5})
     assert summary_of(imported) == Summary(2.5, 0.5, 40, False)
-    assert summary_of(Result(KEY, "ok", metrics={"imported_stats": {"n": 40, "median": "x", "iqr": 1}})) is None
+    assert summary_of(Result(KEY, "ok", imported_stats={"n": 40, "median": "x", "iqr": 1})) is None
     assert summary_of(Result(KEY, "ok")) is None
 
 
@@ -354,17 +354,17 @@ def test_a_definition_hash_on_one_side_only_is_no_reason_to_refuse():
     assert row.reasons == ["benchmark definition changed"]
 
 
-def test_shape_metrics_that_differ_are_named_in_the_reasons():
-    base = result(KEY, STEADY, metrics={"world_size": 2, "nnodes": "a"})
-    other = result(KEY, STEADY, metrics={"world_size": 2.5, "nnodes": "b"})
+def test_shape_fields_that_differ_are_named_in_the_reasons():
+    base = result(KEY, STEADY, world_size=2, nnodes=1)
+    other = result(KEY, STEADY, world_size=4, nnodes=2)
     row = compare_pair(KEY, base, other, Criteria())
-    assert row.verdict == "incomparable" and row.reasons == ["world size 2 vs 2.5", "nodes a vs b"]
+    assert row.verdict == "incomparable" and row.reasons == ["world size 2 vs 4", "nodes 1 vs 2"]
     assert row.statistical == "same"  # the numbers still say something, shown beside the reason
 
 
 def test_results_without_a_positive_time_cannot_be_compared():
-    zero = Result(KEY, "ok", metrics={"imported_stats": {"n": 100, "median": 0.0, "iqr": 0.0}})
-    fine = Result(KEY, "ok", metrics={"imported_stats": {"n": 100, "median": 1.0, "iqr": 0.01}})
+    zero = Result(KEY, "ok", imported_stats={"n": 100, "median": 0.0, "iqr": 0.0})
+    fine = Result(KEY, "ok", imported_stats={"n": 100, "median": 1.0, "iqr": 0.01})
     for base, other in ((zero, fine), (fine, zero), (result(KEY, status="ok"), fine), (fine, Result(KEY, "ok"))):
         row = compare_pair(KEY, base, other, Criteria())
         assert (row.verdict, row.reasons, row.change) == ("incomparable", ["no timing to compare"], None)
@@ -373,7 +373,7 @@ def test_results_without_a_positive_time_cannot_be_compared():
 def test_a_side_without_raw_samples_uses_the_summary_rule_for_both():
     rng = np.random.default_rng(4)
     base = result(KEY, timings(rng, 200, 1.0, 0.02))
-    other = Result(KEY, "ok", metrics={"imported_stats": {"n": 200, "median": 1.2, "iqr": 0.02}})
+    other = Result(KEY, "ok", imported_stats={"n": 200, "median": 1.2, "iqr": 0.02})
     for a, b in ((base, other), (other, base)):
         row = compare_pair(KEY, a, b, Criteria())
         assert row.flags == ["no-samples"] and row.change.p_value is None and row.change.level == 0.95
@@ -398,7 +398,7 @@ def test_the_declared_round_statistic_is_used_for_paired_rounds_too():
     base = rounds_result(KEY, [10e-3] * 4, rng, n=12, within=0.01)
     other = rounds_result(KEY, [10e-3] * 4, rng, n=12, within=0.01)
     base.samples = [s / 3 if i % 12 == 0 else s for i, s in enumerate(base.samples)]  # a prefetched first window
-    base.metrics = other.metrics = {"round_statistic": "median"}
+    base.round_statistic = other.round_statistic = "median"
     row = compare_pair(KEY, base, other, Criteria(), paired=True)
     assert row.change.unit == "paired-round" and row.verdict == "same"
     assert compare_pair(KEY, base, other, Criteria(round_quantile=0.5)).change.ratio == pytest.approx(
@@ -426,7 +426,7 @@ def test_single_round_samples_are_seeded_by_the_key_and_use_the_criteria():
     row = compare_pair(KEY, base, other, Criteria(alpha=0.1, n_boot=300))
     assert row.change == change_from_samples(base.samples, other.samples, 0.9, 300, key_seed(KEY))
     assert row.flags == ["single-round"]
-    half = Result(KEY, "ok", metrics={"imported_stats": {"n": 40, "median": 1.04, "iqr": 0.04}})
+    half = Result(KEY, "ok", imported_stats={"n": 40, "median": 1.04, "iqr": 0.04})
     assert compare_pair(KEY, base, half, Criteria()).flags == ["no-samples"]
 
 

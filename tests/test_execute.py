@@ -143,7 +143,7 @@ def test_real_cpu_case_records_peak_memory():
 
     r = run_case(alloc, key(), get("cpu"), PROFILES["quick"].budget)
     assert r.status == "ok" and r.peak_memory_bytes > 4 * 2**20
-    assert r.metrics["memory_kind"] in ("rss-peak", "rss")
+    assert r.memory_kind in ("rss-peak", "rss")
 
 
 def test_a_benchmark_may_bring_its_own_samples():
@@ -156,6 +156,22 @@ def test_a_benchmark_may_bring_its_own_samples():
     assert r.timing_method == "rank0-perf_counter" and r.stats.median == 0.002
     with pytest.raises(ValueError, match="needs fn"):
         Case(None)
+
+
+def test_what_a_case_declares_reaches_its_result_as_typed_fields():
+    @benchmark
+    def declared(ctx):
+        return Case(None, samples=[0.002, 0.003], round_statistic="median", bound="link", world_size=2, nnodes=1,
+                    note="two ranks", metrics={"busbw_GBps": 1.5})
+
+    r = run_case(declared, key(), fake_backend()[0], TINY)
+    assert (r.round_statistic, r.bound, r.world_size, r.nnodes, r.note) == ("median", "link", 2, 1, "two ranks")
+    assert r.metrics["busbw_GBps"] == 1.5 and not {"bound", "note", "memory_kind"} & set(r.metrics)
+
+
+def test_a_case_that_puts_a_typed_field_among_its_metrics_is_refused():
+    with pytest.raises(ValueError, match="pass bound=, note= as a keyword of Case"):
+        Case(lambda: None, metrics={"bound": "compute", "note": "x", "compile_s": 1.0})
 
 
 class FakeCounter:

@@ -126,8 +126,8 @@ def test_too_few_samples_are_inconclusive_even_when_they_agree():
 
 
 def test_slower_without_raw_samples_is_only_suspected():
-    base = [result(KEY, metrics={"imported_stats": {"n": 200, "median": 1.0, "iqr": 0.01}})]
-    cur = [result(KEY, metrics={"imported_stats": {"n": 200, "median": 1.5, "iqr": 0.01}})]
+    base = [result(KEY, imported_stats={"n": 200, "median": 1.0, "iqr": 0.01})]
+    cur = [result(KEY, imported_stats={"n": 200, "median": 1.5, "iqr": 0.01})]
     res = decide_on(base, cur)
     assert res.findings[0].row.verdict == "slower"
     assert res.verdict == "inconclusive" and "--benchmark-save-data" in res.findings[0].why

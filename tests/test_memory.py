@@ -29,7 +29,7 @@ def peaked(key, peaks, kind="rss-peak", samples_per_round=5, time=1e-3, rng=None
         xs = (time * np.exp(0.01 * rng.standard_normal(samples_per_round))).tolist()
         samples += xs
         rounds.append({"round": i, "n": len(xs), "loops": 1, "peak_memory_bytes": int(p)})
-    return Result(key=key, status="ok", samples=samples, rounds=rounds, metrics={"memory_kind": kind},
+    return Result(key=key, status="ok", samples=samples, rounds=rounds, memory_kind=kind,
                   peak_memory_bytes=int(max(peaks)))
 
 

@@ -158,8 +158,8 @@ def dataloader_report(with_recommendation=True):
                           status="failed", reason="DataLoader worker (pid 42) exited unexpectedly"))
     if with_recommendation:
         chosen = next(r for r in results if r.key.benchmark == "jpeg_pipeline" and r.key.params_dict["num_workers"] == 2)
-        chosen.metrics["recommendation"] = {"num_workers": 2, "label": chosen.key.name, "setting": "num_workers=2",
-                                            "speedup": 3.17, "speedup_ci": [2.9, 3.4]}
+        chosen.recommendation = {"num_workers": 2, "label": chosen.key.name, "setting": "num_workers=2",
+                                  "speedup": 3.17, "speedup_ci": [2.9, 3.4]}
     return make_report(results)
 
 
@@ -181,7 +181,7 @@ def test_dataloader_throughput_against_num_workers_marks_the_recommendation():
 def test_dataloader_charts_tolerate_reports_without_the_expected_metrics():
     rep = dataloader_report()
     for r in rep.results:
-        r.metrics["recommendation"] = "garbled"
+        r.recommendation = {"num_workers": "two"}
         r.work = {}
     page = report_page([rep], ["dl"])
     assert "Throughput against num_workers" in page and "recommended:" not in page
@@ -251,7 +251,7 @@ def hostile_report(speed, run_id):
             CaseKey.make("training", HOSTILE, {"batch": 32}, "cpu", "float32", "eager"),
             CaseKey.make("training", HOSTILE, {"batch": 32}, "cpu", "float32", "compile")]
     results = [result(k, timings(rng, 20, 1e-3 * speed, 0.01), work={"items": 32}, flags=[HOSTILE],
-                      metrics={"note": HOSTILE, "speedup": 2.0, "compile_s": 1.0, "break_even_steps": 5})
+                      note=HOSTILE, metrics={"speedup": 2.0, "compile_s": 1.0, "break_even_steps": 5})
                for k in keys]
     results.append(result(CaseKey.make(HOSTILE, "broken", {}, "cpu"), status="failed", reason=HOSTILE))
     return make_report(results, fingerprint={"torch": HOSTILE, "cpu": HOSTILE, "threads": 2, "hostname": HOSTILE},

@@ -10,9 +10,9 @@ H100 = {"name": "cuda", "available": True, "device_name": "NVIDIA H100 80GB HBM3
         "peaks": {"source": "datasheet", "flops": {"float32": 67e12}, "bandwidth": 3.35e12}}
 
 
-def res(benchmark, median, params=None, metrics=None, **work):
+def res(benchmark, median, params=None, metrics=None, bound=None, **work):
     return Result(key=CaseKey.make("tensor_ops", benchmark, params or {}, "cuda", "float32"), status="ok",
-                  samples=[median] * 5, work=work, metrics=dict(metrics or {}))
+                  samples=[median] * 5, work=work, metrics=dict(metrics or {}), bound=bound)
 
 
 def nvml_device(index, gen=5, width=16, **over):
@@ -28,8 +28,8 @@ def report(results, devices=None):
 
 # 256 MiB in 10 ms: 26.8 GB/s over the link
 TRANSFER = res("transfer", 0.01, params={"direction": "h2d", "memory": "pinned", "mib": 256},
-               metrics={"bound": "link"}, bytes=256 * 2**20)
-COPY = res("copy", 0.001, params={"numel": 2**24}, metrics={"bound": "memory"}, bytes=2 * 4 * 2**24)
+               bound="link", bytes=256 * 2**20)
+COPY = res("copy", 0.001, params={"numel": 2**24}, bound="memory", bytes=2 * 4 * 2**24)
 
 
 def test_a_transfer_is_never_a_percentage_of_device_memory_bandwidth():

@@ -45,7 +45,7 @@ def test_pytest_benchmark_without_data_keeps_its_statistics_and_says_so():
     rep = load_any(PB_NODATA)
     for r in rep.results:
         assert r.samples == [] and "no-samples" in r.flags
-        assert r.metrics["imported_stats"]["n"] > 0 and r.metrics["imported_stats"]["median"] > 0
+        assert r.imported_stats["n"] > 0 and r.imported_stats["median"] > 0
 
 
 def test_pytest_benchmark_key_mapping_rules():

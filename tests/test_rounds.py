@@ -24,22 +24,22 @@ def test_sides_alternate_abba():
 
 
 def test_merge_appends_rounds_and_takes_medians_of_numeric_metrics():
-    r = merge_round(None, ok([1.0, 1.1], metrics={"compile_s": 3.0, "memory_kind": "rss"}, peak=10), 0, 4)
-    r = merge_round(r, ok([2.0, 2.2, 2.1], metrics={"compile_s": 5.0, "memory_kind": "rss"}, peak=30), 1, 0)
-    r = merge_round(r, ok([1.5], metrics={"compile_s": 4.0, "memory_kind": "rss"}, peak=20), 2, 7)
+    r = merge_round(None, ok([1.0, 1.1], metrics={"compile_s": 3.0}, memory_kind="rss", peak=10), 0, 4)
+    r = merge_round(r, ok([2.0, 2.2, 2.1], metrics={"compile_s": 5.0}, memory_kind="rss", peak=30), 1, 0)
+    r = merge_round(r, ok([1.5], metrics={"compile_s": 4.0}, memory_kind="rss", peak=20), 2, 7)
     assert r.samples == [1.0, 1.1, 2.0, 2.2, 2.1, 1.5]
     assert r.round_samples == [[1.0, 1.1], [2.0, 2.2, 2.1], [1.5]]
     assert [m["position"] for m in r.rounds] == [4, 0, 7] and [m["round"] for m in r.rounds] == [0, 1, 2]
-    assert r.metrics["compile_s"] == 4.0 and r.metrics["memory_kind"] == "rss"
+    assert r.metrics["compile_s"] == 4.0 and r.memory_kind == "rss"
     assert r.peak_memory_bytes == 30 and r.duration_s == pytest.approx(3.0)
     assert r.stats.rounds == 3
 
 
 def test_a_boolean_metric_is_true_when_any_round_set_it():
-    r = merge_round(None, ok([1.0], metrics={"image_set_made": True, "note": "first"}), 0, 0)
-    r = merge_round(r, ok([1.1], metrics={"image_set_made": False, "note": "second"}), 1, 0)
-    r = merge_round(r, ok([1.2], metrics={"image_set_made": False, "note": "third"}), 2, 0)
-    assert r.metrics["image_set_made"] is True and r.metrics["note"] == "third"
+    r = merge_round(None, ok([1.0], metrics={"image_set_made": True}, note="first"), 0, 0)
+    r = merge_round(r, ok([1.1], metrics={"image_set_made": False}, note="second"), 1, 0)
+    r = merge_round(r, ok([1.2], metrics={"image_set_made": False}, note="third"), 2, 0)
+    assert r.metrics["image_set_made"] is True and r.note == "third"
     assert [m["metrics"]["image_set_made"] for m in r.rounds] == [True, False, False]
     never = merge_round(merge_round(None, ok([1.0], metrics={"made": False}), 0, 0), ok([1.0], metrics={"made": False}), 1, 0)
     assert never.metrics["made"] is False

@@ -156,7 +156,7 @@ def test_derive_adds_the_backward_forward_ratio_to_the_fwd_bwd_result(ag):
     fwd, both = mlp_res("fwd", 1.0), mlp_res("fwd_bwd", 3.0)
     ag.derive([fwd, both])
     assert both.metrics["bwd_fwd_ratio"] == pytest.approx(2.0)
-    assert both.metrics["note"] == "bwd/fwd 2.00"
+    assert both.note == "bwd/fwd 2.00"
     assert "bwd_fwd_ratio" not in fwd.metrics
 
 
@@ -166,7 +166,7 @@ def test_derive_pairs_only_matching_results(ag):
     failed = mlp_res("fwd", 1.0, status="failed")
     other_backend = mlp_res("fwd", 1.0, backend="cuda")
     ag.derive([lone, other_batch, other_dtype, failed, other_backend])
-    assert "bwd_fwd_ratio" not in lone.metrics and "note" not in lone.metrics
+    assert "bwd_fwd_ratio" not in lone.metrics and lone.note is None
 
 
 def test_derive_is_idempotent_and_follows_new_results(ag):
@@ -186,13 +186,13 @@ def test_derive_notes_graph_overhead_double_backward_and_backward_api(ag):
            for (a, r), m in {("backward", False): 1.0, ("backward", True): 1.1, ("grad", False): 0.9,
                              ("grad", True): 2.2}.items()}
     ag.derive([off, on, first, second, *api.values()])
-    assert on.metrics["autograd_overhead_ratio"] == pytest.approx(1.5) and "note" not in off.metrics
-    assert on.metrics["note"] == "x1.50 vs requires_grad=False"
+    assert on.metrics["autograd_overhead_ratio"] == pytest.approx(1.5) and off.note is None
+    assert on.note == "x1.50 vs requires_grad=False"
     assert second.metrics["vs_first_order"] == pytest.approx(3.0)
     assert api["grad", False].metrics["vs_backward"] == pytest.approx(0.9)
     assert api["grad", True].metrics["vs_backward"] == pytest.approx(2.0)  # against backward(retain_graph=True)
     assert api["backward", True].metrics["vs_no_retain"] == pytest.approx(1.1)
-    assert "note" not in api["backward", False].metrics
+    assert api["backward", False].note is None
 
 
 # --- end to end ----------------------------------------------------------------------------------
@@ -208,7 +208,7 @@ def test_quick_run_derives_the_ratio_and_shows_percent_of_ceiling(tmp_path):
     assert all(r.status == "ok" for r in report.results)
     fwd_bwd = next(r for r in report.results if r.key.params_dict.get("step") == "fwd_bwd")
     assert isinstance(fwd_bwd.metrics["bwd_fwd_ratio"], float)
-    assert fwd_bwd.metrics["note"].startswith("bwd/fwd ")
+    assert fwd_bwd.note.startswith("bwd/fwd ")
     copy = next(r for r in report.results if r.key.benchmark == "copy")
     assert ceiling_fraction(report.results, copy) is not None
     assert "% ceiling" in proc.stdout and "bwd/fwd" in proc.stdout

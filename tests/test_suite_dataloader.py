@@ -237,8 +237,8 @@ def test_the_deprecation_is_reported_once_per_run_and_labels_its_rows(dl):
     lines = dl.notes(results)
     said = [line for line in lines if "deprecated: " in line]
     assert len(said) == 1 and warning in said[0] and "decoder=torchcodec" in said[0]
-    assert all("deprecated decoder" in r.metrics["note"] for r in results[1:])
-    assert "deprecated" not in results[0].metrics.get("note", "")
+    assert all("deprecated decoder" in r.note for r in results[1:])
+    assert "deprecated" not in (results[0].note or "")
     assert "torchvision.io.decode_jpeg (deprecated)" in "\n".join(lines)  # the recommendation names it so
 
 
@@ -527,7 +527,7 @@ def test_a_setting_faster_only_within_noise_is_not_recommended(dl):
     low, high = rec["within_noise"]["speedup_ci"]
     assert low < 1 < high and rec["within_noise"]["speedup"] == pytest.approx(1.08, abs=0.01)
     results = [_pipeline("pil", 0, 0.32), _pipeline("pil", 2, 0.32)]
-    results[0].metrics["recommendation"] = rec
+    results[0].recommendation = rec
     text = "\n".join(dl.notes(results))
     assert "keep the default (num_workers=0) for batch 32: num_workers=2 measured 1.08x the default" in text
     assert "not faster beyond noise" in text and "use num_workers" not in text
@@ -705,7 +705,7 @@ def test_no_printed_number_lies_outside_its_interval(dl):
                        rounds=[{"round": i, "n": int(c)} for i, c in enumerate(counts)])
             results.append(r)
         dl.derive(results)
-        lines = dl.notes(results) + [r.metrics.get("note", "") for r in results]
+        lines = dl.notes(results) + [r.note or "" for r in results]
         found = printed_intervals(lines)
         assert len(found) >= 3, lines  # the recommendation (twice) and the decoders' comparison
         for number, low, high in found:
@@ -718,9 +718,9 @@ def test_derive_keeps_the_recommendation_in_the_report_and_notes_print_it(dl):
                _result("train_step", {"model": "resnet18", "batch": 8}, 8 / 150, items=8)]
     dl.derive(results)
     dl.derive(results)  # the runner derives after every case: idempotent
-    chosen = [r for r in results if "recommendation" in r.metrics]
+    chosen = [r for r in results if r.recommendation]
     assert [r.key.name for r in chosen] == ["jpeg_pipeline[batch=32,decoder=pil,num_workers=1]"]
-    rec = chosen[0].metrics["recommendation"]
+    rec = chosen[0].recommendation
     assert rec["speedup"] == pytest.approx(1.92, rel=0.01)
     json.dumps(rec)  # stored in the report as plain data
     check = results[-1].metrics["input_bound"]
@@ -744,7 +744,7 @@ def test_persistent_workers_saving_is_derived_and_recommended(dl):
                _pipeline("pil", 0, 32 / 100), _pipeline("pil", 2, 32 / 300)]
     dl.derive(results)
     assert results[1].metrics["saved_per_epoch_s"] == pytest.approx(0.5)
-    rec = results[-1].metrics["recommendation"]
+    rec = results[-1].recommendation
     assert rec["persistent_workers"] and rec["persistent_saves_s"] == pytest.approx(0.5)
     text = "\n".join(dl.notes(results))
     assert "use num_workers=2, persistent_workers=True for batch 32: 3.00x faster" in text
@@ -757,7 +757,7 @@ def test_persistent_workers_within_noise_are_not_recommended(dl):
                _result("first_batch", {**params, "persistent": True}, 0.78, spread=0.2),
                _pipeline("pil", 0, 32 / 100), _pipeline("pil", 2, 32 / 300)]
     dl.derive(results)
-    assert not results[-1].metrics["recommendation"]["persistent_workers"]
+    assert not results[-1].recommendation["persistent_workers"]
 
 
 @pytest.mark.parametrize(("loader", "step", "overlapped", "share"), [
@@ -880,7 +880,7 @@ def test_run_quick_prints_stages_and_recommendation_and_reuses_images(tmp_path):
     pipe = by_name["jpeg_pipeline[batch=16,decoder=pil,num_workers=1]"]
     assert pipe.derived()["items_per_s"] > 0 and pipe.work["items_unit"] == "images"
     assert pipe.metrics["images"] == 24 and pipe.metrics["first_batch_s"] > 0
-    assert any("recommendation" in r.metrics for r in report.results)
+    assert any(r.recommendation for r in report.results)
     assert sum(r.metrics.get("image_set_made", False) for r in report.results) == 1
 
     again = tmp_path / "again.json"

@@ -239,9 +239,9 @@ def _ddp(ranks: str, step_s: float, world: int, shared: bool = True) -> Result:
     key = CaseKey.make("distributed", "ddp", {"model": "mlp-wide", "ranks": ranks}, "cpu")
     per_s = world * 128 / step_s
     return Result(key=key, status="ok", samples=[step_s] * 5,
-                  metrics={"world_size": world, "samples_per_s_total": per_s, "ranks_share_cpu_cores": shared,
-                           "usable_cpus": 2, "threads_per_rank": 1, "batch_per_rank": 128, "ddp_overhead": 0.25,
-                           "note": ""})
+                  world_size=world, note="",
+                  metrics={"samples_per_s_total": per_s, "ranks_share_cpu_cores": shared,
+                           "usable_cpus": 2, "threads_per_rank": 1, "batch_per_rank": 128, "ddp_overhead": 0.25})
 
 
 def test_scaling_efficiency_is_flagged_when_ranks_share_cores(dist_suite):
@@ -253,17 +253,17 @@ def test_scaling_efficiency_is_flagged_when_ranks_share_cores(dist_suite):
     assert "scaling_efficiency" not in one.metrics
     dist_suite.derive([one, two])  # derive runs after every case: nothing is added twice
     assert two.flags == ["compute-confounded"]
-    assert two.metrics["note"] == "DDP +25% vs no DDP on 2 rank(s), scaling efficiency 62% vs one rank"
+    assert two.note == "DDP +25% vs no DDP on 2 rank(s), scaling efficiency 62% vs one rank"
 
 
 def test_bandwidth_follows_the_estimate_over_rounds(dist_suite):
     key = CaseKey.make("distributed", "collective", {"op": "all_reduce", "size": 1 << 20}, "cpu")
     r = Result(key=key, status="ok", samples=[0.001, 0.002, 0.004],
-               metrics={"world_size": 4.0, "bytes": 1 << 20, "busbw_GBps": 123.0, "algbw_GBps": 99.0})
+               world_size=4, metrics={"bytes": 1 << 20, "busbw_GBps": 123.0, "algbw_GBps": 99.0})
     dist_suite.derive([r])
     assert r.metrics["algbw_GBps"] == pytest.approx((1 << 20) / r.stats.median / 1e9)
     assert r.metrics["busbw_GBps"] == pytest.approx(1.5 * r.metrics["algbw_GBps"])
-    assert r.metrics["note"].startswith("busbw ") and r.metrics["note"].endswith("n=4")
+    assert r.note.startswith("busbw ") and r.note.endswith("n=4")
 
 
 def test_scaling_on_separate_devices_is_not_flagged(dist_suite):
@@ -365,7 +365,7 @@ def test_collective_and_ddp_end_to_end(tmp_path):
     for r in (coll, ddp):
         assert r["status"] == "ok" and r["timing_method"] == "perf_counter"
         m = r["metrics"]
-        assert m["world_size"] == 2 and m["process_group_backend"] == "gloo"
+        assert r["world_size"] == 2 and r["nnodes"] == 1 and m["process_group_backend"] == "gloo"
         assert m["threads_per_rank"] == max(1, usable_cpus() // 2)  # no sched_getaffinity on macOS
         assert len(m["samples_per_rank"]) == 2 and m["init_process_group_s"] > 0
         # each sample is the slowest rank's time of that iteration

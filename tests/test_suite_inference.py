@@ -271,13 +271,13 @@ def test_derive_names_the_fastest_mode_of_each_model_with_its_interval(inference
     other = _result(key(params=b8), 0.020)
     results = [eager, compiled, half, other]
     inference.derive(results)
-    assert compiled.metrics["note"].startswith("fastest of 3 here: compile/float32, 4 ms per call [")
-    assert compiled.metrics["note"].endswith(", 2.50x eager float32")
+    assert compiled.note.startswith("fastest of 3 here: compile/float32, 4 ms per call [")
+    assert compiled.note.endswith(", 2.50x eager float32")
     assert compiled.metrics["speedup_vs_eager_float32"] == pytest.approx(2.5)
     assert compiled.metrics["break_even_calls"] == 500  # 3 s / 6 ms saved per call
     assert half.metrics["speedup_vs_eager_float32"] == pytest.approx(1.25) and "break_even_calls" not in half.metrics
-    assert "note" not in eager.metrics and eager.metrics["fastest_here"] == "compile/float32"
-    assert other.metrics["note"].startswith("fastest of 1 here: eager/float32")  # batch 8 is a model of its own
+    assert eager.note is None and eager.metrics["fastest_here"] == "compile/float32"
+    assert other.note.startswith("fastest of 1 here: eager/float32")  # batch 8 is a model of its own
     assert other.metrics["decode_tokens_per_s"] == pytest.approx(8 * 7 / sum(other.samples))
     assert other.metrics["itl_p50_s"] == pytest.approx(0.020)
     before = [dict(r.metrics) for r in results]
@@ -313,7 +313,7 @@ def test_quick_run_of_the_tiny_decoder_through_the_cli(tmp_path):
         m = r.metrics
         assert m["itl_calls"] == len(r.samples) and m["itl_p50_s"] > 0
         assert m["decode_tokens_per_s"] == pytest.approx(batch * len(r.samples) / sum(r.samples))
-        assert m["note"].startswith("fastest of 1 here: eager/float32")
+        assert r.note.startswith("fastest of 1 here: eager/float32")
 
 
 # --- the decode check script's table --------------------------------------------------------------------

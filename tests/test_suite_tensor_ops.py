@@ -213,7 +213,7 @@ def test_ceiling_matmul_keeps_the_fastest_candidate_and_the_work_of_the_largest(
     monkeypatch.setattr(ops, "_best_call_s", fake_best)
     case = setup(suite, "ceiling_matmul")
     assert len(seen) == 12
-    assert case.metrics == {"bound": "compute", "note": "128x128x128 a.T@b x64, best of 12"}
+    assert (case.bound, case.note, case.metrics) == ("compute", "128x128x128 a.T@b x64, best of 12", {})
     assert case.flops == ops.matmul_flops(512, 512, 512)  # the same work per call, whichever size won
     assert case.bytes == 64 * ops.matmul_bytes(128, 128, 128, 4)
     calls = []
@@ -284,18 +284,18 @@ def test_ceilings_are_sized_per_backend_and_say_so(suite, ops, monkeypatch, emul
     monkeypatch.setitem(ops.CEILING_COPY_NUMEL, "cpu", 1024)
     monkeypatch.setitem(ops.SWEEP_SECONDS, "quick", 0.0)
     case = setup(suite, "ceiling_matmul")
-    assert (case.flops, case.metrics["bound"]) == (2 * 16**3, "compute")
-    assert case.metrics["note"].startswith("16x16x16 a") and case.metrics["note"].endswith(", best of 3")
+    assert (case.flops, case.bound) == (2 * 16**3, "compute")
+    assert case.note.startswith("16x16x16 a") and case.note.endswith(", best of 3")
     assert tuple(case.fn().shape) == (16, 16)
     monkeypatch.setattr(ops, "_best_call_s", lambda ctx, fn: 1.0)  # emulated half: `a @ w.T` only, 1024 wins
     half = setup(suite, "ceiling_matmul", dtype="float16")
-    assert half.flops == 2 * 1024**3 and half.metrics["note"] == "1024x1024x1024 a@w.T, best of 4"
+    assert half.flops == 2 * 1024**3 and half.note == "1024x1024x1024 a@w.T, best of 4"
     monkeypatch.undo()
     monkeypatch.setitem(ops.CEILING_COPY_NUMEL, "cpu", 1024)
     monkeypatch.setitem(ops.SWEEP_SECONDS, "quick", 0.0)
     copy = setup(suite, "ceiling_copy")
-    assert copy.bytes == 2 * 1024 * 4 and copy.metrics["bound"] == "memory"
-    assert copy.metrics["note"].endswith("best of 4")
+    assert copy.bytes == 2 * 1024 * 4 and copy.bound == "memory"
+    assert copy.note.endswith("best of 4")
     out = copy.fn()
     assert torch.equal(out, copy.fn()) and bool((out == 1.5).all())
 

@@ -59,9 +59,10 @@ def key(bench: str = "mlp", params: dict | None = None, dtype: str = "float32", 
     return CaseKey.make("training", bench, MLP if params is None else params, backend, dtype, mode)
 
 
-def result(k: CaseKey, step_s: float, **metrics) -> Result:
+def result(k: CaseKey, step_s: float, memory_kind: str | None = None, **metrics) -> Result:
     spread = [step_s * f for f in (0.99, 1.0, 1.01, 1.0, 0.995, 1.005, 1.0)]
-    return Result(key=k, status="ok", samples=spread, metrics=dict(metrics), peak_memory_bytes=1000)
+    return Result(key=k, status="ok", samples=spread, metrics=dict(metrics), peak_memory_bytes=1000,
+                  memory_kind=memory_kind)
 
 
 # --- break-even arithmetic --------------------------------------------------------------------------
@@ -112,16 +113,16 @@ def test_derive_pairs_each_compiled_result_with_its_eager_twin(training):
     ]
     training.derive(results)
     eager, faster, slower, orphan = results[0], results[1], results[3], results[4]
-    assert "speedup" not in eager.metrics and "note" not in eager.metrics
+    assert "speedup" not in eager.metrics and eager.note is None
     assert faster.metrics["speedup"] == pytest.approx(2.0)
     assert faster.metrics["break_even_steps"] == 4000  # 20 s / 5 ms saved per step
     assert faster.metrics["break_even_steps_warm"] == 400
     assert faster.metrics["speedup_within_noise"] is False
-    assert faster.metrics["note"] == "2.00x eager, compile 20 s, pays off after 4,000 steps"
+    assert faster.note == "2.00x eager, compile 20 s, pays off after 4,000 steps"
     assert faster.metrics["peak_memory_vs_eager"] == pytest.approx(1.0)
     assert slower.metrics["break_even_steps"] is None
-    assert slower.metrics["note"].endswith("never pays off")
-    assert "speedup" not in orphan.metrics and "eager" in orphan.metrics["note"]
+    assert slower.note.endswith("never pays off")
+    assert "speedup" not in orphan.metrics and "eager" in orphan.note
     before = [dict(r.metrics) for r in results]
     training.derive(results)  # called after every case: must not compound
     assert [r.metrics for r in results] == before
@@ -131,17 +132,17 @@ def test_derive_never_reports_a_speedup_behind_a_loss_mismatch(training):
     compiled = result(key(), 0.005, compile_s=20.0)
     compiled.flags.append("loss-mismatch")
     training.derive([result(key(mode="eager"), 0.010), compiled])
-    assert compiled.metrics["note"].startswith("LOSS MISMATCH vs eager")
-    assert "pays off" not in compiled.metrics["note"]
+    assert compiled.note.startswith("LOSS MISMATCH vs eager")
+    assert "pays off" not in compiled.note
 
 
 def test_derive_marks_a_difference_within_noise(training):
     compiled = result(key(), 0.00999, compile_s=20.0)
     training.derive([result(key(mode="eager"), 0.010), compiled])
     assert compiled.metrics["speedup_within_noise"] is True
-    assert "within noise" in compiled.metrics["note"]
+    assert "within noise" in compiled.note
     assert compiled.metrics["break_even_steps"] > 0  # a step count exists; the note does not claim it
-    assert "pays off" not in compiled.metrics["note"]
+    assert "pays off" not in compiled.note
 
 
 # --- the loss guard -------------------------------------------------------------------------------
@@ -185,7 +186,7 @@ def test_a_wrong_compiled_step_is_flagged(training, suite, cpu, monkeypatch, fac
     assert len(r.metrics["loss_float64"]) == len(r.metrics["loss_eager"]) == training.GUARD_STEPS
     assert len(r.metrics["loss_compiled"]) == training.GUARD_STEPS
     training.derive([result(key(mode="eager"), 1.0), r])
-    assert r.metrics["note"].startswith("LOSS MISMATCH") is flagged
+    assert r.note.startswith("LOSS MISMATCH") is flagged
 
 
 # --- compile time with CUDA graphs ---------------------------------------------------------------------
@@ -254,7 +255,7 @@ def test_peak_memory_vs_eager_needs_the_same_counter(training):
                     memory_kind="cuda-max-reserved")
     training.derive([eager, graphs])
     assert "peak_memory_vs_eager" not in graphs.metrics
-    eager.metrics["memory_kind"] = "cuda-max-reserved"
+    eager.memory_kind = "cuda-max-reserved"
     training.derive([eager, graphs])
     assert graphs.metrics["peak_memory_vs_eager"] == pytest.approx(1.0)
 

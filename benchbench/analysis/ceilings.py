@@ -11,7 +11,7 @@ A ceiling is the best rate measured for it in the run: when an ordinary case bea
 rate is the ceiling and the ceiling says which case set it, so no result is above 100%. There is a
 ceiling only where the report holds a measured ceiling case.
 
-What bounds a result: its `metrics["bound"]` when the case declared one ("compute" -> matmul ceiling,
+What bounds a result: its `bound` field when the case declared one ("compute" -> matmul ceiling,
 "memory" -> copy ceiling, anything else such as "link" or "overhead" -> no ceiling); otherwise
 declared FLOPs mean compute-bound and declared bytes alone mean memory-bound. Pure functions of the
 report: measuring never renders, rendering never measures.
@@ -34,7 +34,7 @@ _RATE = {"compute": "flops_per_s", "memory": "bytes_per_s"}
 
 def bound(result: Result) -> str | None:
     """'compute', 'memory', or None when no ceiling applies (a link, overhead, or no declared work)."""
-    declared = result.metrics.get("bound")
+    declared = result.bound
     if declared is not None:
         return declared if declared in _RATE else None
     if result.work.get("flops"):

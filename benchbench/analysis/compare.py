@@ -18,7 +18,7 @@ both sides). A t test on three bimodal values calls that a 5x regression. The fa
 round is the op's cost with the least interference that round saw; more work in the code still
 raises it. The tables keep showing medians (the reports' estimates); the change and its interval
 are those of the per-round values. A case whose samples are not repeated calls of the same work declares
-`metrics["round_statistic"] = "median"`, and its rounds stand for themselves by their median: a
+`round_statistic="median"` (a typed field of its Case and Result), and its rounds stand for themselves by their median: a
 DataLoader's samples are windows of a stream, and a window served from batches the workers had
 prefetched is fast for a reason that is not the code (`round_quantile_of`). So when both sides have two or more rounds:
 
@@ -159,7 +159,7 @@ def summary_of(result: Result | None) -> Summary | None:
     st = result.stats
     if st is not None:
         return Summary(st.median, st.iqr, st.n, True)
-    imported = result.metrics.get("imported_stats") or {}
+    imported = result.imported_stats or {}
     try:
         return Summary(float(imported["median"]), float(imported["iqr"]), int(imported["n"]), False)
     except (KeyError, TypeError, ValueError):
@@ -291,9 +291,9 @@ ROUND_STATISTICS = {"fastest": 0.0, "median": 0.5}
 
 def round_quantile_of(base: Result, other: Result, criteria: Criteria) -> float:
     """The quantile of a round's samples that stands for the round: the criteria's (the fastest sample),
-    unless either side's case declares `metrics["round_statistic"]` ("median" or "fastest")."""
+    unless either side's case declares its `round_statistic` ("median" or "fastest")."""
     for res in (base, other):
-        declared = (res.metrics or {}).get("round_statistic")
+        declared = res.round_statistic
         if declared in ROUND_STATISTICS:
             return ROUND_STATISTICS[declared]
     return criteria.round_quantile
@@ -526,9 +526,9 @@ class Comparison:
     keys: list[CaseKey]
 
 
-# Metrics that describe what a case ran on rather than how fast, and are not in its key because a
-# launch option sets them (the distributed suite's ranks): results that differ in one are not comparable.
-SHAPE_METRICS = {"world_size": "world size", "nnodes": "nodes"}
+# Typed result fields that describe what a case ran on rather than how fast, and are not in its key because
+# a launch option sets them (the distributed suite's ranks): results that differ in one are not comparable.
+SHAPE_FIELDS = {"world_size": "world size", "nnodes": "nodes"}
 
 
 def _status(r: Result | None) -> str:
@@ -563,8 +563,8 @@ def compare_pair(key: CaseKey, base: Result | None, other: Result | None, criter
         row.reasons.append("benchmark definition changed")
     if base.timing_method and other.timing_method and base.timing_method != other.timing_method:
         row.reasons.append(f"timed with {base.timing_method} vs {other.timing_method}")
-    for name, what in SHAPE_METRICS.items():
-        va, vb = (base.metrics or {}).get(name), (other.metrics or {}).get(name)
+    for name, what in SHAPE_FIELDS.items():
+        va, vb = getattr(base, name), getattr(other, name)
         if va is not None and vb is not None and va != vb:
             row.reasons.append(f"{what} {va:g} vs {vb:g}" if isinstance(va, (int, float)) else f"{what} {va} vs {vb}")
     row.env = [f"{k}: {va} vs {vb}" for k, va, vb, matters in env_diff if matters]

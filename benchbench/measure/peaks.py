@@ -156,7 +156,7 @@ def peak_fraction(result: Result, report: Report) -> dict[str, float]:
     peaks = backend.get("peaks") or {}
     derived = result.derived()
     out = {}
-    if result.metrics.get("bound") == "link":
+    if result.bound == "link":
         link = link_bandwidth(report, result.key.backend)
         if derived.get("bytes_per_s") and link:
             out["link"] = derived["bytes_per_s"] / link

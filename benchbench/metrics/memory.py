@@ -114,7 +114,7 @@ def value(result: Any) -> float | None:
 
 
 def _kind(result: Any) -> Any:
-    return (result.metrics or {}).get("memory_kind")
+    return result.memory_kind
 
 
 def compare_results(key: Any, base: Any, other: Any, settings: Mapping[str, Any] | None = None) -> MetricRow | None:

@@ -5,7 +5,7 @@ pytest-benchmark files map onto benchbench keys as: suite = the benchmark's grou
 backend = a "backend"/"device" parameter naming cpu/cuda/mps/xpu, else "cpu". Their per-round
 timings ("data", seconds per call) become samples. `--benchmark-json` always writes them;
 `--benchmark-save` only with `--benchmark-save-data`; without them the statistics are imported into
-`metrics["imported_stats"]` and the result is flagged `no-samples` (compare then approximates the
+the result's `imported_stats` and the result is flagged `no-samples` (compare then approximates the
 interval from median and IQR, and the gate never calls such a change a regression).
 """
 
@@ -137,7 +137,7 @@ def _from_pytest_benchmark(doc: dict[str, Any], source: str) -> Report:
                         samples=data, loops_per_sample=int(stats.get("iterations") or 1),
                         flags=list(saved.get("flags") or []))
         if not data:
-            result.metrics["imported_stats"] = {
+            result.imported_stats = {
                 "n": int(stats["rounds"]), "median": float(stats["median"]), "iqr": float(stats["iqr"]),
                 "q1": stats.get("q1"), "q3": stats.get("q3"), "mean": stats.get("mean"),
                 "stdev": stats.get("stddev"), "min": stats.get("min"), "max": stats.get("max")}
@@ -186,8 +186,8 @@ def _pb_entry(r: Result) -> dict[str, Any] | None:
     if r.samples:
         stats = _pb_stats(r.samples)
         stats["data"] = list(r.samples)
-    elif r.metrics.get("imported_stats"):
-        imp = r.metrics["imported_stats"]
+    elif r.imported_stats:
+        imp = r.imported_stats
         stats = {"min": imp.get("min"), "max": imp.get("max"), "mean": imp.get("mean"), "stddev": imp.get("stdev"),
                  "rounds": imp["n"], "median": imp["median"], "iqr": imp["iqr"], "q1": imp.get("q1"),
                  "q3": imp.get("q3"), "iqr_outliers": 0, "stddev_outliers": 0, "outliers": "0;0",

@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,13 @@ SCHEMA = "benchbench.report"
 #      (the round's samples cut into that many equal windows pair with the other side's: blocks.py).
 #      A result's metrics may carry `energy` (what was read, or "unavailable: why"), `energy_j_per_call`
 #      and `power_w` (benchbench/measure/energy.py).
-SCHEMA_VERSION = 2
+#   3  typed result fields: what the harness reads of a result is a field of its own, no longer a key of
+#      `metrics`: `bound`, `round_statistic`, `world_size`, `nnodes`, `note` (declared by the case),
+#      `memory_kind`, `recommendation`, `imported_stats` (set by the harness or a suite's derive). A field
+#      is written only when set. Version-2 files (and the answers of an older benchbench's workers) read
+#      with those keys moved out of `metrics` (`V3_FIELDS`). `metrics` keeps the free-form numbers and
+#      the keys a metric owns (`METRIC_KEYS`).
+SCHEMA_VERSION = 3
 
 STATUSES = ("ok", "skipped", "failed", "timeout")
 
@@ -99,13 +105,46 @@ class CaseKey:
                         d.get("dtype"), d.get("mode"))
 
 
+def typed(kind: type) -> Any:
+    """A typed result field (schema 3): unset (None) by default, written only when set, its JSON type
+    (`str`, `int`: a positive integer, `dict`) checked by the report validator."""
+    return field(default=None, metadata={"typed": kind})
+
+
+def typed_fields(cls: type) -> list[Any]:
+    """The typed fields of a dataclass (CaseFields, Result), in their order."""
+    return [f for f in fields(cls) if "typed" in f.metadata]
+
+
+@dataclass(kw_only=True)
+class CaseFields:
+    """What a case declares about itself that the harness reads: a benchmark's setup passes them to its
+    `Case` (benchbench.api), the harness copies them into the Result, a suite's `derive` may set them on
+    results. A new field is one line here (or in Result, when the harness or a derive sets it) plus, when
+    an older schema held it elsewhere, its migration."""
+
+    # what limits the case: "compute" (held against the matmul ceiling), "memory" (the copy ceiling),
+    # "link" (a host<->device transfer: the PCIe link), "overhead" or anything else (no ceiling)
+    bound: str | None = typed(str)
+    # which sample stands for a round in compare and ab: "fastest" (the default) or "median" (samples
+    # that are not repeated calls of the same work, e.g. windows of a DataLoader's stream)
+    round_statistic: str | None = typed(str)
+    world_size: int | None = typed(int)  # ranks of a distributed job: results that differ compare as incomparable
+    nnodes: int | None = typed(int)  # machines of a distributed job, likewise
+    note: str | None = typed(str)  # one line for the results table
+
+
 @dataclass
-class Result:
+class Result(CaseFields):
     """One case's outcome. `samples` (seconds per call) are the truth; `stats` derives from them.
 
     `samples` holds every round's samples, round after round; `rounds` describes each round (its
     index, the case's position in that round's order, how many samples it gave, calls per sample,
     warm-up, first call, peak memory). No `rounds` means the samples are one round.
+
+    `to_dict`/`from_dict` follow the dataclass fields: a new field needs no code there. The typed fields
+    (`typed`, here and in CaseFields) are what the harness reads; `metrics` holds free-form numbers it
+    shows and passes on, and the keys a metric owns (`METRIC_KEYS`).
     """
 
     key: CaseKey
@@ -117,13 +156,21 @@ class Result:
     loops_per_sample: int = 1
     warmup: dict[str, float] = field(default_factory=dict)  # {"calls": n, "seconds": s}
     first_call_s: float | None = None
+    rounds: list[dict[str, Any]] = field(default_factory=list)  # per round: round, position, n, loops, ...
     work: dict[str, float] = field(default_factory=dict)  # per call: items, flops, bytes
     metrics: dict[str, Any] = field(default_factory=dict)  # measured extras, e.g. compile_s
     flags: list[str] = field(default_factory=list)
     peak_memory_bytes: int | None = None
     duration_s: float | None = None  # wall time of the whole case, setup included
     details: str | None = None  # traceback or worker log tail of a failed case
-    rounds: list[dict[str, Any]] = field(default_factory=list)  # per round: round, position, n, loops, ...
+    # which counter the peak memory was read from ("rss-peak", "cuda-max-allocated", ...: docs/reports.md):
+    # peaks read from different counters do not compare
+    memory_kind: str | None = typed(str)
+    # the setting a suite recommends, on the result measured with it (the dataloader's num_workers and
+    # knobs: {"num_workers", "label", "setting", "speedup", ...})
+    recommendation: dict[str, Any] | None = typed(dict)
+    # a summary without samples (a pytest-benchmark import): {"n", "median", "iqr", ...}
+    imported_stats: dict[str, Any] | None = typed(dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -169,57 +216,74 @@ class Result:
                 out[unit] = amount / st.median
         return out
 
+    def typed_values(self) -> dict[str, Any]:
+        """The typed fields that are set, by name."""
+        return {f.name: getattr(self, f.name) for f in typed_fields(Result) if getattr(self, f.name) is not None}
+
     def to_dict(self) -> dict:
-        rounds = self.rounds
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "samples" or "typed" in f.metadata:  # samples go into their rounds; typed fields last
+                continue
+            out[f.name] = getattr(self, f.name)
+        out["key"] = self.key.to_dict()
+        out["rounds"] = [{**{k: v for k, v in meta.items() if k != "n"}, "samples": samples}
+                         for meta, samples in zip(self.rounds, self.round_samples, strict=True)]
         return {
-            "key": self.key.to_dict(),
-            "status": self.status,
-            "reason": self.reason,
-            "definition_hash": self.definition_hash,
-            "timing_method": self.timing_method,
-            "loops_per_sample": self.loops_per_sample,
-            "warmup": self.warmup,
-            "first_call_s": self.first_call_s,
-            "rounds": [{**{k: v for k, v in meta.items() if k != "n"}, "samples": samples}
-                       for meta, samples in zip(rounds, self.round_samples, strict=True)],
-            "work": self.work,
-            "metrics": self.metrics,
-            "flags": self.flags,
-            "peak_memory_bytes": self.peak_memory_bytes,
-            "duration_s": self.duration_s,
-            "details": self.details,
+            **out,
+            **self.typed_values(),
             # caches, recomputed on load:
             "stats": self.stats.to_dict() if self.stats else None,
             "derived": self.derived(),
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> Result:
+    def from_dict(cls, d: dict, migrated: bool = False) -> Result:
+        """A result from its JSON. `migrated`: part of a report already migrated to this schema, whose
+        metrics are free-form; otherwise `d` may be a worker's answer from an older benchbench (a baseline
+        tree in `ab`), whose typed fields are still among its metrics and move out of them."""
+        if not migrated:
+            d = typed_from_metrics(d)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            value = d.get(f.name)
+            if f.default_factory is not MISSING:  # a list or dict: a fresh copy, empty when absent
+                value = type(f.default_factory())(value or ())
+            elif value is None and f.default is not MISSING:
+                value = f.default
+            values[f.name] = value
         rounds = d.get("rounds")
         if rounds is None:  # a worker's answer: one round, flat samples
-            samples, meta = [float(x) for x in d.get("samples") or []], []
+            values["samples"], values["rounds"] = [float(x) for x in d.get("samples") or []], []
         else:
-            samples = [float(x) for r in rounds for x in r.get("samples") or []]
-            meta = [{**{k: v for k, v in r.items() if k != "samples"}, "n": len(r.get("samples") or [])}
-                    for r in rounds]
-        return cls(
-            key=CaseKey.from_dict(d["key"]),
-            status=d["status"],
-            reason=d.get("reason"),
-            definition_hash=d.get("definition_hash"),
-            timing_method=d.get("timing_method"),
-            samples=samples,
-            rounds=meta,
-            loops_per_sample=int(d.get("loops_per_sample") or 1),
-            warmup=dict(d.get("warmup") or {}),
-            first_call_s=d.get("first_call_s"),
-            work=dict(d.get("work") or {}),
-            metrics=dict(d.get("metrics") or {}),
-            flags=list(d.get("flags") or []),
-            peak_memory_bytes=d.get("peak_memory_bytes"),
-            duration_s=d.get("duration_s"),
-            details=d.get("details"),
-        )
+            values["samples"] = [float(x) for r in rounds for x in r.get("samples") or []]
+            values["rounds"] = [{**{k: v for k, v in r.items() if k != "samples"}, "n": len(r.get("samples") or [])}
+                                for r in rounds]
+        values["key"] = CaseKey.from_dict(d["key"])
+        values["status"] = d["status"]
+        values["loops_per_sample"] = int(d.get("loops_per_sample") or 1)
+        return cls(**values)
+
+
+# The keys of `metrics` that became typed fields in schema 3; frozen with that schema (a later field
+# that leaves `metrics` is moved by its own migration).
+V3_FIELDS = ("bound", "round_statistic", "world_size", "nnodes", "note", "memory_kind", "recommendation",
+             "imported_stats")
+
+
+def typed_from_metrics(d: dict) -> dict:
+    """A result document with the schema-3 typed fields moved out of `metrics` where it still holds them: a
+    version-2 file (the migration), or the answer of an older benchbench's worker (`Result.from_dict`). A
+    field already set keeps its value; the old key then stays among the free-form metrics."""
+    metrics = d.get("metrics")
+    if not isinstance(metrics, dict) or not any(k in metrics and d.get(k) is None for k in V3_FIELDS):
+        return d
+    metrics = dict(metrics)
+    d = {**d, "metrics": metrics}
+    for name in V3_FIELDS:
+        if name in metrics and d.get(name) is None:
+            d[name] = metrics.pop(name)
+    return d
 
 
 @dataclass
@@ -285,7 +349,7 @@ class Report:
             benchbench_version=d.get("benchbench_version", ""),
             environment=d.get("environment") or {},
             backends=list(d.get("backends") or []),
-            results=[Result.from_dict(r) for r in d.get("results") or []],
+            results=[Result.from_dict(r, migrated=True) for r in d.get("results") or []],
             schema_version=SCHEMA_VERSION,
             rounds=list(d.get("rounds") or []),
             side=d.get("side"),
@@ -309,7 +373,13 @@ def _v1_to_v2(doc: dict) -> dict:
     return doc
 
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+def _v2_to_v3(doc: dict) -> dict:
+    """Version 2 kept what the harness reads of a result among its metrics: it moves to typed fields."""
+    doc["results"] = [typed_from_metrics(r) if isinstance(r, dict) else r for r in doc.get("results") or []]
+    return doc
+
+
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(doc: dict, source: str = "report") -> dict:
@@ -454,19 +524,44 @@ def read_json(path: str | os.PathLike) -> Any:
     return loads(text, str(p))
 
 
-# The metrics the harness itself reads, with their types; every other metric is shown or passed on as it is.
-METRIC_TYPES: dict[str, type] = {"bound": str, "round_statistic": str, "memory_kind": str, "note": str, "stopped": str,
-                                 "imported_stats": dict, "instructions": dict,
-                                 "energy": str}  # benchbench.measure.energy: what was read, or "unavailable: why"
+# The keys of a result's `metrics` that a metric owns and reads, with their JSON types and the owner (the
+# metric's name in benchbench/metrics/__init__.py): the one place that says so; the validator checks them. Every
+# other key of `metrics` is free-form, shown or passed on as it is. (The latency metrics read the
+# percentile summary `{prefix}_calls`/`{prefix}_max_s` of any prefix: benchbench/model/percentiles.py.)
+METRIC_KEYS: dict[str, tuple[type, str]] = {
+    "memory_baseline_bytes": (float, "memory"),  # the process's memory when the peak was reset (CPU)
+    "compile_s": (float, "compile"), "compile_warm_s": (float, "compile"), "graph_breaks": (float, "compile"),
+    "recompiles": (float, "compile"), "graph_break_reasons": (list, "compile"),
+    "energy": (str, "energy"),  # what was read, or "unavailable: why" (benchbench/measure/energy.py)
+    "energy_j_per_call": (float, "energy"), "power_w": (float, "energy"),
+    "instructions": (dict, "instructions"),  # Callgrind's own figures (benchbench/measure/callgrind.py)
+}
 
 
 def check_metrics(metrics: Fields) -> None:
-    for name, kind in METRIC_TYPES.items():
-        value = metrics.raw(name)
-        if value is not None and not isinstance(value, kind):
-            metrics.obj(name) if kind is dict else metrics.str(name)  # raises, naming the field
-    if metrics.raw("imported_stats") is not None:
-        imported = metrics.obj("imported_stats")
+    for name, (kind, _) in METRIC_KEYS.items():
+        if kind is float:
+            metrics.number(name)
+        elif kind is dict:
+            metrics.obj(name)
+        elif kind is list:
+            metrics.list(name)
+        elif not isinstance(metrics.raw(name), (str, type(None))):
+            metrics.str(name)  # raises, naming the field
+
+
+def check_typed_fields(res: Fields) -> None:
+    """A result's typed fields (Result, CaseFields): each absent, null, or of its declared type."""
+    for f in typed_fields(Result):
+        kind = f.metadata["typed"]
+        if kind is int:
+            res.number(f.name, minimum=1, integer=True)
+        elif kind is dict:
+            res.obj(f.name)
+        else:
+            res.str(f.name)
+    if res.raw("imported_stats") is not None:
+        imported = res.obj("imported_stats")
         imported.number("n", minimum=1, integer=True, required=True)
         imported.number("median", minimum=0, required=True)
         imported.number("iqr", minimum=0, required=True)
@@ -538,6 +633,7 @@ def check_document(doc: Any, source: str = "report") -> dict:
         for name in ("items", "flops", "bytes"):  # per call: rates divide them by the time
             work.number(name)
         check_metrics(res.obj("metrics"))
+        check_typed_fields(res)
         res.strings("flags")
         for i, r in enumerate(res.objects("rounds")):
             r.number("round", integer=True)

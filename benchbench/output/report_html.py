@@ -409,7 +409,7 @@ def _note(r: Result) -> str:
     stored note claims a pay-off the speed-up cannot carry (within noise, loss mismatch) is not repeated."""
     if r.key.mode in COMPILED_MODES and isinstance(r.metrics.get("speedup"), (int, float)):
         return _compile_note(r)
-    return str(r.metrics["note"])
+    return str(r.note)
 
 
 def _secs(s: Any) -> str:
@@ -423,12 +423,12 @@ def _steps(n: Any, speedup: Any) -> str:
 
 
 def recommendation(results: Sequence[Result]) -> dict[str, Any] | None:
-    """A recommendation some result of the suite carries: a metric whose name contains "recommend" and
-    whose value is a mapping with `num_workers` (as the dataloader suite writes it)."""
+    """The recommendation some result of the suite carries (its typed `recommendation`, as the dataloader
+    suite sets it), when it names a `num_workers` to mark."""
     for r in results:
-        for name, value in r.metrics.items():
-            if "recommend" in name and isinstance(value, dict) and isinstance(value.get("num_workers"), int):
-                return {**value, "_on": r.key}
+        rec = r.recommendation
+        if isinstance(rec, dict) and isinstance(rec.get("num_workers"), int):
+            return {**rec, "_on": r.key}
     return None
 
 
@@ -501,7 +501,7 @@ def _cases_table(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Resu
                 bad = True
                 status = _status(r)
                 row[name] = Raw(badge(status) + (f" {esc(r.reason)}" if r is not None and r.reason else ""))
-        notes = [_note(m[k]) for m in by_report if k in m and m[k].metrics.get("note")]
+        notes = [_note(m[k]) for m in by_report if k in m and m[k].note]
         flags = sorted({f for m in by_report if k in m for f in m[k].flags})
         row["note"] = "; ".join(dict.fromkeys(notes + flags))
         rows.append(row)

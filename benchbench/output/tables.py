@@ -26,7 +26,7 @@ def _median_text(result: Result) -> str:
 def _note(result: Result) -> str:
     if result.status != "ok":
         return result.reason or ""
-    notes = [str(result.metrics["note"])] if result.metrics.get("note") else []
+    notes = [result.note] if result.note else []
     return ", ".join(notes + list(result.flags))
 
 

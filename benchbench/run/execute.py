@@ -24,7 +24,7 @@ from benchbench.measure.engine import (
     timed_block,
     warm_up_and_calibrate,
 )
-from benchbench.model.report import CaseKey, Result
+from benchbench.model.report import CaseFields, CaseKey, Result, typed_fields
 from benchbench.model.stats import health_flags
 
 # the folder under which a worker makes each case's scratch folder (the runner sets it; benchbench/worker.py reads it)
@@ -163,8 +163,10 @@ class Prepared:
             first_call_s=self.first_s,
             # per-second rates from instruction counts would be meaningless: the work stays out of it
             work=self.case.work() if not counted else {},
-            metrics={**metrics, **(engine if engine is not None else self.engine), "memory_kind": memory_kind},
+            metrics={**metrics, **(engine if engine is not None else self.engine)},
             peak_memory_bytes=peak,
+            memory_kind=memory_kind,
+            **{f.name: getattr(self.case, f.name) for f in typed_fields(CaseFields)},
             duration_s=self.clock() - self.t_case,
             **self.base,
         )

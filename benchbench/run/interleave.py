@@ -275,7 +275,7 @@ class Interleaved:
             return
         from benchbench.analysis.compare import ROUND_STATISTICS
 
-        q = ROUND_STATISTICS.get((a.metrics or {}).get("round_statistic"), 0.0)
+        q = ROUND_STATISTICS.get(a.round_statistic, 0.0)
         logs = [v for v, _ in blocks.paired_round_logs(a, b, q).values()]
         st.look = look(logs, self.plan, self.threshold_for(st.case.key))
 

@@ -63,9 +63,9 @@ def merge_round(acc: Result | None, new: Result, round_index: int, position: int
     Samples are appended with a round record (index, position in the round's order, sample count,
     calls per sample, warm-up, first call, peak memory, the round's numeric and boolean metrics). Numeric
     metrics of the merged result are medians over rounds, a boolean is true when it was true in any round
-    (e.g. "the image set was made in this run"), other metrics are the last round's; peak memory is the
-    largest; the first round's warm-up and first call stand for the case. A round that did not end ok
-    ends the case with its status. `extra` goes into the round record as it is (block-interleaved
+    (e.g. "the image set was made in this run"), other metrics and the typed fields (bound, memory_kind, ...)
+    are the last round's; peak memory is the largest; the first round's warm-up and first call stand for
+    the case. A round that did not end ok ends the case with its status. `extra` goes into the round record as it is (block-interleaved
     rounds: their window count).
     """
     if new.status != "ok":
@@ -97,6 +97,7 @@ def merge_round(acc: Result | None, new: Result, round_index: int, position: int
         first_call_s=first.first_call_s, work=new.work, metrics=metrics, flags=[],
         peak_memory_bytes=max(peaks) if peaks else None,
         duration_s=sum(r.get("duration_s") or 0.0 for r in rounds), details=None, rounds=rounds,
+        **new.typed_values(),
     )
     kept = [f for f in dict.fromkeys([*(acc.flags if acc is not None and acc.ok else []), *new.flags])
             if f not in STATS_FLAGS]
