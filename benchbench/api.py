@@ -24,6 +24,7 @@ import hashlib
 import inspect
 import itertools
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -173,14 +174,26 @@ def _code_names(code: Any) -> set[str]:
 def _definition_sources(fn: Callable[..., Any]) -> list[str]:
     """The source texts a benchmark's definition hash covers, in a fixed order. Nothing in them depends
     on where the suite lives: a user suite's module name is built from its path, so entries are keyed
-    by qualified name within the module (code) and by plain name (constants), never by module name."""
+    by qualified name within the module (code) and by plain name (constants), never by module name.
+
+    Besides the suite's own module it follows the suite's private helper modules (`_helpers.py` beside
+    the suite file, or a `_name/` package there: see `_helper_place`); their entries are keyed by the
+    helper's path relative to the suite's folder, which is the same in the source tree and installed."""
     module = getattr(fn, "__module__", None)
     home = _suite_dir(fn)
+    places: dict[str | None, str | None] = {module: ""}
+
+    def place(mod: str | None) -> str | None:
+        if mod not in places:
+            places[mod] = _helper_place(mod, home)
+        return places[mod]
+
     seen: dict[tuple[int, str], str] = {}
     stack: list[Any] = [fn]
     while stack:
         obj = stack.pop()
-        name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+        where = place(getattr(obj, "__module__", None)) or ""
+        name = where + (getattr(obj, "__qualname__", None) or type(obj).__qualname__)
         if (0, name) in seen:
             continue
         try:
@@ -190,13 +203,38 @@ def _definition_sources(fn: Callable[..., Any]) -> list[str]:
         functions = [obj] if inspect.isfunction(obj) else [
             v for v in vars(obj).values() if inspect.isfunction(v)] if inspect.isclass(obj) else []
         for func in functions:
-            for ref in _code_names(func.__code__):
+            names = _code_names(func.__code__)
+            for ref in names:
                 value = func.__globals__.get(ref)
-                if (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == module:
+                if inspect.ismodule(value) and place(value.__name__) is not None:
+                    # a helper module used as `helpers.name`: what it holds under the names the code reads
+                    stack.extend(v for n in names if (inspect.isfunction(v := getattr(value, n, None))
+                                                      or inspect.isclass(v)) and v.__module__ == value.__name__)
+                elif (inspect.isfunction(value) or inspect.isclass(value)) and place(value.__module__) is not None:
                     stack.append(value)
                 elif not ref.startswith("__") and _plain(value):
-                    seen.setdefault((1, ref), f"{ref} = {_stable_repr(value, home)}")
+                    seen.setdefault((1, where + ref), f"{ref} = {_stable_repr(value, home)}")
     return [seen[k] for k in sorted(seen)]
+
+
+def _helper_place(module: str | None, home: tuple[str, ...]) -> str | None:
+    """Where a module lives relative to the suite's folder, as `_helpers.py:` or `_name/part.py:`, when it is
+    one of the suite's private helper modules (a file whose name starts with "_" beside the suite, or any
+    module inside a folder there whose name starts with "_"); None for every other module."""
+    file = getattr(sys.modules.get(module or ""), "__file__", None)
+    if not isinstance(file, str) or not home:
+        return None
+    path = Path(file).resolve()
+    for folder in home:
+        try:
+            rel = path.relative_to(Path(folder).resolve())
+        except ValueError:
+            continue
+        first = rel.parts[0] if rel.parts else ""
+        if first.startswith("_") and not first.startswith("__") and rel.suffix == ".py":
+            return rel.as_posix() + ":"
+        return None
+    return None
 
 
 def _suite_dir(fn: Callable[..., Any]) -> tuple[str, ...]:
