@@ -42,7 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from benchbench.backends import Backend
 
-__all__ = ["Case", "Context", "Benchmark", "Skip", "benchmark", "usable_cpus"]
+__all__ = ["Case", "Context", "Benchmark", "Skip", "benchmark", "usable_cpus", "cpu_limit_reason",
+           "skip_if_too_much_for_a_cpu"]
 
 
 @dataclass
@@ -131,6 +132,37 @@ class Context:
         return time.perf_counter() - t0, out
 
 
+# What a case may ask of a CPU per call before it is skipped as too slow to time (seconds per call): a
+# 2048^3 float32 matmul, and for half precision the CPU emulates (Backend.emulates) a 256^3 one.
+CPU_FLOP_LIMIT = 2 * 2048**3
+CPU_EMULATED_HALF_FLOP_LIMIT = 2**27
+
+
+def cpu_limit_reason(backend: str, dtype_name: str | None, flops: float, emulated: bool,
+                     limit: float = CPU_FLOP_LIMIT, emulated_limit: float = CPU_EMULATED_HALF_FLOP_LIMIT) -> str | None:
+    """Why a case is too much work per call to time on a CPU, or None; other backends: never. `emulated`: the
+    CPU has no native units for the case's dtype (`ctx.backend.emulates(ctx.dtype_name)`), whose budget is
+    `emulated_limit`."""
+    if backend != "cpu":
+        return None
+    if emulated:
+        limit, why = emulated_limit, f"this CPU has no native {dtype_name} matmul units (emulated)"
+    else:
+        why = "too slow on a CPU"
+    if flops > limit:
+        return (f"{flops / 1e9:.3g} GFLOP per call is over the {limit / 1e9:.2g} GFLOP limit for CPU cases "
+                f"({why}); seconds per call")
+    return None
+
+
+def skip_if_too_much_for_a_cpu(ctx: Context, flops: float, emulated_limit: float = CPU_EMULATED_HALF_FLOP_LIMIT) -> None:
+    """Raise Skip when a case is too much work per call for this CPU (see cpu_limit_reason)."""
+    reason = cpu_limit_reason(ctx.backend.name, ctx.dtype_name, flops, ctx.backend.emulates(ctx.dtype_name),
+                              emulated_limit=emulated_limit)
+    if reason:
+        raise Skip(reason)
+
+
 def _plain(value: Any) -> bool:
     """A constant whose value can be written the same way in every process (no object addresses)."""
     if isinstance(value, (int, float, str, bytes, bool, type(None))):
@@ -177,8 +209,9 @@ def _definition_sources(fn: Callable[..., Any]) -> list[str]:
     by qualified name within the module (code) and by plain name (constants), never by module name.
 
     Besides the suite's own module it follows the suite's private helper modules (`_helpers.py` beside
-    the suite file, or a `_name/` package there: see `_helper_place`); their entries are keyed by the
-    helper's path relative to the suite's folder, which is the same in the source tree and installed."""
+    the suite file, or a `_name/` package there: see `_helper_place`). Their entries are keyed the same
+    way, so a helper moved out of the suite file into a helper module leaves the hash as it was; where
+    two modules use one name, the entry holds both texts (sorted, so the order of the walk never shows)."""
     module = getattr(fn, "__module__", None)
     home = _suite_dir(fn)
     places: dict[str | None, str | None] = {module: ""}
@@ -188,18 +221,20 @@ def _definition_sources(fn: Callable[..., Any]) -> list[str]:
             places[mod] = _helper_place(mod, home)
         return places[mod]
 
-    seen: dict[tuple[int, str], str] = {}
+    entries: dict[tuple[int, str], set[str]] = {}
+    visited: set[tuple[str, str]] = set()
     stack: list[Any] = [fn]
     while stack:
         obj = stack.pop()
+        name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
         where = place(getattr(obj, "__module__", None)) or ""
-        name = where + (getattr(obj, "__qualname__", None) or type(obj).__qualname__)
-        if (0, name) in seen:
+        if (where, name) in visited:
             continue
+        visited.add((where, name))
         try:
-            seen[(0, name)] = inspect.getsource(obj)
+            entries.setdefault((0, name), set()).add(inspect.getsource(obj))
         except (OSError, TypeError):
-            seen[(0, name)] = name
+            entries.setdefault((0, name), set()).add(name)
         functions = [obj] if inspect.isfunction(obj) else [
             v for v in vars(obj).values() if inspect.isfunction(v)] if inspect.isclass(obj) else []
         for func in functions:
@@ -213,8 +248,8 @@ def _definition_sources(fn: Callable[..., Any]) -> list[str]:
                 elif (inspect.isfunction(value) or inspect.isclass(value)) and place(value.__module__) is not None:
                     stack.append(value)
                 elif not ref.startswith("__") and _plain(value):
-                    seen.setdefault((1, where + ref), f"{ref} = {_stable_repr(value, home)}")
-    return [seen[k] for k in sorted(seen)]
+                    entries.setdefault((1, ref), set()).add(f"{ref} = {_stable_repr(value, home)}")
+    return ["".join(sorted(entries[k])) for k in sorted(entries)]
 
 
 def _helper_place(module: str | None, home: tuple[str, ...]) -> str | None:

@@ -88,6 +88,25 @@ def _folder_package(folder: Path) -> str:
     return name
 
 
+def builtin_modules(names: list[str]) -> dict[str, ModuleType]:
+    """The modules of the built-in suites with these names (others are left out), loading only those: what
+    the report page asks for a suite's own blocks (benchbench/page.py). A suite that fails to import is left
+    out too: a report stays readable without its suite's extras."""
+    out: dict[str, ModuleType] = {}
+    for prefix, folder in _builtin_locations():
+        for name in names:
+            if not _NAME.match(name) or name.startswith("_"):
+                continue
+            try:
+                if folder is None:
+                    out[name] = importlib.import_module(f"{prefix}.{name}")
+                elif (folder / f"{name}.py").is_file():
+                    out[name] = _load_path(folder / f"{name}.py")
+            except (ImportError, UserError):
+                continue
+    return out
+
+
 def _load_path(path: Path) -> ModuleType:
     if not path.is_file():
         raise UserError(f"suite file not found: {path}")

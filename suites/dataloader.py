@@ -49,6 +49,7 @@ from benchbench import Case, Skip, benchmark, usable_cpus
 
 from ._dataloader.analysis import derive
 from ._dataloader.images import CLASSES, ImageSet, images_for
+from ._dataloader.page import page_blocks
 from ._dataloader.pipeline import (
     CROP,
     DECODERS,
@@ -82,7 +83,8 @@ from ._dataloader.timing import (
 if TYPE_CHECKING:  # pragma: no cover
     from benchbench import Context
 
-__all__ = ["derive", "notes"]  # the suite's hooks: metrics across cases, and the lines printed after a run
+# the suite's hooks: metrics across cases, the lines printed after a run, its part of the report page
+__all__ = ["derive", "notes", "page_blocks"]
 
 SUITE = "dataloader"
 

@@ -932,3 +932,14 @@ def test_recommend_is_seeded_counts_its_candidates_and_names_the_noisy_one(dl):
         dl_analysis.recommend([S(dl, 0, 100), S(dl, 2, 150, batch=64)])
     noisy = dl_analysis.recommend([paired(dl, 0, (1.0, 1.0, 1.0)), paired(dl, 2, (1.32, 0.93, 1.02))])
     assert noisy["within_noise"]["label"] == "pil-2"
+
+
+def test_the_shm_check_reserves_room_for_the_suites_own_batch(suite, tiny_set):
+    """The environment check's batch size in bytes is that of a batch this suite's pipeline makes."""
+    from benchbench.environment.checks import DATALOADER_BATCH_BYTES
+    from benchbench.workloads import IMAGE_BATCH
+
+    assert IMAGE_BATCH in suite.benchmark("jpeg_pipeline").params["batch"]
+    loader = dl_pipeline.make_loader(dl_pipeline.make_dataset(tiny_set.root, "pil"), IMAGE_BATCH, 0, epoch_batches=1)
+    images, _ = next(iter(loader))
+    assert images.dtype == torch.float32 and images.numel() * images.element_size() == DATALOADER_BATCH_BYTES

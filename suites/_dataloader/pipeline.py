@@ -11,9 +11,11 @@ from typing import Any
 
 import torch
 
+from benchbench.workloads import IMAGE_CROP
+
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-CROP = 224
+CROP = IMAGE_CROP
 GPU_DECODER = "torchcodec-cuda"  # TorchCodec's nvJPEG path: a batch decoded on the GPU in one call
 START_METHODS = ("fork", "forkserver", "spawn")
 CODECS_HINT = 'pip install "benchbench[codecs]"'
