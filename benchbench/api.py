@@ -266,7 +266,8 @@ def _helper_place(module: str | None, home: tuple[str, ...]) -> str | None:
         except ValueError:
             continue
         first = rel.parts[0] if rel.parts else ""
-        if first.startswith("_") and not first.startswith("__") and rel.suffix == ".py":
+        installed = {"site-packages", "dist-packages"} & set(rel.parts)  # a virtualenv in a `_venv/` folder
+        if first.startswith("_") and not first.startswith("__") and rel.suffix == ".py" and not installed:
             return rel.as_posix() + ":"
         return None
     return None
