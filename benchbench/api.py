@@ -24,6 +24,7 @@ import hashlib
 import inspect
 import itertools
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchbench.errors import Skip
+from benchbench.kinds import is_gpu
 from benchbench.measure.cpus import usable_cpus  # part of the suite API
 from benchbench.measure.engine import PROFILE_NAMES as PROFILES
 from benchbench.model.report import CaseFields, CaseKey, typed_fields
@@ -41,7 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from benchbench.measure.backends import Backend
 
-__all__ = ["Case", "Context", "Benchmark", "Skip", "benchmark", "usable_cpus"]
+__all__ = ["Case", "Context", "Benchmark", "Skip", "benchmark", "usable_cpus", "cpu_limit_reason",
+           "skip_if_too_much_for_a_cpu"]
 
 
 @dataclass
@@ -138,6 +141,37 @@ class Context:
         return time.perf_counter() - t0, out
 
 
+# What a case may ask of a CPU per call before it is skipped as too slow to time (seconds per call): a
+# 2048^3 float32 matmul, and for half precision the CPU emulates (Backend.emulates) a 256^3 one.
+CPU_FLOP_LIMIT = 2 * 2048**3
+CPU_EMULATED_HALF_FLOP_LIMIT = 2**27
+
+
+def cpu_limit_reason(backend: str, dtype_name: str | None, flops: float, emulated: bool,
+                     limit: float = CPU_FLOP_LIMIT, emulated_limit: float = CPU_EMULATED_HALF_FLOP_LIMIT) -> str | None:
+    """Why a case is too much work per call to time on a CPU, or None; other backends: never. `emulated`: the
+    CPU has no native units for the case's dtype (`ctx.backend.emulates(ctx.dtype_name)`), whose budget is
+    `emulated_limit`."""
+    if is_gpu(backend):
+        return None
+    if emulated:
+        limit, why = emulated_limit, f"this CPU has no native {dtype_name} matmul units (emulated)"
+    else:
+        why = "too slow on a CPU"
+    if flops > limit:
+        return (f"{flops / 1e9:.3g} GFLOP per call is over the {limit / 1e9:.2g} GFLOP limit for CPU cases "
+                f"({why}); seconds per call")
+    return None
+
+
+def skip_if_too_much_for_a_cpu(ctx: Context, flops: float, emulated_limit: float = CPU_EMULATED_HALF_FLOP_LIMIT) -> None:
+    """Raise Skip when a case is too much work per call for this CPU (see cpu_limit_reason)."""
+    reason = cpu_limit_reason(ctx.backend.name, ctx.dtype_name, flops, ctx.backend.emulates(ctx.dtype_name),
+                              emulated_limit=emulated_limit)
+    if reason:
+        raise Skip(reason)
+
+
 def _plain(value: Any) -> bool:
     """A constant whose value can be written the same way in every process (no object addresses)."""
     if isinstance(value, (int, float, str, bytes, bool, type(None))):
@@ -181,30 +215,71 @@ def _code_names(code: Any) -> set[str]:
 def _definition_sources(fn: Callable[..., Any]) -> list[str]:
     """The source texts a benchmark's definition hash covers, in a fixed order. Nothing in them depends
     on where the suite lives: a user suite's module name is built from its path, so entries are keyed
-    by qualified name within the module (code) and by plain name (constants), never by module name."""
+    by qualified name within the module (code) and by plain name (constants), never by module name.
+
+    Besides the suite's own module it follows the suite's private helper modules (`_helpers.py` beside
+    the suite file, or a `_name/` package there: see `_helper_place`). Their entries are keyed the same
+    way, so a helper moved out of the suite file into a helper module leaves the hash as it was; where
+    two modules use one name, the entry holds both texts (sorted, so the order of the walk never shows)."""
     module = getattr(fn, "__module__", None)
     home = _suite_dir(fn)
-    seen: dict[tuple[int, str], str] = {}
+    places: dict[str | None, str | None] = {module: ""}
+
+    def place(mod: str | None) -> str | None:
+        if mod not in places:
+            places[mod] = _helper_place(mod, home)
+        return places[mod]
+
+    entries: dict[tuple[int, str], set[str]] = {}
+    visited: set[tuple[str, str]] = set()
     stack: list[Any] = [fn]
     while stack:
         obj = stack.pop()
         name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
-        if (0, name) in seen:
+        where = place(getattr(obj, "__module__", None)) or ""
+        if (where, name) in visited:
             continue
+        visited.add((where, name))
         try:
-            seen[(0, name)] = inspect.getsource(obj)
+            entries.setdefault((0, name), set()).add(inspect.getsource(obj))
         except (OSError, TypeError):
-            seen[(0, name)] = name
+            entries.setdefault((0, name), set()).add(name)
         functions = [obj] if inspect.isfunction(obj) else [
             v for v in vars(obj).values() if inspect.isfunction(v)] if inspect.isclass(obj) else []
         for func in functions:
-            for ref in _code_names(func.__code__):
+            names = _code_names(func.__code__)
+            for ref in names:
                 value = func.__globals__.get(ref)
-                if (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == module:
+                if inspect.ismodule(value) and place(value.__name__) is not None:
+                    # a helper module used as `helpers.name`: what it holds under the names the code reads
+                    stack.extend(v for n in names if (inspect.isfunction(v := getattr(value, n, None))
+                                                      or inspect.isclass(v)) and v.__module__ == value.__name__)
+                elif (inspect.isfunction(value) or inspect.isclass(value)) and place(value.__module__) is not None:
                     stack.append(value)
                 elif not ref.startswith("__") and _plain(value):
-                    seen.setdefault((1, ref), f"{ref} = {_stable_repr(value, home)}")
-    return [seen[k] for k in sorted(seen)]
+                    entries.setdefault((1, ref), set()).add(f"{ref} = {_stable_repr(value, home)}")
+    return ["".join(sorted(entries[k])) for k in sorted(entries)]
+
+
+def _helper_place(module: str | None, home: tuple[str, ...]) -> str | None:
+    """Where a module lives relative to the suite's folder, as `_helpers.py:` or `_name/part.py:`, when it is
+    one of the suite's private helper modules (a file whose name starts with "_" beside the suite, or any
+    module inside a folder there whose name starts with "_"); None for every other module."""
+    file = getattr(sys.modules.get(module or ""), "__file__", None)
+    if not isinstance(file, str) or not home:
+        return None
+    path = Path(file).resolve()
+    for folder in home:
+        try:
+            rel = path.relative_to(Path(folder).resolve())
+        except ValueError:
+            continue
+        first = rel.parts[0] if rel.parts else ""
+        installed = {"site-packages", "dist-packages"} & set(rel.parts)  # a virtualenv in a `_venv/` folder
+        if first.startswith("_") and not first.startswith("__") and rel.suffix == ".py" and not installed:
+            return rel.as_posix() + ":"
+        return None
+    return None
 
 
 def _suite_dir(fn: Callable[..., Any]) -> tuple[str, ...]:

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from benchbench import Case, Skip, benchmark
+from benchbench import Case, benchmark
+from benchbench.api import skip_if_too_much_for_a_cpu
 
 if TYPE_CHECKING:  # pragma: no cover
     from benchbench import Context, Result
@@ -29,9 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
 CLASSIC = "50-30-20-3"
 WIDE = "4096-4096-4096-10"
 
-# Per-call work limits for CPU cases, as in tensor_ops (suites do not import each other).
-CPU_FLOP_LIMIT = 2 * 2048**3
-CPU_EMULATED_HALF_FLOP_LIMIT = 2**27
 
 
 # --- work per call: pure functions, pinned by tests/test_suite_autograd.py ---------------------
@@ -67,35 +65,6 @@ def square_sum_backward_bytes(rows: int, cols: int, itemsize: int) -> int:
     return 2 * rows * cols * itemsize + rows * itemsize
 
 
-def cpu_limit_reason(backend: str, dtype_name: str | None, flops: float, native: bool) -> str | None:
-    """Why a case is too much work per call to time on this CPU, or None. Other backends: never."""
-    if backend != "cpu":
-        return None
-    half = dtype_name in ("bfloat16", "float16") and not native
-    limit = CPU_EMULATED_HALF_FLOP_LIMIT if half else CPU_FLOP_LIMIT
-    if flops > limit:
-        why = f"this CPU has no native {dtype_name} matmul units (emulated)" if half else "too slow on a CPU"
-        return f"{flops / 1e9:.3g} GFLOP per call is over the {limit / 1e9:.2g} GFLOP limit for CPU cases ({why})"
-    return None
-
-
-def _native_half(dtype_name: str | None) -> bool:
-    try:
-        if dtype_name == "bfloat16":
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        if dtype_name == "float16":
-            return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
-    except (AttributeError, RuntimeError):
-        pass
-    return False
-
-
-def _check_cpu_limit(ctx: Context, flops: float) -> None:
-    reason = cpu_limit_reason(ctx.backend.name, ctx.dtype_name, flops, _native_half(ctx.dtype_name))
-    if reason:
-        raise Skip(reason)
-
-
 def _mlp(ws: list[int], ctx: Context, act: type[torch.nn.Module] = torch.nn.ReLU) -> torch.nn.Sequential:
     layers: list[torch.nn.Module] = []
     for i, (a, b) in enumerate(zip(ws, ws[1:], strict=False)):
@@ -113,7 +82,7 @@ def mlp(ctx: Context, layers: str, batch: int, step: str) -> Case:
     """MLP Linear-ReLU-...-Linear: forward alone, or forward + loss.backward() (grads set to None first)."""
     ws = widths(layers)
     flops = mlp_step_flops(step, batch, ws)
-    _check_cpu_limit(ctx, flops)
+    skip_if_too_much_for_a_cpu(ctx, flops)
     model = _mlp(ws, ctx)
     x = torch.randn(batch, ws[0], device=ctx.device, dtype=ctx.dtype)
     if step == "fwd":
@@ -189,7 +158,7 @@ def double_backward(ctx: Context, order: int) -> Case:
 def matmul_backward(ctx: Context, n: int) -> Case:
     """Backward of out = a @ b (n x n, both requiring grad) on a retained graph: two matmuls."""
     flops = matmul_backward_flops(n)
-    _check_cpu_limit(ctx, flops)
+    skip_if_too_much_for_a_cpu(ctx, flops)
     a = torch.randn(n, n, device=ctx.device, dtype=ctx.dtype, requires_grad=True)
     b = torch.randn(n, n, device=ctx.device, dtype=ctx.dtype, requires_grad=True)
     out = a @ b

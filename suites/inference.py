@@ -48,15 +48,14 @@ from torch.nn import functional as F
 
 from benchbench import Case, Skip, benchmark
 from benchbench.model.percentiles import summary
+from benchbench.workloads import COMPILED_MODES, CUDA_ONLY_MODES
+from benchbench.workloads import EAGER_AND_COMPILED_MODES as MODES
 
 if TYPE_CHECKING:  # pragma: no cover
     from benchbench import CaseKey, Context, Result
 
 SUITE = "inference"
 
-COMPILED_MODES = ("compile", "reduce-overhead", "max-autotune")
-MODES = ("eager", *COMPILED_MODES)
-CUDA_ONLY_MODES = ("reduce-overhead", "max-autotune")
 DTYPES = ("float32", "bfloat16", "float16")
 AUTOCAST = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 # Guard: largest |out - eager float32| over largest |eager float32|, per precision of the case.

@@ -17,7 +17,7 @@ Conventions, so that rates compare across cases and machines:
 - On CUDA, "float32" means IEEE fp32 for matmuls and cuDNN convolutions (cuDNN allows TF32 by
   default) and "tf32" enables TensorFloat-32; each case sets this and restores it afterwards.
 - Sizes are explicit in the case key, so a key always means the same work. Cases too slow to time
-  on a CPU are skipped with the reason (see `cpu_limit_reason`); the ceilings are sized per backend
+  on a CPU are skipped with the reason (see `benchbench.api.cpu_limit_reason`); the ceilings are sized per backend
   (see `ceiling_matmul_n`, `ceiling_copy_numel`) and say their size in the note column.
 """
 
@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from benchbench import Case, Skip, benchmark
+from benchbench.api import CPU_EMULATED_HALF_FLOP_LIMIT, skip_if_too_much_for_a_cpu
 
 if TYPE_CHECKING:  # pragma: no cover
     from benchbench import Context
@@ -42,9 +43,8 @@ MATMUL_DTYPES = ["float32", "tf32", "bfloat16", "float16"]
 # per call on a 2-core server CPU). Half precision without native CPU support (no AVX512-BF16 / AMX /
 # FP16 units) is emulated: `a @ b` with both operands row-major runs ~100x slower than fp32 (about
 # 1 GFLOP/s on a 2-core EPYC), while the `x @ w.T` layout of nn.Linear runs ~10x slower. Each layout
-# gets its own budget of roughly 0.1-0.2 s per call.
-CPU_FLOP_LIMIT = 2 * 2048**3
-CPU_EMULATED_HALF_FLOP_LIMIT = 2**27  # ~0.13 GFLOP: `a @ b` at n=256 runs, n=512 does not
+# gets its own budget of roughly 0.1-0.2 s per call: CPU_FLOP_LIMIT and CPU_EMULATED_HALF_FLOP_LIMIT (~0.13
+# GFLOP: `a @ b` at n=256 runs, n=512 does not) are the suite API's defaults (benchbench.api).
 CPU_EMULATED_HALF_NT_FLOP_LIMIT = 2**31  # ~2.1 GFLOP: `x @ w.T` (nn.Linear, the ceiling)
 
 CEILING_MATMUL_N = {"cpu": 2048, "cuda": 8192, "mps": 4096, "xpu": 8192}
@@ -142,36 +142,6 @@ def mask_select_bytes(mask_len: int, selected_rows: int, cols: int, itemsize: in
 
 
 # --- sizes per backend -------------------------------------------------------------------------
-def native_half(dtype_name: str | None) -> bool:
-    """Whether this CPU multiplies bfloat16/float16 natively (oneDNN says so) instead of emulating it."""
-    try:
-        if dtype_name == "bfloat16":
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        if dtype_name == "float16":
-            return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
-    except (AttributeError, RuntimeError):  # older torch or no oneDNN: assume emulated
-        pass
-    return False
-
-
-def cpu_limit_reason(backend: str, dtype_name: str | None, flops: float, native: bool,
-                     half_limit: float = CPU_EMULATED_HALF_FLOP_LIMIT) -> str | None:
-    """Why a case is too much work per call to time on this CPU, or None. Other backends: never.
-
-    half_limit: the budget for emulated bfloat16/float16, which depends on the operand layout.
-    """
-    if backend != "cpu":
-        return None
-    if dtype_name in HALF and not native:
-        limit, why = half_limit, f"this CPU has no native {dtype_name} matmul units (emulated)"
-    else:
-        limit, why = CPU_FLOP_LIMIT, "larger than the CPU ceiling's matmul"
-    if flops > limit:
-        return (f"{flops / 1e9:.3g} GFLOP per call is over the {limit / 1e9:.2g} GFLOP limit for CPU cases "
-                f"({why}); seconds per call")
-    return None
-
-
 def ceiling_matmul_n(backend: str, dtype_name: str | None, native: bool = False) -> int:
     """Side of the ceiling matmul: large enough to saturate the device, small enough to time."""
     if backend == "cpu" and dtype_name in HALF and not native:
@@ -189,9 +159,7 @@ def _check_runnable(ctx: Context, flops: float, half_limit: float = CPU_EMULATED
     """Skip what this backend cannot sensibly run: TF32 off CUDA, too much work per call on a CPU."""
     if ctx.dtype_name == "tf32" and ctx.backend.name != "cuda":
         raise Skip(f"TF32 cases are defined for CUDA only; {ctx.backend.name} would run plain float32")
-    reason = cpu_limit_reason(ctx.backend.name, ctx.dtype_name, flops, native_half(ctx.dtype_name), half_limit)
-    if reason:
-        raise Skip(reason)
+    skip_if_too_much_for_a_cpu(ctx, flops, half_limit)
 
 
 def _fp32_precision(ctx: Context) -> Callable[[], None] | None:
@@ -297,7 +265,7 @@ def ceiling_matmul(ctx: Context) -> Case:
     CPUs that emulate bfloat16/float16 run nn.Linear's `a @ w.T` 10-15x faster than `a @ b`; a
     ceiling must be the best the device does, not its slowest path (the matmul cases show what
     `a @ b` gets). A case that still beats the ceiling raises it in the report (benchbench/analysis/ceilings.py)."""
-    native = native_half(ctx.dtype_name)
+    native = not ctx.backend.emulates(ctx.dtype_name)
     _check_runnable(ctx, 0)
     candidates = ceiling_matmul_candidates(ctx.backend.name, ctx.dtype_name, native)
     top = max(n for n, _ in candidates)

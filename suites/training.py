@@ -53,15 +53,16 @@ from torch.nn import functional as F
 
 from benchbench import Case, Skip, benchmark
 from benchbench.metrics import compile_time
+from benchbench.workloads import COMPILED_MODES, CUDA_ONLY_MODES
+from benchbench.workloads import EAGER_AND_COMPILED_MODES as MODES
+
+from ._training_page import page_blocks, page_note  # noqa: F401 - the suite's report page hooks
 
 if TYPE_CHECKING:  # pragma: no cover
     from benchbench import CaseKey, Context, Result
 
 SUITE = "training"
 
-COMPILED_MODES = ("compile", "reduce-overhead", "max-autotune")
-MODES = ("eager", *COMPILED_MODES)
-CUDA_ONLY_MODES = ("reduce-overhead", "max-autotune")
 DTYPES = ("float32", "bfloat16", "float16")
 GUARD_STEPS = 3  # steps compared between compiled and eager, the compiling call included
 STEADY_STEPS = 5  # compiled steps after the guard, timed to take steady-state work out of compile_s

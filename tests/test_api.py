@@ -1,6 +1,6 @@
 import pytest
 
-from benchbench import Case, benchmark
+from benchbench import Case, api, benchmark
 from benchbench.errors import UserError
 from benchbench.run import registry
 
@@ -208,3 +208,105 @@ def test_definition_hash_does_not_depend_on_where_the_suite_lives(tmp_path):
     changed.parent.mkdir()
     changed.write_text(PLACED.replace('"table.bin"', '"other.bin"'))
     assert registry.load_paths([str(changed)])[0].benchmark("placed").definition_hash not in hashes
+
+
+HELPED = """
+from benchbench import Case, benchmark
+
+from ._parts.model import build
+from . import _flat
+
+
+@benchmark
+def helped(ctx):
+    return Case(lambda: build(2) + _flat.offset(1))
+"""
+MODEL = """
+SCALE = {scale}
+
+
+def build(n):
+    return _grow(n) * SCALE
+
+
+def _grow(n):
+    return n + {grow}
+
+
+def unrelated():
+    return {unrelated}
+"""
+FLAT = """
+def offset(n):
+    return n + {offset}
+
+
+def unused():
+    return {unused}
+"""
+
+
+def _helped_folder(root, scale=3, grow=1, unrelated=0, offset=1, unused=0):
+    """A suite folder whose suite imports its private helpers: a `_parts/` package and a `_flat.py` file."""
+    (root / "_parts").mkdir(parents=True)
+    (root / "_parts" / "__init__.py").write_text("")
+    (root / "_parts" / "model.py").write_text(MODEL.format(scale=scale, grow=grow, unrelated=unrelated))
+    (root / "_flat.py").write_text(FLAT.format(offset=offset, unused=unused))
+    (root / "helped.py").write_text(HELPED)
+    return root / "helped.py"
+
+
+def _helped_hash(path):
+    return registry.load_paths([str(path)])[0].benchmark("helped").definition_hash
+
+
+def test_definition_hash_follows_the_suites_private_helper_modules(tmp_path):
+    base = _helped_hash(_helped_folder(tmp_path / "a"))
+    assert _helped_hash(_helped_folder(tmp_path / "b")) == base  # the same code in another folder
+    assert _helped_hash(_helped_folder(tmp_path / "c", grow=2)) != base  # a helper the helper calls
+    assert _helped_hash(_helped_folder(tmp_path / "d", scale=4)) != base  # a constant in the helper module
+    assert _helped_hash(_helped_folder(tmp_path / "e", offset=2)) != base  # used as `_flat.offset`
+    assert _helped_hash(_helped_folder(tmp_path / "f", unrelated=1)) == base  # an unrelated helper
+    assert _helped_hash(_helped_folder(tmp_path / "g", unused=1)) == base  # another function of the module
+
+
+def _as_package(folder, root, package):
+    """The suite folder copied to be imported as `package.suites` (the installed layout), as a module name."""
+    import shutil
+    import sys
+
+    target = root / package / "suites"
+    shutil.copytree(folder, target, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / package / "__init__.py").write_text("")
+    (target / "__init__.py").write_text("")
+    sys.path.insert(0, str(root))
+    return f"{package}.suites"
+
+
+def test_definition_hash_is_the_same_in_the_source_tree_and_installed(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    path = _helped_folder(tmp_path / "tree" / "suites")
+    prefix = _as_package(path.parent, tmp_path / "site", "installed_helped")
+    installed = registry.load_source({"module": f"{prefix}.helped"}).benchmark("helped")
+    assert installed.setup.__module__ == f"{prefix}.helped"  # really imported as a package
+    assert installed.definition_hash == _helped_hash(path)
+
+
+def test_builtin_suites_hash_alike_by_path_and_as_a_package(tmp_path, monkeypatch):
+    """The built-in dataloader suite (with its private `_dataloader` package) loaded as the source tree loads
+    it (by path), as `suites.dataloader`, and copied to be imported as an installed package."""
+    import sys
+
+    from conftest import ROOT
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    by_path = registry.load_paths([str(ROOT / "suites" / "dataloader.py")])[0]
+    prefix = _as_package(ROOT / "suites", tmp_path / "site", "installed_copy")
+    for other in (registry.load_source({"module": "suites.dataloader"}),
+                  registry.load_source({"module": f"{prefix}.dataloader"})):
+        assert {b.name: b.definition_hash for b in other.benchmarks} == {
+            b.name: b.definition_hash for b in by_path.benchmarks}
+    sources = "\n".join(api._definition_sources(by_path.benchmark("jpeg_pipeline").setup))
+    assert "def time_loader(" in sources and "def make_dataset(" in sources  # helpers moved out stay inside

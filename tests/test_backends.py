@@ -27,6 +27,23 @@ def test_cpu_backend_is_always_available():
     assert cpu.info()["timer_resolution_s"] > 0
 
 
+class _Mkldnn:
+    def __init__(self, bf16, fp16=None):
+        self._is_mkldnn_bf16_supported = lambda: bf16
+        if fp16 is not None:
+            self._is_mkldnn_fp16_supported = lambda: fp16
+
+
+def test_the_cpu_says_which_half_precision_it_emulates(monkeypatch):
+    """The one home of the CPU half-precision check: oneDNN's answer, and emulated where torch cannot tell."""
+    cpu = bk.get("cpu")
+    monkeypatch.setattr(torch.ops, "mkldnn", _Mkldnn(bf16=False, fp16=True))
+    assert (cpu.emulates("bfloat16"), cpu.emulates("float16"), cpu.emulates("float32")) == (True, False, False)
+    monkeypatch.setattr(torch.ops, "mkldnn", _Mkldnn(bf16=True))  # an older torch without the fp16 query
+    assert (cpu.emulates("bfloat16"), cpu.emulates("float16")) == (False, True)
+    assert not bk.Backend("mps", True).emulates("bfloat16")  # other backends run what they run natively
+
+
 def test_unknown_backend_is_a_user_error():
     from benchbench.errors import UserError
 

@@ -13,9 +13,9 @@ MODULES = sorted(
     for p in (ROOT / "benchbench").rglob("*.py") if p.name != "__main__.py"
 )
 # The layers, bottom first: a module may import its own package and the packages before it, and the leaves.
-LAYERS = ["model", "metrics", "measure", "environment", "api", "analysis", "run", "output", "commands"]
+LAYERS = ["model", "metrics", "measure", "environment", "api", "page", "analysis", "run", "output", "commands"]
 # Modules every layer may import: they import nothing of benchbench but each other.
-LEAVES = {"errors", "kinds", "_version", "interrupts", "worktree"}
+LEAVES = {"errors", "kinds", "_version", "interrupts", "worktree", "workloads"}
 # Entry points and the package itself stand above every layer (`python -m benchbench.worker` and friends are
 # started by name in other checkouts too, so they stay where they are).
 TOP = {"benchbench", "__main__", "cli", "frame", "worker", "profile_worker", "validate_worker"}

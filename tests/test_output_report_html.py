@@ -1,18 +1,22 @@
 """output/report_html.py: the report page, on synthetic reports with known content and on the reference reports."""
 
+import functools
 import re
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from test_compare import FP, make_report, result, timings
 
+from benchbench import page as suite_page
 from benchbench.analysis.compare import compare
 from benchbench.analysis.gate import Policy, gate
 from benchbench.model.formats import load_any, load_reports
 from benchbench.model.report import CaseKey, load
-from benchbench.output.report_html import recommendation, report_page
+from benchbench.output.report_html import report_page
+from benchbench.run import registry
 
 REFERENCE = Path(__file__).parent.parent / "reports" / "reference"
 TENSOR_OPS = REFERENCE / "cpu-epyc-2core_tensor_ops-autograd_quick.json"
@@ -99,9 +103,15 @@ def test_single_report_page_shows_machine_checks_backends_ceilings(tmp_path):
     assert [r.stats.median for r in again.results if r.ok] == [r.stats.median for r in rep.results if r.ok]
 
 
+@functools.cache
+def builtin_suite_hooks():
+    """The training and dataloader suites, whose page hooks draw their parts of their sections."""
+    return registry.builtin_modules(["training", "dataloader"])
+
+
 def test_training_page_draws_a_pay_off_only_from_a_speed_up_the_suite_trusts():
     rep = load(TRAINING)
-    training = section(report_page([rep], ["training"]), "s-suite-training")
+    training = section(report_page([rep], ["training"], suites=builtin_suite_hooks()), "s-suite-training")
     assert "Eager vs compiled" in training
     notes = " ".join(svg_texts(training))
     # what the stored metrics say: mlp is slower than eager beyond the noise; cnn, resnet18 and transformer
@@ -136,7 +146,7 @@ def compiled_pair(flags=(), speedup_within_noise=False):
     ((), True, "2.00x (within noise), compile 20 s"),
 ])
 def test_a_compiled_result_the_suite_distrusts_never_pays_off_on_the_page(flags, within, shown):
-    training = section(report_page([compiled_pair(flags, within)], ["r"]), "s-suite-training")
+    training = section(report_page([compiled_pair(flags, within)], ["r"], suites=builtin_suite_hooks()), "s-suite-training")
     notes = " ".join(svg_texts(training))
     assert shown in notes
     trusted = not flags and not within
@@ -165,16 +175,18 @@ def dataloader_report(with_recommendation=True):
 
 def test_dataloader_throughput_against_num_workers_marks_the_recommendation():
     rep = dataloader_report()
+    from suites._dataloader.page import recommendation
+
     rec = recommendation(rep.results)
     assert rec["num_workers"] == 2 and rec["_on"].benchmark == "jpeg_pipeline"
-    page = report_page([rep], ["dl"])
+    page = report_page([rep], ["dl"], suites=builtin_suite_hooks())
     suite = section(page, "s-suite-dataloader")
     assert "Throughput against num_workers" in suite
     texts = svg_texts(suite)
     assert texts.count("recommended: num_workers=2 (3.17x the default)") == 1
     assert "in_memory[batch=32]" in texts and "jpeg_pipeline[batch=32,decoder=pil]" in texts
     assert "in_memory[batch=32,num_workers=8] cpu: failed" in suite  # not measured, and said so
-    plain = section(report_page([dataloader_report(False)], ["dl"]), "s-suite-dataloader")
+    plain = section(report_page([dataloader_report(False)], ["dl"], suites=builtin_suite_hooks()), "s-suite-dataloader")
     assert "no recommendation in this report" in plain and "recommended:" not in plain
 
 
@@ -183,7 +195,7 @@ def test_dataloader_charts_tolerate_reports_without_the_expected_metrics():
     for r in rep.results:
         r.recommendation = {"num_workers": "two"}
         r.work = {}
-    page = report_page([rep], ["dl"])
+    page = report_page([rep], ["dl"], suites=builtin_suite_hooks())
     assert "Throughput against num_workers" in page and "recommended:" not in page
 
 
@@ -273,3 +285,35 @@ def test_a_page_of_hostile_labels_shows_them_as_text_and_runs_no_script_of_their
         again = load_reports(path)[0]  # the embedded reports come back unharmed
         assert again.label == HOSTILE and again.run_id == HOSTILE
         assert {r.reason for r in again.results if not r.ok} == {HOSTILE}
+
+
+def test_the_page_draws_what_a_suite_gives_it_and_knows_no_suite_itself():
+    rep = dataloader_report()
+    rs = {r.key: r for r in rep.results}
+    ok = [k for k, r in rs.items() if r.ok and k.benchmark == "in_memory"]
+    seen = []
+
+    def page_blocks(runs, backend):
+        seen.append(([run.name for run in runs], backend, {k.suite for run in runs for k in run.results}))
+        (run,) = runs
+        return [suite_page.Heading("Mine"), suite_page.Note("a <note>"),
+                suite_page.Table([{"case": "x", "status": suite_page.Status("failed"), "n": 3}], numeric=("n",)),
+                suite_page.Bars(["a", "b"], [("s1", [(run.results[ok[0]], "bar note"), (None, "")])], "my bars"),
+                suite_page.Lines([("line", [(float(i), suite_page.case_label(k), run.results.get(k)) for i, k in enumerate(ok)]
+                             + [(9.0, "gone", None)])], "x axis", "my lines", [(0.0, run.results[ok[0]], "star")])]
+
+    hooks = SimpleNamespace(page_blocks=page_blocks, page_note=lambda r: "own note" if r.key == ok[0] else None)
+    rep.results[0].note = "stored"
+    rep.results[1].note = "stored too"
+    suite = section(report_page([rep], ["dl"], suites={"dataloader": hooks}), "s-suite-dataloader")
+    assert seen == [(["dl"], False, {"dataloader"})]
+    assert "<h3>Mine</h3>" in suite and "a &lt;note&gt;" in suite and ">failed</span>" in suite
+    texts = svg_texts(suite)
+    assert "bar note" in texts and "star" in texts and "missing" in texts  # the absent bar says why
+    assert "my bars" in suite and "my lines" in suite and "Not measured: gone: missing." in suite
+    assert ("own note" in suite) is (rep.results[0].key == ok[0]) and "stored too" in suite
+    # without the suite's hooks the page draws its own charts and tables only
+    plain = section(report_page([rep], ["dl"]), "s-suite-dataloader")
+    assert "Throughput against num_workers" not in plain and "<h3>Mine</h3>" not in plain
+    training = section(report_page([load(TRAINING)], ["training"]), "s-suite-training")
+    assert "Eager vs compiled" not in training

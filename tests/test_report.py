@@ -132,7 +132,7 @@ def test_every_older_golden_reads_with_the_typed_fields_filled_from_its_metrics(
 def test_the_typed_golden_fills_every_typed_field_and_the_harness_reads_them():
     from benchbench.analysis.ceilings import bound
     from benchbench.analysis.compare import SHAPE_FIELDS, summary_of
-    from benchbench.output.report_html import recommendation
+    from suites._dataloader.page import recommendation
 
     report = rp.load(DATA / "report_v2_typed.json")
     seen = {f for r in report.results for f in r.typed_values()}

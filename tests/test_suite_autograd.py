@@ -4,11 +4,11 @@ one end-to-end run through the CLI (worker processes) for derive and the % ceili
 import pytest
 import torch
 from conftest import run_cli
-from fakes import TINY_BUDGET, steady_backend
+from fakes import TINY_BUDGET, FakeBackend, steady_backend
 
 from benchbench import load
 from benchbench.analysis.ceilings import ceiling_fraction
-from benchbench.api import Context
+from benchbench.api import Context, cpu_limit_reason
 from benchbench.model.report import CaseKey, Result
 from benchbench.run import registry
 from benchbench.run.execute import run_case
@@ -62,12 +62,12 @@ def test_backward_formulas(ag):
 
 
 def test_cpu_limits(ag):
-    assert ag.cpu_limit_reason("cpu", "float32", ag.mlp_step_flops("fwd", 64, ag.widths(ag.WIDE)), False) is None
-    reason = ag.cpu_limit_reason("cpu", "float32", ag.mlp_step_flops("fwd", 1024, ag.widths(ag.WIDE)), False)
+    assert cpu_limit_reason("cpu", "float32", ag.mlp_step_flops("fwd", 64, ag.widths(ag.WIDE)), False) is None
+    reason = cpu_limit_reason("cpu", "float32", ag.mlp_step_flops("fwd", 1024, ag.widths(ag.WIDE)), False)
     assert reason and "68.8 GFLOP" in reason
-    assert ag.cpu_limit_reason("cpu", "bfloat16", ag.matmul_backward_flops(1024), native=False)
-    assert ag.cpu_limit_reason("cpu", "bfloat16", ag.matmul_backward_flops(1024), native=True) is None
-    assert ag.cpu_limit_reason("cuda", "bfloat16", 1e18, native=False) is None
+    assert cpu_limit_reason("cpu", "bfloat16", ag.matmul_backward_flops(1024), emulated=True)
+    assert cpu_limit_reason("cpu", "bfloat16", ag.matmul_backward_flops(1024), emulated=False) is None
+    assert cpu_limit_reason("cuda", "bfloat16", 1e18, emulated=True) is None
 
 
 def test_quick_grid_has_small_and_large_batches_of_both_nets_in_both_steps(suite, ag):
@@ -86,7 +86,7 @@ def test_wide_mlp_at_large_batch_is_skipped_on_the_cpu(suite):
 
 
 def test_emulated_half_matmul_backward_is_skipped_on_the_cpu(suite, ag, monkeypatch):
-    monkeypatch.setattr(ag, "_native_half", lambda dtype_name: False)
+    monkeypatch.setattr(FakeBackend, "emulates", lambda self, dtype: dtype in ("bfloat16", "float16"))
     r = run_case(suite.benchmark("matmul_backward"), key("matmul_backward", {"n": 1024}, dtype="bfloat16"),
                  fake("cpu"), TINY)
     assert r.status == "skipped" and "no native bfloat16" in r.reason

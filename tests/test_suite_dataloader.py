@@ -28,6 +28,11 @@ from benchbench.measure.engine import Budget
 from benchbench.model.report import CaseKey, Result, load
 from benchbench.run import execute, registry
 from benchbench.run.runner import plan
+from suites._dataloader import analysis as dl_analysis
+from suites._dataloader import images as dl_images
+from suites._dataloader import pipeline as dl_pipeline
+from suites._dataloader import text as dl_text
+from suites._dataloader import timing as dl_timing
 
 TINY = Budget(warmup_calls=1, warmup_min_s=0.0, warmup_max_s=0.1, block_min_s=0.001, min_samples=3,
               max_samples=5, max_time_s=0.1, target_rel_ci=1.0, timeout_s=120)
@@ -45,39 +50,39 @@ def dl(suite):
 
 @pytest.fixture(scope="module")
 def tiny_set(dl, tmp_path_factory):
-    return dl.image_set(8, cache=tmp_path_factory.mktemp("cache"))
+    return dl_images.image_set(8, cache=tmp_path_factory.mktemp("cache"))
 
 
 # --- the image set ------------------------------------------------------------------------------
 def test_jpegs_are_photo_sized_deterministic_and_varied(dl):
     from PIL import Image
 
-    blobs = [dl.make_jpeg(0, i) for i in range(4)]
-    assert blobs == [dl.make_jpeg(0, i) for i in range(4)]  # byte for byte
-    assert len(set(blobs)) == 4 and dl.make_jpeg(1, 0) != blobs[0]
+    blobs = [dl_images.make_jpeg(0, i) for i in range(4)]
+    assert blobs == [dl_images.make_jpeg(0, i) for i in range(4)]  # byte for byte
+    assert len(set(blobs)) == 4 and dl_images.make_jpeg(1, 0) != blobs[0]
     for blob in blobs:
         img = Image.open(io.BytesIO(blob))
         assert img.format == "JPEG" and img.mode == "RGB"
-        assert img.size in dl.SIZES
+        assert img.size in dl_images.SIZES
         assert 30_000 < len(blob) < 250_000, len(blob)  # ImageNet's JPEGs average about 110 KB
 
 
 def test_image_set_is_made_once_then_reused(dl, tmp_path, monkeypatch):
-    first = dl.image_set(6, cache=tmp_path)
+    first = dl_images.image_set(6, cache=tmp_path)
     assert first.made and len(first.files) == 6
     assert first.total_bytes == sum(p.stat().st_size for p in first.files)
-    monkeypatch.setattr(dl, "make_jpeg", lambda *a: pytest.fail("the cached set was regenerated"))
-    again = dl.image_set(6, cache=tmp_path)
+    monkeypatch.setattr(dl_images, "make_jpeg", lambda *a: pytest.fail("the cached set was regenerated"))
+    again = dl_images.image_set(6, cache=tmp_path)
     assert not again.made and again.root == first.root and again.files == first.files
     assert [p.name for p in (tmp_path / "images").iterdir()] == [first.root.name]  # no half-made folder left
 
 
 def test_image_set_is_byte_for_byte_the_same_in_another_cache(dl, tmp_path):
-    a = dl.image_set(5, cache=tmp_path / "a")
-    b = dl.image_set(5, cache=tmp_path / "b")
+    a = dl_images.image_set(5, cache=tmp_path / "a")
+    b = dl_images.image_set(5, cache=tmp_path / "b")
     assert a.root.name == b.root.name
     assert [p.read_bytes() for p in a.files] == [p.read_bytes() for p in b.files]
-    manifest = json.loads((a.root / dl.MANIFEST).read_text())
+    manifest = json.loads((a.root / dl_images.MANIFEST).read_text())
     assert [f["sha256"] for f in manifest["files"]] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in b.files]
 
 
@@ -85,53 +90,53 @@ def test_image_set_is_an_image_folder(dl, tiny_set):
     from torchvision.datasets import ImageFolder
 
     folder = ImageFolder(str(tiny_set.root))
-    assert len(folder) == 8 and len(folder.classes) == dl.CLASSES
+    assert len(folder) == 8 and len(folder.classes) == dl_images.CLASSES
 
 
 def test_cache_key_follows_every_parameter(dl, monkeypatch):
-    base = dl.image_set_key(dl.image_set_spec(512))
-    assert base == dl.image_set_key(dl.image_set_spec(512))
-    others = {dl.image_set_key(dl.image_set_spec(513)), dl.image_set_key(dl.image_set_spec(512, seed=1)),
-              dl.image_set_key(dl.image_set_spec(512, classes=3))}
-    monkeypatch.setattr(dl, "GENERATOR_VERSION", dl.GENERATOR_VERSION + 1)
-    others.add(dl.image_set_key(dl.image_set_spec(512)))
+    base = dl_images.image_set_key(dl_images.image_set_spec(512))
+    assert base == dl_images.image_set_key(dl_images.image_set_spec(512))
+    others = {dl_images.image_set_key(dl_images.image_set_spec(513)), dl_images.image_set_key(dl_images.image_set_spec(512, seed=1)),
+              dl_images.image_set_key(dl_images.image_set_spec(512, classes=3))}
+    monkeypatch.setattr(dl_images, "GENERATOR_VERSION", dl_images.GENERATOR_VERSION + 1)
+    others.add(dl_images.image_set_key(dl_images.image_set_spec(512)))
     assert base not in others and len(others) == 4
 
 
 def test_cache_root_follows_the_xdg_convention(dl, monkeypatch, tmp_path):
     monkeypatch.setenv("BENCHBENCH_CACHE_DIR", str(tmp_path / "mine"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert dl.cache_root() == tmp_path / "mine"
+    assert dl_images.cache_root() == tmp_path / "mine"
     monkeypatch.delenv("BENCHBENCH_CACHE_DIR")
-    assert dl.cache_root() == tmp_path / "xdg" / "benchbench"
+    assert dl_images.cache_root() == tmp_path / "xdg" / "benchbench"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert dl.cache_root() == tmp_path / ".cache" / "benchbench"
+    assert dl_images.cache_root() == tmp_path / ".cache" / "benchbench"
 
 
 def test_a_set_finished_first_by_another_process_wins(dl, tmp_path, monkeypatch):
     """Two processes making the same set: the one whose rename loses uses the winner's set."""
     real_rename = os.rename
-    other = dl.image_set(3, cache=tmp_path / "other")
+    other = dl_images.image_set(3, cache=tmp_path / "other")
 
     def other_process_wins(src, dst):
         real_rename(other.root, dst)
         raise OSError(39, "Directory not empty")
 
-    monkeypatch.setattr(dl.os, "rename", other_process_wins)
-    got = dl.image_set(3, cache=tmp_path / "mine")
+    monkeypatch.setattr(dl_images.os, "rename", other_process_wins)
+    got = dl_images.image_set(3, cache=tmp_path / "mine")
     assert got.made and len(got.files) == 3 and all(p.is_file() for p in got.files)
     assert [p.name for p in (tmp_path / "mine" / "images").iterdir()] == [got.root.name]
 
 
 def test_image_count_comes_from_the_profile_or_the_environment(dl, monkeypatch):
-    monkeypatch.delenv(dl.IMAGES_ENV, raising=False)
-    assert dl.image_count("quick") == 256
-    monkeypatch.setenv(dl.IMAGES_ENV, "24")
-    assert dl.image_count("quick") == 24
-    monkeypatch.setenv(dl.IMAGES_ENV, "many")
+    monkeypatch.delenv(dl_images.IMAGES_ENV, raising=False)
+    assert dl_images.image_count("quick") == 256
+    monkeypatch.setenv(dl_images.IMAGES_ENV, "24")
+    assert dl_images.image_count("quick") == 24
+    monkeypatch.setenv(dl_images.IMAGES_ENV, "many")
     with pytest.raises(ValueError, match="positive number"):
-        dl.image_count("quick")
+        dl_images.image_count("quick")
 
 
 # --- the pipeline -------------------------------------------------------------------------------
@@ -141,8 +146,8 @@ needs_torchcodec = pytest.mark.skipif(importlib.util.find_spec("torchcodec") is 
 
 @pytest.mark.parametrize("decoder", ["pil", "torchvision", pytest.param("torchcodec", marks=needs_torchcodec)])
 def test_every_decoder_gives_normalized_crops(dl, tiny_set, decoder):
-    x, y = dl.make_dataset(tiny_set.root, decoder)[0]
-    assert x.shape == (3, dl.CROP, dl.CROP) and x.dtype == torch.float32 and 0 <= y < dl.CLASSES
+    x, y = dl_pipeline.make_dataset(tiny_set.root, decoder)[0]
+    assert x.shape == (3, dl_pipeline.CROP, dl_pipeline.CROP) and x.dtype == torch.float32 and 0 <= y < dl_images.CLASSES
     assert x.min() < 0 < x.max()  # normalized around the ImageNet mean
 
 
@@ -153,25 +158,25 @@ def test_every_decoder_decodes_the_same_pixels_as_pil(dl, tiny_set, decoder):
 
     blob = tiny_set.files[0].read_bytes()
     pil = torch.from_numpy(np.array(Image.open(io.BytesIO(blob)).convert("RGB"))).permute(2, 0, 1)
-    decode = dl.decode_jpeg_rgb() if decoder == "torchvision" else dl.decode_torchcodec_rgb()
+    decode = dl_pipeline.decode_jpeg_rgb() if decoder == "torchvision" else dl_pipeline.decode_torchcodec_rgb()
     got = decode(torch.frombuffer(bytearray(blob), dtype=torch.uint8))
     assert got.shape == pil.shape and got.dtype == torch.uint8
     assert (got.int() - pil.int()).abs().float().mean() < 2  # all libjpeg; IDCT rounding may differ
 
 
 def test_decoders_measured_follow_cuda(dl):
-    assert dl.decoders_for(False) == ("pil", "torchvision", "torchcodec")
-    assert dl.decoders_for(True) == ("pil", "torchvision", "torchcodec", "torchcodec-cuda")
-    assert set(dl.DECODER_PREFERENCE) == set(dl.decoders_for(True)) == set(dl.DECODER_TEXT)
+    assert dl_pipeline.decoders_for(False) == ("pil", "torchvision", "torchcodec")
+    assert dl_pipeline.decoders_for(True) == ("pil", "torchvision", "torchcodec", "torchcodec-cuda")
+    assert set(dl_pipeline.DECODER_PREFERENCE) == set(dl_pipeline.decoders_for(True)) == set(dl_pipeline.DECODER_TEXT)
     with pytest.raises(ValueError, match="unknown decoder"):
-        dl.decoder_reason("nvjpeg", "cuda")
+        dl_pipeline.decoder_reason("nvjpeg", "cuda")
 
 
 def test_without_torchcodec_its_cases_skip_with_the_install_command(suite, dl, monkeypatch, tiny_set):
     monkeypatch.setitem(sys.modules, "torchcodec", None)  # import torchcodec raises ImportError
     monkeypatch.setitem(sys.modules, "torchcodec.decoders", None)
     hint = 'pip install "benchbench[codecs]"'
-    assert dl.torchcodec_reason() == f"torchcodec is not installed: {hint}"
+    assert dl_pipeline.torchcodec_reason() == f"torchcodec is not installed: {hint}"
     cpu = get_backend("cpu")
     cases = [("jpeg_pipeline", {"decoder": "torchcodec", "num_workers": 0, "batch": 16}),
              ("jpeg_pipeline", {"decoder": "torchcodec-cuda", "num_workers": 0, "batch": 16}),
@@ -195,7 +200,7 @@ def test_a_torchcodec_that_does_not_load_is_a_skip_with_its_reason(dl, monkeypat
 
     monkeypatch.delitem(sys.modules, "torchcodec.decoders", raising=False)
     monkeypatch.setattr(builtins, "__import__", broken)
-    assert dl.torchcodec_reason() == ('torchcodec does not load with this torch (Could not load libtorchcodec.): '
+    assert dl_pipeline.torchcodec_reason() == ('torchcodec does not load with this torch (Could not load libtorchcodec.): '
                                       'pip install "benchbench[codecs]"')
 
 
@@ -206,10 +211,10 @@ def test_torchvision_decoding_warns_nothing_per_call(dl, tiny_set):
     blob = torch.frombuffer(bytearray(tiny_set.files[0].read_bytes()), dtype=torch.uint8)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        decode = dl.decode_jpeg_rgb()
+        decode = dl_pipeline.decode_jpeg_rgb()
         for _ in range(3):
             decode(blob)
-        dataset = dl.make_dataset(tiny_set.root, "torchvision")
+        dataset = dl_pipeline.make_dataset(tiny_set.root, "torchvision")
         dataset[0], dataset[1]
     assert [str(w.message) for w in seen if "TorchVision" in str(w.message)] == []
 
@@ -217,14 +222,14 @@ def test_torchvision_decoding_warns_nothing_per_call(dl, tiny_set):
 def test_the_deprecation_is_caught_where_torchvision_deprecates(dl):
     import torchvision
 
-    text = dl.torchvision_deprecation()
+    text = dl_pipeline.torchvision_deprecation()
     major, minor = (int(x) for x in torchvision.__version__.split(".")[:2])
     if (major, minor) >= (0, 29):
-        assert text.startswith(dl.TORCHVISION_DEPRECATION) and text.endswith(".") and "\n" not in text
-        assert dl.deprecation_metrics("torchvision") == {"deprecated": text}
+        assert text.startswith(dl_pipeline.TORCHVISION_DEPRECATION) and text.endswith(".") and "\n" not in text
+        assert dl_pipeline.deprecation_metrics("torchvision") == {"deprecated": text}
     else:
-        assert text is None and dl.deprecation_metrics("torchvision") == {}
-    assert dl.deprecation_metrics("torchcodec") == {}
+        assert text is None and dl_pipeline.deprecation_metrics("torchvision") == {}
+    assert dl_pipeline.deprecation_metrics("torchcodec") == {}
 
 
 def test_the_deprecation_is_reported_once_per_run_and_labels_its_rows(dl):
@@ -273,10 +278,11 @@ def fake_nvjpeg(log: list):
 @pytest.fixture
 def fake_gpu(dl, monkeypatch, tiny_set):
     log: list = []
-    monkeypatch.setattr(dl, "torchcodec_decode", lambda: fake_nvjpeg(log))
-    monkeypatch.setattr(dl, "torchcodec_reason", lambda: None)
+    monkeypatch.setattr(dl, "torchcodec_decode", lambda: fake_nvjpeg(log))  # the stage case
+    monkeypatch.setattr(dl_pipeline, "torchcodec_decode", lambda: fake_nvjpeg(log))  # the loader
+    monkeypatch.setattr(dl_pipeline, "torchcodec_reason", lambda: None)
     monkeypatch.setenv("BENCHBENCH_CACHE_DIR", str(tiny_set.root.parent.parent))
-    monkeypatch.setenv(dl.IMAGES_ENV, "8")
+    monkeypatch.setenv(dl_images.IMAGES_ENV, "8")
     return LoggingCuda(log), log
 
 
@@ -300,12 +306,12 @@ def test_gpu_decoder_gives_the_batch_transformed_on_the_device(dl, tiny_set):
     import numpy as np
 
     log: list = []
-    run = dl.device_decoder(torch.device("cpu"), decode=fake_nvjpeg(log))
-    batch = [(np.fromfile(p, dtype=np.uint8), i % dl.CLASSES) for i, p in enumerate(tiny_set.files[:3])]
+    run = dl_pipeline.device_decoder(torch.device("cpu"), decode=fake_nvjpeg(log))
+    batch = [(np.fromfile(p, dtype=np.uint8), i % dl_images.CLASSES) for i, p in enumerate(tiny_set.files[:3])]
     x, y = run(batch)
-    assert x.shape == (3, 3, dl.CROP, dl.CROP) and x.dtype == torch.float32 and y.tolist() == [0, 1, 2]
+    assert x.shape == (3, 3, dl_pipeline.CROP, dl_pipeline.CROP) and x.dtype == torch.float32 and y.tolist() == [0, 1, 2]
     assert log == [("decode", 3, "cpu", "RGB")]
-    loader = dl.make_loader(dl.make_dataset(tiny_set.root, "torchcodec-cuda"), 2, 0, epoch_batches=2, collate=list)
+    loader = dl_pipeline.make_loader(dl_pipeline.make_dataset(tiny_set.root, "torchcodec-cuda"), 2, 0, epoch_batches=2, collate=list)
     first = next(iter(loader))
     assert isinstance(first, list) and len(first) == 2 and first[0][0].dtype == np.uint8
 
@@ -332,7 +338,7 @@ def test_gpu_decode_stage_is_timed_by_the_backends_timer(suite, dl, fake_gpu):
     (1, "quick", [0, 1]), (2, "quick", [0, 1, 2]), (2, "default", [0, 1, 2]), (16, "quick", [0, 1, 4, 16]),
     (16, "default", [0, 1, 2, 4, 8, 16]), (6, "default", [0, 1, 2, 4, 6]), (2, "full", [0, 1, 2, 4])])
 def test_worker_counts_stop_at_the_usable_cpus(dl, cpus, profile, expected):
-    assert dl.worker_counts(cpus, profile) == expected
+    assert dl_pipeline.worker_counts(cpus, profile) == expected
 
 
 def test_planned_cases_never_use_more_workers_than_cpus(suite, dl):
@@ -364,7 +370,7 @@ class FakeLoader:
 def test_windows_leave_out_each_epochs_start_up(dl):
     clock = FakeClock()
     loader = FakeLoader(clock, batches=8, startup=5.0, per_batch=0.5)
-    t = dl.time_loader(loader, window=2, min_samples=5, max_samples=100, max_s=0.0, clock=clock)
+    t = dl_timing.time_loader(loader, window=2, min_samples=5, max_samples=100, max_s=0.0, clock=clock)
     # epoch 1 gives 3 samples (windows 2-4), epoch 2 the other two; no sample holds the 5 s start-up
     assert t.samples == [0.5] * 5 and t.epochs == 2
     assert t.first_batch_s == [5.5, 5.5]
@@ -373,15 +379,15 @@ def test_windows_leave_out_each_epochs_start_up(dl):
 
 def test_sampling_stops_on_time_or_count(dl):
     clock = FakeClock()
-    t = dl.time_loader(FakeLoader(clock, 100, 0.0, 1.0), window=1, min_samples=3, max_samples=100, max_s=10.0,
+    t = dl_timing.time_loader(FakeLoader(clock, 100, 0.0, 1.0), window=1, min_samples=3, max_samples=100, max_s=10.0,
                        clock=clock)
     assert len(t.samples) == 11  # 10 clock seconds after the first sample
     clock = FakeClock()
-    t = dl.time_loader(FakeLoader(clock, 100, 0.0, 1.0), window=1, min_samples=3, max_samples=6, max_s=1e9,
+    t = dl_timing.time_loader(FakeLoader(clock, 100, 0.0, 1.0), window=1, min_samples=3, max_samples=6, max_s=1e9,
                        clock=clock)
     assert len(t.samples) == 6
     clock = FakeClock()  # an epoch that ends with enough samples: no second epoch (no second start-up)
-    t = dl.time_loader(FakeLoader(clock, 8, 0.0, 1.0), window=1, min_samples=3, max_samples=100, max_s=1e9,
+    t = dl_timing.time_loader(FakeLoader(clock, 8, 0.0, 1.0), window=1, min_samples=3, max_samples=100, max_s=1e9,
                        clock=clock)
     assert len(t.samples) == 7 and t.epochs == 1
 
@@ -389,14 +395,14 @@ def test_sampling_stops_on_time_or_count(dl):
 def test_an_epoch_too_short_for_its_windows_is_an_error(dl):
     clock = FakeClock()
     with pytest.raises(ValueError, match="too short"):
-        dl.time_loader(FakeLoader(clock, 3, 0.0, 1.0), window=2, min_samples=5, max_samples=10, max_s=1.0,
+        dl_timing.time_loader(FakeLoader(clock, 3, 0.0, 1.0), window=2, min_samples=5, max_samples=10, max_s=1.0,
                        clock=clock)
 
 
 def test_a_worker_error_keeps_the_workers_own_message(dl):
     clock = FakeClock()
-    with pytest.raises(dl.WorkerError) as info:
-        dl.time_loader(FakeLoader(clock, 8, 0.0, 1.0, fail_at=3), window=1, min_samples=5, max_samples=10,
+    with pytest.raises(dl_timing.WorkerError) as info:
+        dl_timing.time_loader(FakeLoader(clock, 8, 0.0, 1.0, fail_at=3), window=1, min_samples=5, max_samples=10,
                        max_s=1.0, clock=clock)
     assert str(info.value) == "ValueError in DataLoader worker process 1: ValueError: bad image 7"
 
@@ -404,20 +410,20 @@ def test_a_worker_error_keeps_the_workers_own_message(dl):
 def test_memory_is_read_while_workers_run(dl):
     clock = FakeClock()
     reads = []
-    t = dl.time_loader(FakeLoader(clock, 8, 0.0, 1.0), window=1, min_samples=3, max_samples=3, max_s=0.0,
+    t = dl_timing.time_loader(FakeLoader(clock, 8, 0.0, 1.0), window=1, min_samples=3, max_samples=3, max_s=0.0,
                        memory=lambda: reads.append(1) or {"workers_uss_bytes": 10.0}, clock=clock)
     assert reads == [1] and t.worker_memory == {"workers_uss_bytes": 10.0}
 
 
 # --- stage accounting ---------------------------------------------------------------------------
 def test_stage_breakdown_shares_and_the_rest(dl):
-    rows = dl.stage_breakdown({"read": 0.001, "decode": 0.003, "transform": 0.004, "collate": 0.001}, 0.010)
+    rows = dl_analysis.stage_breakdown({"read": 0.001, "decode": 0.003, "transform": 0.004, "collate": 0.001}, 0.010)
     got = {r["stage"]: (r["s_per_image"], r["share"]) for r in rows}
     assert got["decode"] == pytest.approx((0.003, 0.3))
     assert got["other"] == pytest.approx((0.001, 0.1))
     assert sum(r["share"] for r in rows) == pytest.approx(1.0)
     with pytest.raises(ValueError):
-        dl.stage_breakdown({"read": 1.0}, 0.0)
+        dl_analysis.stage_breakdown({"read": 1.0}, 0.0)
 
 
 def _shuffled(n: int) -> list[int]:
@@ -467,13 +473,13 @@ def S(dl, workers: int, rate: float, knob: str = "none", decoder: str = "pil", n
       batch: int = 32):
     per_batch = batch / rate
     samples = tuple(per_batch * (1 + spread * (k - n // 2) / (n // 2)) for k in _shuffled(n))
-    return dl.Setting(decoder, workers, knob, batch, samples, label=f"{decoder}-{workers}-{knob}")
+    return dl_analysis.Setting(decoder, workers, knob, batch, samples, label=f"{decoder}-{workers}-{knob}")
 
 
 def test_recommend_picks_the_knee(dl):
     settings = [S(dl, 0, 100), S(dl, 1, 180), S(dl, 2, 303), S(dl, 4, 310), S(dl, 8, 305),
                 S(dl, 4, 316, knob="prefetch4")]
-    rec = dl.recommend(settings)
+    rec = dl_analysis.recommend(settings)
     assert rec["num_workers"] == 2 and rec["knob"] == "none"  # 303 >= 0.95 * 316 = 300.2; 180 is not
     assert rec["best_label"] == "pil-4-prefetch4"
     assert rec["speedup"] == pytest.approx(3.03, rel=0.02)
@@ -489,20 +495,20 @@ def test_recommend_picks_the_knee(dl):
 ])
 def test_the_knee_is_within_five_percent_of_the_best(dl, rates, picked):
     settings = [S(dl, 0, 100)] + [S(dl, w, r) for w, r in rates.items()]
-    assert dl.recommend(settings)["num_workers"] == picked
+    assert dl_analysis.recommend(settings)["num_workers"] == picked
 
 
 def test_recommend_prefers_no_extra_knob_then_imagefolders_decoder(dl):
-    rec = dl.recommend([S(dl, 0, 100), S(dl, 2, 200, knob="spawn"), S(dl, 2, 199, knob="unordered"),
+    rec = dl_analysis.recommend([S(dl, 0, 100), S(dl, 2, 200, knob="spawn"), S(dl, 2, 199, knob="unordered"),
                         S(dl, 2, 198, decoder="torchvision"), S(dl, 2, 197)])
     assert (rec["knob"], rec["decoder"]) == ("none", "pil")
-    rec = dl.recommend([S(dl, 0, 100), S(dl, 2, 200, knob="spawn"), S(dl, 2, 199, knob="unordered"),
+    rec = dl_analysis.recommend([S(dl, 0, 100), S(dl, 2, 200, knob="spawn"), S(dl, 2, 199, knob="unordered"),
                         S(dl, 2, 150)])
     assert rec["knob"] == "unordered" and "in_order=False" in rec["setting"]
 
 
 def test_a_flat_curve_recommends_the_default(dl):
-    rec = dl.recommend([S(dl, 0, 100), S(dl, 1, 102), S(dl, 2, 103), S(dl, 2, 101, knob="prefetch4")])
+    rec = dl_analysis.recommend([S(dl, 0, 100), S(dl, 1, 102), S(dl, 2, 103), S(dl, 2, 101, knob="prefetch4")])
     assert rec["is_default"] and rec["num_workers"] == 0
     assert rec["speedup"] == pytest.approx(1.0)
 
@@ -510,7 +516,7 @@ def test_a_flat_curve_recommends_the_default(dl):
 def paired(dl, workers: int, ratios: tuple[float, ...], base_s: float = 0.32):
     """A Setting measured in rounds whose round medians are `ratios` times faster than the default's `base_s`."""
     medians = tuple((i, base_s / r) for i, r in enumerate(ratios))
-    return dl.Setting("pil", workers, "none", 32, tuple(m for _, m in medians), label=f"pil-{workers}",
+    return dl_analysis.Setting("pil", workers, "none", 32, tuple(m for _, m in medians), label=f"pil-{workers}",
                       median_s=statistics.geometric_mean([m for _, m in medians]), rounds=medians)
 
 
@@ -520,7 +526,7 @@ def test_a_setting_faster_only_within_noise_is_not_recommended(dl):
     default beyond noise, else the default is kept and the noisy candidate named."""
     base = paired(dl, 0, (1.0, 1.0, 1.0))
     noisy = paired(dl, 2, (1.32, 0.93, 1.02))
-    rec = dl.recommend([base, noisy])
+    rec = dl_analysis.recommend([base, noisy])
     assert rec["is_default"] and rec["num_workers"] == 0 and rec["label"] == "pil-0"
     assert rec["speedup"] == pytest.approx(1.0) and rec["speedup_ci"] == pytest.approx([1.0, 1.0])
     assert rec["within_noise"]["setting"] == "num_workers=2"
@@ -536,16 +542,16 @@ def test_a_setting_faster_only_within_noise_is_not_recommended(dl):
 def test_the_cheapest_setting_faster_beyond_noise_is_recommended(dl):
     """Two settings within 5% of each other: the cheaper one's interval holds 1, the dearer one's does not."""
     base = paired(dl, 0, (1.0, 1.0, 1.0))
-    rec = dl.recommend([base, paired(dl, 2, (1.32, 0.93, 1.02)), paired(dl, 4, (1.10, 1.11, 1.09))])
+    rec = dl_analysis.recommend([base, paired(dl, 2, (1.32, 0.93, 1.02)), paired(dl, 4, (1.10, 1.11, 1.09))])
     assert rec["num_workers"] == 4 and not rec["is_default"] and rec["within_noise"] is None
     assert rec["speedup_ci"][0] > 1
 
 
 def test_recommend_needs_the_default_and_one_batch_size(dl):
-    assert dl.recommend([S(dl, 1, 100), S(dl, 2, 150)]) is None
-    assert dl.recommend([]) is None
+    assert dl_analysis.recommend([S(dl, 1, 100), S(dl, 2, 150)]) is None
+    assert dl_analysis.recommend([]) is None
     with pytest.raises(ValueError, match="one batch size"):
-        dl.recommend([S(dl, 0, 100), S(dl, 2, 150, batch=64)])
+        dl_analysis.recommend([S(dl, 0, 100), S(dl, 2, 150, batch=64)])
 
 
 # --- one estimator for the speed-up and its interval -----------------------------------------------
@@ -568,7 +574,7 @@ def rounds_setting(dl, decoder: str, workers: int, per_batch: float, rng, rounds
         samples.extend(float(x) for x in xs)
         medians.append((i, float(np.median(xs))))
     rate_median = float(np.exp(np.mean(np.log([m for _, m in medians]))))
-    return dl.Setting(decoder, workers, "none", batch, tuple(samples), label=f"{decoder}-{workers}",
+    return dl_analysis.Setting(decoder, workers, "none", batch, tuple(samples), label=f"{decoder}-{workers}",
                       median_s=rate_median, rounds=tuple(medians))
 
 
@@ -587,10 +593,10 @@ def test_speedup_lies_inside_its_interval_for_skewed_rounds(dl, seed):
                           skew=float(rng.uniform(0, 0.5)), slow_round=slow)
     new = rounds_setting(dl, "pil", 2, 0.15, rng, rounds, n=rng.integers(2, 21, rounds), luck=luck,
                          skew=float(rng.uniform(0, 0.5)))
-    ratio, low, high = dl.speedup_interval(base, new)
+    ratio, low, high = dl_analysis.speedup_interval(base, new)
     assert low <= ratio <= high
-    assert (ratio, low, high) == dl.speedup_interval(base, new)  # deterministic
-    rec = dl.recommend([base, new])
+    assert (ratio, low, high) == dl_analysis.speedup_interval(base, new)  # deterministic
+    rec = dl_analysis.recommend([base, new])
     assert rec["speedup_ci"][0] <= rec["speedup"] <= rec["speedup_ci"][1]
     # with the same rounds on both sides it is the ratio of the two settings' own estimates
     assert ratio == pytest.approx(base.median_s / new.median_s, rel=1e-9)
@@ -607,15 +613,15 @@ def test_speedup_interval_covers_the_true_ratio_under_process_luck(dl):
         luck = [float(np.exp(0.2 * rng.standard_normal())) for _ in range(5)]
         base = rounds_setting(dl, "pil", 0, 0.2, rng, 5, luck=luck)
         new = rounds_setting(dl, "pil", 2, 0.1, rng, 5, luck=luck)
-        _, low, high = dl.speedup_interval(base, new)
+        _, low, high = dl_analysis.speedup_interval(base, new)
         covered += low <= 2.0 <= high
     assert 0.88 <= covered / 200 <= 1.0, covered
 
 
 def test_speedup_interval_pairs_only_rounds_both_settings_have(dl):
-    a = dl.Setting("pil", 0, "none", 32, (1.0, 1.0, 1.0), rounds=((0, 2.0), (1, 2.2), (2, 9.0)))
-    b = dl.Setting("pil", 2, "none", 32, (1.0, 1.0), rounds=((0, 1.0), (1, 1.1)))
-    ratio, low, high = dl.speedup_interval(a, b)
+    a = dl_analysis.Setting("pil", 0, "none", 32, (1.0, 1.0, 1.0), rounds=((0, 2.0), (1, 2.2), (2, 9.0)))
+    b = dl_analysis.Setting("pil", 2, "none", 32, (1.0, 1.0), rounds=((0, 1.0), (1, 1.1)))
+    ratio, low, high = dl_analysis.speedup_interval(a, b)
     assert ratio == pytest.approx(2.0) and low == pytest.approx(2.0) and high == pytest.approx(2.0)
 
 
@@ -625,20 +631,20 @@ def test_one_round_falls_back_to_the_samples_and_still_holds_its_estimate(dl):
     rng = np.random.default_rng(5)
     base = 2.0 * (1 + 0.05 * rng.standard_normal(30))
     new = 1.0 * (1 + 0.05 * rng.standard_normal(30))
-    a = dl.Setting("pil", 0, "none", 32, tuple(base), rounds=((0, float(np.median(base))),))
-    b = dl.Setting("pil", 2, "none", 32, tuple(new), rounds=((0, float(np.median(new))),))
-    first = dl.speedup_interval(a, b, seed=3)
-    assert first == dl.speedup_interval(a, b, seed=3)
+    a = dl_analysis.Setting("pil", 0, "none", 32, tuple(base), rounds=((0, float(np.median(base))),))
+    b = dl_analysis.Setting("pil", 2, "none", 32, tuple(new), rounds=((0, float(np.median(new))),))
+    first = dl_analysis.speedup_interval(a, b, seed=3)
+    assert first == dl_analysis.speedup_interval(a, b, seed=3)
     ratio, low, high = first
     assert low < 2.0 < high and low <= ratio <= high and high - low < 0.2
     for seed in range(20):  # skewed samples: the bootstrap's interval may sit off the estimate; widened
         rng = np.random.default_rng(seed)
         skewed = tuple(1.0 + rng.exponential(1.0, 5) ** 3)
-        ratio, low, high = dl.speedup_interval(dl.Setting("pil", 0, "none", 32, skewed),
-                                               dl.Setting("pil", 2, "none", 32, tuple(new[:4])), seed=seed)
+        ratio, low, high = dl_analysis.speedup_interval(dl_analysis.Setting("pil", 0, "none", 32, skewed),
+                                               dl_analysis.Setting("pil", 2, "none", 32, tuple(new[:4])), seed=seed)
         assert low <= ratio <= high
-    same = dl.Setting("pil", 0, "none", 32, (2.0,) * 5)
-    assert dl.speedup_interval(same, dl.Setting("pil", 2, "none", 32, (1.0,) * 5)) == (2.0, 2.0, 2.0)
+    same = dl_analysis.Setting("pil", 0, "none", 32, (2.0,) * 5)
+    assert dl_analysis.speedup_interval(same, dl_analysis.Setting("pil", 2, "none", 32, (1.0,) * 5)) == (2.0, 2.0, 2.0)
 
 
 def test_recommendation_compares_every_decoder_and_names_the_fastest(dl):
@@ -649,7 +655,7 @@ def test_recommendation_compares_every_decoder_and_names_the_fastest(dl):
     rates = {("pil", 0): 100, ("pil", 2): 190, ("torchvision", 2): 200, ("torchcodec", 2): 230,
              ("torchcodec", 0): 120}
     settings = [rounds_setting(dl, d, w, 32 / rate, rng, 4, luck=luck) for (d, w), rate in rates.items()]
-    rec = dl.recommend(settings)
+    rec = dl_analysis.recommend(settings)
     dec = rec["decoders"]
     assert [d["decoder"] for d in dec["ranked"]] == ["torchcodec", "torchvision", "pil"]
     assert dec["ranked"][0]["setting"] == "num_workers=2"
@@ -657,26 +663,26 @@ def test_recommendation_compares_every_decoder_and_names_the_fastest(dl):
     assert dec["ratio"] == pytest.approx(230 / 200, rel=0.03)
     assert dec["ratio_ci"][0] <= dec["ratio"] <= dec["ratio_ci"][1]
     assert rec["decoder"] == "torchcodec"  # 190 and 200 are not within 5% of 230
-    text = "\n".join(dl.decoder_lines(rec))
+    text = "\n".join(dl_text.decoder_lines(rec))
     assert f"fastest: torchcodec, {dec['ratio']:.2f}x the second, torchvision (deprecated) (95% CI" in text
     assert re.search(r"torchcodec 2\d\d \(num_workers=2\), torchvision \(deprecated\) \d+ \(num_workers=2\), pil", text)
-    assert dl.compare_decoders([]) is None
-    assert "ratio" not in dl.compare_decoders(settings[:2])  # PIL alone: nothing to compare
+    assert dl_analysis.compare_decoders([]) is None
+    assert "ratio" not in dl_analysis.compare_decoders(settings[:2])  # PIL alone: nothing to compare
 
 
 def test_compare_decoders_keeps_the_first_of_equally_fast_settings_and_its_label_and_is_seeded(dl):
     settings = [S(dl, 0, 100), S(dl, 2, 150), S(dl, 4, 150), S(dl, 2, 120, decoder="torchcodec"),
                 S(dl, 4, 300, knob="prefetch4")]  # a knob is not a decoder's own setting
-    dec = dl.compare_decoders(settings)
+    dec = dl_analysis.compare_decoders(settings)
     assert dec["ranked"][0] == {"decoder": "pil", "label": "pil-2-none", "setting": "num_workers=2",
                                 "images_per_s": pytest.approx(150)}
     assert [d["decoder"] for d in dec["ranked"]] == ["pil", "torchcodec"]
-    assert dec["ratio_ci"] == dl.compare_decoders(settings, seed=0)["ratio_ci"]  # the default seed is 0
-    assert dec["ratio_ci"] != dl.compare_decoders(settings, seed=1)["ratio_ci"]  # a bootstrap: seeded
+    assert dec["ratio_ci"] == dl_analysis.compare_decoders(settings, seed=0)["ratio_ci"]  # the default seed is 0
+    assert dec["ratio_ci"] != dl_analysis.compare_decoders(settings, seed=1)["ratio_ci"]  # a bootstrap: seeded
 
 
 def test_recommend_prefers_torchcodec_to_the_deprecated_decoder_when_equally_fast(dl):
-    rec = dl.recommend([S(dl, 0, 100), S(dl, 2, 200, decoder="torchvision"), S(dl, 2, 199, decoder="torchcodec"),
+    rec = dl_analysis.recommend([S(dl, 0, 100), S(dl, 2, 200, decoder="torchvision"), S(dl, 2, 199, decoder="torchcodec"),
                         S(dl, 2, 150)])
     assert rec["decoder"] == "torchcodec"
 
@@ -763,7 +769,7 @@ def test_persistent_workers_within_noise_are_not_recommended(dl):
 @pytest.mark.parametrize(("loader", "step", "overlapped", "share"), [
     (100, 50, True, 0.0), (50, 100, True, 0.5), (100, 100, False, 0.5), (300, 100, False, 0.25)])
 def test_data_wait_share(dl, loader, step, overlapped, share):
-    assert dl.data_wait_share(loader, step, overlapped) == pytest.approx(share)
+    assert dl_analysis.data_wait_share(loader, step, overlapped) == pytest.approx(share)
 
 
 # --- a DataLoader worker that fails ----------------------------------------------------------------
@@ -793,8 +799,8 @@ class Faulty(torch.utils.data.Dataset):
                  marks=pytest.mark.slow)])
 def test_a_failing_worker_fails_its_case_with_the_reason(dl, how, reason):
     def setup(ctx):
-        loader = dl.make_loader(Faulty(how), 4, 2, epoch_batches=16)
-        timing = dl.time_loader(loader, 2, 3, 10, 1.0)
+        loader = dl_pipeline.make_loader(Faulty(how), 4, 2, epoch_batches=16)
+        timing = dl_timing.time_loader(loader, 2, 3, 10, 1.0)
         return api.Case(None, samples=timing.samples)
 
     bench = api.benchmark(name="faulty")(setup)
@@ -827,8 +833,8 @@ class Hangs(torch.utils.data.Dataset):
 
 @benchmark(timeout=20)
 def hangs(ctx):
-    loader = dl.make_loader(Hangs(), 4, 2, epoch_batches=16)
-    return Case(None, samples=dl.time_loader(loader, 2, 3, 10, 1.0).samples)
+    loader = dl_pipeline.make_loader(Hangs(), 4, 2, epoch_batches=16)
+    return Case(None, samples=dl_timing.time_loader(loader, 2, 3, 10, 1.0).samples)
 
 @benchmark
 def after(ctx):
@@ -916,14 +922,25 @@ def test_run_quick_compares_every_decoder_and_reports_the_deprecation_once(tmp_p
 
 def test_recommend_is_seeded_counts_its_candidates_and_names_the_noisy_one(dl):
     settings = [S(dl, 0, 100), S(dl, 2, 180), S(dl, 2, 170, decoder="torchcodec")]  # no rounds: a bootstrap
-    rec = dl.recommend(settings)
-    assert rec["speedup_ci"] == dl.recommend(settings, seed=0)["speedup_ci"]  # the default seed is 0
-    assert rec["speedup_ci"] != dl.recommend(settings, seed=1)["speedup_ci"]
-    assert rec["decoders"] == dl.recommend(settings, seed=0)["decoders"]
-    assert rec["decoders"]["ratio_ci"] != dl.recommend(settings, seed=1)["decoders"]["ratio_ci"]
+    rec = dl_analysis.recommend(settings)
+    assert rec["speedup_ci"] == dl_analysis.recommend(settings, seed=0)["speedup_ci"]  # the default seed is 0
+    assert rec["speedup_ci"] != dl_analysis.recommend(settings, seed=1)["speedup_ci"]
+    assert rec["decoders"] == dl_analysis.recommend(settings, seed=0)["decoders"]
+    assert rec["decoders"]["ratio_ci"] != dl_analysis.recommend(settings, seed=1)["decoders"]["ratio_ci"]
     assert rec["candidates"] == 3 and rec["batch"] == 32
-    assert dl.recommend([S(dl, 0, 100)])["is_default"]  # the default alone
+    assert dl_analysis.recommend([S(dl, 0, 100)])["is_default"]  # the default alone
     with pytest.raises(ValueError, match="^recommend compares settings of one batch size$"):
-        dl.recommend([S(dl, 0, 100), S(dl, 2, 150, batch=64)])
-    noisy = dl.recommend([paired(dl, 0, (1.0, 1.0, 1.0)), paired(dl, 2, (1.32, 0.93, 1.02))])
+        dl_analysis.recommend([S(dl, 0, 100), S(dl, 2, 150, batch=64)])
+    noisy = dl_analysis.recommend([paired(dl, 0, (1.0, 1.0, 1.0)), paired(dl, 2, (1.32, 0.93, 1.02))])
     assert noisy["within_noise"]["label"] == "pil-2"
+
+
+def test_the_shm_check_reserves_room_for_the_suites_own_batch(suite, tiny_set):
+    """The environment check's batch size in bytes is that of a batch this suite's pipeline makes."""
+    from benchbench.environment.checks import DATALOADER_BATCH_BYTES
+    from benchbench.workloads import IMAGE_BATCH
+
+    assert IMAGE_BATCH in suite.benchmark("jpeg_pipeline").params["batch"]
+    loader = dl_pipeline.make_loader(dl_pipeline.make_dataset(tiny_set.root, "pil"), IMAGE_BATCH, 0, epoch_batches=1)
+    images, _ = next(iter(loader))
+    assert images.dtype == torch.float32 and images.numel() * images.element_size() == DATALOADER_BATCH_BYTES

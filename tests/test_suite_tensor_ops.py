@@ -5,9 +5,9 @@ import math
 
 import pytest
 import torch
-from fakes import TINY_BUDGET, steady_backend
+from fakes import TINY_BUDGET, FakeBackend, steady_backend
 
-from benchbench.api import Context
+from benchbench.api import Context, cpu_limit_reason
 from benchbench.errors import Skip
 from benchbench.model.report import CaseKey
 from benchbench.run import registry
@@ -29,7 +29,7 @@ def ops(suite):
 @pytest.fixture
 def emulated_half(ops, monkeypatch):
     """Pretend this CPU has no native bfloat16/float16 units, whatever CPU the test runs on."""
-    monkeypatch.setattr(ops, "native_half", lambda dtype_name: False)
+    monkeypatch.setattr(FakeBackend, "emulates", lambda self, dtype: dtype in ("bfloat16", "float16"))
 
 
 fake = steady_backend
@@ -95,18 +95,18 @@ def test_ceiling_sizes_per_backend(ops):
 
 def test_cpu_limits(ops):
     fp32_ceiling = ops.matmul_flops(2048, 2048, 2048)
-    assert ops.cpu_limit_reason("cpu", "float32", fp32_ceiling, native=False) is None
-    reason = ops.cpu_limit_reason("cpu", "float32", ops.matmul_flops(4096, 4096, 4096), native=False)
+    assert cpu_limit_reason("cpu", "float32", fp32_ceiling, emulated=False) is None
+    reason = cpu_limit_reason("cpu", "float32", ops.matmul_flops(4096, 4096, 4096), emulated=False)
     assert reason and "137 GFLOP" in reason and "17 GFLOP limit" in reason
-    assert ops.cpu_limit_reason("cpu", "bfloat16", ops.matmul_flops(256, 256, 256), native=False) is None
-    reason = ops.cpu_limit_reason("cpu", "float16", ops.matmul_flops(512, 512, 512), native=False)
+    assert cpu_limit_reason("cpu", "bfloat16", ops.matmul_flops(256, 256, 256), emulated=True) is None
+    reason = cpu_limit_reason("cpu", "float16", ops.matmul_flops(512, 512, 512), emulated=True)
     assert reason and "no native float16" in reason
-    assert ops.cpu_limit_reason("cpu", "bfloat16", ops.matmul_flops(1024, 1024, 1024), native=True) is None
+    assert cpu_limit_reason("cpu", "bfloat16", ops.matmul_flops(1024, 1024, 1024), emulated=False) is None
     # nn.Linear's layout is an order of magnitude faster when emulated, so it gets a larger budget
     linear_512 = ops.matmul_flops(512, 1024, 1024)
-    assert ops.cpu_limit_reason("cpu", "bfloat16", linear_512, native=False)
-    assert ops.cpu_limit_reason("cpu", "bfloat16", linear_512, False, ops.CPU_EMULATED_HALF_NT_FLOP_LIMIT) is None
-    assert ops.cpu_limit_reason("cuda", "float16", 1e18, native=False) is None
+    assert cpu_limit_reason("cpu", "bfloat16", linear_512, emulated=True)
+    assert cpu_limit_reason("cpu", "bfloat16", linear_512, True, emulated_limit=ops.CPU_EMULATED_HALF_NT_FLOP_LIMIT) is None
+    assert cpu_limit_reason("cuda", "float16", 1e18, emulated=True) is None
 
 
 def test_overview_keeps_the_representative_cases_and_stays_small(suite):

@@ -67,8 +67,10 @@ def main(args: argparse.Namespace) -> int:
                      "none is gated.")
     if args.html:
         from benchbench.output.report_html import report_page
+        from benchbench.run.registry import builtin_modules
 
-        text = report_page(reports, names, comparison, gate_result, notes, args.title)
+        suites = builtin_modules(sorted({r.key.suite for rep in reports for r in rep.results}))
+        text = report_page(reports, names, comparison, gate_result, notes, args.title, suites)
         write_atomic(args.html, text)
         print(f"page written to {args.html} ({len(text.encode()) / 1024:.0f} KiB)", file=sys.stderr)
         return 0

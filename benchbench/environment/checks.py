@@ -16,13 +16,14 @@ from typing import Any
 from benchbench.environment.facts import DATALOADER_MIN_SHM, get
 from benchbench.measure.backends import mps_min_macos
 from benchbench.measure.nvml import SLOWDOWN_REASONS, is_unavailable
+from benchbench.workloads import IMAGE_BATCH_BYTES
 
 VERDICTS = ("fail", "warn", "info", "pass")  # worst first
 DATALOADER_SUITES = frozenset({"dataloader"})
 # What the dataloader suite's workers hold in /dev/shm at once, at most: one worker per usable CPU, each
-# with DataLoader's default prefetch_factor=2 float32 batches of 32 x 3 x 224 x 224.
+# with DataLoader's default prefetch_factor=2 of the suite's batches (benchbench.workloads).
 DATALOADER_PREFETCH = 2
-DATALOADER_BATCH_BYTES = 32 * 3 * 224 * 224 * 4
+DATALOADER_BATCH_BYTES = IMAGE_BATCH_BYTES
 OPEN_FILES_MIN = 4096
 GPU_BUSY_BYTES = 1 << 30
 LOADED_UTILIZATION_PCT = 50

@@ -123,6 +123,11 @@ class Backend:
         """Why this backend cannot run a dtype, or None when it can."""
         return None
 
+    def emulates(self, dtype: str | None) -> bool:
+        """Whether this backend runs a dtype it can run (see dtype_reason) without native units for it, so
+        that its matmuls are far slower (a CPU without AVX512-BF16/AMX/FP16 emulates half precision)."""
+        return False
+
     def peaks(self) -> dict[str, Any] | None:
         return peaks.lookup(self.device_name, kind=self.peak_kind)
 
@@ -231,6 +236,20 @@ class CpuBackend(Backend):
         if dtype == "tf32":
             return "TF32 is a GPU tensor-core format; the CPU has none"
         return None
+
+    def emulates(self, dtype: str | None) -> bool:
+        """bfloat16/float16 without the units oneDNN multiplies them natively with (older torch, or no
+        oneDNN: assumed emulated)."""
+        import torch
+
+        try:
+            if dtype == "bfloat16":
+                return not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+            if dtype == "float16":
+                return not torch.ops.mkldnn._is_mkldnn_fp16_supported()
+        except (AttributeError, RuntimeError):
+            return True
+        return False
 
 
 class CudaBackend(Backend):

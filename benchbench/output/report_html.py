@@ -4,9 +4,9 @@ and a gate decision, as one self-contained HTML file.
 Top: the runs, the gate's verdict (when there is one), the machine, which backends ran, the
 environment checks with their verdicts, and the comparison summary (geometric means). Then one
 section per suite: throughput bars with their intervals (grouped per report when there are
-several), % of the measured ceiling (tensor ops), eager vs compiled per model with compile time and
-break-even (training), throughput against `num_workers` with the recommendation marked (any suite
-whose cases have a `num_workers` parameter, e.g. dataloader), and a table of every case. Failed,
+several), % of the measured ceiling (tensor ops), what the suite itself contributes (benchbench/page.py:
+e.g. eager vs compiled in training, throughput against `num_workers` in dataloader), and a table of
+every case. Failed,
 skipped, timed-out and missing cases are shown as such in the charts and tables, never dropped.
 Takes data (reports, a Comparison, a GateResult), returns a string; decides and measures nothing.
 """
@@ -14,10 +14,11 @@ Takes data (reports, a Comparison, a GateResult), returns a string; decides and 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from benchbench import page
 from benchbench._version import __version__
 from benchbench.analysis.ceilings import ceiling_fraction
 from benchbench.analysis.compare import Comparison, Row, geomeans, summary_of, verdict_counts
@@ -31,8 +32,8 @@ from benchbench.output.gate import headline, policy_text
 from benchbench.output.html import Raw, Section, badge, esc
 from benchbench.output.percentiles import percentile_table
 from benchbench.output.units import fmt_si, fmt_speed, fmt_time
+from benchbench.page import case_label
 
-COMPILED_MODES = ("compile", "reduce-overhead", "max-autotune")  # as in the training suite
 MACHINE_KEYS = ("cpu", "cuda_device", "mps_device", "xpu_device", "gpu_count", "driver_version", "power_limit_w",
                 "torch", "cuda", "hip", "python", "os", "threads", "usable_cpus", "float32_matmul_precision",
                 "hostname")
@@ -66,11 +67,6 @@ def rate(result: Result | None, prefer: Sequence[str] = ("flops", "bytes", "item
 
 def _status(result: Result | None) -> str:
     return "missing" if result is None else result.status
-
-
-def case_label(key: CaseKey, backend: bool = True) -> str:
-    """The case within its suite: `matmul[n=1024] cpu float32`."""
-    return " ".join(p for p in (key.name, key.backend if backend else None, key.dtype, key.mode) if p)
 
 
 def _scale(values: Sequence[float], unit: str) -> tuple[float, str]:
@@ -324,168 +320,71 @@ def _is_ceiling(key: CaseKey) -> bool:
     return key.benchmark.startswith("ceiling_")
 
 
-def _compiled(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Result]], names: Sequence[str],
-              backend: bool) -> str:
-    """Eager vs compiled per model: throughput bars, and compile time and break-even from the suite's
-    own metrics (compile_s, compile_warm_s, speedup, break_even_steps, break_even_steps_warm)."""
-    compiled = [k for k in keys if k.mode in COMPILED_MODES]
-    if not compiled:
-        return ""
+def _suite_blocks(blocks: Sequence[page.Block]) -> str:
+    """What a suite contributes to its section (benchbench/page.py), drawn as the page draws its own."""
     out = []
-    for name, m in zip(names, by_report, strict=True):
-        models = list(dict.fromkeys(CaseKey(k.suite, k.benchmark, k.params, k.backend, k.dtype, None)
-                                    for k in keys if k.mode in (*COMPILED_MODES, "eager")))
-        modes = [md for md in ("eager", *COMPILED_MODES) if any(k.mode == md for k in keys)]
-        series = []
-        for md in modes:
-            entries: list[Entry] = []
-            for model in models:
-                r = m.get(CaseKey(model.suite, model.benchmark, model.params, model.backend, model.dtype, md))
-                e = _entry(r, ("items",))
-                if isinstance(e, Bar) and md != "eager" and r is not None:
-                    e = Bar(e.value, e.low, e.high, _compile_note(r))
-                entries.append(e)
-            series.append((md, entries))
-        values = [e.value for _, es in series for e in es if isinstance(e, Bar)]
-        if values:
-            unit = next((rate(r, ("items",)).unit for r in m.values() if rate(r, ("items",))), "items/s")
-            factor, label = _scale(values, unit)
-            title = f" ({name})" if len(names) > 1 else ""
-            log = min(values) > 0 and max(values) / min(values) > 50
-            out.append(html.chart(bars([case_label(k, backend) for k in models], [(md, _scaled(es, factor))
-                                                                                  for md, es in series],
-                                       label + (" (log scale)" if log else ""), log=log),
-                                  f"Eager vs compiled training throughput{title}; next to each compiled bar its "
-                                  "speed-up, cold compile time and the steps after which it pays off."))
-        rows = []
-        for k in compiled:
-            r = m.get(k)
-            if r is None:
-                continue
-            mt = r.metrics
-            rows.append({"model": case_label(k, backend), "status": badge(r.status),
-                         "speed-up": f"{mt['speedup']:.2f}x" if isinstance(mt.get("speedup"), (int, float)) else "-",
-                         "compile (cold)": _secs(mt.get("compile_s")), "compile (warm cache)": _secs(mt.get("compile_warm_s")),
-                         "break-even (cold)": _distrust(r) or _steps(mt.get("break_even_steps"), mt.get("speedup")),
-                         "break-even (warm)": _distrust(r) or _steps(mt.get("break_even_steps_warm"),
-                                                                     mt.get("speedup")),
-                         "graph breaks": mt.get("graph_breaks", ""),
-                         "note": "" if r.ok else r.reason or ""})
-        if rows and not any(row["note"] for row in rows):
-            rows = [{c: v for c, v in row.items() if c != "note"} for row in rows]
-        if rows:
-            out.append((f"<h3>{esc(name)}</h3>" if len(names) > 1 else "")
-                       + html.table(rows, numeric=("speed-up", "compile (cold)", "compile (warm cache)",
-                                                   "break-even (cold)", "break-even (warm)", "graph breaks")))
-    return "<h3>Eager vs compiled</h3>" + "".join(out) if out else ""
+    for block in blocks:
+        if isinstance(block, page.Heading):
+            out.append(f"<h3>{esc(block.text)}</h3>")
+        elif isinstance(block, page.Note):
+            out.append(f'<p class="note">{esc(block.text)}</p>')
+        elif isinstance(block, page.Table):
+            rows = [{c: badge(v.status) if isinstance(v, page.Status) else v for c, v in row.items()}
+                    for row in block.rows]
+            out.append(html.table(rows, numeric=block.numeric))
+        elif isinstance(block, page.Bars):
+            out.append(_suite_bars(block))
+        elif isinstance(block, page.Lines):
+            out.append(_suite_lines(block))
+    return "".join(out)
 
 
-def _distrust(r: Result) -> str | None:
-    """Why the suite does not trust a compiled case's speed-up, so no break-even is drawn from it: the
-    compiled loss left eager's (flag `loss-mismatch`), or the two throughputs' intervals overlap."""
-    if "loss-mismatch" in r.flags:
-        return "not trusted: loss mismatch"
-    if r.metrics.get("speedup_within_noise") is True:
-        return "within noise"
-    return None
-
-
-def _compile_note(r: Result) -> str:
-    mt = r.metrics
-    why = _distrust(r)
-    parts = []
-    if isinstance(mt.get("speedup"), (int, float)):
-        parts.append(f"{mt['speedup']:.2f}x" + (f" ({why})" if why else ""))
-    if isinstance(mt.get("compile_s"), (int, float)):
-        parts.append(f"compile {_secs(mt['compile_s'])}")
-    if "break_even_steps" in mt and why is None:
-        steps = _steps(mt.get("break_even_steps"), mt.get("speedup"))
-        parts.append("never pays off" if steps == "never" else f"pays off after {steps}")
-    return ", ".join(parts)
-
-
-def _note(r: Result) -> str:
-    """A result's note; a compiled case's is drawn again from its metrics and flags, so that a report whose
-    stored note claims a pay-off the speed-up cannot carry (within noise, loss mismatch) is not repeated."""
-    if r.key.mode in COMPILED_MODES and isinstance(r.metrics.get("speedup"), (int, float)):
-        return _compile_note(r)
-    return str(r.note)
-
-
-def _secs(s: Any) -> str:
-    return fmt_time(float(s)) if isinstance(s, (int, float)) else "-"
-
-
-def _steps(n: Any, speedup: Any) -> str:
-    if isinstance(n, (int, float)):
-        return f"{int(n):,} steps"
-    return "never" if isinstance(speedup, (int, float)) else "-"
-
-
-def recommendation(results: Sequence[Result]) -> dict[str, Any] | None:
-    """The recommendation some result of the suite carries (its typed `recommendation`, as the dataloader
-    suite sets it), when it names a `num_workers` to mark."""
-    for r in results:
-        rec = r.recommendation
-        if isinstance(rec, dict) and isinstance(rec.get("num_workers"), int):
-            return {**rec, "_on": r.key}
-    return None
-
-
-def _workers(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Result]], names: Sequence[str]) -> str:
-    """Throughput against num_workers, one line per benchmark and its other parameters (and per report)."""
-    swept = [k for k in keys if "num_workers" in k.params_dict and isinstance(k.params_dict["num_workers"], int)]
-    groups: dict[tuple, list[CaseKey]] = {}
-    for k in swept:
-        rest = tuple((n, v) for n, v in k.params if n != "num_workers")
-        groups.setdefault((k.benchmark, rest, k.backend, k.dtype, k.mode), []).append(k)
-    groups = {g: ks for g, ks in groups.items() if len({k.params_dict["num_workers"] for k in ks}) > 1}
-    if not groups:
+def _suite_bars(block: page.Bars) -> str:
+    series = []
+    for name, cells in block.series:
+        entries = []
+        for r, note in cells:
+            e = _entry(r, block.prefer)
+            entries.append(Bar(e.value, e.low, e.high, note) if isinstance(e, Bar) and note else e)
+        series.append((name, entries))
+    values = [e.value for _, es in series for e in es if isinstance(e, Bar)]
+    if not values:
         return ""
-    out = ["<h3>Throughput against num_workers</h3>"]
-    for name, m in zip(names, by_report, strict=True):
-        series, marks, unit, notes = [], [], None, []
-        rec = recommendation(list(m.values()))
-        for (bench, rest, *_), ks in groups.items():
-            points = []
-            for k in ks:
-                r = rate(m.get(k), ("items", "bytes", "flops"))
-                if r is None:
-                    notes.append(f"{case_label(k)}: {_status(m.get(k))}")
-                    continue
-                unit = unit or r.unit
-                points.append((float(k.params_dict["num_workers"]), r.value, r.low, r.high))
-                if rec and _recommended(rec, k):
-                    marks.append((float(k.params_dict["num_workers"]), r.value,
-                                  "recommended" + (f": {rec['setting']}" if rec.get("setting") else "")
-                                  + (f" ({rec['speedup']:.2f}x the default)" if isinstance(rec.get("speedup"),
-                                                                                       (int, float)) else "")))
-            label = bench + (f"[{','.join(f'{n}={v}' for n, v in rest)}]" if rest else "")
-            if points:
-                series.append((label, points))
-        if not series:
-            continue
-        out.append(html.chart(lines(series, marks, "num_workers", unit or "items/s"),
-                              (f"{name}: " if len(names) > 1 else "") + "throughput at the median with its interval"
-                              + ("; the star marks the recommended setting." if marks else
-                                 "; no recommendation in this report.")))
-        if notes:
-            out.append(f'<p class="note">Not measured: {esc("; ".join(notes))}.</p>')
-    return "".join(out) if len(out) > 1 else ""
+    unit = next((rt.unit for _, cells in block.series for r, _ in cells if (rt := rate(r, block.prefer))), "items/s")
+    factor, label = _scale(values, unit)
+    log = min(values) > 0 and max(values) / min(values) > 50
+    return html.chart(bars(list(block.labels), [(name, _scaled(es, factor)) for name, es in series],
+                           label + (" (log scale)" if log else ""), log=log), block.caption)
 
 
-def _recommended(rec: dict[str, Any], key: CaseKey) -> bool:
-    """Is this case the recommended setting? By its name when the recommendation gives one (`label`),
-    else by num_workers and whichever other parameters the recommendation names."""
-    if isinstance(rec.get("label"), str) and rec["label"]:
-        return rec["label"] == key.name
-    params = key.params_dict
-    return params.get("num_workers") == rec["num_workers"] and all(
-        params[n] == rec[n] for n in params if n in rec and n != "num_workers")
+def _suite_lines(block: page.Lines) -> str:
+    series, unit, missing = [], None, []
+    for name, points in block.series:
+        drawn = []
+        for x, label, r in points:
+            rt = rate(r, block.prefer)
+            if rt is None:
+                missing.append(f"{label}: {_status(r)}")
+                continue
+            unit = unit or rt.unit
+            drawn.append((x, rt.value, rt.low, rt.high))
+        if drawn:
+            series.append((name, drawn))
+    if not series:
+        return ""
+    marks = [(x, rt.value, text) for x, r, text in block.marks if (rt := rate(r, block.prefer))]
+    out = html.chart(lines(series, marks, block.xlabel, unit or "items/s"), block.caption)
+    return out + (f'<p class="note">Not measured: {esc("; ".join(missing))}.</p>' if missing else "")
+
+
+def _note(r: Result, hook: Any) -> str:
+    """A result's note: the suite's (`page_note`) where it gives one, else the stored one."""
+    own = hook(r) if hook is not None else None
+    return str(r.note) if own is None else own
 
 
 def _cases_table(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Result]], names: Sequence[str],
-                 backend: bool) -> str:
+                 backend: bool, note: Any = None) -> str:
     rows, classes = [], []
     for k in keys:
         row: dict[str, Any] = {"case": case_label(k, backend)}
@@ -501,7 +400,7 @@ def _cases_table(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Resu
                 bad = True
                 status = _status(r)
                 row[name] = Raw(badge(status) + (f" {esc(r.reason)}" if r is not None and r.reason else ""))
-        notes = [_note(m[k]) for m in by_report if k in m and m[k].note]
+        notes = [_note(m[k], note) for m in by_report if k in m and m[k].note]
         flags = sorted({f for m in by_report if k in m for f in m[k].flags})
         row["note"] = "; ".join(dict.fromkeys(notes + flags))
         rows.append(row)
@@ -510,10 +409,13 @@ def _cases_table(keys: Sequence[CaseKey], by_report: Sequence[dict[CaseKey, Resu
 
 
 def _suite(suite: str, keys: Sequence[CaseKey], reports: Sequence[Report], by_report: Sequence[dict[CaseKey, Result]],
-           names: Sequence[str], backend: bool) -> str:
+           names: Sequence[str], backend: bool, hooks: Any = None) -> str:
+    """The suite's section: throughput, ceilings, what the suite contributes (`page_blocks`), every case."""
+    own = getattr(hooks, "page_blocks", None)
+    runs = [page.Run(name, {k: m[k] for k in keys if k in m}) for name, m in zip(names, by_report, strict=True)]
     parts = [_throughput(keys, by_report, names, backend), _ceilings(keys, reports, by_report, names, backend),
-             _compiled(keys, by_report, names, backend), _workers(keys, by_report, names),
-             _cases_table(keys, by_report, names, backend)]
+             _suite_blocks(own(runs, backend)) if own is not None else "",
+             _cases_table(keys, by_report, names, backend, getattr(hooks, "page_note", None))]
     return "".join(parts)
 
 
@@ -538,9 +440,12 @@ def _page_doc(report: Report) -> dict[str, Any]:
 
 
 def report_page(reports: Sequence[Report], names: Sequence[str], comparison: Comparison | None = None,
-                gate: GateResult | None = None, notes: Sequence[str] = (), title: str | None = None) -> str:
+                gate: GateResult | None = None, notes: Sequence[str] = (), title: str | None = None,
+                suites: Mapping[str, Any] | None = None) -> str:
     """The page for these reports. With a comparison (of some or all of them), `reports[0]` is its base;
-    a gate result is that comparison's decision. `notes` are shown under the list of runs."""
+    a gate result is that comparison's decision. `notes` are shown under the list of runs. `suites` maps a
+    suite's name to its module (or any object) whose `page_blocks`/`page_note` hooks add to its section
+    (benchbench/page.py); suites not in it get the page's own charts and tables only."""
     if len(reports) != len(names) or not reports:
         raise ValueError("one name per report, and at least one report")
     base = names[0] if comparison is not None or gate is not None else None
@@ -575,7 +480,8 @@ def report_page(reports: Sequence[Report], names: Sequence[str], comparison: Com
         suite_keys = [k for k in keys if k.suite == suite]
         sections.append(Section(f"Suite {suite}", note + _suite(suite, suite_keys, [reports[i] for i in ran],
                                                                 [by_report[i] for i in ran], [names[i] for i in ran],
-                                                                backend), "s-suite-" + suite))
+                                                                backend, (suites or {}).get(suite)),
+                                "s-suite-" + suite))
     sections.append(Section("Not measured", _not_measured(keys, by_report, names)))
     machines = list(dict.fromkeys(str(rep.fingerprint.get("cpu") or report_fact(rep, "hostname") or "")
                                   for rep in reports))

@@ -75,10 +75,42 @@ def builtin_suites() -> list[Suite]:
     return out
 
 
+def _folder_package(folder: Path) -> str:
+    """The name of a package made for a suite file's folder, so that the suite can import its private
+    helpers relatively (`from ._helpers import x`), as the built-in suites do in `benchbench.suites`. The
+    package runs no code of the folder (no `__init__.py`): it only tells imports where to look."""
+    name = f"benchbench_user_suite_{re.sub(r'[^A-Za-z0-9_]', '_', str(folder))}"
+    if name not in sys.modules:
+        package = ModuleType(name, f"suites in {folder}")
+        package.__path__ = [str(folder)]
+        package.__package__ = name
+        sys.modules[name] = package
+    return name
+
+
+def builtin_modules(names: list[str]) -> dict[str, ModuleType]:
+    """The modules of the built-in suites with these names (others are left out), loading only those: what
+    the report page asks for a suite's own blocks (benchbench/page.py). A suite that fails to import is left
+    out too: a report stays readable without its suite's extras."""
+    out: dict[str, ModuleType] = {}
+    for prefix, folder in _builtin_locations():
+        for name in names:
+            if not _NAME.match(name) or name.startswith("_"):
+                continue
+            try:
+                if folder is None:
+                    out[name] = importlib.import_module(f"{prefix}.{name}")
+                elif (folder / f"{name}.py").is_file():
+                    out[name] = _load_path(folder / f"{name}.py")
+            except (ImportError, UserError):
+                continue
+    return out
+
+
 def _load_path(path: Path) -> ModuleType:
     if not path.is_file():
         raise UserError(f"suite file not found: {path}")
-    modname = f"benchbench_user_suite_{re.sub(r'[^A-Za-z0-9_]', '_', str(path.resolve()))}"
+    modname = f"{_folder_package(path.resolve().parent)}.{re.sub(r'[^A-Za-z0-9_]', '_', path.stem)}"
     if modname in sys.modules:
         return sys.modules[modname]
     spec = importlib.util.spec_from_file_location(modname, path)
