@@ -23,7 +23,8 @@ TOP = {"benchbench", "__main__", "cli", "frame", "worker", "profile_worker", "va
 UPWARD = {
     # The instruction metric declares how its cases run (under Valgrind): its worker options name callgrind's,
     # imported inside the functions that build them, so reading a report never loads it.
-    ("benchbench.metrics", "benchbench.measure.callgrind"), ("benchbench.metrics", "benchbench.measure"),
+    ("benchbench.metrics.instruction_counts", "benchbench.measure.callgrind"),
+    ("benchbench.metrics.instruction_counts", "benchbench.measure"),
 }
 ANALYSIS = sorted(m for m in (
     ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")

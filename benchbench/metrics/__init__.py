@@ -1,79 +1,36 @@
 """The registry of metrics (benchbench/metrics/base.py says what a metric is).
 
 Time and instruction counts are measured by runs of their own (`run --metric NAME`); peak memory,
-compile time and energy are recorded by every timed run and compared beside the time. Adding a metric is its own
-module (its `Metric` and comparison rule) plus one entry in `ALL` below.
+compile time, energy and latency percentiles are recorded by every timed run and compared beside the time.
+Adding a metric is its own module, nothing else: every module of this package that declares `METRICS` (a
+tuple of `Metric`) is found here and listed in the metrics' `order`. (The keys a metric stores in a result's
+`metrics` are report schema: benchbench/model/report.py lists them, with their owner, in `METRIC_KEYS`.)
 """
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+import importlib
+import pkgutil
 from typing import Any
 
 from benchbench.errors import UserError
 from benchbench.metrics.base import Metric
-from benchbench.metrics.compile_time import COMPILE_TIME
-from benchbench.metrics.energy import ENERGY
-from benchbench.metrics.instructions import DEFAULT_TOLERANCE, allocators_apart
-from benchbench.metrics.instructions import METHOD as INSTRUCTIONS_METHOD
-from benchbench.metrics.latency import LATENCY_METRICS
-from benchbench.metrics.memory import PEAK_MEMORY
 
 
-def _require_valgrind() -> None:
-    from benchbench.measure import callgrind
-
-    callgrind.require()
-
-
-def _plan_counted(cases: list[Any]) -> list[Any]:
-    from benchbench.measure import callgrind
-
-    return callgrind.plan(cases)
-
-
-@contextlib.contextmanager
-def _callgrind_workers(worker_env: Mapping[str, str]) -> Iterator[dict[str, Any]]:
-    """Workers under Callgrind, their dumps in a folder of this run's own, removed afterwards."""
-    from benchbench.measure import callgrind
-
-    dump_dir = Path(tempfile.mkdtemp(prefix="benchbench-callgrind-"))
-    try:
-        opts = callgrind.runner_options(dump_dir)
-        yield {**opts, "worker_env": {**worker_env, **opts["worker_env"]}}
-    finally:
-        shutil.rmtree(dump_dir, ignore_errors=True)
+def _discover() -> dict[str, Metric]:
+    """Every metric that a module of this package declares in its `METRICS`, in their `order`."""
+    found: list[Metric] = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name != "base":
+            found.extend(getattr(importlib.import_module(f"{__name__}.{info.name}"), "METRICS", ()))
+    names = [m.name for m in found]
+    if len(set(names)) != len(names):
+        raise RuntimeError(f"two metrics of one name among {names}")
+    return {m.name: m for m in sorted(found, key=lambda m: m.order)}
 
 
-def _allocators_differ(base: Any, other: Any) -> str | None:
-    if allocators_apart(base) != allocators_apart(other):
-        return ("instruction counts with the allocators' internals in one and left out in the other "
-                "(measure both with the same benchbench, on a libc with symbols)")
-    return None
-
-
-TIME = Metric(
-    name="time", title="wall time", quantity="time", unit="seconds", rule="rounds", runnable=True,
-    help="wall time per call, in rounds of fresh worker processes (default)",
-)
-
-INSTRUCTIONS = Metric(
-    name="instructions", title="instruction counts (Callgrind)", quantity="instruction count", unit="count", rule="tolerance", runnable=True,
-    timing_method=INSTRUCTIONS_METHOD, default_rounds=1, explain="functions",
-    help="CPU instructions per call counted under Valgrind's Callgrind (CPU cases only, one round)",
-    require=_require_valgrind, plan=_plan_counted, workers=_callgrind_workers, incomparable=_allocators_differ,
-    start_note=("counting instructions under Valgrind: the worker takes minutes to start (importing torch under "
-                "Callgrind), then each case runs many times slower than usual"),
-    rule_text=(f"Instruction counts (Callgrind) regress beyond +{100 * DEFAULT_TOLERANCE:g}% "
-               "(`instructions_tolerance`), without a significance test: they are exact up to interpreter jitter."),
-)
-
-ALL: dict[str, Metric] = {m.name: m for m in (TIME, INSTRUCTIONS, PEAK_MEMORY, COMPILE_TIME, ENERGY,
-                                                 *LATENCY_METRICS)}
+ALL: dict[str, Metric] = _discover()
+TIME, INSTRUCTIONS = ALL["time"], ALL["instructions"]
 RUNNABLE = tuple(name for name, m in ALL.items() if m.runnable)
 BESIDE_TIME = tuple(m for m in ALL.values() if m.recorded_beside_time)
 

@@ -13,8 +13,9 @@ Two kinds of metric exist:
   is set): peak memory, compile time. These compare in rows of their own (`MetricRow`), next to the
   time rows, and the gate judges them by their own rule.
 
-The registry of metrics is benchbench/metrics/__init__.py; this module holds the types only, so that each
-metric's module can import them without importing the others.
+The registry of metrics is benchbench/metrics/__init__.py: it finds every module of this package that
+declares `METRICS`, so a new metric is its own module (and its tests), nothing else. This module holds the
+types only, so that each metric's module can import them without importing the others.
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ class Metric:
     # Two results of this metric that cannot be compared: why, in words (None: comparable)
     incomparable: Callable[[Any, Any], str | None] | None = None
     rule_text: str = ""  # the comparison rule in one sentence, for summaries
+    order: int = 100  # where it stands in lists (--metric choices, the metrics of a comparison): lower first
 
     def __post_init__(self) -> None:
         if self.unit not in UNITS:

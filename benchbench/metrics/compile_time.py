@@ -198,4 +198,7 @@ COMPILE_TIME = Metric(
     rule_text=(f"Compile time regresses when the {LEVEL:.0%} Welch interval over rounds lies above "
                f"+{100 * DEFAULT_THRESHOLD:g}% (`compile_threshold` in the rules), and on any new graph break or "
                "recompile."),
+    order=30,
 )
+
+METRICS = (COMPILE_TIME,)

@@ -113,4 +113,7 @@ ENERGY = Metric(
     rule_text=(f"Energy per call regresses when the {LEVEL:.0%} Welch interval over rounds of the joules per call "
                f"lies above +{100 * DEFAULT_THRESHOLD:g}% (`energy_threshold` in the rules); unavailable energy and "
                "different counters are incomparable, never decisive."),
+    order=40,
 )
+
+METRICS = (ENERGY,)

@@ -187,6 +187,7 @@ def _percentile_metric(name: str) -> Metric:
     setting = THRESHOLDS[name]
     return Metric(
         name=f"latency_{name}", title=f"latency {name}", quantity=f"{name} latency", unit="seconds", rule="rounds",
+        order=51,
         help=f"the {name} of per-call times (cases timed one call per sample), pooled over rounds",
         compare_results=lambda key, base, other, settings=None: compare_percentile(name, key, base, other, settings),
         value=lambda result: percentile_value(result, name), settings={setting: DEFAULTS[setting]},
@@ -201,7 +202,7 @@ LATENCY_P50, LATENCY_P90, LATENCY_P99 = (_percentile_metric(n) for n in ("p50", 
 
 TOKENS_PER_S = Metric(
     name="tokens_per_s", title="tokens/s", quantity="token rate", unit="per_second", rule="rounds",
-    lower_is_better=False,
+    lower_is_better=False, order=50,
     help="tokens made over the total time of all calls, for cases counted in tokens (decode, prefill)",
     compare_results=compare_tokens, value=tokens_value, settings={"tokens_threshold": DEFAULTS["tokens_threshold"]},
     parse_setting=parse_setting,
@@ -210,3 +211,4 @@ TOKENS_PER_S = Metric(
 )
 
 LATENCY_METRICS = (TOKENS_PER_S, LATENCY_P50, LATENCY_P90, LATENCY_P99)
+METRICS = LATENCY_METRICS

@@ -169,4 +169,7 @@ PEAK_MEMORY = Metric(
     rule_text=(f"Peak memory regresses when the median over rounds grew beyond +{100 * DEFAULT_TOLERANCE:g}% or "
                f"+{DEFAULT_FLOOR // 2**20} MiB (the larger; `memory_tolerance`, `memory_floor` in the rules) and "
                "every round lies above the baseline's."),
+    order=20,
 )
+
+METRICS = (PEAK_MEMORY,)
