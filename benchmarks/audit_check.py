@@ -17,8 +17,11 @@ there proves nothing: "error"). Three kinds of check, by what the audit found:
   is applied to the fix's parent. There the current tests must fail on it, the same tests pass without it
   (so the tree itself is sound), and the old tests (the parent's own) pass with it: they did not guard it.
 - suite: the defect is in the test suite itself (collection under `cd tests && pytest`, a slow test in the
-  fast tier, tests that plan every usable backend): a command, or the old test files in the current tree,
-  must fail where the fix's tests pass.
+  fast tier, tests that plan every usable backend): a command, or the old test files (from git history) in
+  the fix's tree, must fail where the fix's tests pass.
+
+Every test has a timeout (--test-timeout, 600 s): one past it is an "error", and the run is killed with
+the workers it started, so a check cannot hang.
 
 Outcomes are stored in benchmarks/audit_results.json; the table between the markers in docs/testing.md is
 rewritten from them. Minutes on a quiet machine (it starts pytest a few dozen times); run it under `nice`.
@@ -57,7 +60,7 @@ class Check:
     mutants: tuple[tuple[str, str, str], ...] = ()  # (file, text, replacement): the audit's change
     old_tests: tuple[str, ...] = ()  # mutant: the parent's own tests that should have noticed it
     command: str | None = None  # suite: a shell command that exits 0 when the suite is sound
-    old_files_in_current: bool = False  # suite: the parent's versions of the tests' files, in the current tree
+    old_files_in_fix: bool = False  # suite: the parent's versions of the tests' files, in the fix's tree
     pytest_args: tuple[str, ...] = ()
     note: str = ""
 
@@ -97,8 +100,9 @@ CHECKS: list[Check] = [
     Check("4", "CLI tests plan every usable backend, so a usable GPU doubles the expected rows", "4c2a344",
           ("tests/test_cli.py::test_rounds_are_fresh_processes_in_seeded_shuffled_orders",
            "tests/test_cli_history.py::test_run_history_appends_one_line_per_run"), "suite",
-          old_files_in_current=True, pytest_args=("--fake-backend", "cuda"),
-          note="the parent's test files in the current tree, under the GPU-shaped session (--fake-backend cuda)"),
+          old_files_in_fix=True, pytest_args=("--fake-backend", "cuda"),
+          note="the named tests as the fix's parent had them, in the fix's tree (the first with the GPU-shaped "
+               "session), under `--fake-backend cuda`, each with a per-test timeout"),
     Check("5a", "removing Welch's df bound in the detectable effect survives", "5c61829",
           ("tests/test_compare.py::test_the_stated_detectable_effect_is_met_at_its_nominal_power[3-False]",
            "tests/test_compare.py::test_the_detectable_effect_is_the_noncentral_t_power_at_the_lower_df[3-False]"),
@@ -210,29 +214,93 @@ def restore(before: dict[Path, str]) -> None:
         path.write_text(text)
 
 
-def run_tests(tree: Path, tests: tuple[str, ...], args: tuple[str, ...] = ()) -> tuple[str, str]:
+# A per-test timeout inside the one pytest process of a check (no pytest-timeout needed): an alarm at the
+# start of each test's setup, cleared after its teardown. A test past it fails with TIMEOUT_MARK in its
+# message, which run_tests reads as "error" (a test that never finished proves nothing either way).
+TIMEOUT_MARK = "ran past audit_check's per-test timeout"
+TIMEOUT_PLUGIN = f"""
+import signal
+
+import pytest
+
+LIMIT = {{limit}}
+
+
+class AuditTestTimeout(Exception):
+    pass
+
+
+def _expire(signum, frame):
+    raise AuditTestTimeout(f"the test {TIMEOUT_MARK} of {{{{LIMIT}}}} s")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    before = signal.signal(signal.SIGALRM, _expire)
+    signal.alarm(LIMIT)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
+"""
+TEST_TIMEOUT_S = 600  # per test; --test-timeout
+COLLECTION_S = 600  # on top, for pytest's start and collection (minutes on a loaded machine under nice)
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """The pytest process and everything under it: benchbench's workers run in sessions of their own, so a
+    process-group kill would miss them."""
+    import psutil
+
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    proc.kill()
+    for p in family:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait()
+
+
+def run_tests(tree: Path, tests: tuple[str, ...], args: tuple[str, ...] = (),
+              timeout_s: int | None = None) -> tuple[str, str]:
     """("fails" | "passes" | "error", detail) of pytest on `tests` in `tree`: "fails" only when a test failed
-    on an assertion (or an expected exception that did not come), not on an import or a missing name."""
+    on an assertion (or an expected exception that did not come), not on an import, a missing name or the
+    per-test timeout. Each test has `timeout_s` (TEST_TIMEOUT_S); the whole run a limit of that per test
+    plus COLLECTION_S, past which it is killed with its workers."""
+    limit = timeout_s or TEST_TIMEOUT_S
+    (tree / "audit_test_timeout.py").write_text(TIMEOUT_PLUGIN.format(limit=limit))
     with tempfile.NamedTemporaryFile(suffix=".xml") as xml:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-                               f"--junitxml={xml.name}", *args, *tests], cwd=tree, capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(tree)}, check=False)
+        proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                                 "-p", "audit_test_timeout", f"--junitxml={xml.name}", *args, *tests], cwd=tree,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "PYTHONPATH": str(tree)})
+        whole = limit * max(len(tests), 1) + COLLECTION_S
+        try:
+            stdout, _ = proc.communicate(timeout=whole)
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc)
+            return "error", f"the pytest run {TIMEOUT_MARK} (whole run: {whole} s)"
         try:
             cases = ET.parse(xml.name).getroot().iter("testcase")
         except ET.ParseError:
-            return "error", proc.stdout[-300:]
+            return "error", stdout[-300:]
         failed, errors, ran = [], [], 0
         for case in cases:
             ran += 1
             for bad in case.findall("failure") + case.findall("error"):
                 message = (bad.get("message") or "").splitlines()[0][:160] if bad.get("message") else ""
                 kind = message.split(":")[0]
-                harmless = bad.tag == "failure" and not any(
+                harmless = bad.tag == "failure" and TIMEOUT_MARK not in message and not any(
                     k in kind for k in ("ImportError", "ModuleNotFoundError", "AttributeError", "NameError",
                                         "TypeError", "fixture"))
                 (failed if harmless else errors).append(f"{case.get('name')}: {message}")
     if errors or not ran:
-        return "error", "; ".join(errors) or (proc.stdout.strip().splitlines() or ["no tests ran"])[-1]
+        return "error", "; ".join(errors) or (stdout.strip().splitlines() or ["no tests ran"])[-1]
     return ("fails", "; ".join(failed)) if failed else ("passes", f"{ran} passed")
 
 
@@ -243,12 +311,13 @@ def run_command(tree: Path, command: str) -> int:
 
 def check(c: Check, work: Path) -> Outcome:
     old = work / f"{c.item}-old"
-    if c.kind == "suite" and c.old_files_in_current:
-        extract(CURRENT, old)
+    if c.kind == "suite" and c.old_files_in_fix:
+        # the fix's own tree: the option the tests run under exists there, and nothing else has moved since
+        extract(c.fix, old)
         fixed = run_tests(old, c.tests, c.pytest_args)
-        copy_in(old, c.files, f"{c.fix}~1")
+        copy_in(old, c.files, f"{c.fix}~1")  # the test files as they were before the fix, from git history
         result, detail = run_tests(old, c.tests, c.pytest_args)
-        return Outcome(result, detail, {"the fix's tests in the current tree": fixed[0]})
+        return Outcome(result, detail, {"the fix's tests in the fix's tree": fixed[0]})
     extract(f"{c.fix}~1", old)
     if c.kind == "suite":
         now = work / f"{c.item}-current"
@@ -274,7 +343,7 @@ def check(c: Check, work: Path) -> Outcome:
 def sound(c: Check, o: dict) -> bool:
     """The check proves the item: its tests fail there, and the controls say what they should."""
     expected = {"the old tests, on the change": "passes", "the current tests, without the change": "passes",
-                "current tree": "passes", "the fix's tests in the current tree": "passes"}
+                "current tree": "passes", "the fix's tests in the fix's tree": "passes"}
     return o["result"] == "fails" and all(v == expected[k] for k, v in o["control"].items())
 
 
@@ -322,10 +391,14 @@ def write_doc(stored: dict[str, dict]) -> None:
 
 
 def main() -> None:
+    global TEST_TIMEOUT_S
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="+", help="the checks of these items (1, 1a, 5c...)")
     ap.add_argument("--table", action="store_true", help="run nothing: the table again from the stored outcomes")
+    ap.add_argument("--test-timeout", type=int, default=TEST_TIMEOUT_S, metavar="S",
+                    help=f"seconds each test may run before it counts as an error (default {TEST_TIMEOUT_S})")
     args = ap.parse_args()
+    TEST_TIMEOUT_S = args.test_timeout
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     todo = [] if args.table else [c for c in CHECKS if c.kind != "none" and (
         not args.only or c.item in args.only or c.item.rstrip("abcde") in args.only)]
