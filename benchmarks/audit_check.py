@@ -63,6 +63,7 @@ class Check:
     old_files_in_fix: bool = False  # suite: the parent's versions of the tests' files, in the fix's tree
     pytest_args: tuple[str, ...] = ()
     note: str = ""
+    tests_at: str = CURRENT  # the commit whose test files run there (the fix's own, where later ones need newer code)
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -143,23 +144,51 @@ CHECKS: list[Check] = [
           "mutant", helpers=("tests/test_compare.py", "tests/test_gate.py", "tests/conftest.py", "tests/fakes.py"),
           mutants=(("benchbench/output/report_html.py", 'f" {esc(r.reason)}"', 'f" {r.reason}"'),),
           old_tests=("tests/test_output_report_html.py", "tests/test_output_html.py")),
-    # audit bullets without a mechanical check here, and why
     Check("1d", "`test_ab.py` replaced the whole measuring path, so \"one Valgrind worker per side\" saw no worker",
           "aa4c940", ("tests/test_ab.py::test_ab_instructions_runs_one_valgrind_worker_per_side_through_the_real_"
-                      "round_loop",), "none",
-          note="the defect was the test's fake; the new test counts the real Runner's worker processes"),
+                      "round_loop",), "mutant", tests_at="aa4c940",
+          mutants=(("benchbench/runner.py", "            if case.isolate:\n                worker = self._start(side)",
+                    "            if True:\n                worker = self._start(side)"),),
+          old_tests=("tests/test_ab.py::test_ab_instructions_only_is_one_round_in_one_valgrind_worker_per_side",),
+          note="a worker per case instead of one per side; the fix's own test file, as the current one imports "
+               "modules newer than the fix"),
     Check("4b", "dataloader and distributed tests use `/proc` and `os.sched_getaffinity`, which macOS lacks",
-          "dd82120", (), "none", note="needs a macOS machine"),
+          "dd82120", ("tests/test_portable_tests.py::test_no_test_uses_what_macos_lacks[os.sched_getaffinity-"
+                      "_sched_getaffinity-benchbench.usable_cpus()]",
+                      "tests/test_portable_tests.py::test_no_test_uses_what_macos_lacks[/proc/<pid> paths-"
+                      "_per_process_proc_path-psutil.Process(pid)]"), "code",
+          note="read from the test files' syntax: the old dataloader and distributed tests, on Linux"),
     Check("5e", "seeded bounds sit at the observed value", "1d34218", (), "none",
-          note="a bound at the seed's value passes on the old code by construction; the bounds are now the "
-               "target plus three binomial standard errors (`within_binomial_se`)"),
+          note="the defect is a bound equal to what one seed gave (186 vs 187, 0.02 vs 0.02): such a test passes "
+               "on the old code by construction, and a change to the code it guards moves the observed value "
+               "across the bound or not by chance, so no one change shows it; what replaced them is the bound "
+               "from the binomial standard error over enough trials (`within_binomial_se`), which the checks of "
+               "5a (a df mutant caught at 1,000 trials) exercise"),
     Check("6b", "the Chromium check waits for 2 s of silence; real sleeps where a fake clock would do", "5899767",
           ("tests/test_execute.py::test_first_call_is_timed_apart_and_never_in_the_samples",), "none",
-          note="timing flakiness: no deterministic failure to show on the old code"),
-    Check("7d", "`mde > 0.05` holds by the formula; the rank `raise` fault never run end to end; git facts on a "
-                "hand-built `.git`", "5c61829", (), "none",
-          note="weak but true assertions: replaced by scipy's noncentral t, an end-to-end torchrun fault and a "
-               "real `git worktree add` (docs above)"),
+          note="the defect is flakiness under load: the old tests fail only when the machine is slow at the "
+               "wrong moment, so a run on the old code passes or fails by chance, not by the code; the fix "
+               "replaces the wall clock by a fake one whose loop counts are derived by hand"),
+    Check("7d", "`mde > 0.05` holds by the formula", "5c61829",
+          ("tests/test_compare.py::test_the_detectable_effect_is_the_noncentral_t_power_at_the_lower_df[3-True]",),
+          "mutant", mutants=(("benchbench/compare.py",
+                              "        return math.expm1(math.log1p(threshold) + lam * change.se)",
+                              "        return math.expm1(math.log1p(threshold) + 1.25 * lam * change.se)"),),
+          old_tests=("tests/test_compare.py::test_the_stated_detectable_effect_is_met_at_its_nominal_power",
+                     "tests/test_compare.py::test_stated_mde_shrinks_with_rounds_and_grows_with_spread"),
+          note="a detectable effect stated 25% too far from the threshold (more power than it says)"),
+    Check("7e", "the rank `raise` fault never run end to end", "b79e542",
+          ("tests/test_suite_distributed.py::test_a_dead_rank_fails_the_case_by_name_and_the_run_finishes",), "none",
+          note="not run by this script: the guarding test is in the slow tier and starts torchrun with two "
+               "ranks per try; a mutant check runs it three times on the old tree (with and without the change, "
+               "and the old test on it), which did not fit the time this machine gave the script"),
+    Check("7f", "git worktree facts tested on a hand-built `.git`", "a392a7d",
+          ("tests/test_environment.py::test_git_commit_of_a_real_repository_its_worktree_and_packed_refs",),
+          "mutant", tests_at="a392a7d",
+          mutants=(("benchbench/environment/facts.py", '        packed = common / "packed-refs"',
+                    '        packed = dotgit / "packed-refs"'),),
+          old_tests=("tests/test_environment.py::test_git_commit_read_from_dot_git",),
+          note="packed refs looked up in a linked worktree's own git folder instead of the common one"),
 ]
 
 
@@ -332,7 +361,7 @@ def check(c: Check, work: Path) -> Outcome:
             changed = mutate(old, c.mutants)
             control["the old tests, on the change"] = run_tests(old, c.old_tests, ("-m", "not slow"))[0]
             restore(changed)
-    copy_in(old, tuple(dict.fromkeys(c.files + c.helpers)))
+    copy_in(old, tuple(dict.fromkeys(c.files + c.helpers)), c.tests_at)
     if c.kind == "mutant":
         control["the current tests, without the change"] = run_tests(old, c.tests, c.pytest_args)[0]
         mutate(old, c.mutants)
@@ -405,7 +434,9 @@ def main() -> None:
     for c in todo:
         with tempfile.TemporaryDirectory(prefix="benchbench-audit-") as tmp:
             o = check(c, Path(tmp))
-        stored[c.item] = {"result": o.result, "detail": o.detail, "control": o.control}
+        # over what another run of this script may have stored meanwhile (`--only` runs side by side)
+        stored = {**(json.loads(RESULTS.read_text()) if RESULTS.exists() else {}),
+                  c.item: {"result": o.result, "detail": o.detail, "control": o.control}}
         RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
         print(f"{c.item}: {o.result} ({o.detail[:200]}) {o.control} -> {'proven' if sound(c, stored[c.item]) else 'NOT proven'}",
               flush=True)
