@@ -37,14 +37,15 @@ def has_commit(ref: str, root: Path) -> bool:
 
 
 @contextlib.contextmanager
-def source_tree(ref: str, root: Path) -> Iterator[Path]:
+def source_tree(ref: str, root: Path, name: str = "baseline") -> Iterator[Path]:
     """A temporary `git worktree add --detach` of `ref`, removed (`git worktree remove --force`) on exit,
-    whatever the exit: an error, Ctrl-C or SIGTERM (turned into KeyboardInterrupt by the session)."""
+    whatever the exit: an error, Ctrl-C or SIGTERM (turned into KeyboardInterrupt by the session).
+    `name` is the worktree's folder (what `git worktree list` shows): the side or role it is checked out for."""
     if not has_commit(ref, root):
         raise UserError(f"--baseline-ref {ref}: no such commit, branch or tag in {root} "
                         "(in CI, check out with fetch-depth: 0)")
     parent = Path(tempfile.mkdtemp(prefix="benchbench-ab-"))
-    tree = parent / "baseline"
+    tree = parent / name
     try:
         proc = _git(["worktree", "add", "--detach", str(tree), ref], root)
         if proc.returncode != 0:

@@ -17,8 +17,11 @@ there proves nothing: "error"). Three kinds of check, by what the audit found:
   is applied to the fix's parent. There the current tests must fail on it, the same tests pass without it
   (so the tree itself is sound), and the old tests (the parent's own) pass with it: they did not guard it.
 - suite: the defect is in the test suite itself (collection under `cd tests && pytest`, a slow test in the
-  fast tier, tests that plan every usable backend): a command, or the old test files in the current tree,
-  must fail where the fix's tests pass.
+  fast tier, tests that plan every usable backend): a command, or the old test files (from git history) in
+  the fix's tree, must fail where the fix's tests pass.
+
+Every test has a timeout (--test-timeout, 600 s): one past it is an "error", and the run is killed with
+the workers it started, so a check cannot hang.
 
 Outcomes are stored in benchmarks/audit_results.json; the table between the markers in docs/testing.md is
 rewritten from them. Minutes on a quiet machine (it starts pytest a few dozen times); run it under `nice`.
@@ -57,9 +60,10 @@ class Check:
     mutants: tuple[tuple[str, str, str], ...] = ()  # (file, text, replacement): the audit's change
     old_tests: tuple[str, ...] = ()  # mutant: the parent's own tests that should have noticed it
     command: str | None = None  # suite: a shell command that exits 0 when the suite is sound
-    old_files_in_current: bool = False  # suite: the parent's versions of the tests' files, in the current tree
+    old_files_in_fix: bool = False  # suite: the parent's versions of the tests' files, in the fix's tree
     pytest_args: tuple[str, ...] = ()
     note: str = ""
+    tests_at: str = CURRENT  # the commit whose test files run there (the fix's own, where later ones need newer code)
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -67,7 +71,7 @@ class Check:
 
 
 def _session(text: str, new: str) -> tuple[str, str, str]:
-    return ("benchbench/run/session.py", text, new)
+    return ("benchbench/session.py", text, new)
 
 
 CHECKS: list[Check] = [
@@ -97,19 +101,20 @@ CHECKS: list[Check] = [
     Check("4", "CLI tests plan every usable backend, so a usable GPU doubles the expected rows", "4c2a344",
           ("tests/test_cli.py::test_rounds_are_fresh_processes_in_seeded_shuffled_orders",
            "tests/test_cli_history.py::test_run_history_appends_one_line_per_run"), "suite",
-          old_files_in_current=True, pytest_args=("--fake-backend", "cuda"),
-          note="the parent's test files in the current tree, under the GPU-shaped session (--fake-backend cuda)"),
+          old_files_in_fix=True, pytest_args=("--fake-backend", "cuda"),
+          note="the named tests as the fix's parent had them, in the fix's tree (the first with the GPU-shaped "
+               "session), under `--fake-backend cuda`, each with a per-test timeout"),
     Check("5a", "removing Welch's df bound in the detectable effect survives", "5c61829",
           ("tests/test_compare.py::test_the_stated_detectable_effect_is_met_at_its_nominal_power[3-False]",
            "tests/test_compare.py::test_the_detectable_effect_is_the_noncentral_t_power_at_the_lower_df[3-False]"),
-          "mutant", mutants=(("benchbench/analysis/compare.py",
+          "mutant", mutants=(("benchbench/compare.py",
                               'df = change.df if change.unit == "paired-round" else max(min(change.n_base, '
                               'change.n_other) - 1, 1)', "df = change.df"),),
           old_tests=("tests/test_compare.py::test_the_stated_detectable_effect_is_met_at_its_nominal_power",)),
     Check("5b", "deleting the change-point merge pass survives", "36d6ff6",
           ("tests/test_changepoint.py::test_every_change_point_found_passes_its_test_between_its_neighbours",),
           "mutant", helpers=("tests/test_compare.py",),
-          mutants=(("benchbench/analysis/changepoint.py", "    while found:\n        bounds = [0, *found, m]",
+          mutants=(("benchbench/changepoint.py", "    while found:\n        bounds = [0, *found, m]",
                     "    while False:\n        bounds = [0, *found, m]"),),
           old_tests=("tests/test_changepoint.py", "tests/test_history.py")),
     Check("5c", "the dataloader knee threshold at 0.90 instead of 0.95 survives", "dd82120",
@@ -125,13 +130,13 @@ CHECKS: list[Check] = [
                   "| grep -q 'test_a_failing_worker_fails_its_case_with_the_reason\\[exit'"),
     Check("7a", "a test in test_ab.py without an assert (the interpreter check)", "a392a7d",
           ("tests/test_ab.py::test_the_check_imports_under_the_sides_own_environment",), "mutant",
-          mutants=(("benchbench/run/ab.py", "    if proc.returncode != 0:\n        lines = [line",
+          mutants=(("benchbench/ab.py", "    if proc.returncode != 0:\n        lines = [line",
                     "    if False:\n        lines = [line"),),
           old_tests=("tests/test_ab.py::test_this_interpreter_passes_the_check",)),
     Check("7b", "an output test that checks a value against itself (ab's time ratio)", "a392a7d",
           ("tests/test_output_gate.py::test_ab_output_with_both_metrics_shows_each_gate_and_the_disagreement",),
           "mutant", helpers=("tests/test_compare.py", "tests/test_gate.py"),
-          mutants=(("benchbench/metrics/instructions.py", "return Disagreement(t, i, time_ratio, instructions_ratio, key)",
+          mutants=(("benchbench/instructions.py", "return Disagreement(t, i, time_ratio, instructions_ratio, key)",
                     "return Disagreement(t, i, instructions_ratio, instructions_ratio, key)"),),
           old_tests=("tests/test_output_gate.py::test_ab_output_with_both_metrics_shows_each_gate_and_the_disagreement",)),
     Check("7c", "escaping tested only in helpers, never on a whole page with hostile labels", "5371ed8",
@@ -139,23 +144,51 @@ CHECKS: list[Check] = [
           "mutant", helpers=("tests/test_compare.py", "tests/test_gate.py", "tests/conftest.py", "tests/fakes.py"),
           mutants=(("benchbench/output/report_html.py", 'f" {esc(r.reason)}"', 'f" {r.reason}"'),),
           old_tests=("tests/test_output_report_html.py", "tests/test_output_html.py")),
-    # audit bullets without a mechanical check here, and why
     Check("1d", "`test_ab.py` replaced the whole measuring path, so \"one Valgrind worker per side\" saw no worker",
           "aa4c940", ("tests/test_ab.py::test_ab_instructions_runs_one_valgrind_worker_per_side_through_the_real_"
-                      "round_loop",), "none",
-          note="the defect was the test's fake; the new test counts the real Runner's worker processes"),
+                      "round_loop",), "mutant", tests_at="aa4c940",
+          mutants=(("benchbench/runner.py", "side.python, side.cwd, self.command_prefix,",
+                    "side.python, side.cwd, (),"),),
+          old_tests=("tests/test_ab.py::test_ab_instructions_only_is_one_round_in_one_valgrind_worker_per_side",),
+          note="the workers started without Valgrind, so no instruction is counted; the fix's own test file, "
+               "as the current one imports modules newer than the fix"),
     Check("4b", "dataloader and distributed tests use `/proc` and `os.sched_getaffinity`, which macOS lacks",
-          "dd82120", (), "none", note="needs a macOS machine"),
+          "dd82120", ("tests/test_portable_tests.py::test_no_test_uses_what_macos_lacks[os.sched_getaffinity-"
+                      "_sched_getaffinity-benchbench.usable_cpus()]",
+                      "tests/test_portable_tests.py::test_no_test_uses_what_macos_lacks[/proc/<pid> paths-"
+                      "_per_process_proc_path-psutil.Process(pid)]"), "code",
+          note="read from the test files' syntax: the old dataloader and distributed tests, on Linux"),
     Check("5e", "seeded bounds sit at the observed value", "1d34218", (), "none",
-          note="a bound at the seed's value passes on the old code by construction; the bounds are now the "
-               "target plus three binomial standard errors (`within_binomial_se`)"),
+          note="the defect is a bound equal to what one seed gave (186 vs 187, 0.02 vs 0.02): such a test passes "
+               "on the old code by construction, and a change to the code it guards moves the observed value "
+               "across the bound or not by chance, so no one change shows it; what replaced them is the bound "
+               "from the binomial standard error over enough trials (`within_binomial_se`), which the checks of "
+               "5a (a df mutant caught at 1,000 trials) exercise"),
     Check("6b", "the Chromium check waits for 2 s of silence; real sleeps where a fake clock would do", "5899767",
           ("tests/test_execute.py::test_first_call_is_timed_apart_and_never_in_the_samples",), "none",
-          note="timing flakiness: no deterministic failure to show on the old code"),
-    Check("7d", "`mde > 0.05` holds by the formula; the rank `raise` fault never run end to end; git facts on a "
-                "hand-built `.git`", "5c61829", (), "none",
-          note="weak but true assertions: replaced by scipy's noncentral t, an end-to-end torchrun fault and a "
-               "real `git worktree add` (docs above)"),
+          note="the defect is flakiness under load: the old tests fail only when the machine is slow at the "
+               "wrong moment, so a run on the old code passes or fails by chance, not by the code; the fix "
+               "replaces the wall clock by a fake one whose loop counts are derived by hand"),
+    Check("7d", "`mde > 0.05` holds by the formula", "5c61829",
+          ("tests/test_compare.py::test_the_detectable_effect_is_the_noncentral_t_power_at_the_lower_df[3-True]",),
+          "mutant", mutants=(("benchbench/compare.py",
+                              "        return math.expm1(math.log1p(threshold) + lam * change.se)",
+                              "        return math.expm1(math.log1p(threshold) + 1.25 * lam * change.se)"),),
+          old_tests=("tests/test_compare.py::test_the_stated_detectable_effect_is_met_at_its_nominal_power",
+                     "tests/test_compare.py::test_stated_mde_shrinks_with_rounds_and_grows_with_spread"),
+          note="a detectable effect stated 25% too far from the threshold (more power than it says)"),
+    Check("7e", "the rank `raise` fault never run end to end", "b79e542",
+          ("tests/test_suite_distributed.py::test_a_dead_rank_fails_the_case_by_name_and_the_run_finishes",), "none",
+          note="not run by this script: the guarding test is in the slow tier and starts torchrun with two "
+               "ranks per try; a mutant check runs it three times on the old tree (with and without the change, "
+               "and the old test on it), which did not fit the time this machine gave the script"),
+    Check("7f", "git worktree facts tested on a hand-built `.git`", "a392a7d",
+          ("tests/test_environment.py::test_git_commit_of_a_real_repository_its_worktree_and_packed_refs",),
+          "mutant", tests_at="a392a7d",
+          mutants=(("benchbench/environment/facts.py", '        packed = common / "packed-refs"',
+                    '        packed = dotgit / "packed-refs"'),),
+          old_tests=("tests/test_environment.py::test_git_commit_read_from_dot_git",),
+          note="packed refs looked up in a linked worktree's own git folder instead of the common one"),
 ]
 
 
@@ -210,29 +243,94 @@ def restore(before: dict[Path, str]) -> None:
         path.write_text(text)
 
 
-def run_tests(tree: Path, tests: tuple[str, ...], args: tuple[str, ...] = ()) -> tuple[str, str]:
+# A per-test timeout inside the one pytest process of a check (no pytest-timeout needed): an alarm at the
+# start of each test's setup, cleared after its teardown. A test past it fails with TIMEOUT_MARK in its
+# message, which run_tests reads as "error" (a test that never finished proves nothing either way).
+TIMEOUT_MARK = "ran past audit_check's per-test timeout"
+TIMEOUT_PLUGIN = f"""
+import signal
+
+import pytest
+
+LIMIT = {{limit}}
+
+
+class AuditTestTimeout(Exception):
+    pass
+
+
+def _expire(signum, frame):
+    raise AuditTestTimeout(f"the test {TIMEOUT_MARK} of {{{{LIMIT}}}} s")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    before = signal.signal(signal.SIGALRM, _expire)
+    signal.alarm(LIMIT)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
+"""
+TEST_TIMEOUT_S = 600  # per test; --test-timeout
+COLLECTION_S = 600  # on top, for pytest's start and collection (minutes on a loaded machine under nice)
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """The pytest process and everything under it: benchbench's workers run in sessions of their own, so a
+    process-group kill would miss them."""
+    import psutil
+
+    try:
+        family = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    proc.kill()
+    for p in family:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait()
+
+
+def run_tests(tree: Path, tests: tuple[str, ...], args: tuple[str, ...] = (),
+              timeout_s: int | None = None) -> tuple[str, str]:
     """("fails" | "passes" | "error", detail) of pytest on `tests` in `tree`: "fails" only when a test failed
-    on an assertion (or an expected exception that did not come), not on an import or a missing name."""
+    on an assertion (or an expected exception that did not come), not on an import, a missing name, the
+    per-test timeout or a subprocess of the test's own that ran past its timeout (a machine too slow proves
+    nothing either). Each test has `timeout_s` (TEST_TIMEOUT_S); the whole run a limit of that per test
+    plus COLLECTION_S, past which it is killed with its workers."""
+    limit = timeout_s or TEST_TIMEOUT_S
+    (tree / "audit_test_timeout.py").write_text(TIMEOUT_PLUGIN.format(limit=limit))
     with tempfile.NamedTemporaryFile(suffix=".xml") as xml:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-                               f"--junitxml={xml.name}", *args, *tests], cwd=tree, capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(tree)}, check=False)
+        proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                                 "-p", "audit_test_timeout", f"--junitxml={xml.name}", *args, *tests], cwd=tree,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "PYTHONPATH": str(tree)})
+        whole = limit * max(len(tests), 1) + COLLECTION_S
+        try:
+            stdout, _ = proc.communicate(timeout=whole)
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc)
+            return "error", f"the pytest run {TIMEOUT_MARK} (whole run: {whole} s)"
         try:
             cases = ET.parse(xml.name).getroot().iter("testcase")
         except ET.ParseError:
-            return "error", proc.stdout[-300:]
+            return "error", stdout[-300:]
         failed, errors, ran = [], [], 0
         for case in cases:
             ran += 1
             for bad in case.findall("failure") + case.findall("error"):
                 message = (bad.get("message") or "").splitlines()[0][:160] if bad.get("message") else ""
                 kind = message.split(":")[0]
-                harmless = bad.tag == "failure" and not any(
+                harmless = bad.tag == "failure" and TIMEOUT_MARK not in message and not any(
                     k in kind for k in ("ImportError", "ModuleNotFoundError", "AttributeError", "NameError",
-                                        "TypeError", "fixture"))
+                                        "TypeError", "fixture", "TimeoutExpired"))
                 (failed if harmless else errors).append(f"{case.get('name')}: {message}")
     if errors or not ran:
-        return "error", "; ".join(errors) or (proc.stdout.strip().splitlines() or ["no tests ran"])[-1]
+        return "error", "; ".join(errors) or (stdout.strip().splitlines() or ["no tests ran"])[-1]
     return ("fails", "; ".join(failed)) if failed else ("passes", f"{ran} passed")
 
 
@@ -243,12 +341,13 @@ def run_command(tree: Path, command: str) -> int:
 
 def check(c: Check, work: Path) -> Outcome:
     old = work / f"{c.item}-old"
-    if c.kind == "suite" and c.old_files_in_current:
-        extract(CURRENT, old)
+    if c.kind == "suite" and c.old_files_in_fix:
+        # the fix's own tree: the option the tests run under exists there, and nothing else has moved since
+        extract(c.fix, old)
         fixed = run_tests(old, c.tests, c.pytest_args)
-        copy_in(old, c.files, f"{c.fix}~1")
+        copy_in(old, c.files, f"{c.fix}~1")  # the test files as they were before the fix, from git history
         result, detail = run_tests(old, c.tests, c.pytest_args)
-        return Outcome(result, detail, {"the fix's tests in the current tree": fixed[0]})
+        return Outcome(result, detail, {"the fix's tests in the fix's tree": fixed[0]})
     extract(f"{c.fix}~1", old)
     if c.kind == "suite":
         now = work / f"{c.item}-current"
@@ -263,7 +362,7 @@ def check(c: Check, work: Path) -> Outcome:
             changed = mutate(old, c.mutants)
             control["the old tests, on the change"] = run_tests(old, c.old_tests, ("-m", "not slow"))[0]
             restore(changed)
-    copy_in(old, tuple(dict.fromkeys(c.files + c.helpers)))
+    copy_in(old, tuple(dict.fromkeys(c.files + c.helpers)), c.tests_at)
     if c.kind == "mutant":
         control["the current tests, without the change"] = run_tests(old, c.tests, c.pytest_args)[0]
         mutate(old, c.mutants)
@@ -274,7 +373,7 @@ def check(c: Check, work: Path) -> Outcome:
 def sound(c: Check, o: dict) -> bool:
     """The check proves the item: its tests fail there, and the controls say what they should."""
     expected = {"the old tests, on the change": "passes", "the current tests, without the change": "passes",
-                "current tree": "passes", "the fix's tests in the current tree": "passes"}
+                "current tree": "passes", "the fix's tests in the fix's tree": "passes"}
     return o["result"] == "fails" and all(v == expected[k] for k, v in o["control"].items())
 
 
@@ -322,17 +421,23 @@ def write_doc(stored: dict[str, dict]) -> None:
 
 
 def main() -> None:
+    global TEST_TIMEOUT_S
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="+", help="the checks of these items (1, 1a, 5c...)")
     ap.add_argument("--table", action="store_true", help="run nothing: the table again from the stored outcomes")
+    ap.add_argument("--test-timeout", type=int, default=TEST_TIMEOUT_S, metavar="S",
+                    help=f"seconds each test may run before it counts as an error (default {TEST_TIMEOUT_S})")
     args = ap.parse_args()
+    TEST_TIMEOUT_S = args.test_timeout
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     todo = [] if args.table else [c for c in CHECKS if c.kind != "none" and (
         not args.only or c.item in args.only or c.item.rstrip("abcde") in args.only)]
     for c in todo:
         with tempfile.TemporaryDirectory(prefix="benchbench-audit-") as tmp:
             o = check(c, Path(tmp))
-        stored[c.item] = {"result": o.result, "detail": o.detail, "control": o.control}
+        # over what another run of this script may have stored meanwhile (`--only` runs side by side)
+        stored = {**(json.loads(RESULTS.read_text()) if RESULTS.exists() else {}),
+                  c.item: {"result": o.result, "detail": o.detail, "control": o.control}}
         RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
         print(f"{c.item}: {o.result} ({o.detail[:200]}) {o.control} -> {'proven' if sound(c, stored[c.item]) else 'NOT proven'}",
               flush=True)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def scripts(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    for name in ("doc_markers", "ab_calibration", "profile_regressions_check"):
+    for name in ("doc_markers", "ab_calibration", "profile_regressions_check", "mutation"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     return importlib
 
@@ -90,3 +90,18 @@ def test_validate_pairing_sees_a_shared_slow_moment_cancel_in_the_paired_ratio(s
     text = m.table({"samples": rows, "processes": 6, "rounds": 5, "profile": "quick", "plain_loop_s": 0.25,
                     "seed": 1, "machine": {"cpus": 2, "torch_threads": 2, "load_start": 0.5, "load_end": 0.7}})
     assert "| cpu add | benchbench's engine | 30 |" in text and "Median over ops and engines" in text
+
+
+def test_mutation_table_counts_timed_out_mutants_apart_from_the_killed(scripts, monkeypatch, tmp_path):
+    m = scripts.import_module("mutation")
+    monkeypatch.setattr(m, "EXPLAINED", {"p.x_f__mutmut_5": "equivalent"})
+    rows = [(f"p.x_f__mutmut_{i}", "killed") for i in range(1, 4)] + [
+        ("p.x_f__mutmut_4", "timeout"), ("p.x_f__mutmut_5", "survived"), ("p.x_g__mutmut_1", "survived"),
+        ("p.x_g__mutmut_2", "not checked")]
+    # 3 killed, 1 timed out, 2 survivors (1 explained), 1 not run: 3 killed of 5 non-equivalent
+    assert m.table({"mod": rows}).splitlines()[2] == "| mod | 7 | 3 | 1 | 2 | 1 | 60% | 1 |"
+    monkeypatch.setattr(m, "ROOT", tmp_path)
+    text = m.write_doc({"mod": rows})
+    before, timed_out = text.split("Timed out")
+    assert "`p.x_f__mutmut_4` (mod)" in timed_out and "mutmut_4" not in before  # listed there, and only there
+    assert "- mod: `g`: 1" in text  # the one survivor neither killed nor explained

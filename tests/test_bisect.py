@@ -235,6 +235,31 @@ def test_a_case_that_broke_on_the_candidate_makes_the_step_a_skip():
     assert ok.verdict == "pass" and ok.ratio == 1.01
 
 
+def test_a_step_checks_the_candidate_out_in_a_worktree_named_for_it_and_removes_it(tmp_path, monkeypatch):
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import benchbench.run.ab
+    from benchbench.run.bisect import AbStep
+
+    root = make_project(tmp_path / "p", n=2)
+    good, _, cs = commit_range("HEAD~2", "HEAD", root)
+    seen = {}
+
+    def fake_run_ab(**kw):  # the trees as ab gets them, and what git lists while the step runs
+        seen.update(baseline=kw["baseline"].tree, current=Path(kw["current"].tree),
+                    listed=git(root, "worktree", "list", "--porcelain"))
+        gate = SimpleNamespace(verdict="pass", findings=[], by_outcome=lambda o: [])
+        return SimpleNamespace(gate=gate, outcome=SimpleNamespace(rounds=3))
+
+    monkeypatch.setattr(benchbench.run.ab, "run_ab", fake_run_ab)
+    step = AbStep(root, root, {}, tmp_path / "out", [], good_ref=good.sha)
+    assert step(cs[0], 0).verdict == "pass"
+    assert seen["current"].name == f"candidate-{cs[0].short}" and seen["baseline"] == str(root)
+    assert f"worktree {seen['current']}\nHEAD {cs[0].sha}" in seen["listed"] and "/baseline\n" not in seen["listed"]
+    assert git(root, "worktree", "list").count("\n") == 1 and not seen["current"].exists()
+
+
 def test_bisect_refuses_bad_input_before_measuring(tmp_path):
     root = make_project(tmp_path / "p", n=2)
     env = {"PYTHONPATH": f"{ROOT}:{root / 'src'}"}

@@ -315,7 +315,8 @@ def judge(row: Row, policy: Policy) -> Finding:
     if v in ("slower", "noisy") and row.change is not None and counts_instructions(row):
         return _judge_counts(row, row.change, policy)
     if v == "broke":
-        return Finding(row, "regression", f"ok in the baseline, {row.other.status if row.other else 'failed'} now")
+        # compare_pair calls a row broke only when the current result is there and failed or timed out
+        return Finding(row, "regression", f"ok in the baseline, {row.other.status} now")
     if row.machine and v in TIMING_VERDICTS:
         return Finding(row, "inconclusive", "the machine's own speed changed", "machine")
     if v == "slower":

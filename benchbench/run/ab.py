@@ -260,7 +260,7 @@ def run_ab(suites: Sequence[str] | None = None, *, suite_paths: Sequence[str] | 
         for name, spec in (("baseline", baseline), ("current", current)):
             tree = Path(spec.tree) if spec.tree else None
             if spec.ref and tree is None and root is not None:
-                tree = stack.enter_context(source_tree(spec.ref, root))
+                tree = stack.enter_context(source_tree(spec.ref, root, name))
             sources = tree_sources(session.suites, root, tree) if tree is not None and root is not None else ()
             sides.append(make_side(name, spec, tree, sources))
         check_side(sides[0], "--baseline-python" if baseline.python else "the baseline interpreter")

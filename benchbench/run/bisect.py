@@ -351,7 +351,7 @@ class AbStep:
 
         t0 = time.monotonic()
         folder = self.output / f"{commit.short}{f'-retry{attempt}' if attempt else ''}"
-        with source_tree(commit.sha, self.root) as tree:
+        with source_tree(commit.sha, self.root, f"candidate-{commit.short}") as tree:
             if self.build_command:
                 why = build(self.build_command, tree)
                 if why:
@@ -406,7 +406,7 @@ def bisect(good: str, bad: str, *, suites: Sequence[str] | None = None, suite_pa
         stack.enter_context(stop_signals_interrupt())
         folder = Path(output) if output is not None else Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix="benchbench-bisect-")))
-        good_tree = stack.enter_context(source_tree(g.sha, root))
+        good_tree = stack.enter_context(source_tree(g.sha, root, f"good-{g.short}"))
         if build_command:
             why = build(build_command, good_tree)
             if why:
