@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -38,7 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 TAIL_ENV = "LATCAL_TAIL"
-EVERY = 20
+PLANTED = "planted.json"  # in a kept A/B folder: the tail it planted
+EVERY = 50  # the planted tail: 2% of calls
 DOC = ROOT / "docs" / "inference.md"
 BEGIN, END = "<!-- p99 a/a: begin (benchmarks/p99_aa.py) -->", "<!-- p99 a/a: end -->"
 METRICS = ("latency_p50", "latency_p90", "latency_p99", "tokens_per_s")
@@ -92,8 +94,8 @@ def decode(ctx, size, batch, rep):
 '''
 
 
-def write_suite(workdir: Path, reps: int, batches: list[int], calls: int) -> Path:
-    (workdir / "latcal_lib.py").write_text(textwrap.dedent(LIBRARY.format(env=TAIL_ENV, every=EVERY)))
+def write_suite(workdir: Path, reps: int, batches: list[int], calls: int, every: int = EVERY) -> Path:
+    (workdir / "latcal_lib.py").write_text(textwrap.dedent(LIBRARY.format(env=TAIL_ENV, every=every)))
     path = workdir / "latcal_suite.py"
     path.write_text(textwrap.dedent(SUITE.format(reps=reps, batches=batches, calls=calls)))
     return path
@@ -168,30 +170,50 @@ def cross_run_decisions(folders: list[Path], ab_folders: list[Path] = ()) -> lis
     return out
 
 
+THRESHOLD = {"latency_p50": 0.10, "latency_p90": 0.10, "latency_p99": 0.20, "tokens_per_s": 0.10}
+
+
 def summary(rows: list[dict]) -> dict:
+    """Counts of verdicts, and how wide the intervals were against the threshold: the median half-width of
+    the (widened) interval in logs, as a percentage, and the smallest change the same interval around it
+    would have called `worse` (the threshold times how far the interval reaches below the ratio)."""
     ratios = [r["other"] / r["base"] for r in rows if r["base"] and r["other"]]
     calls = [min(r["calls"]) for r in rows if r.get("calls")]
+    spans = [(r["other"] / r["base"], r["low"], r["high"]) for r in rows
+             if r["base"] and r["other"] and r.get("low") and r.get("high") and r["metric"] in THRESHOLD]
+    half = [math.log(hi / lo) / 2 for _, lo, hi in spans]
+    # worse needs low > 1 + threshold; tokens/s (higher is better) needs high < 1 / (1 + threshold)
+    detect = [(1 + THRESHOLD[r["metric"]]) * (ratio / lo if r["metric"] != "tokens_per_s" else hi / ratio)
+              for r, (ratio, lo, hi) in zip([r for r in rows if r["base"] and r["other"] and r.get("low")
+                                             and r.get("high") and r["metric"] in THRESHOLD], spans, strict=True)]
     return {"decisions": len(rows), **{v: sum(r["verdict"] == v for r in rows)
                                        for v in ("worse", "better", "same", "noisy", "incomparable")},
             "regressions": sum(r["outcome"] == "regression" for r in rows),
             "median_abs_change": statistics.median(abs(x - 1) for x in ratios) if ratios else None,
             "largest_change": max(ratios, key=lambda x: abs(x - 1)) if ratios else None,
+            "half_width": math.exp(statistics.median(half)) - 1 if half else None,
+            "detectable": statistics.median(detect) if detect else None,
             "calls": [min(calls), max(calls)] if calls else None}
 
 
 def table(results: dict) -> str:
     lines = ["| experiment | metric | decisions | worse | better | noisy | same | too few calls / incomparable "
-             "| median abs. change | largest change | calls per side |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+             "| median abs. change | largest change | interval half-width (median) | worse from (median) "
+             "| calls per side |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for name, parts in results.items():
         for metric, s in parts.items():
             if not s["decisions"]:
                 continue
             mid = f"{100 * s['median_abs_change']:.1f}%" if s["median_abs_change"] is not None else "-"
             big = f"{100 * (s['largest_change'] - 1):+.1f}%" if s["largest_change"] is not None else "-"
+            half = f"x/÷ {1 + s['half_width']:.2f}" if s.get("half_width") is not None else "-"
+            d = s.get("detectable")
+            det = "-" if d is None else f"-{100 * (1 - 1 / d):.0f}%" if metric == "tokens_per_s" else \
+                f"+{100 * (d - 1):.0f}%"
             calls = f"{s['calls'][0]}-{s['calls'][1]}" if s["calls"] else "-"
             lines.append(f"| {name} | {metric} | {s['decisions']} | {s['worse']} | {s['better']} | {s['noisy']} | "
-                         f"{s['same']} | {s['incomparable']} | {mid} | {big} | {calls} |")
+                         f"{s['same']} | {s['incomparable']} | {mid} | {big} | {half} | {det} | {calls} |")
     return "\n".join(lines)
 
 
@@ -230,7 +252,9 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=None,
                     help="start no further A/A run after this many minutes (the A/B runs go first)")
     ap.add_argument("--delay", type=float, default=2.0,
-                    help="the planted tail: every 20th step waits this many times its own duration (default 2)")
+                    help="the planted tail: every --every-th step waits this many times its own duration (default 2)")
+    ap.add_argument("--every", type=int, default=EVERY,
+                    help=f"the planted tail's period in decode steps (default {EVERY}: 1 in {EVERY} calls)")
     ap.add_argument("--json", metavar="PATH", help="write every decision here")
     ap.add_argument("--keep", metavar="DIR", help="keep the ab folders (reports) here")
     ap.add_argument("--reuse", metavar="DIR", nargs="+",
@@ -240,41 +264,36 @@ def main() -> int:
     if args.reuse:
         return reuse([Path(d) for d in args.reuse], args)
     started, load_start = time.time(), load_average()
-    rows: dict[str, list[dict]] = {"A/A (within ab)": [], "A/A across runs": [], "A/B (planted tail)": []}
-    aa_folders = []
     with tempfile.TemporaryDirectory(prefix="p99-aa-") as tmp:
         where = Path(args.keep) if args.keep else Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
         batches = [int(b) for b in args.batches.split(",")]
-        suite = write_suite(Path(tmp), args.reps, batches, args.calls)
-        plan = [("A/B (planted tail)", {TAIL_ENV: f"{args.delay:g}"})] * args.ab_runs + \
-            [("A/A (within ab)", {})] * args.runs
-        for i, (name, env) in enumerate(plan):
+        suite = write_suite(Path(tmp), args.reps, batches, args.calls, args.every)
+        plan = [{TAIL_ENV: f"{args.delay:g}"}] * args.ab_runs + [{}] * args.runs
+        done = 0
+        for i, env in enumerate(plan):
             if not env and args.minutes is not None and time.time() - started > 60 * args.minutes:
-                print(f"stopping after {len(aa_folders)} A/A runs: past {args.minutes:g} minutes", file=sys.stderr)
+                print(f"stopping after {done} A/A runs: past {args.minutes:g} minutes", file=sys.stderr)
                 break
             folder = where / f"{'aa' if not env else 'ab'}-{int(started)}-{i}"  # a later call may keep to the same DIR
             got = decisions(run_ab(suite, folder, args.rounds, env))
-            if not env:
-                aa_folders.append(folder)
-            rows[name] += got
-            print(f"{name} run {i + 1}/{len(plan)}: {len(got)} decisions, "
+            if env:  # what was planted: the reports keep --current-env's values redacted
+                (folder / PLANTED).write_text(json.dumps({"every": args.every, "delay": args.delay}))
+            else:
+                done += 1
+            print(f"{'A/B' if env else 'A/A'} run {i + 1}/{len(plan)}: {len(got)} decisions, "
                   f"{sum(r['outcome'] == 'regression' for r in got)} regressions ({time.time() - started:.0f} s, "
                   f"load {load_average()})", file=sys.stderr)
-        rows["A/A across runs"] = cross_run_decisions(aa_folders, sorted(where.glob("ab-*")))
-    results = {name: {m: summary([r for r in rs if r["metric"] == m]) for m in METRICS} for name, rs in rows.items()}
-    import platform
+        print(f"{time.time() - started:.0f} s at niceness {os.nice(0)}, load average {load_start} at the start, "
+              f"{load_average()} at the end", file=sys.stderr)
+        return reuse([where], args)
 
-    import torch
 
-    text = (f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()} ({os.cpu_count()} CPUs), torch "
-            f"{torch.__version__}: {len(aa_folders)} A/A and {args.ab_runs} A/B runs of `ab --rounds {args.rounds} "
-            f"--profile quick`, {len(batches) * args.reps} decode cases each (tiny decoder, eager, batch "
-            f"{args.batches}; {args.calls} calls per case and round), in "
-            f"{time.time() - started:.0f} s at niceness {os.nice(0)}; load average {load_start} at the start, "
-            f"{load_average()} at the end. A/B: every {EVERY}th decode step takes {1 + args.delay:g}x as long "
-            f"(`{TAIL_ENV}={args.delay:g}`).\n\n" + table(results))
-    return emit(text, results, rows, args)
+def planted(folder: Path, args: argparse.Namespace) -> str:
+    """The name of an A/B run's row: the tail it planted (from its planted.json, else the command line's)."""
+    path = folder / PLANTED
+    got = json.loads(path.read_text()) if path.exists() else {"every": args.every, "delay": args.delay}
+    return f"A/B ({100 / got['every']:g}% of calls {1 + got['delay']:g}x)"
 
 
 def reuse(folders: list[Path], args: argparse.Namespace) -> int:
@@ -290,8 +309,9 @@ def reuse(folders: list[Path], args: argparse.Namespace) -> int:
     if not aa and not ab:
         raise SystemExit(f"{', '.join(map(str, folders))}: no kept ab folders (aa-*, ab-*)")
     rows = {"A/A (within ab)": [d for f in aa for d in within_ab_decisions(f)],
-            "A/A across runs": cross_run_decisions(aa, ab),
-            "A/B (planted tail)": [d for f in ab for d in within_ab_decisions(f)]}
+            "A/A across runs": cross_run_decisions(aa, ab)}
+    for f in ab:
+        rows.setdefault(planted(f, args), []).extend(within_ab_decisions(f))
     results = {name: {m: summary([r for r in rs if r["metric"] == m]) for m in (*METRICS, "time")}
                for name, rs in rows.items()}
     stamps = sorted(load(f / f"{side}.json").created_at for f in [*aa, *ab] for side in ("baseline", "current"))
@@ -307,12 +327,15 @@ def reuse(folders: list[Path], args: argparse.Namespace) -> int:
                 f"{'/'.join(map(str, rounds))} --profile quick` ({'/'.join(map(str, cases))} cases each, "
                 f"{'/'.join(map(str, calls))} calls per case and round)")
 
+    batches = sorted({res.key.params_dict.get("batch") for f in [*aa, *ab] for res in load(f / "baseline.json").results})
     text = (f"Measured {stamps[0][:16]} to {stamps[-1][:16]} UTC (reports' start times) on {os.cpu_count()} CPUs: "
             f"{runs(aa, 'A/A')}; {runs(ab, 'A/B')}; decode cases of the tiny decoder, eager, "
-            f"batch 1. A/B: every {EVERY}th decode step takes {1 + args.delay:g}x as long "
-            f"(`{TAIL_ENV}={args.delay:g}`). A/A across runs: each A/A report (and each A/B run's baseline) against "
+            f"batch {' and '.join(map(str, batches))}. A/B (k% of calls Nx): every (100/k)th decode step takes N times "
+            f"as long (`{TAIL_ENV}`). A/A across runs: each A/A report (and each A/B run's baseline) against "
             "every report of the other runs. `time`: the time rule's verdicts on the same pairs (worse = slower), "
-            "for reference.\n\n" + table(results))
+            "for reference. Interval half-width: the median, over the decisions, of how far the (widened) 95% "
+            "interval reaches either side of its ratio, as a factor; worse from: the median smallest change that "
+            "an interval as wide would have called `worse`.\n\n" + table(results))
     return emit(text, results, rows, args)
 
 

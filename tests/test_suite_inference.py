@@ -330,14 +330,17 @@ def decode_check(monkeypatch):
     return module
 
 
-def test_decode_check_table_marks_rows_beyond_five_percent(decode_check, tmp_path):
-    rows = [{"size": "tiny", "batch": 1, "suite": 1000.0, "plain": 1010.0, "ratio": 0.99, "ratios": [0.98, 0.99, 1.0],
-             "aa": [0.99, 1.01], "gc_share": 0.012, "timer_share": 0.0001},
-            {"size": "tiny", "batch": 8, "suite": 9000.0, "plain": 8000.0, "ratio": 1.125, "ratios": [1.1, 1.125]}]
+def test_decode_check_table_says_within_five_percent_only_when_the_interval_is(decode_check, tmp_path):
+    row = {"size": "tiny", "batch": 1, "steps": 105, "blocks": 48, "suite": 1000.0, "plain": 1010.0,
+           "ratio": (0.99, 0.98, 1.0), "aa": (1.0, 0.99, 1.01), "instances": [0.985, 0.995],
+           "gc_share": 0.012, "timer_share": 0.0001}
+    rows = [row, {**row, "batch": 8, "ratio": (0.9, 0.88, 0.93)}, {**row, "batch": 16, "ratio": (0.97, 0.9, 1.02)}]
     text = decode_check.table(rows, "header")
-    assert "| tiny | 1 | 1,000 | 1,010 | 0.990 (0.980, 0.990, 1.000) | yes | 1.000 (0.990, 1.010) | 1.20%, 0.010% |" \
-        in text
-    assert text.splitlines()[-1].endswith("| **no** | - | - |")
+    assert ("| tiny | 1 | 48 x 105 | 1,000 | 1,010 | 0.990 [0.980, 1.000] | 0.985, 0.995 | yes | "
+            "1.000 [0.990, 1.010] | 1.20%, 0.010% |") in text
+    assert "| 0.900 [0.880, 0.930] | 0.985, 0.995 | **no** |" in text  # the whole interval beyond 5%
+    assert "| 0.970 [0.900, 1.020] | 0.985, 0.995 | unresolved |" in text  # it reaches beyond 5%
+    assert decode_check.median_interval([1.0] * 5 + [2.0] * 6) == (2.0, 1.0, 2.0)
     doc = tmp_path / "doc.md"
     doc.write_text(f"before\n{decode_check.BEGIN}\nold\n{decode_check.END}\nafter\n")
     decode_check.write(doc, text)
