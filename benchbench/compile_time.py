@@ -5,14 +5,16 @@ A suite that compiles records, per round, `compile_s` (what the compiling calls 
 steady calls; suites/training.py), and where it can `dynamo_s` / `inductor_s` (the split that
 `torch._dynamo.utils.compilation_time_metrics` gives: `phases()` below), `graph_breaks`, `recompiles`,
 and the graph breaks' reasons (`graph_break_reasons`). Every compiled case runs in a fresh process
-each round, so every round compiles cold.
+each round, and compiles cold there `ctx.compile_repeats` times (benchbench/cold_compile.py): every
+compile goes into the round's `compile_runs_s`, and `compile_s` is their geometric mean.
 
-Compile time is noisy at the scale of seconds, so it is compared like time, over rounds: Welch's t on
-the logarithms of the rounds' compile times, at 95%. `worse` when the whole interval lies above
-1 + threshold (default 10%, `compile_threshold` in the gate's rules), `better` when it lies below
-1 / (1 + threshold), `same` when it lies within, else `noisy`. With one round per side only `same` or
-`noisy` can come out. A new graph break or recompile is `worse` on its own, whatever the seconds say,
-and the row names the new breaks' reasons.
+Compile time is noisy at the scale of seconds, so it is compared like time, over rounds, in two levels:
+a round's value is the mean of the logarithms of its compiles (the process is the unit: compiles in one
+process share its luck, so they are not independent samples), and the rounds' values go into Welch's t,
+at 95%. `worse` when the whole interval lies above 1 + threshold (default 10%, `compile_threshold` in
+the gate's rules), `better` when it lies below 1 / (1 + threshold), `same` when it lies within, else
+`noisy`. With one round per side only `same` or `noisy` can come out. A new graph break or recompile is
+`worse` on its own, whatever the seconds say, and the row names the new breaks' reasons.
 """
 
 from __future__ import annotations
@@ -35,6 +37,39 @@ COUNTS = {"graph_breaks": "graph break", "recompiles": "recompile"}  # a rise of
 def parse_setting(name: str, value: Any, where: str) -> float:
     """A rules-file setting of this metric: compile_threshold ("10%")."""
     return parse_percent(value, f"{where}: {name}")
+
+
+RUNS = "compile_runs_s"  # a round's cold compiles (benchbench/cold_compile.py)
+
+
+def round_compiles(result: Any) -> list[list[float]]:
+    """Each round's cold compiles, in seconds: its `compile_runs_s`, else its one `compile_s`."""
+    if result is None or not getattr(result, "ok", False):
+        return []
+    out = []
+    for r in result.rounds:
+        m = r.get("metrics") or {}
+        runs = m.get(RUNS)
+        if isinstance(runs, list) and runs and all(_number(v) for v in runs):
+            out.append([float(v) for v in runs])
+        elif _number(m.get("compile_s")):
+            out.append([float(m["compile_s"])])
+    if not out:
+        runs, one = (result.metrics or {}).get(RUNS), (result.metrics or {}).get("compile_s")
+        if isinstance(runs, list) and runs and all(_number(v) for v in runs):
+            out.append([float(v) for v in runs])
+        elif _number(one):
+            out.append([float(one)])
+    return out
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def round_means(rounds: Sequence[Sequence[float]]) -> list[float]:
+    """Each round's value: the geometric mean of its compiles (all above 0)."""
+    return [math.exp(statistics.fmean(math.log(v) for v in r)) for r in rounds]
 
 
 def round_values(result: Any, name: str = "compile_s") -> list[float]:
@@ -81,7 +116,8 @@ def _reasons(result: Any) -> list[str]:
 def compare_results(key: Any, base: Any, other: Any, settings: Mapping[str, Any] | None = None) -> MetricRow | None:
     """The compile rule on two results; None when neither side compiled."""
     threshold = float((settings or {}).get("compile_threshold") or DEFAULT_THRESHOLD)
-    a, b = round_values(base), round_values(other)
+    ra, rb = round_compiles(base), round_compiles(other)
+    a, b = [statistics.median(r) for r in ra], [statistics.median(r) for r in rb]
     if not a and not b:
         return None
     ma, mb = (statistics.median(a) if a else None), (statistics.median(b) if b else None)
@@ -92,14 +128,15 @@ def compare_results(key: Any, base: Any, other: Any, settings: Mapping[str, Any]
         ca, cb = _count(base, name), _count(other, name)
         if ca is not None and cb is not None and cb > ca:
             risen.append(f"{word}s {ca:g} -> {cb:g}")
-    details: dict[str, Any] = {"threshold": threshold, "rounds": [len(a), len(b)]}
+    details: dict[str, Any] = {"threshold": threshold, "rounds": [len(a), len(b)],
+                               "compiles": [sum(map(len, ra)), sum(map(len, rb))]}
     if risen:
         new = [r for r in _reasons(other) if r not in set(_reasons(base))]
         why = "; ".join(risen) + (f" (new: {'; '.join(new)})" if new else "")
         return MetricRow(NAME, key, ma, mb, "worse", why, mb / ma if ma > 0 else None, {**details, "new_breaks": new})
-    if min(a) <= 0 or min(b) <= 0:
-        return MetricRow(NAME, key, ma, mb, "incomparable", "a round compiled in no time (nothing to compare)")
-    return rounds_row(NAME, key, a, b, threshold, "compile time", details)
+    if min(min(r) for r in ra) <= 0 or min(min(r) for r in rb) <= 0:
+        return MetricRow(NAME, key, ma, mb, "incomparable", "a compile took no time (nothing to compare)")
+    return rounds_row(NAME, key, round_means(ra), round_means(rb), threshold, "compile time", details)
 
 
 def rounds_row(name: str, key: Any, a: Sequence[float], b: Sequence[float], threshold: float, quantity: str,
