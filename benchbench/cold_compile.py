@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 RUNS = "compile_runs_s"  # every cold compile of the round, in seconds
+ENV = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")  # where Inductor's and Triton's disk caches go
 
 
 @contextlib.contextmanager
@@ -41,6 +42,7 @@ def fresh(root: Path | str | None = None) -> Iterator[Path]:
     """Dynamo reset and empty Inductor caches (on disk, in a new folder under `root`, and in memory) for the
     compile inside; yields the cache folder, removed afterwards. What was compiled inside stays callable
     (it holds its kernels), so the last repeat's compiled model is the one a case times."""
+    saved = {k: os.environ.get(k) for k in ENV}
     import torch
 
     torch.compiler.reset()
@@ -48,8 +50,30 @@ def fresh(root: Path | str | None = None) -> Iterator[Path]:
         from torch._inductor.utils import fresh_cache
     except ImportError:  # pragma: no cover - torch before 2.6 called it fresh_inductor_cache
         from torch._inductor.utils import fresh_inductor_cache as fresh_cache
-    with fresh_cache(dir=None if root is None else str(root)):
-        yield Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    if root is not None:
+        Path(root).mkdir(parents=True, exist_ok=True)
+    try:
+        with fresh_cache(dir=None if root is None else str(root)):
+            yield Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    finally:  # torch may leave its default folder set where none was
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def clear() -> None:
+    """Dynamo reset and Inductor's in-memory caches cleared, for a compile whose cache folder the caller
+    sets itself (a new, empty one: the disk caches are in it)."""
+    import torch
+
+    torch.compiler.reset()
+    try:
+        from torch._inductor.utils import clear_caches
+    except ImportError:  # pragma: no cover - torch before 2.6
+        from torch._inductor.utils import clear_inductor_caches as clear_caches
+    clear_caches()
 
 
 def repeat(compile_once: Callable[[], float], repeats: int, root: Path | str | None = None) -> list[float]:

@@ -10,10 +10,12 @@ compile goes into the round's `compile_runs_s`, and `compile_s` is their geometr
 
 Compile time is noisy at the scale of seconds, so it is compared like time, over rounds, in two levels:
 a round's value is the mean of the logarithms of its compiles (the process is the unit: compiles in one
-process share its luck, so they are not independent samples), and the rounds' values go into Welch's t,
-at 95%. `worse` when the whole interval lies above 1 + threshold (default 10%, `compile_threshold` in
-the gate's rules), `better` when it lies below 1 / (1 + threshold), `same` when it lies within, else
-`noisy`. With one round per side only `same` or `noisy` can come out. A new graph break or recompile is
+process share its luck, so they are not independent samples), and the rounds' values go into a t
+interval at 95%: paired where the two reports' rounds were measured together (`ab`: a one-sample t on
+the rounds' differences, df = rounds - 1, so a slow minute of the machine, which hits both sides of a
+round, cancels), else Welch's t. `worse` when the whole interval lies above 1 + threshold (default 10%,
+`compile_threshold` in the gate's rules), `better` when it lies below 1 / (1 + threshold), `same` when
+it lies within, else `noisy`. With one round per side only `same` or `noisy` can come out. A new graph break or recompile is
 `worse` on its own, whatever the seconds say, and the row names the new breaks' reasons.
 """
 
@@ -88,6 +90,25 @@ def value(result: Any) -> float | None:
     return statistics.median(values) if values else None
 
 
+def paired_interval(d: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
+    """(ratio, low, high) from per-round log differences other - base: a one-sample t, df = len(d) - 1."""
+    mean = statistics.fmean(d)
+    if len(d) < 2:
+        return math.exp(mean), -math.inf, math.inf
+    se = statistics.stdev(d) / math.sqrt(len(d))
+    half = t_quantile(0.5 + level / 2, len(d) - 1) * se
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+
+
+def round_indices(result: Any) -> list[int]:
+    """The round index of each of `round_compiles(result)`'s rounds (their position where none is recorded)."""
+    if result is None or not getattr(result, "ok", False):
+        return []
+    return [int(r.get("round", i)) for i, r in enumerate(result.rounds)
+            if isinstance(r.get("metrics"), dict) and (isinstance(r["metrics"].get(RUNS), list)
+                                                        or _number(r["metrics"].get("compile_s")))]
+
+
 def interval(base: Sequence[float], other: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
     """(ratio of geometric means other/base, low, high): Welch's t on logs; the point alone with < 2 rounds."""
     la, lb = [math.log(x) for x in base], [math.log(x) for x in other]
@@ -136,16 +157,26 @@ def compare_results(key: Any, base: Any, other: Any, settings: Mapping[str, Any]
         return MetricRow(NAME, key, ma, mb, "worse", why, mb / ma if ma > 0 else None, {**details, "new_breaks": new})
     if min(min(r) for r in ra) <= 0 or min(min(r) for r in rb) <= 0:
         return MetricRow(NAME, key, ma, mb, "incomparable", "a compile took no time (nothing to compare)")
-    return rounds_row(NAME, key, round_means(ra), round_means(rb), threshold, "compile time", details)
+    ma_, mb_ = round_means(ra), round_means(rb)
+    ia, ib = round_indices(base), round_indices(other)
+    if (settings or {}).get("paired") and len(ia) == len(ra) and len(ib) == len(rb):
+        by_a, by_b = dict(zip(ia, ma_, strict=True)), dict(zip(ib, mb_, strict=True))
+        common = sorted(set(by_a) & set(by_b))
+        if len(common) >= 2:
+            d = [math.log(by_b[i]) - math.log(by_a[i]) for i in common]
+            return rounds_row(NAME, key, ma_, mb_, threshold, "compile time", {**details, "paired": len(common)},
+                              paired_interval(d))
+    return rounds_row(NAME, key, ma_, mb_, threshold, "compile time", details)
 
 
 def rounds_row(name: str, key: Any, a: Sequence[float], b: Sequence[float], threshold: float, quantity: str,
-               details: dict[str, Any]) -> MetricRow:
-    """The rule over rounds that compile time and energy share: Welch's interval of the ratio (`interval`)
-    against ±`threshold`: `worse` above it, `better` below, `same` within, `noisy` straddling (with one round
-    a side: `same` when the ratio itself is within). `quantity` names the values in the row's text."""
+               details: dict[str, Any], change: tuple[float, float, float] | None = None) -> MetricRow:
+    """The rule over rounds that compile time and energy share: Welch's interval of the ratio (`interval`), or
+    the `change` (ratio, low, high) given, against ±`threshold`: `worse` above it, `better` below, `same`
+    within, `noisy` straddling (with one round a side: `same` when the ratio itself is within). `quantity`
+    names the values in the row's text."""
     ma, mb = statistics.median(a), statistics.median(b)
-    ratio, low, high = interval(a, b)
+    ratio, low, high = change or interval(a, b)
     details = {**details, "low": low, "high": high}
     up, down = 1 + threshold, 1 / (1 + threshold)
     pct = f"{100 * (ratio - 1):+.1f}%"
