@@ -1,8 +1,8 @@
 """Is a +30% compile-time change caught by a real `benchbench ab`, and is a new graph break named?
 
 Compile time is compared over rounds (benchbench/compile_time.py: each round's value is the mean of the
-logs of its cold compiles, `ctx.compile_repeats` of them; Welch's t over the rounds' values, `worse` when the
-95% interval lies above +10%). This script checks that rule end to end on this machine, with real
+logs of its cold compiles, `ctx.compile_repeats` of them; in `ab` a paired t over the rounds' differences,
+`worse` when the 95% interval lies above +10%). This script checks that rule end to end on this machine, with real
 `torch.compile` in real `ab` runs:
 
     ratio: the variant's cold compile against the plain model's, measured directly (fresh processes, the
@@ -244,7 +244,50 @@ def decision(doc: dict) -> dict:
     d = c.get("details") or {}
     return {"base": c["base"], "other": c["other"], "ratio": c["ratio"], "verdict": c["verdict"],
             "outcome": c["outcome"], "why": c["why"], "rounds": d.get("rounds"), "low": d.get("low"),
-            "high": d.get("high")}
+            "high": d.get("high"), "paired": d.get("paired")}
+
+
+def round_pairs(out: Path) -> list[list[list[float]]]:
+    """The compiles of each round both sides of one ab measured, [[base's, current's], ...] by round index."""
+    from benchbench import compile_time
+    from benchbench.report import load
+
+    sides = []
+    for name in ("baseline.json", "current.json"):
+        path = out / name
+        results = [r for r in load(path).results if r.ok] if path.exists() else []
+        if len(results) != 1:
+            return []
+        [r] = results
+        sides.append(dict(zip(compile_time.round_indices(r), compile_time.round_compiles(r), strict=False)))
+    return [[sides[0][i], sides[1][i]] for i in sorted(set(sides[0]) & set(sides[1]))]
+
+
+def paired_noise(tries: list[dict]) -> tuple[float, int] | None:
+    """The spread of one round's paired difference (log of current's geometric mean over baseline's), pooled
+    about each try's own mean (which holds the change, if any): (sd, degrees of freedom)."""
+    ss, df = 0.0, 0
+    for got in tries:
+        d = [statistics.fmean(math.log(v) for v in b) - statistics.fmean(math.log(v) for v in a)
+             for a, b in got.get("pairs") or []]
+        if len(d) >= 2:
+            m = statistics.fmean(d)
+            ss += sum((x - m) ** 2 for x in d)
+            df += len(d) - 1
+    return (math.sqrt(ss / df), df) if df else None
+
+
+def catch_rate(sd: float, rounds: int, ratio: float = 1.3, threshold: float = 0.10, draws: int = 4000,
+               seed: int = 0) -> float:
+    """How often the paired rule (benchbench/compile_time.py) calls a true `ratio` worse, at `rounds` rounds
+    whose paired differences spread by `sd` (normal, seeded)."""
+    import numpy as np
+
+    from benchbench import compile_time
+
+    rng = np.random.default_rng(seed)
+    d = math.log(ratio) + sd * rng.standard_normal((draws, rounds))
+    return sum(compile_time.paired_interval(row.tolist())[1] > 1 + threshold for row in d) / draws
 
 
 def load_average() -> str:
@@ -292,6 +335,17 @@ def report(rows: dict[str, list[dict]], plain: list[dict], extra: list[dict], ar
                        f"compile {got['compile_s']:.1f} s, so the compiles per round that buy the most precision for "
                        f"the time are about {got['best_repeats']:.1f}.")
     out.append("\n" + table(rows))
+    tries = rows["A/B (+30% compile work)"] + rows["A/A"]
+    spread = paired_noise(tries)
+    if spread:
+        sd, df = spread
+        rates = {n: catch_rate(sd, n) for n in (args.rounds, 5, 8, 12)}
+        need = next((n for n in range(2, 41) if catch_rate(sd, n) >= 0.9), None)
+        out.append(f"\nNoise of a round in these tries: the paired difference of one round (log of the current "
+                   f"side's geometric mean over the baseline's) spreads by {100 * sd:.1f}% (sd, {df} degrees of "
+                   f"freedom, pooled about each try's mean). At that noise the paired rule catches +30% in "
+                   + ", ".join(f"{100 * r:.0f}% of tries at {n} rounds" for n, r in rates.items())
+                   + f" (seeded simulation); 90% needs {need if need else 'more than 40'} rounds.")
     for n, got in enumerate(rows["graph break added"], 1):
         out.append(f"\nGraph break added, try {n}: `{got['verdict']}`, \"{got['why']}\"")
     out.append(f"\n`ab --profile quick --rounds {args.rounds}` (the graph-break try: `--rounds {args.break_rounds}`), "
@@ -316,6 +370,7 @@ def main() -> int:
                     help="fresh processes of each model compiling --repeats times directly (default 3)")
     ap.add_argument("--break-rounds", type=int, default=2,
                     help="rounds of the graph-break try (a new break is worse at any number of rounds; default 2)")
+    ap.add_argument("--break-tries", type=int, default=1, help="tries with the graph break (default 1)")
     ap.add_argument("--minutes", type=float, default=None,
                     help="start no new try after this many minutes (the tables hold the tries done)")
     ap.add_argument("--earlier", nargs="*", default=[], metavar="JSON",
@@ -325,7 +380,7 @@ def main() -> int:
     ap.add_argument("--note", action="append", default=[], help="a sentence to add under the table (e.g. the load)")
     args = ap.parse_args()
     started = time.time()
-    loads = [load_average()]
+    loads: list[str] = []
     rows: dict[str, list[dict]] = {"A/B (+30% compile work)": [], "A/A": [], "graph break added": []}
     plain: list[dict] = []
     extra: list[dict] = []
@@ -335,12 +390,14 @@ def main() -> int:
         extra += doc["variant"]
         for name, got in doc["decisions"].items():
             rows[name] += got
+        loads += doc.get("load_average", [])
 
     def save() -> None:
         if args.json:
             Path(args.json).write_text(json.dumps({"settings": vars(args), "plain": plain, "variant": extra,
                                                    "decisions": rows, "load_average": loads}, indent=1))
 
+    loads.append(load_average())
     with tempfile.TemporaryDirectory(prefix="compile-check-") as tmp:
         suite = write_suite(Path(tmp), args.extra_depth, args.backend, args.repeats)
         for _ in range(args.probes):  # alternated, so that load changes fall on both
@@ -349,7 +406,7 @@ def main() -> int:
             print(f"probe: plain {plain[-1]['runs']}, variant {extra[-1]['runs']}", file=sys.stderr)
             save()
         plan = [("A/B (+30% compile work)", args.tries, {EXTRA_ENV: "1"}, args.rounds),
-                ("A/A", args.aa_tries, {}, args.rounds), ("graph break added", 1 if args.break_rounds else 0,
+                ("A/A", args.aa_tries, {}, args.rounds), ("graph break added", args.break_tries if args.break_rounds else 0,
                                                          {BREAK_ENV: "1"}, args.break_rounds)]
         done = {name: 0 for name, *_ in plan}
         i = 0
@@ -359,7 +416,8 @@ def main() -> int:
             for name, n, env, rounds in plan:
                 if done[name] >= n or (args.minutes is not None and time.time() - started > 60 * args.minutes):
                     continue
-                got = decision(run_ab(suite, Path(tmp) / f"ab-{i}", rounds or None, env))
+                out = Path(tmp) / f"ab-{i}"
+                got = {**decision(run_ab(suite, out, rounds or None, env)), "pairs": round_pairs(out)}
                 i += 1
                 done[name] += 1
                 rows[name].append(got)
@@ -367,7 +425,7 @@ def main() -> int:
                 save()
                 print(f"{name} {done[name]}/{n}: {got['verdict']} ({got['why']}) "
                       f"[{time.time() - started:.0f} s]", file=sys.stderr)
-    notes = [*args.note, f"Load average (1, 5, 15 min) before and after each ab of the last call: {'; '.join(loads)}."]
+    notes = [*args.note, f"Load average (1, 5, 15 min) at the start and after each ab: {'; '.join(loads)}."]
     text = report(rows, plain, extra, args, notes)
     print(text)
     if args.write:
