@@ -397,7 +397,8 @@ def main() -> int:
             Path(args.json).write_text(json.dumps({"settings": vars(args), "plain": plain, "variant": extra,
                                                    "decisions": rows, "load_average": loads}, indent=1))
 
-    loads.append(load_average())
+    if args.probes or args.tries or args.aa_tries or args.break_tries:  # else: only the tables of --earlier
+        loads.append(load_average())
     with tempfile.TemporaryDirectory(prefix="compile-check-") as tmp:
         suite = write_suite(Path(tmp), args.extra_depth, args.backend, args.repeats)
         for _ in range(args.probes):  # alternated, so that load changes fall on both
