@@ -106,6 +106,9 @@ class Context:
     key: CaseKey
     profile: str = "default"
     scratch_dir: Path | None = None  # an empty folder private to this case (e.g. for compile caches)
+    # cold compiles a compiled case makes in each round (benchbench/measure/cold_compile.py): the benchmark's
+    # `compile_repeats`, else the profile's
+    compile_repeats: int = 1
 
     @property
     def device(self) -> torch.device:
@@ -323,6 +326,7 @@ class Benchmark:
     isolate: bool | Callable[[CaseKey], bool] = False  # run in a fresh worker process of its own
     timeout: float | None = None  # seconds; None: the profile's default
     rounds: int | None = None  # at most this many rounds (a costly case); None: the profile's
+    compile_repeats: int | None = None  # cold compiles per round (ctx.compile_repeats); None: the profile's
     description: str = ""
     suite: str = ""  # filled in by the registry
 
@@ -389,6 +393,7 @@ def benchmark(
     isolate: bool | Callable[[CaseKey], bool] = False,
     timeout: float | None = None,
     rounds: int | None = None,
+    compile_repeats: int | None = None,
 ) -> Any:
     """Declare a benchmark. The decorated setup is called as `setup(ctx, **params)` for each case.
 
@@ -399,11 +404,14 @@ def benchmark(
     isolate: run in a worker process of its own (compile caches, allocator state); a callable
     `(CaseKey) -> bool` decides per case (e.g. compiled modes only). timeout: seconds. rounds: at most
     this many rounds, for a case too costly to repeat as often as the profile asks (fewer rounds give a
-    wider interval, and the gate says what it can still detect).
+    wider interval, and the gate says what it can still detect). compile_repeats: how many cold compiles
+    a compiled case makes in each round (`ctx.compile_repeats`, see benchbench/measure/cold_compile.py); None: the
+    profile's.
     """
 
-    if rounds is not None and (not isinstance(rounds, int) or rounds < 1):
-        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
+    for what, value in (("rounds", rounds), ("compile_repeats", compile_repeats)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"{what} must be a positive integer, got {value!r}")
 
     def wrap(setup: Callable[..., Case]) -> Benchmark:
         bname = name or setup.__name__
@@ -434,6 +442,7 @@ def benchmark(
             isolate=isolate,
             timeout=timeout,
             rounds=rounds,
+            compile_repeats=compile_repeats,
             description=doc.splitlines()[0] if doc else "",
         )
 

@@ -1,10 +1,13 @@
 """Is a +30% compile-time change caught by a real `benchbench ab`, and is a new graph break named?
 
-Compile time is compared over rounds (benchbench/metrics/compile_time.py: Welch's t on the logs of the rounds'
-compile times, `worse` when the 95% interval lies above +10%). This script checks that rule end to end on
-this machine, with real `torch.compile` in real `ab` runs:
+Compile time is compared over rounds (benchbench/metrics/compile_time.py: each round's value is the mean of the
+logs of its cold compiles, `ctx.compile_repeats` of them; in `ab` a paired t over the rounds' differences,
+`worse` when the 95% interval lies above +10%). This script checks that rule end to end on this machine, with real
+`torch.compile` in real `ab` runs:
 
-    ratio: the variant's cold compile against the plain model's, measured directly (fresh processes)
+    ratio: the variant's cold compile against the plain model's, measured directly (fresh processes, the
+           same repeats per process as a round makes; also the noise of one compile within a process and
+           between processes, which decide how many compiles per round pay)
     A/B:   CTCAL_EXTRA=1 on the current side (`ab --current-env`): the model gets more layers, ~30% more
            compile work; the case key and the benchmark's definition hash stay the same, because the
            change lives in library code outside the suite file (as with memory_aa.py's MEMCAL_EXTRA)
@@ -12,20 +15,22 @@ this machine, with real `torch.compile` in real `ab` runs:
     break: CTCAL_BREAK=1 on the current side: a graph break in the model's forward, named in the row
 
 The suite (`ctcal/stack`, one compiled case, each round in a fresh worker) is written into a temporary
-folder. Its setup first compiles a throw-away function, so that the measured compile holds the model's
+folder. Its setup first compiles a throw-away function, so that the measured compiles hold the model's
 own compile work, not Dynamo's and Inductor's first-use costs in the process (imports, the C++ toolchain
-probe), which are the same on both sides; every round compiles cold, into an Inductor cache folder of
-its own.
+probe), which are the same on both sides; then it compiles the model `ctx.compile_repeats` times, each
+cold (`benchbench.measure.cold_compile.fresh`: Dynamo reset, empty Inductor caches on disk and in memory).
 
-    PYTHONPATH=. python benchmarks/compile_time_check.py --tries 10 --aa-tries 10 --rounds 5
+    OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/compile_time_check.py --tries 10 --aa-tries 10 --write
 
-prints Markdown tables for docs/metrics.md.
+prints the Markdown for docs/metrics.md and, with --write, puts it there (between the
+`compile-time-check` markers); `--earlier` adds the tries of earlier calls' `--json` files.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -39,7 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 EXTRA_ENV = "CTCAL_EXTRA"
 BREAK_ENV = "CTCAL_BREAK"
-DEPTH = 6  # blocks of the plain model
+DEPTH = 2  # blocks of the plain model (the variant's: --extra-depth)
+DOC = ROOT / "docs" / "metrics.md"
+MARKERS = "compile-time-check"
 
 # Library code outside the suite file: the benchmark's definition (its hash) is the same on both sides.
 LIBRARY = '''
@@ -86,53 +93,58 @@ def warm_compiler():
     """Dynamo's and Inductor's first use in this process (imports, toolchain probe), outside the measurement."""
     f = torch.compile(lambda t: (t * 2).sin(), backend=BACKEND)
     f(torch.randn(8))
-    torch._dynamo.reset()
 '''
 
 SUITE = '''
-"""Compile-time check: one compiled model, cold in every round (library: ctcal_lib)."""
-import os
+"""Compile-time check: one compiled model, cold compiles in every round (library: ctcal_lib)."""
 import statistics
-import tempfile
 
 import torch
 
 import ctcal_lib
 from benchbench import Case, benchmark
 from benchbench.metrics import compile_time
+from benchbench.measure import cold_compile
 
 SUITE = "ctcal"
 
 
-@benchmark(params={"width": [64]}, dtypes=["float32"], modes=["compile"], isolate=True, timeout=600)
+@benchmark(params={"width": [64]}, dtypes=["float32"], modes=["compile"], isolate=True, timeout=1800)
 def stack(ctx, width):
-    cache = tempfile.mkdtemp(prefix="ctcal-inductor-")  # a cold compile: no cached graphs or kernels
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
     model, x = ctcal_lib.build(width)
-    ctcal_lib.warm_compiler()
-    before, breaks = compile_time.snapshot(), compile_time.break_counts()
-    compiled = torch.compile(model, backend=ctcal_lib.BACKEND)
-    with torch.no_grad():
-        first, _ = ctx.time_once(lambda: compiled(x))
-        steady = [ctx.time_once(lambda: compiled(x))[0] for _ in range(5)]
-    reasons = compile_time.graph_break_reasons(breaks)
-    now = compile_time.break_counts()
-    metrics = {"compile_s": first - statistics.median(steady), **compile_time.phases(before),
-               "graph_breaks": sum(n - breaks.get(r, 0) for r, n in now.items()), "graph_break_reasons": reasons}
+    with cold_compile.fresh(ctx.scratch_dir):
+        ctcal_lib.warm_compiler()
+    first = {}
+    compiled = None
+
+    def compile_once():
+        nonlocal compiled
+        before, breaks = compile_time.snapshot(), compile_time.break_counts()
+        compiled = torch.compile(model, backend=ctcal_lib.BACKEND)
+        with torch.no_grad():
+            seconds, _ = ctx.time_once(lambda: compiled(x))
+            steady = [ctx.time_once(lambda: compiled(x))[0] for _ in range(3)]
+        if not first:  # the first compile's split and graph breaks stand for the round
+            now = compile_time.break_counts()
+            first.update(compile_time.phases(before), graph_breaks=sum(n - breaks.get(r, 0) for r, n in now.items()),
+                         graph_break_reasons=compile_time.graph_break_reasons(breaks, now))
+        return seconds - statistics.median(steady)
+
+    seconds = cold_compile.repeat(compile_once, ctx.compile_repeats, ctx.scratch_dir)
 
     def call():
         with torch.no_grad():
             return compiled(x)
 
-    return Case(call, metrics=metrics, check_output=False)
+    return Case(call, metrics={**cold_compile.round_metrics(seconds), **first}, check_output=False)
 '''
 
 
-def write_suite(workdir: Path, extra_depth: int, backend: str = "inductor") -> Path:
+def write_suite(workdir: Path, extra_depth: int, backend: str = "inductor", repeats: int = 3) -> Path:
     (workdir / "ctcal_lib.py").write_text(textwrap.dedent(LIBRARY.format(
         depth=DEPTH, extra_depth=extra_depth, extra=EXTRA_ENV, brk=BREAK_ENV, backend=backend)))
     path = workdir / "ctcal_suite.py"
-    path.write_text(textwrap.dedent(SUITE))
+    path.write_text(textwrap.dedent(SUITE).replace("timeout=1800)", f"timeout=1800, compile_repeats={repeats})"))
     return path
 
 
@@ -144,31 +156,69 @@ def _env(suite: Path) -> dict[str, str]:
 
 
 PROBE = '''
-import statistics, sys, tempfile, os, time
-os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="ctcal-probe-")
+import json, statistics, sys, time
 import torch
 import ctcal_lib
+from benchbench.measure import cold_compile
 model, x = ctcal_lib.build(64)
-ctcal_lib.warm_compiler()
-compiled = torch.compile(model, backend=ctcal_lib.BACKEND)
-with torch.no_grad():
-    t = time.perf_counter(); compiled(x); first = time.perf_counter() - t
-    steady = []
-    for _ in range(5):
-        t = time.perf_counter(); compiled(x); steady.append(time.perf_counter() - t)
-print(first - statistics.median(steady))
+with cold_compile.fresh():
+    ctcal_lib.warm_compiler()
+spent = []
+
+def once():
+    t0 = time.perf_counter()
+    compiled = torch.compile(model, backend=ctcal_lib.BACKEND)
+    with torch.no_grad():
+        t = time.perf_counter(); compiled(x); first = time.perf_counter() - t
+        steady = []
+        for _ in range(3):
+            t = time.perf_counter(); compiled(x); steady.append(time.perf_counter() - t)
+    spent.append(time.perf_counter() - t0)
+    return first - statistics.median(steady)
+
+runs = cold_compile.repeat(once, int(sys.argv[1]))
+print(json.dumps({"runs": runs, "spent": sum(spent)}))
 '''
 
 
-def probe(suite: Path, extra: bool) -> float:
-    """One cold compile of the plain model or the variant, in a fresh process, outside benchbench."""
+def probe(suite: Path, extra: bool, repeats: int) -> dict:
+    """`repeats` cold compiles of the plain model or the variant in one fresh process, outside benchbench:
+    {"runs": seconds of each, "overhead": what the process took beyond its compiles (start, imports, the
+    first-use compile)}."""
     env = _env(suite)
     if extra:
         env[EXTRA_ENV] = "1"
-    proc = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, cwd=suite.parent)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(repeats)], env=env, capture_output=True, text=True,
+                          cwd=suite.parent)
     if proc.returncode != 0:
         raise SystemExit(f"probe failed:\n{proc.stderr[-3000:]}")
-    return float(proc.stdout.strip().splitlines()[-1])
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"runs": got["runs"], "overhead": time.perf_counter() - t0 - got["spent"]}
+
+
+def noise(*groups: list[dict]) -> dict:
+    """Two levels of noise in the logs of cold compiles, each group (one model) apart: within a process (pooled
+    variance) and between processes (the process effect: the pooled variance of process means about their
+    group's mean, less what the within-noise explains, floored at 0); the per-process overhead and a compile's
+    cost; and the compiles per round that minimise a round's variance for its time (two-stage sampling):
+    sqrt(overhead / compile * within^2 / between^2)."""
+    logs = [[[math.log(v) for v in p["runs"]] for p in g if len(p["runs"]) >= 2] for g in groups]
+    logs = [g for g in logs if len(g) >= 2]
+    if not logs:
+        return {}
+    flat = [p for g in logs for p in g]
+    n = statistics.fmean(len(p) for p in flat)
+    within = statistics.fmean(statistics.variance(p) for p in flat)
+    means = [[statistics.fmean(p) for p in g] for g in logs]
+    spread = sum(sum((m - statistics.fmean(g)) ** 2 for m in g) for g in means) / sum(len(g) - 1 for g in means)
+    between = max(0.0, spread - within / n)
+    processes = [p for g in groups for p in g]
+    overhead = statistics.median(p["overhead"] for p in processes)
+    cost = statistics.median(v for p in processes for v in p["runs"])
+    best = math.sqrt(overhead / cost * within / between) if between > 0 else math.inf
+    return {"within": math.sqrt(within), "between": math.sqrt(between), "overhead_s": overhead,
+            "compile_s": cost, "best_repeats": best, "processes": len(flat), "per_process": n}
 
 
 def run_ab(suite: Path, out: Path, rounds: int | None, current_env: dict[str, str]) -> dict:
@@ -196,7 +246,50 @@ def decision(doc: dict) -> dict:
     d = c.get("details") or {}
     return {"base": c["base"], "other": c["other"], "ratio": c["ratio"], "verdict": c["verdict"],
             "outcome": c["outcome"], "why": c["why"], "rounds": d.get("rounds"), "low": d.get("low"),
-            "high": d.get("high")}
+            "high": d.get("high"), "paired": d.get("paired")}
+
+
+def round_pairs(out: Path) -> list[list[list[float]]]:
+    """The compiles of each round both sides of one ab measured, [[base's, current's], ...] by round index."""
+    from benchbench.metrics import compile_time
+    from benchbench.model.report import load
+
+    sides = []
+    for name in ("baseline.json", "current.json"):
+        path = out / name
+        results = [r for r in load(path).results if r.ok] if path.exists() else []
+        if len(results) != 1:
+            return []
+        [r] = results
+        sides.append(dict(zip(compile_time.round_indices(r), compile_time.round_compiles(r), strict=False)))
+    return [[sides[0][i], sides[1][i]] for i in sorted(set(sides[0]) & set(sides[1]))]
+
+
+def paired_noise(tries: list[dict]) -> tuple[float, int] | None:
+    """The spread of one round's paired difference (log of current's geometric mean over baseline's), pooled
+    about each try's own mean (which holds the change, if any): (sd, degrees of freedom)."""
+    ss, df = 0.0, 0
+    for got in tries:
+        d = [statistics.fmean(math.log(v) for v in b) - statistics.fmean(math.log(v) for v in a)
+             for a, b in got.get("pairs") or []]
+        if len(d) >= 2:
+            m = statistics.fmean(d)
+            ss += sum((x - m) ** 2 for x in d)
+            df += len(d) - 1
+    return (math.sqrt(ss / df), df) if df else None
+
+
+def catch_rate(sd: float, rounds: int, ratio: float = 1.3, threshold: float = 0.10, draws: int = 4000,
+               seed: int = 0) -> float:
+    """How often the paired rule (benchbench/metrics/compile_time.py) calls a true `ratio` worse, at `rounds` rounds
+    whose paired differences spread by `sd` (normal, seeded)."""
+    import numpy as np
+
+    from benchbench.metrics import compile_time
+
+    rng = np.random.default_rng(seed)
+    d = math.log(ratio) + sd * rng.standard_normal((draws, rounds))
+    return sum(compile_time.paired_interval(row.tolist())[1] > 1 + threshold for row in d) / draws
 
 
 def load_average() -> str:
@@ -222,52 +315,101 @@ def table(rows: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def _all(processes: list[dict]) -> list[float]:
+    return [v for p in processes for v in p["runs"]]
+
+
+def report(rows: dict[str, list[dict]], plain: list[dict], extra: list[dict], args: argparse.Namespace,
+           notes: list[str]) -> str:
+    """The Markdown for docs/metrics.md: the direct ratio and noise, the tries' table, the graph break."""
+    out = []
+    if plain and extra:
+        ratio = statistics.median(_all(extra)) / statistics.median(_all(plain))
+        out.append(f"Direct cold compiles ({len(plain)} fresh processes of each model, alternated, "
+                   f"{args.repeats} compiles each): the plain model ({DEPTH} blocks) "
+                   f"{statistics.median(_all(plain)):.2f} s, the variant ({args.extra_depth} blocks) "
+                   f"{statistics.median(_all(extra)):.2f} s (medians): ratio **{ratio:.3f}**.")
+        got = noise(plain, extra)
+        if got:
+            out.append(f"\nNoise of one cold compile (logs, both models): {100 * got['within']:.1f}% within a process, "
+                       f"{100 * got['between']:.1f}% between processes (the process effect); a process costs "
+                       f"{got['overhead_s']:.1f} s beyond its compiles (start, imports, the first-use compile), a "
+                       f"compile {got['compile_s']:.1f} s, so the compiles per round that buy the most precision for "
+                       f"the time are about {got['best_repeats']:.1f}.")
+    out.append("\n" + table(rows))
+    tries = rows["A/B (+30% compile work)"] + rows["A/A"]
+    spread = paired_noise(tries)
+    if spread:
+        sd, df = spread
+        rates = {n: catch_rate(sd, n) for n in (args.rounds, 5, 8, 12)}
+        need = next((n for n in range(2, 41) if catch_rate(sd, n) >= 0.9), None)
+        out.append(f"\nNoise of a round in these tries: the paired difference of one round (log of the current "
+                   f"side's geometric mean over the baseline's) spreads by {100 * sd:.1f}% (sd, {df} degrees of "
+                   f"freedom, pooled about each try's mean). At that noise the paired rule catches +30% in "
+                   + ", ".join(f"{100 * r:.0f}% of tries at {n} rounds" for n, r in rates.items())
+                   + f" (seeded simulation); 90% needs {need if need else 'more than 40'} rounds.")
+    for n, got in enumerate(rows["graph break added"], 1):
+        out.append(f"\nGraph break added, try {n}: `{got['verdict']}`, \"{got['why']}\"")
+    out.append(f"\n`ab --profile quick --rounds {args.rounds}` (the graph-break try: `--rounds {args.break_rounds}`), "
+               f"{args.repeats} cold compiles per round (`compile_repeats`), on the CPU, torch.compile backend "
+               f"`{args.backend}`. " + " ".join(notes))
+    return "\n".join(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tries", type=int, default=10, help="A/B runs of ab with the larger model (default 10)")
     ap.add_argument("--aa-tries", type=int, default=10, help="A/A runs of ab (default 10)")
-    ap.add_argument("--rounds", type=int, default=5,
-                    help="rounds of process pairs per ab (default 5; 0: ab's own, sequential)")
-    ap.add_argument("--extra-depth", type=int, default=8, help=f"blocks of the variant (the plain model: {DEPTH})")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of process pairs per ab (default 3, the quick profile's; 0: ab's own, sequential)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="cold compiles per round (the benchmark's compile_repeats; default 3)")
+    ap.add_argument("--extra-depth", type=int, default=7, help=f"blocks of the variant (the plain model: {DEPTH})")
     ap.add_argument("--backend", default="inductor",
                     help="torch.compile's backend (default inductor; aot_eager skips Inductor's C++ codegen, for a "
                          "slow or busy machine)")
-    ap.add_argument("--probes", type=int, default=5, help="direct cold compiles of each model (default 5)")
+    ap.add_argument("--probes", type=int, default=3,
+                    help="fresh processes of each model compiling --repeats times directly (default 3)")
     ap.add_argument("--break-rounds", type=int, default=2,
                     help="rounds of the graph-break try (a new break is worse at any number of rounds; default 2)")
+    ap.add_argument("--break-tries", type=int, default=1, help="tries with the graph break (default 1)")
     ap.add_argument("--minutes", type=float, default=None,
                     help="start no new try after this many minutes (the tables hold the tries done)")
     ap.add_argument("--earlier", nargs="*", default=[], metavar="JSON",
-                    help="--json files of earlier calls: their tries are counted with this call's")
+                    help="--json files of earlier calls: their probes and tries are counted with this call's")
     ap.add_argument("--json", metavar="PATH", help="write every decision here (after every try)")
+    ap.add_argument("--write", action="store_true", help=f"put the Markdown into {DOC.relative_to(ROOT)}")
+    ap.add_argument("--note", action="append", default=[], help="a sentence to add under the table (e.g. the load)")
     args = ap.parse_args()
     started = time.time()
-    loads = [load_average()]
+    loads: list[str] = []
     rows: dict[str, list[dict]] = {"A/B (+30% compile work)": [], "A/A": [], "graph break added": []}
-    plain: list[float] = []
-    extra: list[float] = []
+    plain: list[dict] = []
+    extra: list[dict] = []
     for path in args.earlier:
         doc = json.loads(Path(path).read_text())
-        plain += doc["plain_s"]
-        extra += doc["variant_s"]
+        plain += doc["plain"]
+        extra += doc["variant"]
         for name, got in doc["decisions"].items():
             rows[name] += got
+        loads += doc.get("load_average", [])
 
     def save() -> None:
         if args.json:
-            ratio = statistics.median(extra) / statistics.median(plain) if plain and extra else None
-            Path(args.json).write_text(json.dumps({"settings": vars(args), "plain_s": plain, "variant_s": extra,
-                                                   "ratio": ratio, "decisions": rows, "load_average": loads},
-                                                  indent=1))
+            Path(args.json).write_text(json.dumps({"settings": vars(args), "plain": plain, "variant": extra,
+                                                   "decisions": rows, "load_average": loads}, indent=1))
 
+    if args.probes or args.tries or args.aa_tries or args.break_tries:  # else: only the tables of --earlier
+        loads.append(load_average())
     with tempfile.TemporaryDirectory(prefix="compile-check-") as tmp:
-        suite = write_suite(Path(tmp), args.extra_depth, args.backend)
+        suite = write_suite(Path(tmp), args.extra_depth, args.backend, args.repeats)
         for _ in range(args.probes):  # alternated, so that load changes fall on both
-            plain.append(probe(suite, False))
-            extra.append(probe(suite, True))
+            plain.append(probe(suite, False, args.repeats))
+            extra.append(probe(suite, True, args.repeats))
+            print(f"probe: plain {plain[-1]['runs']}, variant {extra[-1]['runs']}", file=sys.stderr)
             save()
         plan = [("A/B (+30% compile work)", args.tries, {EXTRA_ENV: "1"}, args.rounds),
-                ("A/A", args.aa_tries, {}, args.rounds), ("graph break added", 1 if args.break_rounds else 0,
+                ("A/A", args.aa_tries, {}, args.rounds), ("graph break added", args.break_tries if args.break_rounds else 0,
                                                          {BREAK_ENV: "1"}, args.break_rounds)]
         done = {name: 0 for name, *_ in plan}
         i = 0
@@ -277,7 +419,8 @@ def main() -> int:
             for name, n, env, rounds in plan:
                 if done[name] >= n or (args.minutes is not None and time.time() - started > 60 * args.minutes):
                     continue
-                got = decision(run_ab(suite, Path(tmp) / f"ab-{i}", rounds or None, env))
+                out = Path(tmp) / f"ab-{i}"
+                got = {**decision(run_ab(suite, out, rounds or None, env)), "pairs": round_pairs(out)}
                 i += 1
                 done[name] += 1
                 rows[name].append(got)
@@ -285,21 +428,14 @@ def main() -> int:
                 save()
                 print(f"{name} {done[name]}/{n}: {got['verdict']} ({got['why']}) "
                       f"[{time.time() - started:.0f} s]", file=sys.stderr)
-    ratio = statistics.median(extra) / statistics.median(plain) if plain and extra else float("nan")
-    if plain:
-        print(f"direct cold compiles: plain {', '.join(f'{x:.2f}' for x in plain)} s; variant "
-              f"{', '.join(f'{x:.2f}' for x in extra)} s", file=sys.stderr)
-    if plain:
-        print(f"Direct cold compiles (fresh processes, {len(plain)} of each, alternated): the plain model ({DEPTH} "
-              f"blocks) {statistics.median(plain):.2f} s, the variant ({args.extra_depth} blocks) "
-              f"{statistics.median(extra):.2f} s (medians): ratio **{ratio:.3f}**.\n")
-    print(table(rows))
-    breaks = rows["graph break added"]
-    for n, got in enumerate(breaks, 1):
-        print(f"\nGraph break added, try {n}: `{got['verdict']}`, \"{got['why']}\"")
-    print(f"\n`ab --profile quick --rounds {args.rounds}` (the graph-break try: `--rounds {args.break_rounds}`) on the "
-          f"CPU, torch.compile backend `{args.backend}`, {time.time() - started:.0f} s in this call; load average "
-          f"(1, 5, 15 min) before and after each ab of this call: {'; '.join(loads)}")
+    notes = [*args.note, f"Load average (1, 5, 15 min) at the start and after each ab: {'; '.join(loads)}."]
+    text = report(rows, plain, extra, args, notes)
+    print(text)
+    if args.write:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from doc_markers import markers, write_between
+
+        write_between(DOC, *markers(MARKERS), text)
     save()
     return 0
 

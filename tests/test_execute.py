@@ -232,3 +232,20 @@ def test_a_skip_raised_while_timing_is_a_skip_not_a_failure():
 
     r = run_case(late, key("late"), get("cpu"), TINY)  # a real timer: the fake one never calls fn
     assert r.status == "skipped" and r.reason == "not on this machine after all"
+
+
+def test_a_compiled_case_gets_its_benchmarks_compile_repeats_else_its_profiles():
+    seen = []
+
+    def setup(ctx):
+        seen.append(ctx.compile_repeats)
+        return Case(lambda: None)
+
+    backend, _ = fake_backend()
+    for bench, profile in ((benchmark(setup), "quick"), (benchmark(setup, compile_repeats=5), "quick"),
+                           (benchmark(setup), "not-a-profile")):
+        run_case(bench, key(), backend, TINY, profile=profile)
+    assert seen == [PROFILES["quick"].compile_repeats, 5, 1]
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="compile_repeats must be a positive integer"):
+            benchmark(setup, compile_repeats=bad)

@@ -130,3 +130,10 @@ def test_merge_edge_values_no_durations_mixed_metrics_and_spread_flags():
                        full([3.0] * 5, 1, None, 1.0, {}), 1, 0)
     assert "rounds-disagree" in wide.flags or "high-spread" in wide.flags
     assert set(wide.flags) <= {"rounds-disagree", "high-spread", "few-samples"}
+
+
+def test_a_round_record_keeps_a_list_of_numbers_its_own_repeats():
+    r = merge_round(None, ok([1.0], metrics={"compile_runs_s": [4.0, 5.0], "names": ["a"], "none": []}), 0, 0)
+    r = merge_round(r, ok([1.1], metrics={"compile_runs_s": [6.0, 7.0, 8.0], "names": ["b"], "none": []}), 1, 0)
+    assert [m["metrics"] for m in r.rounds] == [{"compile_runs_s": [4.0, 5.0]}, {"compile_runs_s": [6.0, 7.0, 8.0]}]
+    assert r.metrics["compile_runs_s"] == [6.0, 7.0, 8.0]  # the merged result: the last round's, as other lists

@@ -59,6 +59,12 @@ def key(bench: str = "mlp", params: dict | None = None, dtype: str = "float32", 
     return CaseKey.make("training", bench, MLP if params is None else params, backend, dtype, mode)
 
 
+def mlp(suite, compile_repeats: int = 1) -> api.Benchmark:
+    """The mlp benchmark with `compile_repeats` cold compiles per round (one: the tests that count a compile's
+    calls; the repeats have a test of their own)."""
+    return replace(suite.benchmark("mlp"), compile_repeats=compile_repeats)
+
+
 def result(k: CaseKey, step_s: float, memory_kind: str | None = None, **metrics) -> Result:
     spread = [step_s * f for f in (0.99, 1.0, 1.01, 1.0, 0.995, 1.005, 1.0)]
     return Result(key=k, status="ok", samples=spread, metrics=dict(metrics), peak_memory_bytes=1000,
@@ -178,7 +184,7 @@ def test_a_wrong_compiled_step_is_flagged(training, suite, cpu, monkeypatch, fac
 
     monkeypatch.setattr(training, "compile_model", fake_compile)
     monkeypatch.setattr(training, "warm_compile", lambda spec, cache_dir, timeout: {})
-    r = execute.run_case(suite.benchmark("mlp"), key(), cpu, TINY)
+    r = execute.run_case(mlp(suite), key(), cpu, TINY)
     assert r.status == "ok", r.details
     assert made == ["compile"]
     assert ("loss-mismatch" in r.flags) is flagged
@@ -217,12 +223,43 @@ def test_compile_time_includes_the_cuda_graph_recording_step(training, suite, cp
     monkeypatch.setattr(api.Context, "time_once", time_once)
     monkeypatch.setattr(training, "compile_model", lambda module, mode: FakeCudagraphTree(module, clock))
     monkeypatch.setattr(training, "warm_compile", lambda spec, cache_dir, timeout: {})
-    r = execute.run_case(suite.benchmark("mlp"), key(), cpu, TINY)
+    r = execute.run_case(mlp(suite), key(), cpu, TINY)
     assert r.status == "ok", r.details
     # three guard steps (compile, record, replay): what they took beyond three steady steps
     assert r.metrics["compile_s"] == pytest.approx(5.0 + 2.0 + 0.01 - 3 * 0.01)
     assert r.metrics["guard_steps_s"] == pytest.approx([5.0, 2.0, 0.01])
     assert r.metrics["steady_steps_s"] == pytest.approx([0.01] * training.STEADY_STEPS)
+
+
+def test_each_round_compiles_cold_compile_repeats_times_and_times_the_last(training, suite, cpu, monkeypatch):
+    """Three compiles, each after a Dynamo reset, costing 4, 5 and 6 s: every one is recorded, `compile_s` is
+    their geometric mean, and the harness times the last compiled step (the earlier ones only their own)."""
+    clock, made, resets = FakeClock(), [], []
+
+    def time_once(self, fn):
+        t0 = clock.t
+        out = fn()
+        return clock.t - t0, out
+
+    def fake_compile(module, mode):
+        tree = FakeCudagraphTree(module, clock)
+        tree.ONE_OFF = (4.0 + len(made) + tree.STEP,)  # the first call: the compile and a step
+        made.append(tree)
+        return tree
+
+    real_reset = torch.compiler.reset
+    monkeypatch.setattr(torch.compiler, "reset", lambda: (resets.append(len(made)), real_reset()))
+    monkeypatch.setattr(api.Context, "time_once", time_once)
+    monkeypatch.setattr(training, "compile_model", fake_compile)
+    monkeypatch.setattr(training, "warm_compile", lambda spec, cache_dir, timeout: {})
+    r = execute.run_case(mlp(suite, 3), key(), cpu, TINY)
+    assert r.status == "ok", r.details
+    assert r.metrics["compile_runs_s"] == pytest.approx([4.0, 5.0, 6.0])
+    assert r.metrics["compile_s"] == pytest.approx(120 ** (1 / 3))
+    assert resets[:3] == [0, 1, 2]  # a cold start before each compile
+    steps = training.GUARD_STEPS + training.STEADY_STEPS
+    assert [t.calls for t in made[:2]] == [steps, steps] and made[2].calls > steps  # the last one is timed
+    assert r.metrics["guard_steps_s"][0] == pytest.approx(6.0 + FakeCudagraphTree.STEP)
 
 
 def test_one_off_seconds_subtracts_the_median_steady_step(training):
@@ -372,7 +409,7 @@ def test_compile_time_stays_out_of_samples(training, suite, cpu, monkeypatch):
     monkeypatch.setattr(api.Context, "time_once", time_once)
     monkeypatch.setattr(execute, "measure", measure)
     try:
-        r = execute.run_case(suite.benchmark("mlp"), key(), cpu, TINY)
+        r = execute.run_case(mlp(suite), key(), cpu, TINY)
     finally:
         torch._dynamo.reset()
     assert r.status == "ok", r.details

@@ -634,16 +634,17 @@ def _count_row(row: Row, tolerance: float) -> Row:
     return row
 
 
-def metric_rows(rows: Sequence[Row], settings_for: Callable[[CaseKey], Mapping[str, Any]] | None = None
-                ) -> list[MetricRow]:
+def metric_rows(rows: Sequence[Row], settings_for: Callable[[CaseKey], Mapping[str, Any]] | None = None,
+                paired: bool = False) -> list[MetricRow]:
     """The rows of the metrics recorded beside the time, for the timed keys measured ok on both sides. A key
-    whose time is incomparable for its definition or shape is incomparable in every metric too."""
+    whose time is incomparable for its definition or shape is incomparable in every metric too. Each metric's
+    settings also say whether the two reports' rounds were measured together (`"paired"`: `ab`)."""
     out = []
     for row in rows:
         if row.base is None or row.other is None or not row.base.ok or not row.other.ok \
                 or metrics.of_results(row.base, row.other) is not metrics.TIME:
             continue
-        settings = {**metrics.settings_defaults(), **(settings_for(row.key) if settings_for else {})}
+        settings = {**metrics.settings_defaults(), **(settings_for(row.key) if settings_for else {}), "paired": paired}
         for metric in metrics.BESIDE_TIME:
             got = metric.compare_results(row.key, row.base, row.other, settings)
             if got is not None and row.reasons and got.verdict != "incomparable":
@@ -701,7 +702,7 @@ def compare(reports: Sequence[Report], names: Sequence[str | None] | None = None
                              tolerance_for(k) if tolerance_for else None, plan)
                 for k in keys]
         pairs.append(Pair(name, rep, rows, fingerprint_diff(base.fingerprint, rep.fingerprint), paired, drift,
-                          metric_rows(rows, settings_for)))
+                          metric_rows(rows, settings_for, paired)))
     return Comparison(names[0], base, pairs, criteria, sorted(all_keys, key=CaseKey.sort_key))
 
 

@@ -66,11 +66,15 @@ class Profile:
     ab_max_rounds: int = 12
     ab_budget_s: float = 180.0
     ab_case_round_s: float = 2.0
+    # cold compiles per round of a compiled case (benchbench/measure/cold_compile.py). Measured on a loaded
+    # 2-core machine the process's own effect dominates a compile's noise, so more rounds help and more
+    # compiles per round do not (docs/metrics.md, "Compile time"): one, except in `full`
+    compile_repeats: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "rounds": self.rounds, "larger": self.larger, "budget": self.budget.to_dict(),
                 "ab_max_rounds": self.ab_max_rounds, "ab_budget_s": self.ab_budget_s,
-                "ab_case_round_s": self.ab_case_round_s}
+                "ab_case_round_s": self.ab_case_round_s, "compile_repeats": self.compile_repeats}
 
 
 PROFILES: dict[str, Profile] = {
@@ -85,7 +89,7 @@ PROFILES: dict[str, Profile] = {
     "full": Profile("full", Budget(warmup_calls=5, warmup_min_s=0.3, warmup_max_s=5.0, block_min_s=0.01,
                                    min_samples=10, max_samples=300, max_time_s=1.5, target_rel_ci=0.005,
                                    timeout_s=1800), rounds=10, larger=None,
-                    ab_max_rounds=24, ab_budget_s=600.0, ab_case_round_s=4.0),
+                    ab_max_rounds=24, ab_budget_s=600.0, ab_case_round_s=4.0, compile_repeats=3),
 }
 PROFILE_NAMES = tuple(PROFILES)
 

@@ -5,14 +5,18 @@ A suite that compiles records, per round, `compile_s` (what the compiling calls 
 steady calls; suites/training.py), and where it can `dynamo_s` / `inductor_s` (the split that
 `torch._dynamo.utils.compilation_time_metrics` gives: `phases()` below), `graph_breaks`, `recompiles`,
 and the graph breaks' reasons (`graph_break_reasons`). Every compiled case runs in a fresh process
-each round, so every round compiles cold.
+each round, and compiles cold there `ctx.compile_repeats` times (benchbench/measure/cold_compile.py): every
+compile goes into the round's `compile_runs_s`, and `compile_s` is their geometric mean.
 
-Compile time is noisy at the scale of seconds, so it is compared like time, over rounds: Welch's t on
-the logarithms of the rounds' compile times, at 95%. `worse` when the whole interval lies above
-1 + threshold (default 10%, `compile_threshold` in the gate's rules), `better` when it lies below
-1 / (1 + threshold), `same` when it lies within, else `noisy`. With one round per side only `same` or
-`noisy` can come out. A new graph break or recompile is `worse` on its own, whatever the seconds say,
-and the row names the new breaks' reasons.
+Compile time is noisy at the scale of seconds, so it is compared like time, over rounds, in two levels:
+a round's value is the mean of the logarithms of its compiles (the process is the unit: compiles in one
+process share its luck, so they are not independent samples), and the rounds' values go into a t
+interval at 95%: paired where the two reports' rounds were measured together (`ab`: a one-sample t on
+the rounds' differences, df = rounds - 1, so a slow minute of the machine, which hits both sides of a
+round, cancels), else Welch's t. `worse` when the whole interval lies above 1 + threshold (default 10%,
+`compile_threshold` in the gate's rules), `better` when it lies below 1 / (1 + threshold), `same` when
+it lies within, else `noisy`. With one round per side only `same` or `noisy` can come out. A new graph break or recompile is
+`worse` on its own, whatever the seconds say, and the row names the new breaks' reasons.
 """
 
 from __future__ import annotations
@@ -37,6 +41,39 @@ def parse_setting(name: str, value: Any, where: str) -> float:
     return parse_percent(value, f"{where}: {name}")
 
 
+RUNS = "compile_runs_s"  # a round's cold compiles (benchbench/measure/cold_compile.py)
+
+
+def round_compiles(result: Any) -> list[list[float]]:
+    """Each round's cold compiles, in seconds: its `compile_runs_s`, else its one `compile_s`."""
+    if result is None or not getattr(result, "ok", False):
+        return []
+    out = []
+    for r in result.rounds:
+        m = r.get("metrics") or {}
+        runs = m.get(RUNS)
+        if isinstance(runs, list) and runs and all(_number(v) for v in runs):
+            out.append([float(v) for v in runs])
+        elif _number(m.get("compile_s")):
+            out.append([float(m["compile_s"])])
+    if not out:
+        runs, one = (result.metrics or {}).get(RUNS), (result.metrics or {}).get("compile_s")
+        if isinstance(runs, list) and runs and all(_number(v) for v in runs):
+            out.append([float(v) for v in runs])
+        elif _number(one):
+            out.append([float(one)])
+    return out
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def round_means(rounds: Sequence[Sequence[float]]) -> list[float]:
+    """Each round's value: the geometric mean of its compiles (all above 0)."""
+    return [math.exp(statistics.fmean(math.log(v) for v in r)) for r in rounds]
+
+
 def round_values(result: Any, name: str = "compile_s") -> list[float]:
     """Each round's value of a compile metric (the result's own when it has no round records)."""
     if result is None or not getattr(result, "ok", False):
@@ -51,6 +88,25 @@ def value(result: Any) -> float | None:
     """A result's compile time: the median over its rounds."""
     values = round_values(result)
     return statistics.median(values) if values else None
+
+
+def paired_interval(d: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
+    """(ratio, low, high) from per-round log differences other - base: a one-sample t, df = len(d) - 1."""
+    mean = statistics.fmean(d)
+    if len(d) < 2:
+        return math.exp(mean), -math.inf, math.inf
+    se = statistics.stdev(d) / math.sqrt(len(d))
+    half = t_quantile(0.5 + level / 2, len(d) - 1) * se
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+
+
+def round_indices(result: Any) -> list[int]:
+    """The round index of each of `round_compiles(result)`'s rounds (their position where none is recorded)."""
+    if result is None or not getattr(result, "ok", False):
+        return []
+    return [int(r.get("round", i)) for i, r in enumerate(result.rounds)
+            if isinstance(r.get("metrics"), dict) and (isinstance(r["metrics"].get(RUNS), list)
+                                                        or _number(r["metrics"].get("compile_s")))]
 
 
 def interval(base: Sequence[float], other: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
@@ -81,7 +137,8 @@ def _reasons(result: Any) -> list[str]:
 def compare_results(key: Any, base: Any, other: Any, settings: Mapping[str, Any] | None = None) -> MetricRow | None:
     """The compile rule on two results; None when neither side compiled."""
     threshold = float((settings or {}).get("compile_threshold") or DEFAULT_THRESHOLD)
-    a, b = round_values(base), round_values(other)
+    ra, rb = round_compiles(base), round_compiles(other)
+    a, b = [statistics.median(r) for r in ra], [statistics.median(r) for r in rb]
     if not a and not b:
         return None
     ma, mb = (statistics.median(a) if a else None), (statistics.median(b) if b else None)
@@ -92,23 +149,34 @@ def compare_results(key: Any, base: Any, other: Any, settings: Mapping[str, Any]
         ca, cb = _count(base, name), _count(other, name)
         if ca is not None and cb is not None and cb > ca:
             risen.append(f"{word}s {ca:g} -> {cb:g}")
-    details: dict[str, Any] = {"threshold": threshold, "rounds": [len(a), len(b)]}
+    details: dict[str, Any] = {"threshold": threshold, "rounds": [len(a), len(b)],
+                               "compiles": [sum(map(len, ra)), sum(map(len, rb))]}
     if risen:
         new = [r for r in _reasons(other) if r not in set(_reasons(base))]
         why = "; ".join(risen) + (f" (new: {'; '.join(new)})" if new else "")
         return MetricRow(NAME, key, ma, mb, "worse", why, mb / ma if ma > 0 else None, {**details, "new_breaks": new})
-    if min(a) <= 0 or min(b) <= 0:
-        return MetricRow(NAME, key, ma, mb, "incomparable", "a round compiled in no time (nothing to compare)")
-    return rounds_row(NAME, key, a, b, threshold, "compile time", details)
+    if min(min(r) for r in ra) <= 0 or min(min(r) for r in rb) <= 0:
+        return MetricRow(NAME, key, ma, mb, "incomparable", "a compile took no time (nothing to compare)")
+    ma_, mb_ = round_means(ra), round_means(rb)
+    ia, ib = round_indices(base), round_indices(other)
+    if (settings or {}).get("paired") and len(ia) == len(ra) and len(ib) == len(rb):
+        by_a, by_b = dict(zip(ia, ma_, strict=True)), dict(zip(ib, mb_, strict=True))
+        common = sorted(set(by_a) & set(by_b))
+        if len(common) >= 2:
+            d = [math.log(by_b[i]) - math.log(by_a[i]) for i in common]
+            return rounds_row(NAME, key, ma_, mb_, threshold, "compile time", {**details, "paired": len(common)},
+                              paired_interval(d))
+    return rounds_row(NAME, key, ma_, mb_, threshold, "compile time", details)
 
 
 def rounds_row(name: str, key: Any, a: Sequence[float], b: Sequence[float], threshold: float, quantity: str,
-               details: dict[str, Any]) -> MetricRow:
-    """The rule over rounds that compile time and energy share: Welch's interval of the ratio (`interval`)
-    against ±`threshold`: `worse` above it, `better` below, `same` within, `noisy` straddling (with one round
-    a side: `same` when the ratio itself is within). `quantity` names the values in the row's text."""
+               details: dict[str, Any], change: tuple[float, float, float] | None = None) -> MetricRow:
+    """The rule over rounds that compile time and energy share: Welch's interval of the ratio (`interval`), or
+    the `change` (ratio, low, high) given, against ±`threshold`: `worse` above it, `better` below, `same`
+    within, `noisy` straddling (with one round a side: `same` when the ratio itself is within). `quantity`
+    names the values in the row's text."""
     ma, mb = statistics.median(a), statistics.median(b)
-    ratio, low, high = interval(a, b)
+    ratio, low, high = change or interval(a, b)
     details = {**details, "low": low, "high": high}
     up, down = 1 + threshold, 1 / (1 + threshold)
     pct = f"{100 * (ratio - 1):+.1f}%"

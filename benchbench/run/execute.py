@@ -17,6 +17,7 @@ from benchbench.errors import Skip
 from benchbench.measure.backends import Backend
 from benchbench.measure.energy import Meter, Tally
 from benchbench.measure.engine import (
+    PROFILES,
     Budget,
     Calibration,
     Measurement,
@@ -175,6 +176,13 @@ class Prepared:
         return result
 
 
+def compile_repeats(bench: Benchmark, profile: str) -> int:
+    """Cold compiles per round for a compiled case: the benchmark's own count, else its profile's."""
+    if bench.compile_repeats:
+        return bench.compile_repeats
+    return PROFILES[profile].compile_repeats if profile in PROFILES else 1
+
+
 def prepare_case(
     bench: Benchmark,
     key: CaseKey,
@@ -195,7 +203,8 @@ def prepare_case(
     try:
         phase("setup")
         backend.reset_peak_memory()
-        ctx = Context(backend=backend, key=key, profile=profile, scratch_dir=scratch_dir)
+        ctx = Context(backend=backend, key=key, profile=profile, scratch_dir=scratch_dir,
+                      compile_repeats=compile_repeats(bench, profile))
         case = bench.setup(ctx, **key.params_dict)
         if not isinstance(case, Case):
             raise TypeError(f"setup of {bench.name} returned {type(case).__name__}, expected benchbench.Case")

@@ -52,7 +52,10 @@ def _numeric(v: Any) -> bool:
 
 
 def _kept(v: Any) -> bool:
-    """Metrics a round record keeps: numbers (merged as the median) and flags (merged as any)."""
+    """Metrics a round record keeps: numbers (merged as the median), flags (merged as any), and lists of
+    numbers, a round's own repeats (e.g. its cold compiles; the merged result keeps the last round's)."""
+    if isinstance(v, list):
+        return bool(v) and all(_numeric(x) for x in v)
     return isinstance(v, (int, float))
 
 
@@ -61,7 +64,8 @@ def merge_round(acc: Result | None, new: Result, round_index: int, position: int
     """Fold one round's result for a case into what the earlier rounds gave.
 
     Samples are appended with a round record (index, position in the round's order, sample count,
-    calls per sample, warm-up, first call, peak memory, the round's numeric and boolean metrics). Numeric
+    calls per sample, warm-up, first call, peak memory, the round's numeric and boolean metrics and lists of
+    numbers). Numeric
     metrics of the merged result are medians over rounds, a boolean is true when it was true in any round
     (e.g. "the image set was made in this run"), other metrics and the typed fields (bound, memory_kind, ...)
     are the last round's; peak memory is the largest; the first round's warm-up and first call stand for
