@@ -65,8 +65,6 @@ from benchbench.metrics import compile_time
 from benchbench.workloads import COMPILED_MODES, CUDA_ONLY_MODES
 from benchbench.workloads import EAGER_AND_COMPILED_MODES as MODES
 
-from ._training_page import page_blocks, page_note  # noqa: F401 - the suite's report page hooks
-
 if TYPE_CHECKING:  # pragma: no cover
     from benchbench import CaseKey, Context, Result
 
@@ -594,6 +592,20 @@ def derive(results: list[Result]) -> None:
             r.metrics["peak_memory_vs_eager"] = r.peak_memory_bytes / twin.peak_memory_bytes
         r.note = payoff_note(speedup, steps, compile_s, within_noise=_overlap(r, twin),
                              mismatch="loss-mismatch" in r.flags)
+
+
+# --- the suite's report page hooks (suites/_training_page.py), imported when called: this file also runs
+# as a script (the warm-compile child, `runpy.run_path`), where a relative import at the top would fail
+def page_blocks(runs: Sequence[Any], backend: bool) -> list[Any]:
+    from ._training_page import page_blocks as blocks
+
+    return blocks(runs, backend)
+
+
+def page_note(result: Result) -> str | None:
+    from ._training_page import page_note as note
+
+    return note(result)
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--warm-compile"]:

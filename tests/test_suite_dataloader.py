@@ -818,7 +818,7 @@ import torch
 from benchbench import Case, benchmark
 
 sys.path.insert(0, {suites!r})
-import dataloader as dl
+from _dataloader import pipeline as dl_pipeline, timing as dl_timing
 
 class Hangs(torch.utils.data.Dataset):
     def __len__(self):
