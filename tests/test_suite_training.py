@@ -307,7 +307,9 @@ def test_torch_compile_raising_is_a_failed_result(training, suite, cpu, monkeypa
     assert r.status == "failed"
     assert r.reason == "CompileError: torch.compile (compile) failed: RuntimeError: inductor is not available here"
     assert r.samples == []
-    assert CACHE_ENV not in os.environ  # the cache dir setting did not leak
+    # the case's own cache folder setting did not leak (torch itself sets its default folder in the
+    # environment when torch._dynamo is first imported, so the variable may be there: not pointing at ours)
+    assert "inductor-cache" not in os.environ.get(CACHE_ENV, "")
 
 
 def test_a_backend_failing_during_the_first_call_is_a_failed_result(training, suite, cpu, monkeypatch):

@@ -56,24 +56,33 @@ def fresh(root: Path | str | None = None) -> Iterator[Path]:
         with fresh_cache(dir=None if root is None else str(root)):
             yield Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
     finally:  # torch may leave its default folder set where none was
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _restore(saved)
 
 
 def clear() -> None:
     """Dynamo reset and Inductor's in-memory caches cleared, for a compile whose cache folder the caller
-    sets itself (a new, empty one: the disk caches are in it)."""
+    sets itself (a new, empty one: the disk caches are in it). Torch may set its default cache folder in the
+    environment on the way (its cache_dir() does on first use); that setting is undone."""
     import torch
 
+    saved = {k: os.environ.get(k) for k in ENV}
     torch.compiler.reset()
     try:
         from torch._inductor.utils import clear_caches
     except ImportError:  # pragma: no cover - torch before 2.6
         from torch._inductor.utils import clear_inductor_caches as clear_caches
-    clear_caches()
+    try:
+        clear_caches()
+    finally:
+        _restore(saved)
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def repeat(compile_once: Callable[[], float], repeats: int, root: Path | str | None = None) -> list[float]:
