@@ -135,7 +135,8 @@ def test_the_analysis_layer_loads_no_torch_and_nothing_that_measures():
 
 def test_test_modules_import_their_helpers_as_pytest_puts_them_on_the_path():
     """pytest puts tests/ on sys.path (rootdir conftest, no tests/__init__.py), not the repository root: under
-    `cd tests && pytest` or tox, with benchbench installed, `import tests.conftest` fails and aborts the run."""
+    `cd tests && pytest` or tox, with benchbench installed, `import tests.conftest` fails and aborts the run. The
+    same holds for the built-in suites' folder: a test loads a suite through the registry, never `import suites`."""
     helpers = {p.stem for p in (ROOT / "tests").glob("*.py") if not p.name.startswith("test_")}
     assert {"conftest", "fakes"} <= helpers
     wrong = []
@@ -143,5 +144,5 @@ def test_test_modules_import_their_helpers_as_pytest_puts_them_on_the_path():
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
-            wrong += [f"{path.name}: {n}" for n in names if n == "tests" or n.startswith("tests.")]
+            wrong += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("tests", "suites")]
     assert wrong == []

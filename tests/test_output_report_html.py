@@ -175,7 +175,10 @@ def dataloader_report(with_recommendation=True):
 
 def test_dataloader_throughput_against_num_workers_marks_the_recommendation():
     rep = dataloader_report()
-    from suites._dataloader.page import recommendation
+    import importlib
+
+    dataloader = registry.builtin_modules(["dataloader"])["dataloader"]
+    recommendation = importlib.import_module(f"{dataloader.__package__}._dataloader.page").recommendation
 
     rec = recommendation(rep.results)
     assert rec["num_workers"] == 2 and rec["_on"].benchmark == "jpeg_pipeline"

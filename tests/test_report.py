@@ -130,9 +130,14 @@ def test_every_older_golden_reads_with_the_typed_fields_filled_from_its_metrics(
 
 
 def test_the_typed_golden_fills_every_typed_field_and_the_harness_reads_them():
+    import importlib
+
     from benchbench.analysis.ceilings import bound
     from benchbench.analysis.compare import SHAPE_FIELDS, summary_of
-    from suites._dataloader.page import recommendation
+    from benchbench.run import registry
+
+    dataloader = registry.builtin_modules(["dataloader"])["dataloader"]
+    recommendation = importlib.import_module(f"{dataloader.__package__}._dataloader.page").recommendation
 
     report = rp.load(DATA / "report_v2_typed.json")
     seen = {f for r in report.results for f in r.typed_values()}

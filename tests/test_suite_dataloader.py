@@ -7,6 +7,7 @@ fake clock, and the real DataLoader only for behaviour (a worker that raises, ex
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import io
 import json
@@ -28,11 +29,13 @@ from benchbench.measure.engine import Budget
 from benchbench.model.report import CaseKey, Result, load
 from benchbench.run import execute, registry
 from benchbench.run.runner import plan
-from suites._dataloader import analysis as dl_analysis
-from suites._dataloader import images as dl_images
-from suites._dataloader import pipeline as dl_pipeline
-from suites._dataloader import text as dl_text
-from suites._dataloader import timing as dl_timing
+
+# the suite loaded from its file, as the other suites' tests load theirs, and its private modules from the
+# package the file was loaded in, so the tests import them alike from any working folder
+SUITE = registry.load_source({"path": str(ROOT / "suites" / "dataloader.py")})
+dl_analysis, dl_images, dl_pipeline, dl_text, dl_timing = (
+    importlib.import_module(f"{SUITE.module.__package__}._dataloader.{name}")
+    for name in ("analysis", "images", "pipeline", "text", "timing"))
 
 TINY = Budget(warmup_calls=1, warmup_min_s=0.0, warmup_max_s=0.1, block_min_s=0.001, min_samples=3,
               max_samples=5, max_time_s=0.1, target_rel_ci=1.0, timeout_s=120)
@@ -40,7 +43,7 @@ TINY = Budget(warmup_calls=1, warmup_min_s=0.0, warmup_max_s=0.1, block_min_s=0.
 
 @pytest.fixture(scope="module")
 def suite():
-    return registry.load_source({"module": "suites.dataloader"})  # as `run --suite dataloader` loads it
+    return SUITE
 
 
 @pytest.fixture(scope="module")
