@@ -54,7 +54,7 @@ MODULES: dict[str, Module] = {
     "sequential": Module("benchbench/analysis/sequential.py", ("tests/test_sequential.py",)),
     "blocks": Module("benchbench/analysis/blocks.py", ("tests/test_blocks.py",)),
     # the recommendation only: the rest of the suite measures, and is pinned by its own (slow) tests
-    "dataloader": Module("suites/dataloader.py", ("tests/test_suite_dataloader.py",),
+    "dataloader": Module("suites/_dataloader/analysis.py", ("tests/test_suite_dataloader.py",),
                          select="recommend or speedup or decoder or noise or knee",
                          functions=("recommend", "speedup_interval", "_bootstrap_ratio", "compare_decoders")),
 }
