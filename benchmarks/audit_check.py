@@ -8,7 +8,7 @@ Each check names an audit item, the test(s) that guard it and the commit that fi
 fix's parent, `git archive`d into a temporary folder: nothing is checked out here) gets the current
 version of the test files (and the helpers they import), and the named tests run there: they must fail
 (good), and they must fail on an assertion, not on a missing name or an import (a test that cannot run
-there proves nothing: "error"). Three kinds of check, by what the audit found:
+there proves nothing: "error"). Four kinds of check, by what the audit found:
 
 - code: the code was wrong (the HTML page's pay-off, the dataloader recommendation within noise): the
   current tests run on the fix's parent.
@@ -16,6 +16,8 @@ there proves nothing: "error"). Three kinds of check, by what the audit found:
   pass deleted, the knee at 0.90, a value read back from what it is compared with...): the audit's change
   is applied to the fix's parent. There the current tests must fail on it, the same tests pass without it
   (so the tree itself is sound), and the old tests (the parent's own) pass with it: they did not guard it.
+- seeds: the defect is a bound read off what one seed gave: the old tests and the current ones run at other
+  seeds (the same code): the old bounds must fail at some of them, the current ones at none.
 - suite: the defect is in the test suite itself (collection under `cd tests && pytest`, a slow test in the
   fast tier, tests that plan every usable backend): a command, or the old test files (from git history) in
   the fix's tree, must fail where the fix's tests pass.
@@ -64,6 +66,12 @@ class Check:
     pytest_args: tuple[str, ...] = ()
     note: str = ""
     tests_at: str = CURRENT  # the commit whose test files run there (the fix's own, where later ones need newer code)
+    slow: bool = False  # the tests are in the slow tier: the old tests run without `-m "not slow"` too
+    # "seeds": (file, text, replacement with {seed}) in the old tree and in the current one, and the seeds: the
+    # old tests' bounds must fail at some of them (they pinned their seed), the current ones at none
+    seed_sites: tuple[tuple[str, str, str], ...] = ()
+    current_seed_sites: tuple[tuple[str, str, str], ...] = ()
+    seeds: tuple[int, ...] = ()
 
     @property
     def files(self) -> tuple[str, ...]:
@@ -158,15 +166,41 @@ CHECKS: list[Check] = [
                       "tests/test_portable_tests.py::test_no_test_uses_what_macos_lacks[/proc/<pid> paths-"
                       "_per_process_proc_path-psutil.Process(pid)]"), "code",
           note="read from the test files' syntax: the old dataloader and distributed tests, on Linux"),
-    Check("5e", "seeded bounds sit at the observed value", "1d34218", (), "none",
-          note="the defect is a bound equal to what one seed gave (186 vs 187, 0.02 vs 0.02): such a test passes "
-               "on the old code by construction, and a change to the code it guards moves the observed value "
-               "across the bound or not by chance, so no one change shows it; what replaced them is the bound "
-               "from the binomial standard error over enough trials (`within_binomial_se`), which the checks of "
-               "5a (a df mutant caught at 1,000 trials) exercise"),
-    Check("6b", "the Chromium check waits for 2 s of silence; real sleeps where a fake clock would do", "5899767",
+    Check("5e", "seeded bounds sit at the observed value: change points (0.02 vs 0.02, 0.012 vs 0.012)", "1d34218",
+          ("tests/test_changepoint.py::test_false_change_points_stay_rare_at_other_lengths",
+           "tests/test_changepoint.py::test_calibration_targets_hold_on_seeded_series"), "seeds",
+          old_tests=("tests/test_changepoint.py::test_false_change_points_stay_rare_at_other_lengths",
+                     "tests/test_changepoint.py::test_calibration_targets_hold_on_seeded_series"),
+          seed_sites=(("tests/test_changepoint.py", "(12, 30, 300), 300, seed=3, resamples=20)",
+                       "(12, 30, 300), 300, seed={seed}, resamples=20)"),
+                      ("tests/test_changepoint.py", "cal.evaluate(cv, noise, 250, seed=2, oracle=oracle",
+                       "cal.evaluate(cv, noise, 250, seed={seed}, oracle=oracle")),
+          current_seed_sites=(("tests/test_changepoint.py", "(12, 30, 300), 300, seed=3, resamples=20)",
+                               "(12, 30, 300), 300, seed={seed}, resamples=20)"),
+                              ("tests/test_changepoint.py", "cal.evaluate(cv, noise, 250, seed=2, oracle=oracle",
+                               "cal.evaluate(cv, noise, 250, seed={seed}, oracle=oracle")),
+          seeds=tuple(range(101, 109)),
+          note="the same code, the seeds of the simulations changed: the old bounds (the rates one seed gave) fail at "
+               "some seeds, the binomial bounds (`within_binomial_se`) hold at every one"),
+    Check("5f", "seeded bounds sit at the observed value: the round interval's coverage (186 of 200)", "5c61829",
+          ("tests/test_compare.py::test_round_interval_covers_the_true_ratio_at_its_nominal_rate",), "seeds",
+          old_tests=("tests/test_compare.py::test_round_interval_covers_the_true_ratio_at_its_nominal_rate",),
+          seed_sites=(("tests/test_compare.py", "    for seed in range(200):\n        rng = np.random.default_rng(seed)",
+                       "    for seed in range(200):\n        rng = np.random.default_rng([{seed}, seed])"),),
+          current_seed_sites=(("tests/test_compare.py",
+                               "    for seed in range(trials):\n        rng = np.random.default_rng(seed)\n"
+                               "        c = change_from_rounds(",
+                               "    for seed in range(trials):\n        rng = np.random.default_rng([{seed}, seed])\n"
+                               "        c = change_from_rounds(")),
+          seeds=tuple(range(1, 21)),
+          note="the same code, each trial's generator seeded from another stream"),
+    Check("6b", "the Chromium check waits for 2 s of silence", "5899767",
+          ("tests/test_chromium_check.py::test_the_browser_check_sees_what_a_page_does_wrong_after_a_long_task",),
+          "code", note="a page whose work after its load event takes 3 s, longer than the old check's silence, "
+                       "then fails: the old check stops reading before it"),
+    Check("6c", "real sleeps and wall-clock bounds where a fake clock would do", "17cf291",
           ("tests/test_execute.py::test_first_call_is_timed_apart_and_never_in_the_samples",), "none",
-          note="the defect is flakiness under load: the old tests fail only when the machine is slow at the "
+          note="the defect is flakiness under load: the old test fails only when the machine is slow at the "
                "wrong moment, so a run on the old code passes or fails by chance, not by the code; the fix "
                "replaces the wall clock by a fake one whose loop counts are derived by hand"),
     Check("7d", "`mde > 0.05` holds by the formula", "5c61829",
@@ -178,10 +212,14 @@ CHECKS: list[Check] = [
                      "tests/test_compare.py::test_stated_mde_shrinks_with_rounds_and_grows_with_spread"),
           note="a detectable effect stated 25% too far from the threshold (more power than it says)"),
     Check("7e", "the rank `raise` fault never run end to end", "b79e542",
-          ("tests/test_suite_distributed.py::test_a_dead_rank_fails_the_case_by_name_and_the_run_finishes",), "none",
-          note="not run by this script: the guarding test is in the slow tier and starts torchrun with two "
-               "ranks per try; a mutant check runs it three times on the old tree (with and without the change, "
-               "and the old test on it), which did not fit the time this machine gave the script"),
+          ("tests/test_suite_distributed.py::test_a_dead_rank_fails_the_case_by_name_and_the_run_finishes",), "mutant",
+          tests_at="b79e542", slow=True,
+          mutants=(("suites/_distributed_rank.py", 'message = message.get("message", "")',
+                    'message = message["text"]'),),
+          old_tests=("tests/test_suite_distributed.py::test_a_dead_rank_fails_the_case_by_name_and_the_run_finishes",),
+          note="reading the error a raising rank left (torchrun's error file) breaks, which only the raise fault "
+               "reaches: the failures are never written and the case fails as a launch failure, not by the rank; "
+               "the fix's own test file, as the current one imports modules newer than the fix"),
     Check("7f", "git worktree facts tested on a hand-built `.git`", "a392a7d",
           ("tests/test_environment.py::test_git_commit_of_a_real_repository_its_worktree_and_packed_refs",),
           "mutant", tests_at="a392a7d",
@@ -349,6 +387,8 @@ def check(c: Check, work: Path) -> Outcome:
         result, detail = run_tests(old, c.tests, c.pytest_args)
         return Outcome(result, detail, {"the fix's tests in the fix's tree": fixed[0]})
     extract(f"{c.fix}~1", old)
+    if c.kind == "seeds":
+        return seeds_check(c, old, work / f"{c.item}-current")
     if c.kind == "suite":
         now = work / f"{c.item}-current"
         extract(CURRENT, now)
@@ -360,7 +400,7 @@ def check(c: Check, work: Path) -> Outcome:
         restore(mutate(old, c.mutants))  # the change applies there (else: stop before any run)
         if c.old_tests:
             changed = mutate(old, c.mutants)
-            control["the old tests, on the change"] = run_tests(old, c.old_tests, ("-m", "not slow"))[0]
+            control["the old tests, on the change"] = run_tests(old, c.old_tests, () if c.slow else ("-m", "not slow"))[0]
             restore(changed)
     copy_in(old, tuple(dict.fromkeys(c.files + c.helpers)), c.tests_at)
     if c.kind == "mutant":
@@ -370,9 +410,36 @@ def check(c: Check, work: Path) -> Outcome:
     return Outcome(result, detail, control)
 
 
+def seeds_check(c: Check, old: Path, now: Path) -> Outcome:
+    """The old tests, then the current ones, at each of `c.seeds` instead of their own seed: the same code, so
+    an old bound that fails at some seed held only for the seed it was read from."""
+    extract(CURRENT, now)
+
+    def failing(tree: Path, sites: tuple[tuple[str, str, str], ...], tests: tuple[str, ...]) -> list[int] | str:
+        out = []
+        for seed in c.seeds:
+            changed = mutate(tree, tuple((f, text, new.format(seed=seed)) for f, text, new in sites))
+            result, detail = run_tests(tree, tests, c.pytest_args)
+            restore(changed)
+            if result == "error":
+                return f"error at seed {seed}: {detail[:200]}"
+            if result == "fails":
+                out.append(seed)
+        return out
+
+    old_failed = failing(old, c.seed_sites, c.old_tests)
+    if isinstance(old_failed, str):
+        return Outcome("error", old_failed)
+    now_failed = failing(now, c.current_seed_sites, c.tests)
+    control = {"the current tests, at the same seeds": (now_failed if isinstance(now_failed, str) else
+                                                        f"fails at seeds {now_failed}" if now_failed else "passes")}
+    return Outcome("fails" if old_failed else "passes",
+                   f"the old tests fail at {len(old_failed)} of {len(c.seeds)} seeds ({old_failed})", control)
+
+
 def sound(c: Check, o: dict) -> bool:
     """The check proves the item: its tests fail there, and the controls say what they should."""
-    expected = {"the old tests, on the change": "passes", "the current tests, without the change": "passes",
+    expected = {"the old tests, on the change": "passes", "the current tests, at the same seeds": "passes", "the current tests, without the change": "passes",
                 "current tree": "passes", "the fix's tests in the fix's tree": "passes"}
     return o["result"] == "fails" and all(v == expected[k] for k, v in o["control"].items())
 
@@ -392,6 +459,8 @@ def table(stored: dict[str, dict]) -> str:
                    f"`{f}`: `{_first(old)}` → `{_first(new) or '(removed)'}`"
                    for f, old, new in c.mutants),
                "suite": c.note or "the command on the fix's parent and on the current tree",
+               "seeds": "the old tests on the fix's parent and the current tests, each at seeds "
+                        f"{min(c.seeds, default=0)}-{max(c.seeds, default=0)} instead of their own",
                "none": f"not checked: {c.note}"}[c.kind]
         if c.kind == "none":
             lines.append(f"| {c.item} | {c.defect} | {tests if c.tests else '-'} | {c.fix} | {how} | - | | - |")
@@ -402,7 +471,8 @@ def table(stored: dict[str, dict]) -> str:
             lines.append(f"| {c.item} | {c.defect} | {tests} | {c.fix} | {how} | not run | | |")
             continue
         controls = "<br>".join(f"{k}: {v}" for k, v in o["control"].items())
-        lines.append(f"| {c.item} | {c.defect} | {tests} | {c.fix} | {how} | {o['result']} | {controls} | "
+        found = f"{o['result']} ({o['detail']})" if c.kind == "seeds" else o["result"]
+        lines.append(f"| {c.item} | {c.defect} | {tests} | {c.fix} | {how} | {found} | {controls} | "
                      f"{'yes' if sound(c, o) else '**no**'} |")
     return "\n".join(lines)
 
@@ -431,7 +501,7 @@ def main() -> None:
     TEST_TIMEOUT_S = args.test_timeout
     stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     todo = [] if args.table else [c for c in CHECKS if c.kind != "none" and (
-        not args.only or c.item in args.only or c.item.rstrip("abcde") in args.only)]
+        not args.only or c.item in args.only or c.item.rstrip("abcdefg") in args.only)]
     for c in todo:
         with tempfile.TemporaryDirectory(prefix="benchbench-audit-") as tmp:
             o = check(c, Path(tmp))
