@@ -36,6 +36,8 @@ class Module:
     tests: tuple[str, ...]  # the fast tests that pin it (only these run against its mutants)
     select: str | None = None  # pytest -k: the tests of those files that exercise the code mutated
     functions: tuple[str, ...] = ()  # only these functions' mutants (all of the file's when empty)
+    # (file, text, replacement) in the scratch copy's tests: how a test finds the code, never what it asserts
+    rewrites: tuple[tuple[str, str, str], ...] = ()
 
 
 MODULES: dict[str, Module] = {
@@ -56,7 +58,13 @@ MODULES: dict[str, Module] = {
     # the recommendation only: the rest of the suite measures, and is pinned by its own (slow) tests
     "dataloader": Module("suites/_dataloader/analysis.py", ("tests/test_suite_dataloader.py",),
                          select="recommend or speedup or decoder or noise or knee",
-                         functions=("recommend", "speedup_interval", "_bootstrap_ratio", "compare_decoders")),
+                         functions=("recommend", "speedup_interval", "_bootstrap_ratio", "compare_decoders"),
+                         # the tests load the suite from its file, in a package the registry names after the folder
+                         # (so they run from any working folder); mutmut knows a function by its module's dotted
+                         # name, so in the scratch copy they load it as the module suites.dataloader instead
+                         rewrites=(("tests/test_suite_dataloader.py",
+                                    'registry.load_source({"path": str(ROOT / "suites" / "dataloader.py")})',
+                                    'registry.load_source({"module": "suites.dataloader"})'),)),
 }
 RESULTS = ROOT / "benchmarks" / "mutation_results.json"
 KILLED = ("killed", "segfault", "caught by type check")  # the tests (or the run) noticed it
@@ -132,6 +140,11 @@ def tracked_copy(dest: Path) -> None:
 
 
 def configure(work: Path, module: Module) -> None:
+    for name, text, new in module.rewrites:
+        path = work / name
+        if path.read_text().count(text) != 1:
+            raise SystemExit(f"{name}: the rewrite's text is not found exactly once: {text!r}")
+        path.write_text(path.read_text().replace(text, new))
     top = module.path.split("/")[0]
     copied = [d for d in ("benchbench", "suites", "benchmarks", "reports") if d != top]
     (work / "setup.cfg").write_text(
