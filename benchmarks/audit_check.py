@@ -8,7 +8,7 @@ Each check names an audit item, the test(s) that guard it and the commit that fi
 fix's parent, `git archive`d into a temporary folder: nothing is checked out here) gets the current
 version of the test files (and the helpers they import), and the named tests run there: they must fail
 (good), and they must fail on an assertion, not on a missing name or an import (a test that cannot run
-there proves nothing: "error"). Four kinds of check, by what the audit found:
+there proves nothing: "error"). Five kinds of check, by what the audit found:
 
 - code: the code was wrong (the HTML page's pay-off, the dataloader recommendation within noise): the
   current tests run on the fix's parent.
@@ -18,6 +18,9 @@ there proves nothing: "error"). Four kinds of check, by what the audit found:
   (so the tree itself is sound), and the old tests (the parent's own) pass with it: they did not guard it.
 - seeds: the defect is a bound read off what one seed gave: the old tests and the current ones run at other
   seeds (the same code): the old bounds must fail at some of them, the current ones at none.
+- stall: the defect is a test that reads the wall clock: on a machine made slow on purpose (the test's
+  process stopped for 150 ms after every 2 ms it runs) the old test fails and the fix's passes; the old
+  test also passes without the stalls.
 - suite: the defect is in the test suite itself (collection under `cd tests && pytest`, a slow test in the
   fast tier, tests that plan every usable backend): a command, or the old test files (from git history) in
   the fix's tree, must fail where the fix's tests pass.
@@ -199,10 +202,13 @@ CHECKS: list[Check] = [
           "code", note="a page whose work after its load event takes 3 s, longer than the old check's silence, "
                        "then fails: the old check stops reading before it"),
     Check("6c", "real sleeps and wall-clock bounds where a fake clock would do", "17cf291",
-          ("tests/test_execute.py::test_first_call_is_timed_apart_and_never_in_the_samples",), "none",
-          note="the defect is flakiness under load: the old test fails only when the machine is slow at the "
-               "wrong moment, so a run on the old code passes or fails by chance, not by the code; the fix "
-               "replaces the wall clock by a fake one whose loop counts are derived by hand"),
+          ("tests/test_execute.py::test_first_call_is_timed_apart_and_never_in_the_samples",), "stall",
+          old_tests=("tests/test_execute.py::test_first_call_is_timed_apart_and_never_in_the_samples",),
+          note="a loaded machine stood in for by a process that stops the test's process for 150 ms after every "
+               "2 ms it runs, during the test only. Found: the old test passes even so: a sample is a block's "
+               "mean per call, so a 150 ms stop spread over a block's hundreds of calls stays far under its 0.1 s "
+               "bound, and its first call's bound is a lower one (>= 0.3 s) that a stop cannot break. Its defect "
+               "was the cost, a real 0.3 s sleep, not a failure: no test can fail on it"),
     Check("7d", "`mde > 0.05` holds by the formula", "5c61829",
           ("tests/test_compare.py::test_the_detectable_effect_is_the_noncentral_t_power_at_the_lower_df[3-True]",),
           "mutant", mutants=(("benchbench/compare.py",
@@ -311,6 +317,38 @@ def pytest_runtest_protocol(item, nextitem):
         signal.alarm(0)
         signal.signal(signal.SIGALRM, before)
 """
+# A loaded machine on demand: while a test runs (its call, not its setup or pytest's start), a child process
+# stops the test's process for 150 ms after every 2 ms it runs. Timings read from the wall clock then
+# include stops; timings from a fake clock do not.
+STALL_PLUGIN = """
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+STALLER = '''
+import os, signal, sys, time
+pid = int(sys.argv[1])
+while True:
+    time.sleep(0.002)
+    os.kill(pid, signal.SIGSTOP)
+    time.sleep(0.150)
+    os.kill(pid, signal.SIGCONT)
+'''
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    staller = subprocess.Popen([sys.executable, "-c", STALLER, str(os.getpid())])
+    try:
+        yield
+    finally:
+        staller.kill()
+        staller.wait()
+        os.kill(os.getpid(), signal.SIGCONT)
+"""
 TEST_TIMEOUT_S = 600  # per test; --test-timeout
 COLLECTION_S = 600  # on top, for pytest's start and collection (minutes on a loaded machine under nice)
 
@@ -334,14 +372,18 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 
 def run_tests(tree: Path, tests: tuple[str, ...], args: tuple[str, ...] = (),
-              timeout_s: int | None = None) -> tuple[str, str]:
+              timeout_s: int | None = None, stall: bool = False) -> tuple[str, str]:
     """("fails" | "passes" | "error", detail) of pytest on `tests` in `tree`: "fails" only when a test failed
     on an assertion (or an expected exception that did not come), not on an import, a missing name, the
     per-test timeout or a subprocess of the test's own that ran past its timeout (a machine too slow proves
     nothing either). Each test has `timeout_s` (TEST_TIMEOUT_S); the whole run a limit of that per test
-    plus COLLECTION_S, past which it is killed with its workers."""
+    plus COLLECTION_S, past which it is killed with its workers. `stall`: each test runs on a machine that
+    gives it 2 ms of every 152 ms (STALL_PLUGIN), a load that wall-clock bounds in a test cannot stand."""
     limit = timeout_s or TEST_TIMEOUT_S
     (tree / "audit_test_timeout.py").write_text(TIMEOUT_PLUGIN.format(limit=limit))
+    (tree / "audit_test_stall.py").write_text(STALL_PLUGIN)
+    if stall:
+        args = ("-p", "audit_test_stall", *args)
     with tempfile.NamedTemporaryFile(suffix=".xml") as xml:
         proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
                                  "-p", "audit_test_timeout", f"--junitxml={xml.name}", *args, *tests], cwd=tree,
@@ -389,6 +431,13 @@ def check(c: Check, work: Path) -> Outcome:
     extract(f"{c.fix}~1", old)
     if c.kind == "seeds":
         return seeds_check(c, old, work / f"{c.item}-current")
+    if c.kind == "stall":
+        fixed = work / f"{c.item}-fix"
+        extract(c.fix, fixed)
+        control = {"the old tests, not stalled": run_tests(old, c.old_tests)[0],
+                   "the fix's tests in the fix's tree, stalled": run_tests(fixed, c.tests, stall=True)[0]}
+        result, detail = run_tests(old, c.old_tests, stall=True)
+        return Outcome(result, detail, control)
     if c.kind == "suite":
         now = work / f"{c.item}-current"
         extract(CURRENT, now)
@@ -439,7 +488,8 @@ def seeds_check(c: Check, old: Path, now: Path) -> Outcome:
 
 def sound(c: Check, o: dict) -> bool:
     """The check proves the item: its tests fail there, and the controls say what they should."""
-    expected = {"the old tests, on the change": "passes", "the current tests, at the same seeds": "passes", "the current tests, without the change": "passes",
+    expected = {"the old tests, on the change": "passes", "the current tests, at the same seeds": "passes",
+                "the old tests, not stalled": "passes", "the fix's tests in the fix's tree, stalled": "passes", "the current tests, without the change": "passes",
                 "current tree": "passes", "the fix's tests in the fix's tree": "passes"}
     return o["result"] == "fails" and all(v == expected[k] for k, v in o["control"].items())
 
@@ -459,6 +509,7 @@ def table(stored: dict[str, dict]) -> str:
                    f"`{f}`: `{_first(old)}` → `{_first(new) or '(removed)'}`"
                    for f, old, new in c.mutants),
                "suite": c.note or "the command on the fix's parent and on the current tree",
+               "stall": "the old tests on the fix's parent on a loaded machine, and the fix's tests in its tree",
                "seeds": "the old tests on the fix's parent and the current tests, each at seeds "
                         f"{min(c.seeds, default=0)}-{max(c.seeds, default=0)} instead of their own",
                "none": f"not checked: {c.note}"}[c.kind]

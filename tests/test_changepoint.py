@@ -162,12 +162,23 @@ def test_calibration_targets_hold_on_seeded_series():
     # at most 1% false change points: per cell and over all cells, within 3 binomial SEs above the target
     assert within_binomial_se(sum(c.false_rate for c in cells) / len(cells), 0.01, 250 * len(cells), side="below")
     assert all(within_binomial_se(c.false_rate, 0.01, 250, side="below") for c in cells), cells
-    for c in cells[:4]:
-        assert c.detect_rate >= 0.9, c  # the step, within 5 points
+    for c in cells[:4]:  # the step, within 5 points: at least 90%, within 3 binomial SEs of 250 series
+        assert within_binomial_se(c.detect_rate, 0.9, c.series, side="above"), c
     for c in cells:  # close to the best single-change detector at a 1% false-alarm rate, which reads the
         # Gaussian noise without the outliers: at CV 5% a 20% outlier is only 3.6 SDs out, and the
         # detector, which cannot tell it from noise for sure, pays for it in power (docs/calibration.md)
-        assert c.detect_rate >= c.oracle_detect - (0.25 if c.noise == "outliers" and c.cv == 0.05 else 0.08), c
+        assert c.detect_rate >= c.oracle_detect - oracle_gap_allowed(c), c
+
+
+def oracle_gap_allowed(c) -> float:
+    """How far under the oracle's detection rate a cell may fall: the gap measured with 1000 series a cell
+    (docs/calibration.md: about 1 point at CV 2-3%, 5 at CV 5%, 18.5 at CV 5% with outliers) plus three
+    binomial standard errors of the difference of two rates over this cell's series (taken as independent,
+    which overstates the error of two detectors reading the same series: the bound errs on the safe side).
+    A margin read off one seed's gap (0.08) failed at one seed in eight."""
+    gap = (0.19 if c.noise == "outliers" else 0.05) if c.cv >= 0.05 else 0.01
+    p = c.oracle_detect
+    return gap + 3 * math.sqrt(2 * p * (1 - p) / c.series)
     # at CV 5%, a 5% step is one standard deviation: even the oracle misses it often, mostly near an end
     for c in cells[4:]:
         assert 0.5 <= c.oracle_detect < 0.8, c
