@@ -194,7 +194,7 @@ CHECKS: list[Check] = [
                                "    for seed in range(trials):\n        rng = np.random.default_rng(seed)\n"
                                "        c = change_from_rounds(",
                                "    for seed in range(trials):\n        rng = np.random.default_rng([{seed}, seed])\n"
-                               "        c = change_from_rounds(")),
+                               "        c = change_from_rounds("),),
           seeds=tuple(range(1, 21)),
           note="the same code, each trial's generator seeded from another stream"),
     Check("6b", "the Chromium check waits for 2 s of silence", "5899767",
