@@ -196,7 +196,9 @@ CHECKS: list[Check] = [
                                "    for seed in range(trials):\n        rng = np.random.default_rng([{seed}, seed])\n"
                                "        c = change_from_rounds("),),
           seeds=tuple(range(1, 21)),
-          note="the same code, each trial's generator seeded from another stream"),
+          note="the same code, each trial's generator seeded from another stream. Found: the old bound held at every "
+               "seed tried, so it was near its seed's value without depending on it; the test counts 600 trials "
+               "against the binomial bound now all the same"),
     Check("6b", "the Chromium check waits for 2 s of silence", "5899767",
           ("tests/test_chromium_check.py::test_the_browser_check_sees_what_a_page_does_wrong_after_a_long_task",),
           "code", note="a page whose work after its load event takes 3 s, longer than the old check's silence, "
@@ -225,7 +227,10 @@ CHECKS: list[Check] = [
           old_tests=("tests/test_suite_distributed.py::test_a_dead_rank_fails_the_case_by_name_and_the_run_finishes",),
           note="reading the error a raising rank left (torchrun's error file) breaks, which only the raise fault "
                "reaches: the failures are never written and the case fails as a launch failure, not by the rank; "
-               "the fix's own test file, as the current one imports modules newer than the fix"),
+               "the fix's own test file, as the current one imports modules newer than the fix. The exit case can "
+               "catch it too, when rank 0 raised on its lost peer before torchrun stopped it (its error file is "
+               "then read, a race): in the stored run the old test passed on the change and the fix's exit case "
+               "failed on it; the raise case reads its own rank's error file every time"),
     Check("7f", "git worktree facts tested on a hand-built `.git`", "a392a7d",
           ("tests/test_environment.py::test_git_commit_of_a_real_repository_its_worktree_and_packed_refs",),
           "mutant", tests_at="a392a7d",
