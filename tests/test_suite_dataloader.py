@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import io
 import json
+import math
 import os
 import re
 import statistics
@@ -947,3 +948,64 @@ def test_the_shm_check_reserves_room_for_the_suites_own_batch(suite, tiny_set):
     loader = dl_pipeline.make_loader(dl_pipeline.make_dataset(tiny_set.root, "pil"), IMAGE_BATCH, 0, epoch_batches=1)
     images, _ = next(iter(loader))
     assert images.dtype == torch.float32 and images.numel() * images.element_size() == DATALOADER_BATCH_BYTES
+
+
+# --- the recommendation's edges (mutation testing's survivors) ------------------------------------
+def measured(workers: int, median_s: float, rounds_s: tuple[float, ...]):
+    """A Setting whose throughput (32 / median_s) and round medians are given exactly."""
+    return dl_analysis.Setting("pil", workers, "none", 32, rounds_s, label=f"pil-{workers}", median_s=median_s,
+                               rounds=tuple(enumerate(rounds_s)))
+
+
+def test_a_setting_exactly_at_the_threshold_is_fast_enough():
+    """`threshold` of the best is inclusive: 128 images/s is exactly 0.5 x 256, in floating point too."""
+    base = measured(0, 0.5, (0.5, 0.5, 0.5))
+    two, four = measured(2, 0.25, (0.25, 0.26, 0.24)), measured(4, 0.125, (0.125, 0.13, 0.12))
+    assert dl_analysis.recommend([base, two, four], threshold=0.5)["num_workers"] == 2
+    assert dl_analysis.recommend([base, two, four], threshold=0.51)["num_workers"] == 4
+
+
+def test_an_interval_that_ends_exactly_at_one_is_not_faster_beyond_noise():
+    """Faster beyond noise means the interval's lower end lies above 1, not at it: rounds that measured
+    both settings alike give the interval [1, 1] however the settings' own medians differ."""
+    base, two = measured(0, 0.5, (0.5, 0.5, 0.5)), measured(2, 0.25, (0.5, 0.5, 0.5))
+    assert dl_analysis.speedup_interval(base, two) == (1.0, 1.0, 1.0)
+    rec = dl_analysis.recommend([base, two])
+    assert rec["is_default"] and rec["within_noise"]["speedup_ci"] == [1.0, 1.0]
+
+
+def test_the_paired_interval_is_students_t_on_the_round_logs():
+    from scipy.stats import t
+
+    base = measured(0, 0.5, (0.50, 0.52, 0.49, 0.55))
+    new = measured(2, 0.25, (0.26, 0.25, 0.27, 0.26))
+    logs = [math.log(a / b) for a, b in zip(base.samples, new.samples, strict=True)]
+    half = t.ppf(0.975, 3) * statistics.stdev(logs) / math.sqrt(4)
+    ratio, low, high = dl_analysis.speedup_interval(base, new)
+    assert ratio == pytest.approx(math.exp(statistics.fmean(logs)), rel=1e-12)
+    assert (low, high) == pytest.approx((ratio * math.exp(-half), ratio * math.exp(half)), rel=1e-12)
+    half90 = t.ppf(0.95, 3) * statistics.stdev(logs) / math.sqrt(4)
+    assert dl_analysis.speedup_interval(base, new, level=0.9)[1] == pytest.approx(ratio * math.exp(-half90), rel=1e-12)
+
+
+def test_the_unpaired_interval_is_seeded_and_refuses_no_samples(dl):
+    a, b = S(dl, 0, 100, spread=0.3), S(dl, 2, 110, spread=0.3)  # no rounds: the bootstrap
+    assert dl_analysis.speedup_interval(a, b) == dl_analysis.speedup_interval(a, b, seed=0)
+    assert dl_analysis.speedup_interval(a, b) != dl_analysis.speedup_interval(a, b, seed=1)
+    for base, new in (((), (0.1,)), ((0.1,), ()), ((), ())):
+        with pytest.raises(ValueError, match="^no samples$"):
+            dl_analysis._bootstrap_ratio(base, new, 0.95, 100, 0)
+
+
+def test_recommend_passes_its_seed_to_every_interval_it_reports(dl):
+    """The candidate within noise, the pick and the decoders' comparison: each interval is the one the
+    caller's seed gives."""
+    base, near = S(dl, 0, 100, spread=0.9), S(dl, 2, 112, spread=0.9)  # no rounds: the bootstrap
+    codec = S(dl, 2, 111, decoder="torchcodec", spread=0.9)
+    settings = [base, near, codec]
+    for seed in (3, 4):
+        rec = dl_analysis.recommend(settings, seed=seed)
+        assert rec["is_default"] and rec["within_noise"]["label"] == "pil-2-none"
+        assert rec["within_noise"]["speedup_ci"] == list(dl_analysis.speedup_interval(base, near, seed=seed)[1:])
+        assert rec["decoders"] == dl_analysis.compare_decoders(settings, seed=seed)
+        assert rec["decoders"] != dl_analysis.compare_decoders(settings, seed=seed + 10)
