@@ -258,8 +258,15 @@ class Runner:
     dtype: str
     sdpa: str = "auto"
 
+    def scope(self) -> contextlib.AbstractContextManager:
+        """Inference mode, with autocast and the SDPA backend where the case asks for them (only inference
+        mode for an eager float32 case with SDPA's own choice: no generator around it)."""
+        if self.dtype not in AUTOCAST and self.sdpa == "auto":
+            return torch.inference_mode()
+        return self._full_scope()
+
     @contextlib.contextmanager
-    def scope(self):
+    def _full_scope(self):
         amp = (torch.autocast(self.device.type, dtype=AUTOCAST[self.dtype]) if self.dtype in AUTOCAST
                else contextlib.nullcontext())
         with torch.inference_mode(), amp, sdpa_context(self.sdpa):
@@ -455,19 +462,23 @@ def prefill_case(ctx: Context, size: str, prompt: int, sdpa: str) -> Case:
 
 
 class DecodeLoop:
-    """Greedy decoding, one step per call: each sequence's next token from its last logits."""
+    """Greedy decoding, one step per call: each sequence's next token from its last logits, the model's
+    call and the choice of the token both inside `scope` (the case's Runner scope), as a serving loop
+    runs a step."""
 
     def __init__(self, step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], first: torch.Tensor,
-                 context: int, window: int, device: torch.device) -> None:
-        self.step_fn, self.context, self.window = step, context, window
+                 context: int, window: int, device: torch.device,
+                 scope: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> None:
+        self.step_fn, self.context, self.window, self.scope = step, context, window, scope
         self.positions = [torch.tensor([p], device=device) for p in range(context, context + window)]
         self.token = first
         self.i = 0
         self.steps = 0
 
     def __call__(self) -> torch.Tensor:
-        logits = self.step_fn(self.token, self.positions[self.i])
-        self.token = logits.argmax(-1, keepdim=True)
+        with self.scope():
+            logits = self.step_fn(self.token, self.positions[self.i])
+            self.token = logits.argmax(-1, keepdim=True)
         self.i = (self.i + 1) % self.window  # past the window: decode on from the prompt again
         self.steps += 1
         return logits
@@ -495,7 +506,7 @@ def decode_case(ctx: Context, size: str, batch: int, context: int, window: int, 
     kernel = _probe_sdpa(run, model, 1, mask=True, device=device)
     run(model, prompt, prompt_pos)  # prefill, eager: only decode steps are timed (and compiled)
     net = compile_model(model, mode) if mode in COMPILED_MODES else model
-    loop = DecodeLoop(lambda tok, pos: run(net, tok, pos, decode=True), first, context, window, device)
+    loop = DecodeLoop(lambda tok, pos: net(tok, pos, decode=True), first, context, window, device, scope=run.scope)
     metrics = {**_decoder_metrics(model, size, sdpa, kernel), "kv_cache_bytes": model.kv_bytes_per_token() *
                length * batch}
     return timed_case(ctx, loop, reference, f"decode logits ({size}, batch {batch})", mode in COMPILED_MODES,

@@ -957,7 +957,7 @@ def measured(workers: int, median_s: float, rounds_s: tuple[float, ...]):
                                rounds=tuple(enumerate(rounds_s)))
 
 
-def test_a_setting_exactly_at_the_threshold_is_fast_enough():
+def test_recommend_counts_a_setting_exactly_at_the_threshold_as_fast_enough():
     """`threshold` of the best is inclusive: 128 images/s is exactly 0.5 x 256, in floating point too."""
     base = measured(0, 0.5, (0.5, 0.5, 0.5))
     two, four = measured(2, 0.25, (0.25, 0.26, 0.24)), measured(4, 0.125, (0.125, 0.13, 0.12))
@@ -974,7 +974,7 @@ def test_an_interval_that_ends_exactly_at_one_is_not_faster_beyond_noise():
     assert rec["is_default"] and rec["within_noise"]["speedup_ci"] == [1.0, 1.0]
 
 
-def test_the_paired_interval_is_students_t_on_the_round_logs():
+def test_speedup_interval_on_rounds_is_students_t_on_their_logs():
     from scipy.stats import t
 
     base = measured(0, 0.5, (0.50, 0.52, 0.49, 0.55))
@@ -988,7 +988,7 @@ def test_the_paired_interval_is_students_t_on_the_round_logs():
     assert dl_analysis.speedup_interval(base, new, level=0.9)[1] == pytest.approx(ratio * math.exp(-half90), rel=1e-12)
 
 
-def test_the_unpaired_interval_is_seeded_and_refuses_no_samples(dl):
+def test_speedup_interval_without_rounds_is_seeded_and_refuses_no_samples(dl):
     a, b = S(dl, 0, 100, spread=0.3), S(dl, 2, 110, spread=0.3)  # no rounds: the bootstrap
     assert dl_analysis.speedup_interval(a, b) == dl_analysis.speedup_interval(a, b, seed=0)
     assert dl_analysis.speedup_interval(a, b) != dl_analysis.speedup_interval(a, b, seed=1)
