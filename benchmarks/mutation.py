@@ -41,7 +41,11 @@ class Module:
 
 
 MODULES: dict[str, Module] = {
-    "compare": Module("benchbench/analysis/compare.py", ("tests/test_compare.py", "tests/test_compare_rules.py")),
+    # with the tests of the metrics' rows that compare builds (metric_rows, compare_pair's metric findings)
+    "compare": Module("benchbench/analysis/compare.py", ("tests/test_compare.py", "tests/test_compare_rules.py",
+                                                         "tests/test_memory.py", "tests/test_compile_time.py",
+                                                         "tests/test_latency.py", "tests/test_energy_metric.py",
+                                                         "tests/test_cost.py")),
     "gate": Module("benchbench/analysis/gate.py", ("tests/test_gate.py", "tests/test_gate_rules.py")),
     # the decisive tests with known answers only: the seeded false-alarm and power simulations (seconds each,
     # minutes for a mutant that slows detect down) still run in the normal suite, not against every mutant
