@@ -301,7 +301,7 @@ def test_builtin_suites_hash_alike_by_path_and_as_a_package(tmp_path, monkeypatc
 
     from conftest import ROOT
 
-    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(sys, "path", [str(ROOT), *sys.path])  # `suites` from the source tree, also under tox
     by_path = registry.load_paths([str(ROOT / "suites" / "dataloader.py")])[0]
     prefix = _as_package(ROOT / "suites", tmp_path / "site", "installed_copy")
     for other in (registry.load_source({"module": "suites.dataloader"}),

@@ -202,6 +202,17 @@ def test_compare_three_reports_against_the_first():
     assert comp.keys == sorted([KEY, k2], key=CaseKey.sort_key)
 
 
+def test_keys_that_differ_by_a_backend_of_none_still_sort_and_compare():
+    """A damaged or hand-edited report may carry a key field that is not text (found by the hostile-input
+    fuzzing: a backend of None next to "cpu" in one suite and benchmark made the gate crash while sorting)."""
+    odd = CaseKey(KEY.suite, KEY.benchmark, KEY.params, None, KEY.dtype, KEY.mode)
+    rng = np.random.default_rng(12)
+    a = make_report([result(KEY, timings(rng)), result(odd, timings(rng))], label="a")
+    b = make_report([result(KEY, timings(rng)), result(odd, timings(rng))], label="b")
+    comp = compare([a, b])
+    assert set(comp.keys) == {KEY, odd} and comp.keys == sorted([KEY, odd], key=CaseKey.sort_key)
+
+
 def test_compare_refuses_one_report_and_reports_without_common_results():
     a = make_report([result(KEY, [1.0] * 6)])
     b = make_report([result(CaseKey.make("x", "y"), [1.0] * 6)])

@@ -92,7 +92,9 @@ class CaseKey:
         return " ".join(parts)
 
     def sort_key(self) -> tuple:
-        return (self.suite, self.benchmark, self.backend, str(self.dtype), str(self.mode),
+        """A total order over keys, also of a report whose fields are not all strings (a backend of None
+        in a hand-edited or damaged file: every field is compared as its text)."""
+        return (str(self.suite), str(self.benchmark), str(self.backend), str(self.dtype), str(self.mode),
                 tuple((k, str(v)) for k, v in self.params))
 
     def to_dict(self) -> dict:
