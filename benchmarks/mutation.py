@@ -128,6 +128,16 @@ EXPLAINED: dict[str, str] = {
     **{f"benchbench.analysis.compare.x_bootstrap_medians__mutmut_{i}": _NP_DEFAULT for i in (15, 72)},
     **{f"benchbench.analysis.compare.x_mann_whitney_p__mutmut_{i}": _NP_DEFAULT for i in (16, 18)},
     **{f"benchbench.analysis.compare.x_round_values__mutmut_{i}": _ZIP for i in (6, 9, 10)},
+    **{f"benchbench.analysis.compare.x_compare_pair__mutmut_{i}": (
+        "the row's first verdict: every path that returns the row sets it again (the tolerance rule, no timing "
+        "to compare, the final assignment)") for i in (76, 81, 82)},
+    **{f"benchbench.analysis.compare.x_compare_pair__mutmut_{i}": (
+        "equivalent for every valid report: the shape fields (world_size, nnodes) are typed positive integers, "
+        "which the report validator checks, and `{v:g}` and `{v}` print an int alike; only a float or a text "
+        "set by hand in Python (never read from a file) would show the difference") for i in (108, 109)},
+    **{f"benchbench.analysis.compare.x_compare__mutmut_{i}": ("zip's strict flag: report_names returns one name "
+                                                              "per report, so names[1:] and reports[1:] always "
+                                                              "have the same length") for i in (21, 24, 27)},
     "benchbench.analysis.gate.x__read_toml__mutmut_1": ("sys.version_info > (3, 11) instead of >=: version_info has five "
                                                "fields, so it is greater than (3, 11) exactly when it is at least "
                                                "that"),

@@ -457,8 +457,8 @@ def test_per_case_tolerance_reaches_the_counts():
     assert compare_pair(KEY, base, other, Criteria()).verdict == "slower"
     assert compare_pair(KEY, base, other, Criteria(), tolerance=0.05).verdict == "same"
     assert compare_pair(KEY, base, other, Criteria(instructions_tolerance=0.05), tolerance=0.001).verdict == "slower"
-    comp = compare([make_report([base]), make_report([other])], tolerance_for=lambda k: 0.05)
-    assert comp.pairs[0].rows[0].verdict == "same"
+    comp = compare([make_report([base]), make_report([other])], tolerance_for=lambda k: 0.05 if k == KEY else None)
+    assert comp.pairs[0].rows[0].verdict == "same"  # the tolerance asked for this key, not for any key
 
 
 # --- compare: names, pairs and what they carry ------------------------------------------------------------
@@ -562,3 +562,40 @@ def test_the_ratio_intervals_default_seed_is_0():
     a, b = timings(rng, 301, 1.0, 0.05), timings(rng, 301, 1.1, 0.05)
     assert c.bootstrap_ratio_ci(a, b, 0.95, 2000, 0) != c.bootstrap_ratio_ci(a, b, 0.95, 2000, 1)
     assert c.bootstrap_ratio_ci(a, b) == c.bootstrap_ratio_ci(a, b, 0.95, 2000, 0)
+
+
+@pytest.mark.parametrize("status", ["ok", "skipped", "failed", "timeout"])
+def test_a_case_only_the_other_report_has_is_new_whatever_its_status(status):
+    """Absent from the baseline: `new`, also when the other report skipped or failed it, and the row keeps
+    the other side's result (absent from the other report: `missing`, keeping the baseline's)."""
+    other = result(KEY, STEADY if status == "ok" else None, status=status)
+    row = c.compare_pair(KEY, None, other, Criteria())
+    assert (row.verdict, row.base, row.other) == ("new", None, other)
+    row = c.compare_pair(KEY, other, None, Criteria())
+    assert (row.verdict, row.base, row.other) == ("missing", other, None)
+
+
+def test_two_rounds_a_side_are_enough_to_pair_and_to_compare_rounds():
+    rng = np.random.default_rng(5)
+    a, b = rounds_result(KEY, [1e-3, 1.1e-3], rng), rounds_result(KEY, [1.2e-3, 1.3e-3], rng)
+    assert compare_pair(KEY, a, b, Criteria(), paired=True).change.unit == "paired-round"
+    assert compare_pair(KEY, a, b, Criteria()).change.unit == "round"
+    one_a, one_b = rounds_result(KEY, [1e-3], rng), rounds_result(KEY, [1.2e-3], rng)
+    assert compare_pair(KEY, one_a, b, Criteria()).change.unit != "round"  # one round on a side: no rounds rule
+    assert compare_pair(KEY, a, one_b, Criteria()).change.unit != "round"
+
+
+def test_exactly_the_minimum_samples_is_not_few():
+    rng = np.random.default_rng(6)
+    a, b = result(KEY, timings(rng, 5)), result(KEY, timings(rng, 5))
+    assert "few-samples" not in compare_pair(KEY, a, b, Criteria(min_samples=5)).flags
+    assert "few-samples" in compare_pair(KEY, a, b, Criteria(min_samples=6)).flags
+
+
+def test_paired_rounds_take_the_criterias_level_and_the_mde_its_power():
+    rng = np.random.default_rng(7)
+    a, b = rounds_result(KEY, [1e-3, 1.1e-3, 1.05e-3], rng), rounds_result(KEY, [1.2e-3, 1.3e-3, 1.25e-3], rng)
+    row = compare_pair(KEY, a, b, Criteria(alpha=0.1, power=0.8), paired=True)
+    assert row.change.level == pytest.approx(0.9)
+    assert row.mde == pytest.approx(c.detectable_slowdown(row.change, 0.05, 0.1, 0.8))
+    assert row.mde != pytest.approx(c.detectable_slowdown(row.change, 0.05, 0.1, 0.9))

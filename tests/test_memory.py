@@ -1,5 +1,7 @@
 """memory.py: peak memory as a metric, its tolerance rule, in compare/gate/ab/history, and CUDA peaks through fakes."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from fakes import FakeCudaAllocator
@@ -340,3 +342,25 @@ def test_the_cpu_backend_sees_temporaries_that_earlier_calls_left_in_the_heap():
         pytest.skip("no /proc/self/status here")
     call()
     assert cpu.peak_memory()[0] - baseline >= 7 * MiB
+
+
+def test_a_case_skipped_for_memory_rows_does_not_end_the_rows_after_it():
+    """OTHER sorts before KEY and is new in the current report (no pair): KEY's memory row still comes."""
+    base = make_report([peaked(KEY, [100 * MiB] * 3)])
+    cur = make_report([peaked(OTHER, [100 * MiB] * 3), peaked(KEY, [150 * MiB] * 3)])
+    comp = compare([base, cur])
+    assert [r.key for r in comp.pairs[0].rows] == [OTHER, KEY]
+    assert [(r.key, r.verdict) for r in comp.pairs[0].metric_rows] == [(KEY, "worse")]
+
+
+def test_memory_rows_of_a_case_whose_time_is_incomparable_say_why():
+    """The time's reasons become the memory row's, joined; a memory row incomparable on its own terms keeps
+    its own reason."""
+    base = peaked(KEY, [100 * MiB] * 3)
+    changed = replace(peaked(KEY, [150 * MiB] * 3), definition_hash="sha256:new", world_size=4)
+    base = replace(base, definition_hash="sha256:old", world_size=2)
+    [row] = compare([make_report([base]), make_report([changed])]).pairs[0].metric_rows
+    assert (row.verdict, row.why) == ("incomparable", "benchmark definition changed; world size 2 vs 4")
+    other_counter = replace(changed, memory_kind="cuda-allocated")
+    [row] = compare([make_report([base]), make_report([other_counter])]).pairs[0].metric_rows
+    assert (row.verdict, row.why) == ("incomparable", "different memory counters: rss-peak vs cuda-allocated")
