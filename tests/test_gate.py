@@ -159,7 +159,7 @@ def test_decide_needs_exactly_one_current_report():
     from benchbench.analysis.compare import compare
 
     reps = [make_report([result(KEY, STEADY)]) for _ in range(3)]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="^the gate compares exactly one report against the baseline$"):
         decide(compare(reps), Policy())
 
 
