@@ -4,6 +4,8 @@ work after its load event takes, with no wall-clock wait that a slow machine cou
 import chromium
 import pytest
 
+# Its own marker, not one from the helper: benchmarks/audit_check.py runs this file against older versions of
+# tests/chromium.py, which have only find() and load().
 needs_chromium = pytest.mark.skipif(
     chromium.find() is None,
     reason="chromium is not installed (apt-get install chromium): the browser check is not checked")
