@@ -112,6 +112,43 @@ EXPLAINED: dict[str, str] = {
         "the doubtful values when clip is None or 0: their extra noise is multiplied by (clip or 0)² = 0, so an "
         "empty float array or one slot at 0 adds nothing") for i in (75, 77, 78)},
     **{f"benchbench.analysis.changepoint.x_detect__mutmut_{i}": _ASARRAY for i in (4, 6, 21, 23)},
+    **{f"benchbench.analysis.changepoint.x_{f}__mutmut_{i}": (
+        "numpy's dtype of values or weights: an integer array gives the same numbers through np.diff, abs, "
+        "median, np.average, cumsum and the float arithmetic that follows (every result is a float array)")
+       for f, i in (("robust_scale", 3), ("robust_scale", 5), ("_deviations", 3), ("_deviations", 5),
+                    ("scan_statistic", 4), ("scan_statistic", 6), ("scan_statistic", 36), ("scan_statistic", 38),
+                    ("scan_pvalue", 46), ("scan_pvalue", 48))},
+    "benchbench.analysis.changepoint.x__deviations__mutmut_50": (
+        "the middle values' centres computed again with the cut-window formula: for half <= i < n - half the "
+        "slice y[i - half:i + half + 1] is the full window, so the same median is written over it"),
+    "benchbench.analysis.changepoint.x_scan_statistic__mutmut_28": (
+        "2 / min_size instead of 2 * min_size in the early return: with fewer than 2 x min_size values the "
+        "splits' range np.arange(min_size, n - min_size + 1) is empty, so t stays all NaN either way"),
+    "benchbench.analysis.changepoint.x__nu__mutmut_38": (
+        "x >= 1e-9 instead of x > 1e-9: they differ only at x == 1e-9, where the formula gives 1.0 in floating "
+        "point too (the limit at 0)"),
+    "benchbench.analysis.changepoint.x_scan_pvalue__mutmut_18": (
+        "t >= 0 instead of t > 0 in the early return: at t = 0 the formula gives min(1, 2 x 0.5 + 0) = 1.0 "
+        "too (the tail of one split is a half, z = 0 makes the crossings' term 0)"),
+    "benchbench.analysis.changepoint.x_detect__mutmut_71": (
+        "< instead of <= at twice the bound: differs only where a deviation equals 2 x clip exactly in "
+        "floating point"),
+    "benchbench.analysis.changepoint.x_detect__mutmut_90": (
+        "the first slot at 1 instead of 0: the kept values 0 and 1 always lie in the first segment (a change "
+        "point needs at least two kept values before it, min_size >= 2), and every use of the slots is a "
+        "sum over a segment"),
+    "benchbench.analysis.changepoint.x_detect__mutmut_94": "astype(None) is astype(float64): the same array",
+    "benchbench.analysis.changepoint.x_detect__mutmut_98": (
+        "bincount without minlength: the array ends at the last slot used instead of at len(keep); the "
+        "entries it lacks would be 0, and every use is a slice's sum, which reads only the entries present"),
+    "benchbench.analysis.changepoint.x_detect__mutmut_101": (
+        "(clip or 1.0) instead of (clip or 0.0): with clip None or 0 no value is doubtful, so the counts it "
+        "multiplies are all 0"),
+    **{f"benchbench.analysis.changepoint.x_detect__mutmut_{i}": (
+        "a segment shorter than 2 x min_size searched anyway (b + a or 2 / min_size in the length test): "
+        "_best_split finds no split with min_size values a side there and returns p = 1, so it is never "
+        "split at any max_pvalue below 1 (the history command refuses others)") for i in (111, 113)},
+    "benchbench.analysis.changepoint.x_detect__mutmut_215": _NAN,
     "benchbench.model.stats.x_log_t_interval__mutmut_13": _UNUSED,
     "benchbench.analysis.sequential.xǁPlanǁalpha_at__mutmut_1": (
         "outside the planned looks spent() is flat (0 before the first, alpha from the last on), so the "
@@ -138,6 +175,16 @@ EXPLAINED: dict[str, str] = {
     **{f"benchbench.analysis.compare.x_compare__mutmut_{i}": ("zip's strict flag: report_names returns one name "
                                                               "per report, so names[1:] and reports[1:] always "
                                                               "have the same length") for i in (21, 24, 27)},
+    **{f"benchbench.analysis.compare.x_compare_pair__mutmut_{i}": (
+        "the side the mutant sets to None is None already: `_status` calls a side absent only when it is None")
+       for i in (9, 23)},
+    **{f"benchbench.analysis.compare.x_compare_pair__mutmut_{i}": (
+        "round values of a side without samples: a result has no statistics from samples (from_samples False) "
+        "only when it has no samples, so every round of it is empty, round_values gives {} and the rounds' "
+        "branch (two round values a side) is not taken either way") for i in (173, 182)},
+    "benchbench.analysis.compare.x_compare__mutmut_71": (
+        "the sequential plan of reports not measured together: compare_pair reads `plan` only on the paired "
+        "branch (paired round logs), which unpaired reports never take"),
     "benchbench.analysis.gate.x__read_toml__mutmut_1": ("sys.version_info > (3, 11) instead of >=: version_info has five "
                                                "fields, so it is greater than (3, 11) exactly when it is at least "
                                                "that"),

@@ -273,10 +273,14 @@ def test_instruction_counts_use_the_tolerance_rule_not_a_test():
     assert loose.verdict == "same"
 
 
-def test_time_and_instructions_never_compare():
-    row = compare_pair(KEY, result(KEY, [1e-6] * 10, timing_method="perf_counter"), counted(KEY, COUNTS), Criteria())
+@pytest.mark.parametrize("counts_first", [False, True])
+def test_time_and_instructions_never_compare(counts_first):
+    """Whichever side holds the counts: no ratio of instructions to seconds, no statistical verdict."""
+    timed, counts = result(KEY, [1e-6] * 10, timing_method="perf_counter"), counted(KEY, COUNTS)
+    row = compare_pair(KEY, *((counts, timed) if counts_first else (timed, counts)), Criteria())
     assert row.verdict == "incomparable" and row.change is None and row.statistical is None
-    assert "perf_counter vs callgrind-instructions" in row.reasons[0]
+    methods = "callgrind-instructions vs perf_counter" if counts_first else "perf_counter vs callgrind-instructions"
+    assert row.reasons == [f"timed with {methods}"]
 
 
 def test_instruction_counts_with_an_environment_difference_are_incomparable():
@@ -482,6 +486,45 @@ def test_a_streaming_case_is_compared_on_its_round_medians_not_its_fastest_windo
     assert fastest.verdict == "slower" and fastest.change.ratio > 2.5
     median = compare_pair(KEY, stream(True, True), stream(False, True), Criteria())
     assert median.verdict == "same" and median.change.ratio == pytest.approx(1.0, abs=0.02)
+
+
+def test_stored_rounds_are_compared_on_the_declared_round_statistic_on_both_sides():
+    """Two stored runs (Welch over rounds), the case declaring the round median: each side's round stands for
+    its median, so a copy of the baseline's samples 10% slower is exactly 1.10 (the fastest sample on one
+    side would not be)."""
+    rng = np.random.default_rng(12)
+    base = rounds_result(KEY, [1e-3, 1.2e-3, 0.9e-3], rng, n=9, within=0.05)
+    base.round_statistic = "median"
+    slower = Result(key=KEY, status="ok", samples=[1.1 * s for s in base.samples], rounds=list(base.rounds),
+                    round_statistic="median")
+    row = compare_pair(KEY, base, slower, Criteria())
+    assert row.change.unit == "round" and row.change.ratio == pytest.approx(1.1, rel=1e-12)
+
+
+def test_a_round_whose_fastest_sample_is_zero_falls_back_to_the_samples():
+    """A round value of 0 (a timer's resolution) has no logarithm: the rounds are not compared on it, and
+    the row says it fell back to the sample rule instead of failing."""
+    rng = np.random.default_rng(13)
+    base = rounds_result(KEY, [1e-3] * 3, rng)
+    other = rounds_result(KEY, [1e-3] * 3, rng)
+    other.samples[0] = 0.0  # the fastest sample of round 0
+    row = compare_pair(KEY, base, other, Criteria())
+    assert row.change.unit == "sample" and "single-round" in row.flags and row.verdict == "same"
+
+
+def test_paired_rounds_before_the_plans_first_look_state_no_detectable_effect():
+    """An `ab` stopped before its sequential plan's first look (an interrupted run's partial report) may
+    spend no alpha yet: its interval is the whole line and the smallest effect it could detect is infinite."""
+    from benchbench.analysis.sequential import Plan
+
+    rng = np.random.default_rng(3)
+    base = rounds_result(KEY, [1e-3, 1.1e-3, 0.9e-3], rng)
+    cur = rounds_result(KEY, [1.05e-3, 1.16e-3, 0.94e-3], rng)
+    row = compare_pair(KEY, base, cur, Criteria(), paired=True, plan=Plan(alpha=0.05, min_rounds=5, max_rounds=10))
+    assert row.change.level == 1.0 and (row.change.ci_low, row.change.ci_high) == (0.0, math.inf)
+    assert row.mde == math.inf and row.verdict == "noisy"
+    looked = compare_pair(KEY, base, cur, Criteria(), paired=True, plan=Plan(alpha=0.05, min_rounds=3, max_rounds=10))
+    assert 0 < looked.mde < math.inf
 
 
 def test_results_run_with_a_different_world_size_are_not_comparable():

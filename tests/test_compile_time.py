@@ -279,3 +279,16 @@ def test_the_comparison_tells_the_metric_whether_its_reports_were_measured_toget
         rep.side, rep.rounds = {"name": side}, seeds
     [row] = [r for r in compare(reports).pairs[0].metric_rows if r.metric == "compile"]
     assert row.details.get("paired") == 3
+
+
+def test_metric_rows_called_alone_take_the_rounds_as_unpaired():
+    """A notebook calling `metric_rows` on compared rows without saying how the reports were measured gets
+    Welch's rule (two stored runs), not the pairing only `ab` earns."""
+    from benchbench.analysis.compare import Criteria, compare_pair, metric_rows
+
+    base, other = drifting(np.random.default_rng(1), 5.0, 1.3)
+    rows = [compare_pair(KEY, base, other, Criteria())]
+    [row] = [r for r in metric_rows(rows) if r.metric == "compile"]
+    assert "paired" not in row.details
+    [row] = [r for r in metric_rows(rows, paired=True) if r.metric == "compile"]
+    assert row.details["paired"] == 3

@@ -250,6 +250,30 @@ def test_memory_rows_are_not_made_for_instruction_counts():
     assert comp.pairs[0].metric_rows == []
 
 
+@pytest.mark.parametrize("counts_first", [False, True])
+def test_a_key_counted_in_instructions_on_one_side_has_no_memory_row(counts_first):
+    """Peaks beside a time and beside instruction counts measure different runs (Valgrind's): whichever side
+    was counted, the key gets no memory row."""
+    timed = peaked(KEY, [100 * MiB] * 3)
+    counts = replace(peaked(KEY, [300 * MiB] * 3), timing_method="callgrind-instructions")
+    pair = (counts, timed) if counts_first else (timed, counts)
+    comp = compare([make_report([pair[0], peaked(OTHER, [100 * MiB] * 3)]),
+                    make_report([pair[1], peaked(OTHER, [100 * MiB] * 3)])])
+    assert [(r.key, r.verdict) for r in comp.pairs[0].metric_rows] == [(OTHER, "same")]
+
+
+@pytest.mark.parametrize("failed_side", [0, 1])
+def test_a_case_that_failed_on_one_side_has_no_memory_row(failed_side):
+    """A failed case (its time row says so) may still carry the peaks of the rounds it ran; they are not a
+    measurement of the case, so no memory row is made from them."""
+    pair = [peaked(KEY, [100 * MiB] * 3), peaked(KEY, [300 * MiB] * 3)]
+    pair[failed_side] = replace(pair[failed_side], status="failed")
+    comp = compare([make_report([pair[0], peaked(OTHER, [100 * MiB] * 3)]),
+                    make_report([pair[1], peaked(OTHER, [100 * MiB] * 3)])])
+    assert {r.key: r.verdict for r in comp.pairs[0].rows}[KEY] in ("broke", "fixed")
+    assert [r.key for r in comp.pairs[0].metric_rows] == [OTHER]
+
+
 def test_report_round_trip_keeps_the_round_peaks(tmp_path):
     from benchbench.model.report import load, save
 

@@ -348,3 +348,30 @@ def test_decode_check_table_says_within_five_percent_only_when_the_interval_is(d
     doc.write_text("no markers")
     with pytest.raises(SystemExit, match="markers"):
         decode_check.write(doc, text)
+
+
+def test_decode_check_decodes_the_plain_loops_on_the_suites_own_model(decode_check):
+    """The check's plain loops share the suite case's model and KV cache (one instance, so the ratio is the
+    timing and the step's code, not where two instances' tensors landed); the separate mode builds its own."""
+    from benchbench.measure.backends import get as get_backend
+    from benchbench.run import registry
+
+    suite = registry.load_source({"path": str(ROOT / "suites" / "inference.py")})
+    cpu = get_backend("cpu")
+    block, model = decode_check.suite_decoder(suite, cpu, "tiny", 2, 8, 4, "quick")
+    assert isinstance(model, suite.module.Decoder) and model.blocks[0].k_cache.shape[0] == 2
+    cache = model.blocks[0].k_cache.data_ptr()
+    built = []
+    original = suite.module.Decoder.__init__
+    suite.module.Decoder.__init__ = lambda self, *a, **k: (built.append(1), original(self, *a, **k))[1]
+    try:
+        shared = decode_check.plain_decoder(suite.module, cpu, "tiny", 2, 8, 4, model)
+        assert not built  # no model of its own
+        separate = decode_check.plain_decoder(suite.module, cpu, "tiny", 2, 8, 4)
+        assert built == [1]
+    finally:
+        suite.module.Decoder.__init__ = original
+    for timed in (block, shared, separate):
+        rate, seconds = timed(3)
+        assert rate == pytest.approx(2 * 3 / seconds) and seconds > 0
+    assert model.blocks[0].k_cache.data_ptr() == cache  # decoded in place, in the case's cache
