@@ -6,7 +6,8 @@ orders so that none always runs first or on a warmer cache):
 
 - suite: the `decode` case (eager, float32) as the suite builds it (its `decode` benchmark's setup, up to
   and including the guard's first call and the warm-up calls), then timed as the suite times it: the
-  suite's own `per_call_samples` through the backend's timer, one timed call per decode step; its rate is
+  suite's own `per_call_samples` through the backend's timer, one timed call per decode step, inside the
+  scope the case holds around its steps (inference mode); its rate is
   tokens made over the total time of the block's calls, as `derive` writes `decode_tokens_per_s`;
 - plain: greedy decoding in a bare `for` loop under `torch.inference_mode()`, one `time.perf_counter()`
   pair (and a device synchronize) around the block's steps: batch x steps / elapsed. It decodes on the
@@ -23,13 +24,15 @@ model compares what the check is about, the suite's timing and its step's code a
 same memory. The three are still built afresh `--instances` times per row (the blocks shared among them),
 and the table shows each instance's median.
 
-A block is as many steps as take about `--block-s` seconds (at least 3). Why blocks and not whole runs:
-this machine's speed moves by 10-40% over seconds (the previous version of this check ran the suite's
-whole case, then the plain loop, a few seconds each: its A/A turns spread from 0.67 to 1.45), so the two
-must take turns quickly to see the same machine. The ratio is the median of the blocks' suite / plain
-ratios, with its distribution-free 95% interval; the target is within 5%. The collector's time
-(gc.callbacks) and the per-call timer's (an empty call timed as the suite times a step) are shares of the
-suite's timed seconds. `--write` replaces the table between the markers in docs/inference.md; without it
+A block is as many steps as take about `--block-s` seconds (at least 3). Why short blocks: this machine's
+speed moves by 10-40% over seconds and by several percent within a second, so the three must take turns
+quickly to see the same machine. With blocks of 0.25 s a block's suite / plain ratio spread by 5-10% either
+way (quartiles) for the tiny decoder, and 96 blocks left an interval of +-4%; with blocks of 0.02 s (a tiny
+decoder's 15-20 steps; the model shared, so taking turns does not evict its weights) the A/A interval
+narrows to 1-2% either way. The ratio is the median of the blocks' suite / plain ratios, with its
+distribution-free 95% interval; the target is within 5%. The collector's time (gc.callbacks) and the
+per-call timer's (an empty call timed as the suite times a step) are shares of the suite's timed seconds.
+`--write` replaces the table between the markers in docs/inference.md; without it
 the table is printed.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/inference_decode_check.py --write
@@ -38,6 +41,7 @@ the table is printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import itertools
 import os
@@ -100,7 +104,7 @@ def suite_decoder(suite, backend, size: str, batch: int, context: int, window: i
     params = {"size": size, "batch": batch, "context": context, "window": window, "sdpa": "auto"}
     key = CaseKey.make("inference", "decode", params, backend.name, "float32", "eager")
     bench = next(b for b in suite.benchmarks if b.name == "decode")
-    sample, build = module.per_call_samples, module._decoder
+    sample, build, timed = module.per_call_samples, module._decoder, module.timed_case
     kept: dict = {}
 
     def keep(timer, fn, calls, *args, **kwargs):  # the suite hands its timer and call to the sampler here
@@ -111,15 +115,20 @@ def suite_decoder(suite, backend, size: str, batch: int, context: int, window: i
         kept["model"] = build(*args, **kwargs)
         return kept["model"]
 
-    module.per_call_samples, module._decoder = keep, built
+    def case(*args, **kwargs):  # and the scope it holds around its timed steps
+        kept["within"] = kwargs.get("within", contextlib.nullcontext)
+        return timed(*args, **kwargs)
+
+    module.per_call_samples, module._decoder, module.timed_case = keep, built, case
     try:
         bench.setup(Context(backend=backend, key=key, profile=profile), **params)
     finally:
-        module.per_call_samples, module._decoder = sample, build
-    timer, fn = kept["timer"], kept["fn"]
+        module.per_call_samples, module._decoder, module.timed_case = sample, build, timed
+    timer, fn, within = kept["timer"], kept["fn"], kept["within"]
 
     def block(steps: int) -> tuple[float, float]:
-        seconds = sum(sample(timer, fn, (steps, steps, 0.0)))
+        with within():
+            seconds = sum(sample(timer, fn, (steps, steps, 0.0)))
         return batch * steps / seconds, seconds
 
     return block, kept["model"]
@@ -239,10 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="tiny,small", help="decoder sizes, comma separated")
     ap.add_argument("--batches", default="1,8", help="batch sizes, comma separated")
-    ap.add_argument("--blocks", type=int, default=48, help="blocks per decoder and row (default 48)")
-    ap.add_argument("--instances", type=int, default=4,
-                    help="fresh sets of decoders per row, the blocks shared among them (default 4)")
-    ap.add_argument("--block-s", type=float, default=0.25, help="seconds per block, about (default 0.25)")
+    ap.add_argument("--blocks", type=int, default=480, help="blocks per decoder and row (default 480)")
+    ap.add_argument("--instances", type=int, default=12,
+                    help="fresh sets of decoders per row, the blocks shared among them (default 12)")
+    ap.add_argument("--block-s", type=float, default=0.02,
+                    help="seconds per block, about (default 0.02; at least 3 steps a block)")
     ap.add_argument("--context", type=int, default=128)
     ap.add_argument("--window", type=int, default=128)
     ap.add_argument("--profile", default="default", help="the suite's profile (its warm-up calls)")

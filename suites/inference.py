@@ -308,8 +308,16 @@ def dynamo_counts() -> dict[str, int]:
 
 
 def timed_case(ctx: Context, call: Callable[[], Any], reference: torch.Tensor | None, what: str,
-               compiled: bool, metrics: dict[str, Any], **work: Any) -> Case:
-    """Guard the first call, time the compile (compiled modes), warm up, then take per-call samples."""
+               compiled: bool, metrics: dict[str, Any],
+               within: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext, **work: Any) -> Case:
+    """Guard the first call, time the compile (compiled modes), warm up, then take per-call samples; all of
+    it inside one `within()` (the decode loop's scope, held across its steps as a generation holds it)."""
+    with within():
+        return _timed_case(ctx, call, reference, what, compiled, metrics, **work)
+
+
+def _timed_case(ctx: Context, call: Callable[[], Any], reference: torch.Tensor | None, what: str,
+                compiled: bool, metrics: dict[str, Any], **work: Any) -> Case:
     dtype = ctx.key.dtype or "float32"
     before = dynamo_counts()
     first_s, out = ctx.time_once(call)
@@ -463,8 +471,10 @@ def prefill_case(ctx: Context, size: str, prompt: int, sdpa: str) -> Case:
 
 class DecodeLoop:
     """Greedy decoding, one step per call: each sequence's next token from its last logits, the model's
-    call and the choice of the token both inside `scope` (the case's Runner scope), as a serving loop
-    runs a step."""
+    call and the choice of the token both inside `scope` when one is given. The decode case gives none:
+    it holds the case's Runner scope around all its steps instead (`timed_case(within=...)`), as a
+    serving loop holds inference mode for a whole generation. Entering inference mode for every step cost
+    about 3% of a tiny decoder's step here (benchmarks/inference_decode_check.py, docs/inference.md)."""
 
     def __init__(self, step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], first: torch.Tensor,
                  context: int, window: int, device: torch.device,
@@ -506,11 +516,11 @@ def decode_case(ctx: Context, size: str, batch: int, context: int, window: int, 
     kernel = _probe_sdpa(run, model, 1, mask=True, device=device)
     run(model, prompt, prompt_pos)  # prefill, eager: only decode steps are timed (and compiled)
     net = compile_model(model, mode) if mode in COMPILED_MODES else model
-    loop = DecodeLoop(lambda tok, pos: net(tok, pos, decode=True), first, context, window, device, scope=run.scope)
+    loop = DecodeLoop(lambda tok, pos: net(tok, pos, decode=True), first, context, window, device)
     metrics = {**_decoder_metrics(model, size, sdpa, kernel), "kv_cache_bytes": model.kv_bytes_per_token() *
                length * batch}
     return timed_case(ctx, loop, reference, f"decode logits ({size}, batch {batch})", mode in COMPILED_MODES,
-                      metrics, items=batch, items_unit="tokens")
+                      metrics, within=run.scope, items=batch, items_unit="tokens")
 
 
 DECODER_COMMON: dict[str, Any] = {"dtypes": DTYPES, "modes": MODES, "isolate": isolated, "timeout": 1200}
@@ -519,7 +529,9 @@ _DEFAULT_MODES = {"mode": ["eager", "compile", "reduce-overhead"]}
 
 
 @benchmark(params={"size": list(DECODER_SIZES), "prompt": [128, 512, 1024], "sdpa": ["auto"]},
-           profiles={"quick": {"size": ["tiny"], "prompt": [64], "mode": ["eager", "compile"]},
+           # quick: eager only (decode compiles at both batches): a compiled case costs a worker of its own
+           # per round, about 14 s of the quick profile's 3 minutes on a 2-core CPU (docs/inference.md)
+           profiles={"quick": {"size": ["tiny"], "prompt": [64], "mode": ["eager"]},
                      "default": {**_DEFAULT_MODES, "size": ["small", "gpt2-124m"], "prompt": [128, 512]},
                      "full": _FULL_MODES},
            overview={"size": ["tiny"], "prompt": [128], "sdpa": ["auto"], "dtype": ["float32"], "mode": ["eager"]},

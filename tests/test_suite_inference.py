@@ -147,6 +147,33 @@ def test_an_eager_decoder_case_gives_per_call_samples_and_its_metrics(suite, inf
     assert r.metrics[rate] > 0
 
 
+def test_the_decode_case_holds_inference_mode_across_its_steps_instead_of_entering_it_per_step(
+        suite, inference, cpu, monkeypatch):
+    """As a generation loop does: the case's scope is entered once around the guard, warm-up and timed
+    steps, and no step enters inference mode (or any scope) of its own."""
+    entered, seen = [], []
+    real = torch.inference_mode
+
+    class Counting(real):
+        def __enter__(self):
+            entered.append(1)
+            return super().__enter__()
+
+    def spy(timer, fn, calls, *args, **kwargs):
+        n = len(entered)
+        for _ in range(5):
+            fn()
+            seen.append(torch.is_inference_mode_enabled())
+        assert len(entered) == n  # five steps, no scope entered
+        return [1e-3] * calls[0]
+
+    monkeypatch.setattr(torch, "inference_mode", Counting)
+    monkeypatch.setattr(inference, "per_call_samples", spy)
+    r = run(suite, key("decode"), cpu)
+    assert r.status == "ok", r.reason
+    assert seen == [True] * 5
+
+
 def test_the_decode_loop_wraps_back_to_the_prompt_after_its_window(inference):
     seen = []
     loop = inference.DecodeLoop(lambda tok, pos: (seen.append(int(pos)), torch.zeros(1, 5))[1],
