@@ -470,25 +470,22 @@ def prefill_case(ctx: Context, size: str, prompt: int, sdpa: str) -> Case:
 
 
 class DecodeLoop:
-    """Greedy decoding, one step per call: each sequence's next token from its last logits, the model's
-    call and the choice of the token both inside `scope` when one is given. The decode case gives none:
-    it holds the case's Runner scope around all its steps instead (`timed_case(within=...)`), as a
-    serving loop holds inference mode for a whole generation. Entering inference mode for every step cost
-    about 3% of a tiny decoder's step here (benchmarks/inference_decode_check.py, docs/inference.md)."""
+    """Greedy decoding, one step per call: each sequence's next token from its last logits. It enters no
+    scope of its own: the decode case holds its Runner scope around all the steps (`timed_case(within=...)`),
+    as a serving loop holds inference mode for a whole generation. Entering inference mode for every step
+    cost about 3% of a tiny decoder's step here (benchmarks/inference_decode_check.py, docs/inference.md)."""
 
     def __init__(self, step: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], first: torch.Tensor,
-                 context: int, window: int, device: torch.device,
-                 scope: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> None:
-        self.step_fn, self.context, self.window, self.scope = step, context, window, scope
+                 context: int, window: int, device: torch.device) -> None:
+        self.step_fn, self.context, self.window = step, context, window
         self.positions = [torch.tensor([p], device=device) for p in range(context, context + window)]
         self.token = first
         self.i = 0
         self.steps = 0
 
     def __call__(self) -> torch.Tensor:
-        with self.scope():
-            logits = self.step_fn(self.token, self.positions[self.i])
-            self.token = logits.argmax(-1, keepdim=True)
+        logits = self.step_fn(self.token, self.positions[self.i])
+        self.token = logits.argmax(-1, keepdim=True)
         self.i = (self.i + 1) % self.window  # past the window: decode on from the prompt again
         self.steps += 1
         return logits
